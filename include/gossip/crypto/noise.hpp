@@ -1,0 +1,114 @@
+// Noise_XXpsk3_25519_ChaChaPoly_SHA256 (and plain Noise_XX for the test
+// vectors), built from libsodium primitives. Spec: noiseprotocol.org/noise.html
+// rev 34, sections 5 (processing rules), 9 (PSK modifiers) and 4.3 (HKDF).
+//
+// Pattern XXpsk3:   -> e
+//                   <- e, ee, s, es
+//                   -> s, se, psk
+// The initiator learns the responder's static key after message 2; the
+// responder learns the initiator's after message 3. A party without the
+// swarm key (PSK) fails to decrypt message 3, so nothing after it is accepted.
+//
+// Not thread-safe: one HandshakeState / CipherState per session, used on that
+// session's strand.
+#pragma once
+
+#include <array>
+#include <cstddef>
+#include <cstdint>
+#include <optional>
+#include <span>
+#include <string_view>
+#include <utility>
+#include <vector>
+
+#include "gossip/core/status.hpp"
+#include "gossip/crypto/keys.hpp"
+
+namespace gossip::crypto {
+
+inline constexpr size_t kTagBytes = 16;
+inline constexpr size_t kMaxNoiseMessage = 65535;  // bytes on the wire, tag included
+inline constexpr std::string_view kPrologue = "gossip-train/1";
+
+// A Noise CipherState: a 32-byte key and a 64-bit counter nonce (little-endian
+// in the last 8 bytes of the 12-byte ChaCha20-Poly1305 IETF nonce, first 4
+// bytes zero). The nonce never wraps: at 2^64-1 every call fails.
+class CipherState {
+ public:
+  CipherState() = default;
+  explicit CipherState(const SymmetricKey& key) : key_(key), has_key_(true) {}
+
+  bool has_key() const { return has_key_; }
+  uint64_t nonce() const { return nonce_; }
+
+  // Encrypts `plaintext` into `out` (size >= plaintext.size() + kTagBytes);
+  // in-place is allowed (out.data() == plaintext.data()). Returns the bytes
+  // written. Without a key it copies the plaintext (Noise rule).
+  core::Result<size_t> encrypt(std::span<const uint8_t> ad, std::span<const uint8_t> plaintext,
+                               std::span<uint8_t> out);
+  // Decrypts and authenticates `ciphertext` into `out` (size >=
+  // ciphertext.size() - kTagBytes); in-place allowed. An auth failure leaves
+  // the nonce unchanged and returns kAuth.
+  core::Result<size_t> decrypt(std::span<const uint8_t> ad, std::span<const uint8_t> ciphertext,
+                               std::span<uint8_t> out);
+
+ private:
+  SymmetricKey key_;
+  uint64_t nonce_ = 0;
+  bool has_key_ = false;
+};
+
+enum class Role { kInitiator, kResponder };
+enum class Pattern { kXX, kXXpsk3 };
+
+struct HandshakeConfig {
+  Pattern pattern = Pattern::kXXpsk3;
+  Role role = Role::kInitiator;
+  const StaticKeypair* local_static = nullptr;  // required, borrowed for the handshake's life
+  const SwarmKey* psk = nullptr;                // required for kXXpsk3
+  std::span<const uint8_t> prologue;            // usually kPrologue's bytes
+  // Tests only (known-answer vectors): a fixed ephemeral key pair.
+  const StaticKeypair* fixed_ephemeral = nullptr;
+};
+
+// The two transport ciphers after the handshake, from this side's view.
+struct TransportKeys {
+  CipherState send;
+  CipherState recv;
+};
+
+class HandshakeState {
+ public:
+  explicit HandshakeState(const HandshakeConfig& config);
+  ~HandshakeState();
+  HandshakeState(const HandshakeState&) = delete;
+  HandshakeState& operator=(const HandshakeState&) = delete;
+  HandshakeState(HandshakeState&&) noexcept;
+  HandshakeState& operator=(HandshakeState&&) noexcept;
+
+  // Whose turn: true when this side must call write_message next.
+  bool is_my_turn() const;
+  bool is_complete() const;
+
+  // Writes the next handshake message, carrying `payload`, and returns it.
+  // Fails (kInvalidArgument) out of turn or when it would exceed 65535 bytes.
+  core::Result<std::vector<uint8_t>> write_message(std::span<const uint8_t> payload);
+  // Reads the peer's next handshake message and returns its payload. Any
+  // failure (bad tag, low-order key, wrong size) is final: the state is dead.
+  core::Result<std::vector<uint8_t>> read_message(std::span<const uint8_t> message);
+
+  // Valid once the peer's static key has been received (initiator: after
+  // message 2; responder: after message 3).
+  std::optional<PublicKey> remote_static() const;
+  // h after the handshake, for channel binding.
+  std::array<uint8_t, 32> handshake_hash() const;
+  // Requires is_complete(); the state is spent afterwards.
+  TransportKeys split();
+
+ private:
+  struct Impl;
+  Impl* impl_;
+};
+
+}  // namespace gossip::crypto

@@ -1,0 +1,208 @@
+// The CUDA backend's construction and its state traffic with the host:
+// snapshot (one D2H copy into pinned memory), apply_delta (one H2D copy of
+// both wire snapshots plus one fused axpy), whole-state reads and writes; and
+// the library's entry points device_present() / make_cuda_backend().
+#include <algorithm>
+#include <cstring>
+#include <stdexcept>
+#include <string>
+#include <vector>
+
+#include "cuda_backend.cuh"
+#include "cuda_check.cuh"
+#include "gossip/train/cuda_backend.hpp"
+
+namespace gossip::train::cuda {
+
+CudaBackend::CudaBackend(const ModelSpec& model, const OptimizerSpec& optimizer,
+                         const BackendOptions& options)
+    : model_(model), optimizer_(optimizer), options_(options), stream_(), blas_(stream_.get()) {
+  CUDA_CHECK(cudaGetDevice(&device_));
+  cudaDeviceProp prop{};
+  CUDA_CHECK(cudaGetDeviceProperties(&prop, device_));
+  name_ = "cuda:" + std::to_string(device_) + " (" + prop.name + ")";
+  check_kernel_image();
+  CUBLAS_CHECK(cublasSetMathMode(
+      blas_.get(), options_.allow_tf32 ? CUBLAS_TF32_TENSOR_OP_MATH : CUBLAS_DEFAULT_MATH));
+  n_params_ = model_.param_count();
+  n_state_ = optimizer_.state_count(n_params_);
+  inputs_ = model_.layers.front();
+  outputs_ = model_.layers.back();
+  const size_t max_batch = static_cast<size_t>(options_.max_batch);
+
+  params_ = DeviceBuffer(n_params_ * sizeof(float));
+  grads_ = DeviceBuffer(n_params_ * sizeof(float));
+  state_ = DeviceBuffer(n_state_ * sizeof(float));
+
+  // Carve the workspace: offsets first, then one allocation.
+  int widest = 0;
+  for (size_t i = 1; i < model_.layers.size(); ++i) {
+    widest = std::max(widest, model_.layers[i]);
+  }
+  const std::vector<LayerView> views = model_.layer_views();
+  size_t offset = 0;
+  auto take = [&offset](size_t bytes) {
+    const size_t at = offset;
+    offset = align_up(offset + bytes);
+    return at;
+  };
+  // A batch's inputs are packed as x (rows*inputs floats, padded to kAlign)
+  // then labels (rows int32) or targets (rows*outputs floats).
+  input_bytes_ = align_up(max_batch * inputs_ * sizeof(float)) +
+                 max_batch * static_cast<size_t>(outputs_) * sizeof(float);
+  const size_t input_at = take(input_bytes_);
+  const size_t ones_at = take(max_batch * sizeof(float));
+  const size_t d0_at = take(max_batch * widest * sizeof(float));
+  const size_t d1_at = take(max_batch * widest * sizeof(float));
+  const size_t loss_at = take(max_batch * sizeof(float));
+  const size_t correct_at = take(max_batch * sizeof(int));
+  const size_t stats_at = take(sizeof(LossStats));
+  std::vector<std::pair<size_t, size_t>> act_at;
+  for (size_t l = 0; l < views.size(); ++l) {
+    const size_t bytes = max_batch * views[l].out * sizeof(float);
+    const size_t pre = take(bytes);
+    const size_t post = l + 1 < views.size() ? take(bytes) : 0;
+    act_at.emplace_back(pre, post);
+  }
+  work_ = DeviceBuffer(offset);
+  char* base = work_.as<char>();
+  input_ = base + input_at;
+  ones_ = reinterpret_cast<float*>(base + ones_at);
+  dbuf_[0] = reinterpret_cast<float*>(base + d0_at);
+  dbuf_[1] = reinterpret_cast<float*>(base + d1_at);
+  row_loss_ = reinterpret_cast<float*>(base + loss_at);
+  row_correct_ = reinterpret_cast<int*>(base + correct_at);
+  stats_ = reinterpret_cast<LossStats*>(base + stats_at);
+  for (size_t l = 0; l < views.size(); ++l) {
+    Layer layer;
+    layer.view = views[l];
+    layer.pre = reinterpret_cast<float*>(base + act_at[l].first);
+    if (l + 1 < views.size()) layer.post = reinterpret_cast<float*>(base + act_at[l].second);
+    layers_.push_back(layer);
+  }
+
+  batch_stage_ = PinnedBuffer(input_bytes_);
+  stats_host_ = PinnedBuffer(sizeof(LossStats));
+
+  // The ones vector for bias gradients, and zeroed optimizer state.
+  std::vector<float> ones(max_batch, 1.0f);
+  CUDA_CHECK(cudaMemcpyAsync(ones_, ones.data(), max_batch * sizeof(float), cudaMemcpyHostToDevice,
+                             stream_.get()));
+  if (n_state_ > 0) {
+    CUDA_CHECK(cudaMemsetAsync(state_.as<float>(), 0, n_state_ * sizeof(float), stream_.get()));
+  }
+  CUDA_CHECK(cudaMemsetAsync(grads_.as<float>(), 0, n_params_ * sizeof(float), stream_.get()));
+  CUDA_CHECK(cudaEventRecord(staged_.get(), stream_.get()));
+  CUDA_CHECK(cudaEventRecord(delta_staged_.get(), stream_.get()));
+  CUDA_CHECK(cudaStreamSynchronize(stream_.get()));
+}
+
+void CudaBackend::check_size(const char* op, size_t got, size_t want) const {
+  if (got != want) {
+    throw std::invalid_argument(std::string("cuda backend: ") + op + ": buffer has " +
+                                std::to_string(got) + " floats, the model needs " +
+                                std::to_string(want));
+  }
+}
+
+std::span<const float> CudaBackend::snapshot() {
+  activate();
+  if (snapshot_host_.bytes() == 0) snapshot_host_ = PinnedBuffer(n_params_ * sizeof(float));
+  float* host = snapshot_host_.as<float>();
+  CUDA_CHECK(cudaMemcpyAsync(host, params_.as<float>(), n_params_ * sizeof(float),
+                             cudaMemcpyDeviceToHost, stream_.get()));
+  CUDA_CHECK(cudaStreamSynchronize(stream_.get()));
+  return {host, n_params_};
+}
+
+void CudaBackend::apply_delta(float scale, std::span<const float> other,
+                              std::span<const float> own) {
+  activate();
+  check_size("apply_delta(other)", other.size(), n_params_);
+  check_size("apply_delta(own)", own.size(), n_params_);
+  const size_t bytes = n_params_ * sizeof(float);
+  if (delta_stage_.bytes() == 0) {
+    delta_stage_ = PinnedBuffer(2 * bytes);
+    delta_dev_ = DeviceBuffer(2 * bytes);
+  }
+  float* stage = delta_stage_.as<float>();
+  CUDA_CHECK(cudaEventSynchronize(delta_staged_.get()));
+  std::memcpy(stage, other.data(), bytes);
+  std::memcpy(stage + n_params_, own.data(), bytes);
+  float* dev = delta_dev_.as<float>();
+  CUDA_CHECK(cudaMemcpyAsync(dev, stage, 2 * bytes, cudaMemcpyHostToDevice, stream_.get()));
+  CUDA_CHECK(cudaEventRecord(delta_staged_.get(), stream_.get()));
+  apply_delta_axpy(stream_.get(), params_.as<float>(), dev, dev + n_params_, n_params_, scale);
+}
+
+void CudaBackend::read_parameters(std::span<float> out) {
+  activate();
+  check_size("read_parameters", out.size(), n_params_);
+  CUDA_CHECK(cudaMemcpyAsync(out.data(), params_.as<float>(), n_params_ * sizeof(float),
+                             cudaMemcpyDeviceToHost, stream_.get()));
+  CUDA_CHECK(cudaStreamSynchronize(stream_.get()));
+}
+
+void CudaBackend::write_parameters(std::span<const float> in) {
+  activate();
+  check_size("write_parameters", in.size(), n_params_);
+  CUDA_CHECK(cudaMemcpyAsync(params_.as<float>(), in.data(), n_params_ * sizeof(float),
+                             cudaMemcpyHostToDevice, stream_.get()));
+  CUDA_CHECK(cudaStreamSynchronize(stream_.get()));
+}
+
+void CudaBackend::read_optimizer_state(std::span<float> out) {
+  activate();
+  check_size("read_optimizer_state", out.size(), n_state_);
+  if (n_state_ == 0) return;
+  CUDA_CHECK(cudaMemcpyAsync(out.data(), state_.as<float>(), n_state_ * sizeof(float),
+                             cudaMemcpyDeviceToHost, stream_.get()));
+  CUDA_CHECK(cudaStreamSynchronize(stream_.get()));
+}
+
+void CudaBackend::write_optimizer_state(std::span<const float> in) {
+  activate();
+  check_size("write_optimizer_state", in.size(), n_state_);
+  if (n_state_ == 0) return;
+  CUDA_CHECK(cudaMemcpyAsync(state_.as<float>(), in.data(), n_state_ * sizeof(float),
+                             cudaMemcpyHostToDevice, stream_.get()));
+  CUDA_CHECK(cudaStreamSynchronize(stream_.get()));
+}
+
+bool device_present() {
+  int count = 0;
+  const cudaError_t err = cudaGetDeviceCount(&count);
+  if (err != cudaSuccess) {
+    (void)cudaGetLastError();  // clear it: "no driver" must not poison later calls
+    return false;
+  }
+  return count > 0;
+}
+
+core::Result<std::unique_ptr<Backend>> make_cuda_backend(const ModelSpec& model,
+                                                         const OptimizerSpec& optimizer,
+                                                         const BackendOptions& options) {
+  GOSSIP_RETURN_IF_ERROR(model.validate());
+  GOSSIP_RETURN_IF_ERROR(optimizer.validate());
+  if (options.max_batch < 1) {
+    return core::invalid_argument("training.max_batch: must be >= 1, got " +
+                                  std::to_string(options.max_batch));
+  }
+  if (!device_present()) {
+    return core::unavailable(
+        "cuda: no CUDA device is present (or the driver is missing); use device \"cpu\" or "
+        "\"auto\"");
+  }
+  try {
+    auto backend = std::make_unique<CudaBackend>(model, optimizer, options);
+    std::vector<float> params(model.param_count());
+    init_parameters(model, params);
+    backend->write_parameters(params);
+    return std::unique_ptr<Backend>(std::move(backend));
+  } catch (const CudaError& e) {
+    return core::unavailable(std::string("cuda backend for ") + model.describe() + " (max_batch " +
+                             std::to_string(options.max_batch) + ") could not start: " + e.what());
+  }
+}
+
+}  // namespace gossip::train::cuda

@@ -1,0 +1,170 @@
+// CUDA backend against the CPU backend (the readable reference), through
+// make_backend("cuda") and make_backend("cpu"): forward loss and accuracy,
+// then k training steps of every optimizer with every activation and loss,
+// comparing the returned losses, the parameters and the optimizer state.
+// Exits 77 (skipped) without a CUDA device.
+#include "gpu_test_util.hpp"
+
+using namespace gossip::train;
+using namespace gossip::train::gpu_test;
+
+namespace {
+
+struct Case {
+  const char* name;
+  ModelSpec model;
+};
+
+ModelSpec spec(std::vector<int> layers, Activation act, LossKind loss, uint64_t seed = 7) {
+  ModelSpec m;
+  m.layers = std::move(layers);
+  m.activation = act;
+  m.loss = loss;
+  m.seed = seed;
+  return m;
+}
+
+// Odd sizes on purpose (no multiple of a warp or of 8), a class count above
+// the warp width, and a regression head.
+std::vector<Case> cases() {
+  std::vector<Case> out;
+  for (Activation a : {Activation::kRelu, Activation::kTanh, Activation::kGelu}) {
+    out.push_back({"xent-13-24-17-5", spec({13, 24, 17, 5}, a, LossKind::kSoftmaxCrossEntropy)});
+    out.push_back({"xent-20-48-40", spec({20, 48, 40}, a, LossKind::kSoftmaxCrossEntropy)});
+    out.push_back({"mse-10-20-3", spec({10, 20, 3}, a, LossKind::kMse)});
+  }
+  return out;
+}
+
+struct OptCase {
+  const char* name;
+  OptimizerSpec opt;
+};
+
+std::vector<OptCase> optimizers() {
+  std::vector<OptCase> out;
+  OptimizerSpec sgd;
+  sgd.kind = OptimizerKind::kSgd;
+  sgd.lr = 0.05;
+  sgd.momentum = 0.9;
+  out.push_back({"sgd-momentum", sgd});
+  OptimizerSpec nesterov = sgd;
+  nesterov.nesterov = true;
+  nesterov.weight_decay = 1e-3;
+  out.push_back({"sgd-nesterov-wd", nesterov});
+  OptimizerSpec plain = sgd;
+  plain.momentum = 0.0;
+  plain.weight_decay = 1e-3;
+  out.push_back({"sgd-plain-wd", plain});
+  OptimizerSpec adam;
+  adam.kind = OptimizerKind::kAdam;
+  adam.lr = 3e-3;
+  adam.weight_decay = 1e-4;
+  out.push_back({"adam-wd", adam});
+  OptimizerSpec adamw = adam;
+  adamw.kind = OptimizerKind::kAdamW;
+  adamw.weight_decay = 1e-2;
+  out.push_back({"adamw", adamw});
+  return out;
+}
+
+}  // namespace
+
+TEST_CASE("cuda backend reports its device and starts from the CPU's initial parameters") {
+  require_device();
+  const ModelSpec m = spec({13, 24, 17, 5}, Activation::kRelu, LossKind::kSoftmaxCrossEntropy);
+  const OptimizerSpec o;
+  auto gpu = make(m, o, "cuda");
+  auto cpu = make(m, o, "cpu");
+  CHECK(gpu->device_name().rfind("cuda:", 0) == 0);
+  CHECK(gpu->param_count() == cpu->param_count());
+  CHECK(gpu->optimizer_state_count() == cpu->optimizer_state_count());
+  CHECK(gpu->optimizer_steps() == 0);
+  CHECK(params_of(*gpu) == params_of(*cpu));  // same host initialisation, bit for bit
+  const std::vector<float> state = state_of(*gpu);
+  CHECK(std::all_of(state.begin(), state.end(), [](float v) { return v == 0.0f; }));
+}
+
+TEST_CASE("forward: evaluate matches the CPU for every activation and loss") {
+  require_device();
+  const OptimizerSpec o;
+  for (const Case& c : cases()) {
+    INFO(c.name << " " << activation_name(c.model.activation));
+    const Problem p(c.model, 150, 11);
+    // max_batch 64: 150 rows are evaluated in chunks of 64, 64 and 22.
+    auto gpu = make(c.model, o, "cuda", 64);
+    auto cpu = make(c.model, o, "cpu", 64);
+    const EvalStats g = gpu->evaluate(p.all());
+    const EvalStats h = cpu->evaluate(p.all());
+    CHECK(g.rows == 150);
+    CHECK(g.rows == h.rows);
+    CHECK(rel_close(g.loss_sum, h.loss_sum, 1e-4));
+    // Argmax can only differ on a near-tie of two logits.
+    CHECK(std::llabs(g.correct - h.correct) <= 1);
+    // evaluate() touches no training state and repeats bit for bit.
+    const EvalStats again = gpu->evaluate(p.all());
+    CHECK(again.loss_sum == g.loss_sum);
+    CHECK(again.correct == g.correct);
+    CHECK(gpu->optimizer_steps() == 0);
+    CHECK(params_of(*gpu) == params_of(*cpu));
+  }
+}
+
+TEST_CASE("training: k steps of each optimizer match the CPU (losses, parameters, state)") {
+  require_device();
+  constexpr int kSteps = 5;
+  constexpr int kRows = 37;
+  for (const OptCase& oc : optimizers()) {
+    for (const Case& c : cases()) {
+      INFO(oc.name << " " << c.name << " " << activation_name(c.model.activation));
+      const Problem p(c.model, kSteps * kRows, 23);
+      auto gpu = make(c.model, oc.opt, "cuda", 64);
+      auto cpu = make(c.model, oc.opt, "cpu", 64);
+      for (int s = 0; s < kSteps; ++s) {
+        const float lr = static_cast<float>(oc.opt.lr_at(s));
+        const float lg = gpu->train_step(p.batch(s * kRows, kRows), lr);
+        const float lc = cpu->train_step(p.batch(s * kRows, kRows), lr);
+        INFO("step " << s << ": cuda loss " << lg << ", cpu loss " << lc);
+        CHECK(rel_close(lg, lc, 1e-4));
+      }
+      CHECK(gpu->optimizer_steps() == kSteps);
+      check_close(params_of(*gpu), params_of(*cpu), 1e-3, 1e-4, "parameters");
+      check_close(state_of(*gpu), state_of(*cpu), 1e-3, 1e-4, "optimizer state");
+    }
+  }
+}
+
+TEST_CASE("training: a full max_batch step and a one-row step match the CPU") {
+  require_device();
+  const ModelSpec m = spec({31, 65, 33, 10}, Activation::kGelu, LossKind::kSoftmaxCrossEntropy);
+  OptimizerSpec o;
+  o.kind = OptimizerKind::kAdamW;
+  o.lr = 1e-3;
+  o.weight_decay = 0.05;
+  const Problem p(m, 129, 5);
+  auto gpu = make(m, o, "cuda", 128);
+  auto cpu = make(m, o, "cpu", 128);
+  for (int rows : {128, 1, 128}) {
+    INFO("rows " << rows);
+    const float lg = gpu->train_step(p.batch(0, rows), 1e-3f);
+    const float lc = cpu->train_step(p.batch(0, rows), 1e-3f);
+    CHECK(rel_close(lg, lc, 1e-4));
+  }
+  check_close(params_of(*gpu), params_of(*cpu), 1e-3, 1e-4, "parameters");
+  check_close(state_of(*gpu), state_of(*cpu), 1e-3, 1e-4, "optimizer state");
+}
+
+TEST_CASE("tf32: allowed tensor-core products stay close to the CPU") {
+  require_device();
+  const ModelSpec m = spec({64, 128, 10}, Activation::kRelu, LossKind::kSoftmaxCrossEntropy);
+  const OptimizerSpec o;
+  const Problem p(m, 64, 3);
+  auto gpu = make(m, o, "cuda", 64, /*tf32=*/true);
+  auto cpu = make(m, o, "cpu", 64);
+  const EvalStats g = gpu->evaluate(p.all());
+  const EvalStats h = cpu->evaluate(p.all());
+  CHECK(rel_close(g.loss_sum, h.loss_sum, 1e-2));  // TF32 keeps 10 mantissa bits
+  const float lg = gpu->train_step(p.all(), 0.02f);
+  const float lc = cpu->train_step(p.all(), 0.02f);
+  CHECK(rel_close(lg, lc, 1e-2));
+}

@@ -33,6 +33,11 @@ class SecretBytes {
   ~SecretBytes();
   SecretBytes(const SecretBytes& other);
   SecretBytes& operator=(const SecretBytes& other);
+  // Moves copy the bytes and zero the source.
+  SecretBytes(SecretBytes&& other) noexcept;
+  SecretBytes& operator=(SecretBytes&& other) noexcept;
+  // Constant-time comparison (sodium_memcmp).
+  bool equals(const SecretBytes& other) const;
   uint8_t* data() { return bytes_.data(); }
   const uint8_t* data() const { return bytes_.data(); }
   static constexpr size_t size() { return 32; }

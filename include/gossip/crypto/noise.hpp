@@ -41,15 +41,22 @@ class CipherState {
 
   bool has_key() const { return has_key_; }
   uint64_t nonce() const { return nonce_; }
+  // Noise SetNonce(): for tests and for resuming a counter; never rewind a
+  // live session's nonce (that reuses keystream).
+  void set_nonce(uint64_t nonce) { nonce_ = nonce; }
 
   // Encrypts `plaintext` into `out` (size >= plaintext.size() + kTagBytes);
-  // in-place is allowed (out.data() == plaintext.data()). Returns the bytes
+  // in-place is allowed (out.data() == plaintext.data(); other partial
+  // overlaps are not). The tag follows the ciphertext. Returns the bytes
   // written. Without a key it copies the plaintext (Noise rule).
   core::Result<size_t> encrypt(std::span<const uint8_t> ad, std::span<const uint8_t> plaintext,
                                std::span<uint8_t> out);
   // Decrypts and authenticates `ciphertext` into `out` (size >=
   // ciphertext.size() - kTagBytes); in-place allowed. An auth failure leaves
-  // the nonce unchanged and returns kAuth.
+  // the nonce unchanged and returns kAuth (libsodium then zeroes `out`, so
+  // in place the ciphertext is gone). kResourceLimit once the nonce is
+  // exhausted. Call ensure_sodium() first (HandshakeState does) so libsodium
+  // picks its fast ChaCha20 implementation.
   core::Result<size_t> decrypt(std::span<const uint8_t> ad, std::span<const uint8_t> ciphertext,
                                std::span<uint8_t> out);
 
@@ -65,7 +72,9 @@ enum class Pattern { kXX, kXXpsk3 };
 struct HandshakeConfig {
   Pattern pattern = Pattern::kXXpsk3;
   Role role = Role::kInitiator;
-  const StaticKeypair* local_static = nullptr;  // required, borrowed for the handshake's life
+  // Keys and prologue are copied by the HandshakeState constructor (the
+  // copies zero themselves), so they need not outlive it.
+  const StaticKeypair* local_static = nullptr;  // required
   const SwarmKey* psk = nullptr;                // required for kXXpsk3
   std::span<const uint8_t> prologue;            // usually kPrologue's bytes
   // Tests only (known-answer vectors): a fixed ephemeral key pair.
@@ -80,6 +89,8 @@ struct TransportKeys {
 
 class HandshakeState {
  public:
+  // Throws std::invalid_argument (programmer error) without local_static,
+  // or without psk for kXXpsk3.
   explicit HandshakeState(const HandshakeConfig& config);
   ~HandshakeState();
   HandshakeState(const HandshakeState&) = delete;
@@ -92,10 +103,17 @@ class HandshakeState {
   bool is_complete() const;
 
   // Writes the next handshake message, carrying `payload`, and returns it.
-  // Fails (kInvalidArgument) out of turn or when it would exceed 65535 bytes.
+  // Fails (kInvalidArgument) out of turn or when it would exceed 65535 bytes
+  // (the state stays usable); kAuth if a DH result is zero (state dead);
+  // kClosed once the state is dead.
+  // Message sizes for XXpsk3: 1: 48 + payload, 2: 96 + payload,
+  // 3: 64 + payload bytes.
   core::Result<std::vector<uint8_t>> write_message(std::span<const uint8_t> payload);
   // Reads the peer's next handshake message and returns its payload. Any
-  // failure (bad tag, low-order key, wrong size) is final: the state is dead.
+  // failure is final, the state is dead: kAuth for a bad tag (in XXpsk3 a
+  // wrong swarm key fails here, on the responder, at message 3) or a
+  // low-order / zero public key; kProtocol for a message too short or over
+  // 65535 bytes; kClosed once dead; kInvalidArgument out of turn (not fatal).
   core::Result<std::vector<uint8_t>> read_message(std::span<const uint8_t> message);
 
   // Valid once the peer's static key has been received (initiator: after
@@ -103,7 +121,8 @@ class HandshakeState {
   std::optional<PublicKey> remote_static() const;
   // h after the handshake, for channel binding.
   std::array<uint8_t, 32> handshake_hash() const;
-  // Requires is_complete(); the state is spent afterwards.
+  // Requires is_complete() (else throws std::logic_error); the state is
+  // spent afterwards. Initiator: send = c1, recv = c2; responder: swapped.
   TransportKeys split();
 
  private:

@@ -1,0 +1,85 @@
+// Noise CipherState over ChaCha20-Poly1305 IETF. The detached libsodium calls
+// let callers encrypt and decrypt in place, so the transport path makes no
+// copies: the only per-message work besides the AEAD is building the 12-byte
+// nonce (4 zero bytes, then the 64-bit counter little-endian).
+#include <sodium.h>
+
+#include <cstring>
+#include <limits>
+
+#include "gossip/crypto/noise.hpp"
+
+namespace gossip::crypto {
+namespace {
+
+constexpr uint64_t kNonceExhausted = std::numeric_limits<uint64_t>::max();
+
+void make_nonce(uint64_t n, uint8_t out[crypto_aead_chacha20poly1305_IETF_NPUBBYTES]) {
+  static_assert(crypto_aead_chacha20poly1305_IETF_NPUBBYTES == 12);
+  std::memset(out, 0, 4);
+  for (int i = 0; i < 8; ++i) out[4 + i] = static_cast<uint8_t>(n >> (8 * i));
+}
+
+}  // namespace
+
+core::Result<size_t> CipherState::encrypt(std::span<const uint8_t> ad,
+                                          std::span<const uint8_t> plaintext,
+                                          std::span<uint8_t> out) {
+  if (!has_key_) {
+    if (out.size() < plaintext.size()) {
+      return core::invalid_argument("encrypt: output buffer too small");
+    }
+    if (!plaintext.empty()) std::memmove(out.data(), plaintext.data(), plaintext.size());
+    return plaintext.size();
+  }
+  if (nonce_ == kNonceExhausted) {
+    return core::resource_limit(
+        "encrypt: nonce space exhausted; the session must be re-established");
+  }
+  if (out.size() < plaintext.size() + kTagBytes) {
+    return core::invalid_argument("encrypt: output buffer too small for ciphertext and tag");
+  }
+  uint8_t npub[crypto_aead_chacha20poly1305_IETF_NPUBBYTES];
+  make_nonce(nonce_, npub);
+  crypto_aead_chacha20poly1305_ietf_encrypt_detached(
+      out.data(), out.data() + plaintext.size(), nullptr, plaintext.data(), plaintext.size(),
+      ad.data(), ad.size(), nullptr, npub, key_.data());
+  ++nonce_;
+  return plaintext.size() + kTagBytes;
+}
+
+core::Result<size_t> CipherState::decrypt(std::span<const uint8_t> ad,
+                                          std::span<const uint8_t> ciphertext,
+                                          std::span<uint8_t> out) {
+  if (!has_key_) {
+    if (out.size() < ciphertext.size()) {
+      return core::invalid_argument("decrypt: output buffer too small");
+    }
+    if (!ciphertext.empty()) std::memmove(out.data(), ciphertext.data(), ciphertext.size());
+    return ciphertext.size();
+  }
+  if (nonce_ == kNonceExhausted) {
+    return core::resource_limit(
+        "decrypt: nonce space exhausted; the session must be re-established");
+  }
+  if (ciphertext.size() < kTagBytes) {
+    return core::auth_error("decrypt: message shorter than the authentication tag");
+  }
+  const size_t n = ciphertext.size() - kTagBytes;
+  if (out.size() < n) return core::invalid_argument("decrypt: output buffer too small");
+  uint8_t npub[crypto_aead_chacha20poly1305_IETF_NPUBBYTES];
+  make_nonce(nonce_, npub);
+  // libsodium verifies the tag before writing any plaintext (and zeroes `out`
+  // on failure), so in-place decryption never releases unauthenticated bytes.
+  if (crypto_aead_chacha20poly1305_ietf_decrypt_detached(out.data(), nullptr, ciphertext.data(), n,
+                                                         ciphertext.data() + n, ad.data(),
+                                                         ad.size(), npub, key_.data()) != 0) {
+    return core::auth_error(
+        "decrypt: authentication failed (message forged, corrupted, "
+        "replayed or out of order)");
+  }
+  ++nonce_;
+  return n;
+}
+
+}  // namespace gossip::crypto

@@ -1,0 +1,91 @@
+// Node: a peer's network endpoint. It listens for and dials secure sessions
+// (Noise_XXpsk3_25519_ChaChaPoly_SHA256, prologue "gossip-train/1", PSK = the
+// swarm key), enforces the NetConfig limits, answers STATUS_REQ, and hands
+// every established session to one SessionHandler.
+//
+// Threads: one asio::io_context (any number of threads) may carry many Nodes.
+// Each session runs on its own strand; the accept loop on another. Member
+// functions are safe from any thread. The io_context must keep running until
+// close() has taken effect (sessions finish on their strands).
+#pragma once
+
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <optional>
+#include <string>
+
+#include <asio/awaitable.hpp>
+#include <asio/io_context.hpp>
+#include <asio/ip/tcp.hpp>
+
+#include "gossip/core/status.hpp"
+#include "gossip/crypto/keys.hpp"
+#include "gossip/net/limits.hpp"
+#include "gossip/net/session.hpp"
+
+namespace gossip::net {
+
+namespace detail {
+struct NodeCore;
+}
+
+// What STATUS reports besides the peer id.
+struct PeerStatus {
+  uint64_t step = 0;
+  uint64_t members = 1;
+  std::string model;  // architecture fingerprint
+};
+
+class Node {
+ public:
+  // Takes the identity and swarm key (secrets stay in zeroing types).
+  Node(asio::io_context& io, NetConfig config, crypto::StaticKeypair identity,
+       crypto::SwarmKey swarm_key);
+  ~Node();  // close()
+  Node(const Node&) = delete;
+  Node& operator=(const Node&) = delete;
+
+  // This peer's id (lowercase hex of the static public key).
+  const std::string& peer_id() const;
+  const NetConfig& config() const;
+
+  // The handler for every session (inbound and outbound). Set before
+  // listen()/dial(); sessions opened without one only answer STATUS_REQ.
+  void set_handler(std::shared_ptr<SessionHandler> handler);
+  // Called on a session strand for each STATUS_REQ; must be thread-safe.
+  // Default: step 0, members 1, model "".
+  void set_status_provider(std::function<PeerStatus()> provider);
+
+  // Binds, listens and starts accepting. Errors name the address.
+  core::Status listen(const asio::ip::tcp::endpoint& endpoint);
+  // The bound address (port resolved when listening on port 0).
+  asio::ip::tcp::endpoint local_endpoint() const;
+
+  // Connects and runs the handshake as initiator within
+  // config.handshake_timeout. With `expected_peer_id`, a responder presenting
+  // another static key is refused (kAuth naming both ids); a responder with
+  // our own key (self-dial) is refused too. Any executor may co_await this.
+  asio::awaitable<core::Result<std::shared_ptr<Session>>> dial(
+      asio::ip::tcp::endpoint endpoint, std::optional<std::string> expected_peer_id = {});
+  // Same, for "host:port" (name resolution included in the deadline).
+  asio::awaitable<core::Result<std::shared_ptr<Session>>> dial(
+      std::string host_port, std::optional<std::string> expected_peer_id = {});
+
+  // Refusal/traffic counters. Any thread.
+  CounterSnapshot counters() const;
+  // Sessions established and not yet closed.
+  size_t session_count() const;
+
+  // Stops accepting and closes every session (asynchronously, on their
+  // strands). Idempotent.
+  void close();
+
+ private:
+  std::shared_ptr<detail::NodeCore> core_;
+};
+
+// Parses "host:port" / "[v6]:port" into its parts; error names the input.
+core::Result<std::pair<std::string, uint16_t>> split_host_port(const std::string& host_port);
+
+}  // namespace gossip::net

@@ -1,0 +1,266 @@
+// Node: the accept loop, dialing, admission control (pending-handshake and
+// session caps) and the registry that lets close() reach every session.
+#include "gossip/net/node.hpp"
+
+#include <asio/co_spawn.hpp>
+#include <asio/detached.hpp>
+#include <asio/post.hpp>
+#include <asio/steady_timer.hpp>
+
+#include "gossip/core/log.hpp"
+#include "node_core.hpp"
+#include "secure_session.hpp"
+
+namespace gossip::net {
+
+using core::Status;
+
+namespace detail {
+
+NodeCore::NodeCore(asio::io_context& io_, NetConfig config_, crypto::StaticKeypair identity_,
+                   crypto::SwarmKey swarm_key_)
+    : io(io_),
+      config(std::move(config_)),
+      identity(std::move(identity_)),
+      swarm_key(std::move(swarm_key_)),
+      peer_id(crypto::peer_id(identity.public_key)),
+      accept_strand(asio::make_strand(io_)) {}
+
+void NodeCore::refuse(std::atomic<uint64_t>& counter, std::string_view cause,
+                      const std::string& message) {
+  counter.fetch_add(1, std::memory_order_relaxed);
+  core::log_rate_limited(core::LogLevel::kWarn, "net", cause, message);
+}
+
+bool NodeCore::admit_inbound(const std::string& address) {
+  std::unique_lock lock(mu);
+  if (closed) return false;
+  if (sessions_live >= config.max_sessions) {
+    lock.unlock();
+    refuse(counters.refused_sessions, "session-cap",
+           "refused " + address + ": " + std::to_string(config.max_sessions) + " sessions open");
+    return false;
+  }
+  if (pending_total >= config.max_pending_handshakes) {
+    lock.unlock();
+    refuse(counters.refused_pending_total, "pending-cap",
+           "refused " + address + ": " + std::to_string(config.max_pending_handshakes) +
+               " handshakes already in progress");
+    return false;
+  }
+  size_t& mine = pending_by_address[address];
+  if (mine >= config.max_pending_per_address) {
+    lock.unlock();
+    refuse(counters.refused_pending_address, "pending-address-cap",
+           "refused " + address + ": " + std::to_string(config.max_pending_per_address) +
+               " handshakes from this address already in progress");
+    return false;
+  }
+  ++mine;
+  ++pending_total;
+  ++sessions_live;
+  return true;
+}
+
+bool NodeCore::admit_outbound() {
+  std::unique_lock lock(mu);
+  if (closed) return false;
+  if (sessions_live >= config.max_sessions) {
+    lock.unlock();
+    refuse(counters.refused_sessions, "session-cap",
+           "dial refused: " + std::to_string(config.max_sessions) + " sessions open");
+    return false;
+  }
+  ++sessions_live;
+  return true;
+}
+
+void NodeCore::release_pending(const std::string& address) {
+  std::lock_guard lock(mu);
+  --pending_total;
+  auto it = pending_by_address.find(address);
+  if (it != pending_by_address.end() && --it->second == 0) pending_by_address.erase(it);
+}
+
+void NodeCore::release_session() {
+  std::lock_guard lock(mu);
+  --sessions_live;
+}
+
+void NodeCore::register_session(const std::shared_ptr<SecureSession>& s) {
+  std::lock_guard lock(mu);
+  std::erase_if(sessions, [](const auto& w) { return w.expired(); });
+  sessions.push_back(s);
+}
+
+std::shared_ptr<SessionHandler> NodeCore::handler() {
+  std::lock_guard lock(mu);
+  return handler_;
+}
+
+PeerStatus NodeCore::status() {
+  std::function<PeerStatus()> f;
+  {
+    std::lock_guard lock(mu);
+    f = status_provider_;
+  }
+  return f ? f() : PeerStatus{};
+}
+
+namespace {
+
+asio::awaitable<void> accept_loop(std::shared_ptr<NodeCore> core) {
+  while (true) {
+    auto [ec, socket] = co_await core->acceptor->async_accept(use_nothrow);
+    if (ec) {
+      if (ec == asio::error::operation_aborted || !core->acceptor->is_open()) co_return;
+      core::log_rate_limited(core::LogLevel::kWarn, "net", "accept", "accept: " + ec.message());
+      asio::steady_timer pause(core->accept_strand, std::chrono::milliseconds(50));
+      co_await pause.async_wait(use_nothrow);  // e.g. out of file descriptors
+      continue;
+    }
+    core->counters.accepted++;
+    asio::error_code ec2;
+    const auto remote = socket.remote_endpoint(ec2);
+    if (ec2) continue;
+    const std::string address = remote.address().to_string();
+    if (!core->admit_inbound(address)) {
+      socket.close(ec2);
+      continue;
+    }
+    auto strand = asio::make_strand(core->io);
+    auto session = std::make_shared<SecureSession>(core, std::move(socket), strand,
+                                                   crypto::Role::kResponder, address);
+    core->register_session(session);
+    asio::co_spawn(strand, session->run_responder(), asio::detached);
+  }
+}
+
+}  // namespace
+}  // namespace detail
+
+Node::Node(asio::io_context& io, NetConfig config, crypto::StaticKeypair identity,
+           crypto::SwarmKey swarm_key)
+    : core_(std::make_shared<detail::NodeCore>(io, std::move(config), std::move(identity),
+                                               std::move(swarm_key))) {}
+
+Node::~Node() { close(); }
+
+const std::string& Node::peer_id() const { return core_->peer_id; }
+const NetConfig& Node::config() const { return core_->config; }
+
+void Node::set_handler(std::shared_ptr<SessionHandler> handler) {
+  std::lock_guard lock(core_->mu);
+  core_->handler_ = std::move(handler);
+}
+
+void Node::set_status_provider(std::function<PeerStatus()> provider) {
+  std::lock_guard lock(core_->mu);
+  core_->status_provider_ = std::move(provider);
+}
+
+Status Node::listen(const asio::ip::tcp::endpoint& endpoint) {
+  const std::string where = endpoint.address().to_string() + ":" + std::to_string(endpoint.port());
+  asio::ip::tcp::acceptor acceptor(core_->accept_strand);
+  asio::error_code ec;
+  acceptor.open(endpoint.protocol(), ec);
+  if (!ec) acceptor.set_option(asio::socket_base::reuse_address(true), ec);
+  if (!ec) acceptor.bind(endpoint, ec);
+  if (!ec) acceptor.listen(asio::socket_base::max_listen_connections, ec);
+  if (ec) return core::io_error("listen on " + where + ": " + ec.message());
+  core_->acceptor.emplace(std::move(acceptor));
+  asio::co_spawn(core_->accept_strand, detail::accept_loop(core_), asio::detached);
+  return Status::ok();
+}
+
+asio::ip::tcp::endpoint Node::local_endpoint() const {
+  asio::error_code ec;
+  return core_->acceptor ? core_->acceptor->local_endpoint(ec) : asio::ip::tcp::endpoint{};
+}
+
+asio::awaitable<core::Result<std::shared_ptr<Session>>> Node::dial(
+    asio::ip::tcp::endpoint endpoint, std::optional<std::string> expected_peer_id) {
+  std::optional<crypto::PublicKey> expected;
+  if (expected_peer_id) {
+    auto k = crypto::parse_peer_id(*expected_peer_id);
+    if (!k) co_return k.status().with_context("expected peer id");
+    expected = *k;
+  }
+  auto core = core_;
+  if (!core->admit_outbound()) co_return core::resource_limit("dial: session cap reached or node closed");
+  auto strand = asio::make_strand(core->io);
+  auto session = std::make_shared<detail::SecureSession>(core, asio::ip::tcp::socket(strand), strand,
+                                                         crypto::Role::kInitiator, std::string());
+  core->register_session(session);
+  Status s = co_await asio::co_spawn(strand, session->run_initiator(endpoint, expected),
+                                     asio::use_awaitable);
+  if (!s) co_return s;
+  co_return std::shared_ptr<Session>(session);
+}
+
+asio::awaitable<core::Result<std::shared_ptr<Session>>> Node::dial(
+    std::string host_port, std::optional<std::string> expected_peer_id) {
+  auto hp = split_host_port(host_port);
+  if (!hp) co_return hp.status();
+  std::optional<crypto::PublicKey> expected;
+  if (expected_peer_id) {
+    auto k = crypto::parse_peer_id(*expected_peer_id);
+    if (!k) co_return k.status().with_context("expected peer id");
+    expected = *k;
+  }
+  auto core = core_;
+  if (!core->admit_outbound()) co_return core::resource_limit("dial: session cap reached or node closed");
+  auto strand = asio::make_strand(core->io);
+  auto session = std::make_shared<detail::SecureSession>(core, asio::ip::tcp::socket(strand), strand,
+                                                         crypto::Role::kInitiator, std::string());
+  core->register_session(session);
+  Status s = co_await asio::co_spawn(
+      strand, session->run_initiator_named(hp->first, std::to_string(hp->second), expected),
+      asio::use_awaitable);
+  if (!s) co_return s;
+  co_return std::shared_ptr<Session>(session);
+}
+
+CounterSnapshot Node::counters() const { return core_->counters.snapshot(); }
+
+size_t Node::session_count() const {
+  std::lock_guard lock(core_->mu);
+  return core_->established;
+}
+
+void Node::close() {
+  std::vector<std::weak_ptr<detail::SecureSession>> sessions;
+  {
+    std::lock_guard lock(core_->mu);
+    if (core_->closed) return;
+    core_->closed = true;
+    sessions.swap(core_->sessions);
+  }
+  auto core = core_;
+  asio::post(core->accept_strand, [core] {
+    asio::error_code ec;
+    if (core->acceptor) core->acceptor->close(ec);
+  });
+  for (auto& w : sessions) {
+    if (auto s = w.lock()) s->close(Status(core::Code::kClosed, "node shutting down"));
+  }
+}
+
+core::Result<std::pair<std::string, uint16_t>> split_host_port(const std::string& host_port) {
+  const auto colon = host_port.rfind(':');
+  if (colon == std::string::npos || colon + 1 == host_port.size()) {
+    return core::invalid_argument("'" + host_port + "': expected HOST:PORT");
+  }
+  std::string host = host_port.substr(0, colon);
+  if (host.size() >= 2 && host.front() == '[' && host.back() == ']') host = host.substr(1, host.size() - 2);
+  if (host.empty()) return core::invalid_argument("'" + host_port + "': empty host");
+  unsigned long port = 0;
+  for (char c : host_port.substr(colon + 1)) {
+    if (c < '0' || c > '9') return core::invalid_argument("'" + host_port + "': port is not a number");
+    port = port * 10 + static_cast<unsigned long>(c - '0');
+    if (port > 65535) return core::invalid_argument("'" + host_port + "': port above 65535");
+  }
+  return std::make_pair(host, static_cast<uint16_t>(port));
+}
+
+}  // namespace gossip::net

@@ -1,0 +1,143 @@
+// Internal: the Session implementation. Coroutines per role, all on the
+// session's strand: the handshake (then reader + writer), and a watchdog that
+// enforces the handshake deadline, the idle timeout and keepalives. Control
+// frames from other threads arrive through a small lock-protected mailbox;
+// everything else is strand-only state.
+#pragma once
+
+#include <atomic>
+#include <chrono>
+#include <deque>
+#include <list>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include <asio/awaitable.hpp>
+#include <asio/experimental/as_tuple.hpp>
+#include <asio/ip/tcp.hpp>
+#include <asio/steady_timer.hpp>
+#include <asio/use_awaitable.hpp>
+
+#include "gossip/crypto/noise.hpp"
+#include "gossip/net/frames.hpp"
+#include "gossip/net/session.hpp"
+#include "node_core.hpp"
+
+namespace gossip::net::detail {
+
+inline constexpr auto use_nothrow = asio::experimental::as_tuple(asio::use_awaitable);
+using Clock = std::chrono::steady_clock;
+
+class SecureSession final : public Session, private FrameSink {
+ public:
+  // `address` is the remote IP for inbound sessions (holding a pending slot),
+  // empty for dials.
+  SecureSession(std::shared_ptr<NodeCore> core, asio::ip::tcp::socket socket, Strand strand,
+                crypto::Role role, std::string address);
+  ~SecureSession() override;
+
+  // Responder: handshake on the accepted socket, then run. On the strand.
+  asio::awaitable<void> run_responder();
+  // Initiator: connect, handshake, start. On the strand. Returns why it failed.
+  asio::awaitable<core::Status> run_initiator(asio::ip::tcp::endpoint endpoint,
+                                              std::optional<crypto::PublicKey> expected);
+  // Initiator by name: resolve, then run_initiator.
+  asio::awaitable<core::Status> run_initiator_named(std::string host, std::string port,
+                                                    std::optional<crypto::PublicKey> expected);
+
+  const std::string& peer_id() const override { return peer_id_; }
+  asio::ip::tcp::endpoint remote_endpoint() const override { return remote_; }
+  bool is_initiator() const override { return role_ == crypto::Role::kInitiator; }
+  bool is_open() const override { return open_.load(); }
+  asio::awaitable<core::Status> send_frame(uint8_t type, std::span<const uint8_t> body) override;
+  bool try_send_frame(uint8_t type, std::span<const uint8_t> body) override;
+  asio::awaitable<core::Status> send_blob(std::span<const uint8_t> header,
+                                          std::span<const uint8_t> data) override;
+  asio::awaitable<core::Result<std::string>> query_status(std::chrono::milliseconds timeout) override;
+  void close(core::Status reason) override;
+
+ private:
+  struct BlobJob {
+    uint32_t id = 0;
+    std::span<const uint8_t> data;
+    std::vector<uint8_t> begin_frame;
+    uint64_t begin_mark = 0;  // ctrl_queued_ after its BLOB_BEGIN was queued
+    uint64_t sent = 0;
+    bool begun = false;
+    bool done = false;
+    core::Status status;
+  };
+  struct StatusWaiter {
+    asio::steady_timer* timer;
+    std::optional<std::string> body;
+  };
+
+  // Handshake (handshake.cpp).
+  asio::awaitable<core::Status> handshake(std::optional<crypto::PublicKey> expected);
+  asio::awaitable<core::Status> write_noise(std::span<const uint8_t> message);
+  asio::awaitable<core::Result<size_t>> read_noise(std::vector<uint8_t>& buf);
+  void established();
+
+  // Run phase (session.cpp / session_io.cpp).
+  asio::awaitable<void> watchdog();
+  asio::awaitable<void> reader();
+  asio::awaitable<void> writer();
+  asio::awaitable<core::Status> enqueue(std::vector<uint8_t> frame);
+  asio::awaitable<core::Status> run_blob(std::vector<uint8_t> header, std::span<const uint8_t> data);
+  asio::awaitable<std::pair<core::Status, std::string>> run_query(std::chrono::milliseconds timeout);
+  core::Status check_frame(uint8_t type, size_t body_bytes) const;
+  bool push_mail(std::vector<uint8_t> frame);
+  void notify_writer();
+  void take_mail();
+  size_t fill_control(uint8_t* out, size_t max);
+  void finish_blob_if_done();
+  void close_on_strand(core::Status reason);
+  void setup_socket();
+  std::string remote_address_string() const;
+
+  // FrameSink (frames from the peer).
+  core::Status on_control(uint8_t type, std::span<const uint8_t> body) override;
+  core::Result<std::span<uint8_t>> on_blob_begin(const BlobBegin& begin) override;
+  void on_blob_complete(uint32_t stream_id) override;
+
+  std::shared_ptr<NodeCore> core_;
+  asio::ip::tcp::socket socket_;
+  Strand strand_;
+  const crypto::Role role_;
+  std::string address_;      // non-empty while holding an inbound pending slot
+  bool holds_slot_ = true;   // a session-cap slot (released on close)
+  std::string peer_id_;
+  asio::ip::tcp::endpoint remote_;
+  std::atomic<bool> open_{true};
+
+  // Strand-only state.
+  bool closed_ = false;
+  bool established_ = false;
+  core::Status close_reason_;
+  std::shared_ptr<SessionHandler> handler_;
+  crypto::TransportKeys keys_;
+  FrameDecoder decoder_;
+  Clock::time_point deadline_;  // handshake deadline
+  Clock::time_point last_rx_, last_tx_;
+  bool keepalive_due_ = false;
+  bool watchdog_started_ = false;
+  asio::steady_timer watchdog_timer_, writer_cv_, space_cv_, blob_cv_;
+  std::deque<std::vector<uint8_t>> ctrl_pending_;
+  size_t ctrl_off_ = 0;
+  uint64_t ctrl_queued_ = 0, ctrl_sent_ = 0;  // control bytes queued / encrypted so far
+  std::deque<BlobJob*> blob_q_;
+  uint32_t next_stream_id_ = 1;
+  std::list<StatusWaiter*> status_waiters_;
+  std::vector<uint8_t> send_buf_;
+
+  // Mailbox (any thread).
+  std::mutex mail_mu_;
+  std::deque<std::vector<uint8_t>> mailbox_;
+  bool mail_closed_ = false;
+  std::atomic<bool> wake_posted_{false};
+};
+
+}  // namespace gossip::net::detail

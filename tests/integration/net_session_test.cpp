@@ -1,0 +1,182 @@
+// Secure sessions over real loopback TCP with real keys: handshake, a 100 MB
+// blob each way at once (bytes must match), control frames flowing during a
+// blob, STATUS_REQ, peer-id checks, self-dial, wrong swarm key, idle timeout.
+#include <doctest/doctest.h>
+
+#include <cstring>
+#include <nlohmann/json.hpp>
+
+#include "net_test_support.hpp"
+
+using namespace gossip;
+using namespace gossip::net;
+using namespace gossip::net::testing;
+
+TEST_CASE("handshake, then a 100 MB blob both ways at once with control frames in between") {
+  IoThreads io;
+  const auto swarm = crypto::SwarmKey::generate();
+  auto ra = std::make_shared<Recorder>(), rb = std::make_shared<Recorder>();
+  auto a = make_node(io.io, swarm, ra);
+  auto b = make_node(io.io, swarm, rb);
+  constexpr size_t kSize = 100u << 20;
+  ra->expected_blob = rb->expected_blob = kSize;
+
+  auto s = io.run(a->dial(b->local_endpoint(), b->peer_id()));
+  REQUIRE(s.is_ok());
+  CHECK((*s)->peer_id() == b->peer_id());
+  REQUIRE(rb->wait([&] { return !rb->sessions.empty(); }));
+  auto sb = rb->sessions[0];
+  CHECK(sb->peer_id() == a->peer_id());
+  CHECK_FALSE(sb->is_initiator());
+
+  const auto out_a = pattern(kSize, 1), out_b = pattern(kSize, 2);
+  const std::string hdr = R"({"xid":7})";
+  auto fa = io.spawn((*s)->send_blob(bytes_of(hdr), out_a));
+  auto fb = io.spawn(sb->send_blob(bytes_of(hdr), out_b));
+  // Control frames sent while the blobs stream arrive (not after them).
+  for (int i = 0; i < 20; ++i) {
+    const std::string msg = "ping " + std::to_string(i);
+    CHECK(io.run((*s)->send_frame(0x10, bytes_of(msg))).is_ok());
+  }
+  REQUIRE(rb->wait([&] { return rb->frames.size() == 20; }, 30s));
+  CHECK(fa.get()->is_ok());
+  CHECK(fb.get()->is_ok());
+  REQUIRE(ra->wait([&] { return ra->blob_ends.size() == 1; }, 30s));
+  REQUIRE(rb->wait([&] { return rb->blob_ends.size() == 1; }, 30s));
+  CHECK(ra->blob_ends[0].is_ok());
+  CHECK(rb->blob_ends[0].is_ok());
+  CHECK(rb->blob_headers[0] == hdr);
+  CHECK(std::memcmp(rb->blob.data(), out_a.data(), kSize) == 0);
+  CHECK(std::memcmp(ra->blob.data(), out_b.data(), kSize) == 0);
+  CHECK(rb->frames[0].first == 0x10);
+  CHECK(rb->frames[19].second == "ping 19");
+  CHECK(a->counters().handshakes_ok == 1);
+  CHECK(b->counters().handshakes_ok == 1);
+  CHECK(a->counters().bytes_sent > kSize);
+}
+
+TEST_CASE("STATUS_REQ is answered with peer_id, step, members and model") {
+  IoThreads io;
+  const auto swarm = crypto::SwarmKey::generate();
+  auto a = make_node(io.io, swarm, std::make_shared<Recorder>());
+  auto b = make_node(io.io, swarm, std::make_shared<Recorder>());
+  auto s = io.run(a->dial(b->local_endpoint()));
+  REQUIRE(s.is_ok());
+  auto st = io.run((*s)->query_status(2s));
+  REQUIRE(st.is_ok());
+  auto j = nlohmann::json::parse(*st);
+  CHECK(j["peer_id"] == b->peer_id());
+  CHECK(j["step"] == 0);
+  CHECK(j["members"] == 1);
+  CHECK(j["model"] == "");
+  b->set_status_provider([] { return PeerStatus{42, 5, "mlp-784-128-10"}; });
+  j = nlohmann::json::parse(*io.run((*s)->query_status(2s)));
+  CHECK(j["step"] == 42);
+  CHECK(j["members"] == 5);
+  CHECK(j["model"] == "mlp-784-128-10");
+}
+
+TEST_CASE("a dial expecting another peer id is closed with both ids named") {
+  IoThreads io;
+  const auto swarm = crypto::SwarmKey::generate();
+  auto rb = std::make_shared<Recorder>();
+  auto a = make_node(io.io, swarm, std::make_shared<Recorder>());
+  auto b = make_node(io.io, swarm, rb);
+  const std::string other = crypto::peer_id(crypto::StaticKeypair::generate().public_key);
+  auto s = io.run(a->dial(b->local_endpoint(), other));
+  REQUIRE_FALSE(s.is_ok());
+  CHECK(s.status().code() == core::Code::kAuth);
+  CHECK(s.status().message().find(other) != std::string::npos);
+  CHECK(s.status().message().find(b->peer_id()) != std::string::npos);
+  CHECK(a->counters().peer_id_mismatch == 1);
+  CHECK(a->session_count() == 0);
+  CHECK_FALSE(rb->wait([&] { return !rb->sessions.empty(); }, 300ms));
+}
+
+TEST_CASE("a peer dialing itself is detected and closed") {
+  IoThreads io;
+  const auto swarm = crypto::SwarmKey::generate();
+  auto r = std::make_shared<Recorder>();
+  auto a = make_node(io.io, swarm, r);
+  auto s = io.run(a->dial(a->local_endpoint()));
+  REQUIRE_FALSE(s.is_ok());
+  CHECK(s.status().message().find("self-connection") != std::string::npos);
+  CHECK(a->counters().self_connection >= 1);
+  CHECK_FALSE(r->wait([&] { return !r->sessions.empty(); }, 300ms));
+  CHECK(a->session_count() == 0);
+}
+
+TEST_CASE("wrong swarm key: no session either way, while a correct peer is served meanwhile") {
+  IoThreads io;
+  const auto swarm = crypto::SwarmKey::generate();
+  auto rb = std::make_shared<Recorder>(), rbad = std::make_shared<Recorder>();
+  auto b = make_node(io.io, swarm, rb);
+  auto bad = make_node(io.io, crypto::SwarmKey::generate(), rbad);
+  auto good = make_node(io.io, swarm, std::make_shared<Recorder>());
+  auto f_bad = io.spawn(bad->dial(b->local_endpoint()));
+  auto f_good = io.spawn(good->dial(b->local_endpoint()));
+  auto s_good = *f_good.get();
+  auto s_bad = *f_bad.get();
+  REQUIRE(s_good.is_ok());
+  CHECK(io.run((*s_good)->send_frame(0x11, bytes_of("hello"))).is_ok());
+  REQUIRE(rb->wait([&] { return rb->frames.size() == 1; }));
+  // The initiator without the key finishes its side (message 3 is its last),
+  // but the responder rejects message 3: nothing is ever delivered.
+  if (s_bad.is_ok()) {
+    (void)io.run((*s_bad)->send_frame(0x11, bytes_of("intruder")));
+    REQUIRE(rbad->wait([&] { return rbad->closes.size() == 1; }));
+  }
+  std::this_thread::sleep_for(100ms);
+  {
+    std::lock_guard l(rb->mu);
+    CHECK(rb->sessions.size() == 1);  // only the good peer
+    CHECK(rb->frames.size() == 1);
+    CHECK(rb->frames[0].second == "hello");
+  }
+  CHECK(rbad->frames.empty());
+  CHECK(b->counters().handshake_failed == 1);
+}
+
+TEST_CASE("an idle session is closed after the idle timeout; keepalives keep a quiet one open") {
+  IoThreads io;
+  const auto swarm = crypto::SwarmKey::generate();
+  NetConfig quiet = test_config();
+  quiet.idle_timeout = 400ms;
+  quiet.keepalive_interval = 0ms;  // sends nothing by itself
+  NetConfig chatty = test_config();
+  chatty.idle_timeout = 400ms;
+  chatty.keepalive_interval = 100ms;
+  auto ra = std::make_shared<Recorder>();
+  auto a = make_node(io.io, swarm, ra, chatty);
+  auto b = make_node(io.io, swarm, std::make_shared<Recorder>(), chatty);
+  auto c = make_node(io.io, swarm, std::make_shared<Recorder>(), quiet);
+  auto ab = io.run(a->dial(b->local_endpoint()));
+  auto ac = io.run(a->dial(c->local_endpoint()));
+  REQUIRE(ab.is_ok());
+  REQUIRE(ac.is_ok());
+  // c never sends: a closes that session as idle; a<->b stay open on keepalives.
+  REQUIRE(ra->wait([&] { return ra->closes.size() == 1; }, 3s));
+  CHECK(ra->closes[0].code() == core::Code::kTimeout);
+  CHECK_FALSE((*ac)->is_open());
+  std::this_thread::sleep_for(600ms);
+  CHECK((*ab)->is_open());
+  CHECK(a->counters().idle_closed == 1);
+}
+
+TEST_CASE("a refused blob is drained and the session keeps working") {
+  IoThreads io;
+  const auto swarm = crypto::SwarmKey::generate();
+  auto rb = std::make_shared<Recorder>();
+  rb->expected_blob = 1000;  // the blob below has another size
+  auto a = make_node(io.io, swarm, std::make_shared<Recorder>());
+  auto b = make_node(io.io, swarm, rb);
+  auto s = io.run(a->dial(b->local_endpoint()));
+  REQUIRE(s.is_ok());
+  const auto data = pattern(300000, 3);
+  CHECK(io.run((*s)->send_blob({}, data)).is_ok());
+  CHECK(io.run((*s)->send_frame(0x12, bytes_of("after"))).is_ok());
+  REQUIRE(rb->wait([&] { return rb->frames.size() == 1; }));
+  CHECK(rb->blob_ends.empty());
+  CHECK(b->counters().blob_refused == 1);
+  CHECK((*s)->is_open());
+}

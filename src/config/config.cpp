@@ -1,0 +1,225 @@
+// Config loading: JSON text -> Config, section by section, then the checks
+// that span sections; plus the dataset check and the backend options.
+//
+// All problems are collected and reported together, one per line, so a user
+// fixes a config in one pass rather than one error per run.
+#include "gossip/config/config.hpp"
+
+#include <algorithm>
+#include <fstream>
+#include <sstream>
+#include <thread>
+#include <unordered_set>
+
+#include "sections.hpp"
+
+namespace gossip::config {
+
+namespace {
+
+template <typename Enum>
+core::Result<Enum> parse_named(const std::vector<std::string>& names, const std::string& name,
+                               const char* what) {
+  for (size_t i = 0; i < names.size(); ++i) {
+    if (names[i] == name) return static_cast<Enum>(i);
+  }
+  std::string list;
+  for (const auto& n : names) {
+    if (!list.empty()) list += ", ";
+    list += n;
+  }
+  return core::invalid_argument("unknown " + std::string(what) + " \"" + name + "\" (expected " +
+                                list + ")");
+}
+
+template <typename Enum>
+const char* name_of(const std::vector<std::string>& names, Enum e) {
+  const auto i = static_cast<size_t>(e);
+  return i < names.size() ? names[i].c_str() : "?";
+}
+
+// Where the parser stands inside nested objects, to name duplicate keys.
+struct Frame {
+  std::string path;
+  std::unordered_set<std::string> keys;
+  std::string last_key;
+  bool is_object = false;
+};
+
+// Parses JSON text (comments allowed), reporting duplicate keys as errors
+// (nlohmann would keep the last silently). Syntax errors come back as a
+// Status with line and column.
+core::Result<detail::Json> parse_json(const std::string& text, detail::Errors& errors) {
+  std::vector<Frame> stack;
+  auto callback = [&](int /*depth*/, detail::Json::parse_event_t event, detail::Json& parsed) {
+    using E = detail::Json::parse_event_t;
+    if (event == E::object_start || event == E::array_start) {
+      Frame f;
+      if (!stack.empty()) {
+        const Frame& parent = stack.back();
+        if (!parent.is_object) {
+          f.path = parent.path + "[]";
+        } else {
+          f.path = parent.path.empty() ? parent.last_key : parent.path + "." + parent.last_key;
+        }
+      }
+      f.is_object = event == E::object_start;
+      stack.push_back(std::move(f));
+    } else if (event == E::object_end || event == E::array_end) {
+      if (!stack.empty()) stack.pop_back();
+    } else if (event == E::key && !stack.empty()) {
+      Frame& f = stack.back();
+      f.last_key = parsed.get<std::string>();
+      if (!f.keys.insert(f.last_key).second) {
+        errors.add(f.path.empty() ? f.last_key : f.path + "." + f.last_key,
+                   "duplicate key (each key may appear once per object)");
+      }
+    }
+    return true;
+  };
+  try {
+    return detail::Json::parse(text, callback, /*allow_exceptions=*/true,
+                               /*ignore_comments=*/true);
+  } catch (const detail::Json::parse_error& e) {
+    // Line and column of the byte where parsing stopped.
+    size_t line = 1;
+    size_t column = 1;
+    const size_t end = std::min(e.byte > 0 ? e.byte - 1 : 0, text.size());
+    for (size_t i = 0; i < end; ++i) {
+      if (text[i] == '\n') {
+        ++line;
+        column = 1;
+      } else {
+        ++column;
+      }
+    }
+    std::string what = e.what();
+    const auto colon = what.find(": ", what.find("parse error"));
+    if (colon != std::string::npos) what = what.substr(colon + 2);
+    return core::invalid_argument("line " + std::to_string(line) + ", column " +
+                                  std::to_string(column) + ": invalid JSON: " + what);
+  }
+}
+
+// The checks that need more than one section.
+void check_across(const Config& c, detail::Errors& errors) {
+  const auto& schedule = c.optimizer.schedule;
+  if (schedule.kind == train::ScheduleKind::kCosine && schedule.total_steps == 0 &&
+      c.training.epochs == 0 && c.training.steps == 0) {
+    errors.add("optimizer.schedule.total_steps",
+               "required for schedule type cosine when training runs until stopped "
+               "(no training.epochs or training.steps to take it from)");
+  }
+}
+
+}  // namespace
+
+bool DataConfig::regression() const {
+  return dataset.type == "synthetic_regression" ||
+         (dataset.type == "csv" && !dataset.csv.target_columns.empty());
+}
+
+core::Result<WireFormat> parse_wire_format(const std::string& name) {
+  return parse_named<WireFormat>(detail::kWireNames, name, "wire format");
+}
+const char* wire_format_name(WireFormat f) {
+  return name_of(detail::kWireNames, f);
+}
+
+core::Result<Config> parse_config(const std::string& json_text, const Path& base_dir) {
+  std::error_code ec;
+  Path base = std::filesystem::absolute(base_dir.empty() ? Path(".") : base_dir, ec);
+  if (ec) return core::invalid_argument("config folder " + base_dir.string() + ": " + ec.message());
+  base = base.lexically_normal();
+  if (!base.has_filename() && base != base.root_path()) {
+    base = base.parent_path();  // drop the trailing "/" lexically_normal leaves on "dir/."
+  }
+
+  detail::Errors errors;
+  auto root = parse_json(json_text, errors);
+  if (!root) return root.status();
+  if (!root->is_object()) {
+    return core::invalid_argument("expected a JSON object at the top level, got " +
+                                  detail::show(*root));
+  }
+
+  Config c;
+  detail::Section top(&root.value(), "", base, errors);
+  detail::read_peer(top, c.peer);
+  detail::read_data(top, c.data);
+  detail::read_model(top, c.data, c.model);
+  detail::read_optimizer(top, c.optimizer);
+  detail::read_training(top, c.training);
+  detail::read_gossip(top, c.gossip);
+  detail::read_membership(top, c.membership);
+  detail::read_net(top, c.net);
+  detail::read_checkpoint(top, c.checkpoint);
+  detail::read_metrics(top, c.metrics);
+  top.finish();
+  if (c.checkpoint.dir.empty()) c.checkpoint.dir = c.peer.data_dir;
+  if (c.metrics.file.empty()) c.metrics.file = c.peer.data_dir / "metrics.jsonl";
+  if (errors.empty()) check_across(c, errors);
+
+  if (!errors.empty()) {
+    std::string message;
+    for (const auto& e : errors.list()) {
+      if (!message.empty()) message += '\n';
+      message += e;
+    }
+    return core::invalid_argument(message);
+  }
+  return c;
+}
+
+core::Result<Config> load_config(const Path& path) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in) {
+    return core::not_found(path.string() + ": cannot open config file (" +
+                           (std::filesystem::exists(path) ? "permission denied" : "no such file") +
+                           ")");
+  }
+  std::ostringstream text;
+  text << in.rdbuf();
+  if (in.bad()) return core::io_error(path.string() + ": read failed");
+  auto config = parse_config(text.str(), path.parent_path());
+  if (config) return config;
+  // Prefix every line with the file, as compilers do.
+  std::string message;
+  std::istringstream lines(config.status().message());
+  for (std::string line; std::getline(lines, line);) {
+    if (!message.empty()) message += '\n';
+    message.append(path.string()).append(": ").append(line);
+  }
+  return core::Status(config.status().code(), message);
+}
+
+core::Status validate_against_dataset(const Config& config, int features, int classes) {
+  const auto& layers = config.model.layers;
+  if (layers.size() < 2) return core::invalid_argument("model.layers: needs at least 2 entries");
+  const std::string& dataset = config.data.dataset.type;
+  if (layers.front() != features) {
+    return core::invalid_argument(
+        "model.layers: the first entry must equal the dataset's feature count (" +
+        std::to_string(features) + " in " + dataset + "), got " + std::to_string(layers.front()));
+  }
+  if (layers.back() != classes) {
+    const char* what = config.data.regression() ? "target count" : "class count";
+    return core::invalid_argument("model.layers: the last entry must equal the dataset's " +
+                                  std::string(what) + " (" + std::to_string(classes) + " in " +
+                                  dataset + "), got " + std::to_string(layers.back()));
+  }
+  return core::Status::ok();
+}
+
+train::BackendOptions backend_options(const Config& config) {
+  train::BackendOptions o;
+  o.device = config.training.device;
+  o.cpu_threads = config.training.cpu_threads > 0
+                      ? config.training.cpu_threads
+                      : std::max(1, static_cast<int>(std::thread::hardware_concurrency()));
+  o.allow_tf32 = config.training.allow_tf32;
+  o.max_batch = std::max(config.data.batch, config.training.eval.batch);
+  return o;
+}
+
+}  // namespace gossip::config

@@ -1,0 +1,178 @@
+// Readers for the sections that describe what is trained and how: model,
+// optimizer (with its schedule) and training.
+//
+// Type-specific keys (momentum for sgd, beta1 for adam, gamma for the step
+// schedule, ...) given for another type are errors rather than silently
+// ignored, so a config says only what it means; to_json writes the same keys.
+#include <string>
+
+#include "sections.hpp"
+
+namespace gossip::config::detail {
+
+const std::vector<std::string> kActivationNames = {"relu", "tanh", "gelu"};
+const std::vector<std::string> kLossNames = {"softmax_cross_entropy", "mse"};
+const std::vector<std::string> kOptimizerNames = {"sgd", "adam", "adamw"};
+const std::vector<std::string> kScheduleNames = {"constant", "cosine", "step"};
+const std::vector<std::string> kDeviceNames = {"auto", "cpu", "cuda"};
+
+namespace {
+
+// Converts a name already checked against the table; a mismatch between the
+// table and train's parser is reported rather than trusted.
+template <typename Enum>
+void set_enum(Section& s, const char* key, const core::Result<Enum>& parsed, Enum& out) {
+  if (parsed) {
+    out = parsed.value();
+  } else {
+    s.error(key, parsed.status().message());
+  }
+}
+
+void read_layers(Section& s, train::ModelSpec& out) {
+  const Json* v = s.value("layers");
+  if (v == nullptr) {
+    s.error("layers", "required: [inputs, hidden..., outputs], e.g. [784, 256, 128, 10]");
+    return;
+  }
+  if (!v->is_array() || v->size() < 2) {
+    s.error("layers",
+            "expected an array of at least 2 layer sizes [inputs, ..., outputs], got " + show(*v));
+    return;
+  }
+  std::vector<int> layers;
+  bool ok = true;
+  for (size_t i = 0; i < v->size(); ++i) {
+    const Json& e = (*v)[i];
+    const std::string key = "layers[" + std::to_string(i) + "]";
+    if (!e.is_number_integer() || e.get<int64_t>() < 1 || e.get<int64_t>() > (1 << 24)) {
+      s.error(key.c_str(),
+              "expected a positive integer layer size (at most 16777216), got " + show(e));
+      ok = false;
+      continue;
+    }
+    layers.push_back(static_cast<int>(e.get<int64_t>()));
+  }
+  if (ok) out.layers = std::move(layers);
+}
+
+}  // namespace
+
+void read_model(Section& top, const DataConfig& data, train::ModelSpec& out) {
+  if (!top.has("model")) {
+    top.error("model", "required section missing (at least \"layers\": [inputs, ..., outputs])");
+    return;
+  }
+  Section s = top.child("model");
+  if (!s.present()) return;
+  const size_t errors_before = s.error_count();
+  read_layers(s, out);
+  std::string name;
+  if (s.choice("activation", kActivationNames, name)) {
+    set_enum(s, "activation", train::parse_activation(name), out.activation);
+  }
+  if (s.choice("loss", kLossNames, name)) set_enum(s, "loss", train::parse_loss(name), out.loss);
+  s.seed("seed", out.seed);
+  const bool softmax = out.loss == train::LossKind::kSoftmaxCrossEntropy;
+  if (softmax && data.regression()) {
+    s.error("loss", "softmax_cross_entropy needs a classification dataset; data.dataset (" +
+                        data.dataset.type + ") is a regression task (use \"mse\")");
+  } else if (!softmax && !data.regression()) {
+    s.error("loss", "mse needs a regression dataset; data.dataset (" + data.dataset.type +
+                        ") has class labels (use \"softmax_cross_entropy\")");
+  } else if (softmax && out.layers.size() >= 2 && out.layers.back() < 2) {
+    s.error("layers", "softmax_cross_entropy needs at least 2 outputs (the last entry), got " +
+                          std::to_string(out.layers.back()));
+  }
+  s.finish();
+  if (s.error_count() == errors_before) {
+    const core::Status st = out.validate();  // train's own rules, as a backstop
+    if (!st) s.error_named(st.message());
+  }
+}
+
+void read_optimizer(Section& top, train::OptimizerSpec& out) {
+  Section s = top.child("optimizer");
+  const size_t errors_before = s.error_count();
+  std::string type = "sgd";
+  if (s.choice("type", kOptimizerNames, type)) {
+    set_enum(s, "type", train::parse_optimizer(type), out.kind);
+  }
+  const bool sgd = type == "sgd";
+  const std::string for_type = "by optimizer type " + type;
+  s.number("lr", out.lr, 0.0, true);
+  if (s.only_if("momentum", sgd, for_type))
+    s.number_in("momentum", out.momentum, 0, 1, false, true);
+  if (s.only_if("nesterov", sgd, for_type) && s.boolean("nesterov", out.nesterov) && out.nesterov &&
+      out.momentum == 0.0) {
+    s.error("nesterov", "needs optimizer.momentum > 0");
+  }
+  s.number("weight_decay", out.weight_decay, 0.0, false);
+  if (s.only_if("beta1", !sgd, for_type)) s.number_in("beta1", out.beta1, 0, 1, false, true);
+  if (s.only_if("beta2", !sgd, for_type)) s.number_in("beta2", out.beta2, 0, 1, false, true);
+  if (s.only_if("eps", !sgd, for_type)) s.number("eps", out.eps, 0.0, true);
+
+  Section sch = s.child("schedule");
+  train::LrSchedule& lr = out.schedule;
+  std::string kind = "constant";
+  if (sch.choice("type", kScheduleNames, kind)) {
+    set_enum(sch, "type", train::parse_schedule(kind), lr.kind);
+  }
+  const bool cosine = kind == "cosine";
+  const bool step = kind == "step";
+  const std::string for_kind = "by schedule type " + kind;
+  sch.non_negative("warmup_steps", lr.warmup_steps);
+  if (sch.only_if("total_steps", cosine, for_kind)) sch.non_negative("total_steps", lr.total_steps);
+  if (sch.only_if("min_lr", cosine, for_kind) && sch.number("min_lr", lr.min_lr, 0.0, false) &&
+      lr.min_lr > out.lr) {
+    sch.error("min_lr",
+              "must not exceed optimizer.lr (" + num(out.lr) + "), got " + num(lr.min_lr));
+  }
+  if (sch.only_if("step_every", step, for_kind)) {
+    if (!sch.has("step_every")) {
+      sch.error("step_every", "required for schedule type step (updates between decays)");
+    }
+    sch.positive("step_every", lr.step_every);
+  }
+  if (sch.only_if("gamma", step, for_kind)) sch.number_in("gamma", lr.gamma, 0, 1, true, false);
+  sch.finish();
+  s.finish();
+
+  if (s.error_count() == errors_before) {
+    // train's own rules as a backstop; cosine's total_steps may still be 0
+    // here ("the training budget", filled in by the peer).
+    train::OptimizerSpec check = out;
+    if (cosine && check.schedule.total_steps == 0) {
+      check.schedule.total_steps = check.schedule.warmup_steps + 1;
+    }
+    const core::Status st = check.validate();
+    if (!st) s.error_named(st.message());
+  }
+}
+
+void read_training(Section& top, TrainingConfig& out) {
+  Section s = top.child("training");
+  const Json* device = s.value("device");
+  if (device != nullptr && *device == "gpu") {
+    s.error("device", "expected auto, cpu or cuda, got \"gpu\" (did you mean cuda?)");
+  } else {
+    s.choice("device", kDeviceNames, out.device);
+  }
+  s.non_negative("cpu_threads", out.cpu_threads);
+  s.boolean("allow_tf32", out.allow_tf32);
+  s.positive("epochs", out.epochs);
+  s.positive("steps", out.steps);
+  if (out.epochs > 0 && out.steps > 0) {
+    s.error("steps", "set training.epochs or training.steps, not both");
+  }
+  Section e = s.child("eval");
+  e.non_negative("every_epochs", out.eval.every_epochs);
+  e.non_negative("every_steps", out.eval.every_steps);
+  e.non_negative("max_rows", out.eval.max_rows);
+  e.positive("batch", out.eval.batch);
+  e.finish();
+  s.number("log_every_s", out.log_every_s, 0.0, false);
+  s.finish();
+}
+
+}  // namespace gossip::config::detail

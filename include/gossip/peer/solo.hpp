@@ -1,0 +1,36 @@
+// A swarm of one: train a single peer to its budget with no network, printing
+// progress to stderr. The network-free path of gossip-peer (peer.network
+// false) and the reference the swarm's accuracy is judged against.
+#pragma once
+
+#include <atomic>
+#include <nlohmann/json_fwd.hpp>
+#include <string>
+
+#include "gossip/config/config.hpp"
+#include "gossip/core/status.hpp"
+
+namespace gossip::peer {
+
+struct RunSummary {
+  double test_accuracy = 0.0;  // fraction in [0,1]; 0 without a test set
+  double test_loss = 0.0;
+  double train_loss = 0.0;  // mean loss over the last epoch's steps
+  int64_t epochs = 0;       // completed epochs
+  int64_t steps = 0;
+  double wall_s = 0.0;         // whole run, data loading excluded
+  double samples_per_s = 0.0;  // training samples over training time (evaluation excluded)
+  std::string device;
+  std::string model;  // ModelSpec::describe()
+};
+
+// The summary as the one-line JSON object gossip-peer prints last.
+nlohmann::json to_json(const RunSummary& summary);
+
+// Loads the data, builds the trainer and trains until the budget is spent or
+// `stop` becomes true (checked between steps). Evaluates every
+// training.eval.every_epochs epochs and at the end. Calling thread = trainer
+// thread. Errors: bad data files, model/data mismatch, unavailable device.
+core::Result<RunSummary> run_solo(const config::Config& config, const std::atomic<bool>& stop);
+
+}  // namespace gossip::peer

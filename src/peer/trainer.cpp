@@ -1,0 +1,110 @@
+// Trainer: builds a peer's backend and shard, runs steps on the schedule and
+// evaluates on the test set.
+#include "gossip/peer/trainer.hpp"
+
+#include <utility>
+
+#include "gossip/data/shard.hpp"
+
+namespace gossip::peer {
+namespace {
+
+// Each peer walks its shard in its own order: the batch seed mixes the
+// shard index into the swarm-wide data seed (splitmix64 finaliser).
+uint64_t batch_seed(uint64_t seed, int shard_index) {
+  uint64_t z = seed + 0x9e3779b97f4a7c15ULL * (static_cast<uint64_t>(shard_index) + 1);
+  z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
+  z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
+  return z ^ (z >> 31);
+}
+
+}  // namespace
+
+core::Result<std::unique_ptr<Trainer>> Trainer::create(
+    const config::Config& config, std::shared_ptr<const data::Dataset> train_set,
+    std::shared_ptr<const data::Dataset> test_set) {
+  if (!train_set) return core::invalid_argument("trainer: no training set");
+  const int outputs = train_set->task() == data::Task::kClassification ? train_set->classes()
+                                                                       : train_set->target_cols();
+  GOSSIP_RETURN_IF_ERROR(config::validate_against_dataset(config, train_set->features(), outputs));
+
+  auto shard = data::make_shard(*train_set, config.data.shard.spec, config.data.shard.num_shards,
+                                config.data.shard.index, config.data.seed);
+  if (!shard) return shard.status().with_context("data.shard");
+  if (shard->empty()) {
+    return core::invalid_argument("data.shard: shard " + std::to_string(config.data.shard.index) +
+                                  " of " + std::to_string(config.data.shard.num_shards) +
+                                  " is empty");
+  }
+
+  // A cosine schedule with total_steps 0 spans the whole training budget.
+  config::Config resolved = config;
+  auto& schedule = resolved.optimizer.schedule;
+  if (schedule.kind == train::ScheduleKind::kCosine && schedule.total_steps == 0) {
+    const int64_t rows = static_cast<int64_t>(shard->size());
+    const int64_t batch = config.data.batch;
+    const int64_t per_epoch =
+        config.data.drop_last && rows >= batch ? rows / batch : (rows + batch - 1) / batch;
+    schedule.total_steps =
+        config.training.steps > 0 ? config.training.steps : config.training.epochs * per_epoch;
+  }
+
+  auto backend =
+      train::make_backend(resolved.model, resolved.optimizer, config::backend_options(resolved));
+  if (!backend) return backend.status().with_context("training.device");
+
+  return std::unique_ptr<Trainer>(new Trainer(resolved, std::move(train_set), std::move(test_set),
+                                              std::move(*shard), std::move(*backend)));
+}
+
+Trainer::Trainer(const config::Config& config, std::shared_ptr<const data::Dataset> train_set,
+                 std::shared_ptr<const data::Dataset> test_set, std::vector<int64_t> shard,
+                 std::unique_ptr<train::Backend> backend)
+    : config_(config),
+      train_set_(std::move(train_set)),
+      test_set_(std::move(test_set)),
+      backend_(std::move(backend)),
+      batcher_(*train_set_, std::move(shard),
+               data::BatcherOptions{config.data.batch, config.data.drop_last, true,
+                                    batch_seed(config.data.seed, config.data.shard.index)}) {}
+
+double Trainer::current_lr() const {
+  return config_.optimizer.lr_at(progress_.step);
+}
+
+float Trainer::step() {
+  const data::Batch batch = batcher_.next();
+  last_batch_rows_ = batch.rows;
+  const float loss = backend_->train_step(batch, static_cast<float>(current_lr()));
+  ++progress_.step;
+  progress_.data = batcher_.position();
+  return loss;
+}
+
+train::EvalStats Trainer::evaluate() {
+  train::EvalStats total;
+  if (!test_set_) return total;
+  const auto& eval = config_.training.eval;
+  data::EvalBatches batches(*test_set_, eval.batch, eval.max_rows > 0 ? eval.max_rows : -1);
+  while (auto batch = batches.next()) total += backend_->evaluate(*batch);
+  return total;
+}
+
+bool Trainer::budget_spent() const {
+  const auto& t = config_.training;
+  if (t.steps > 0) return progress_.step >= t.steps;
+  if (t.epochs > 0) {
+    // The budget is spent once the last epoch has served its final batch.
+    const auto pos = batcher_.position();
+    return pos.epoch >= t.epochs || (pos.epoch == t.epochs - 1 && batcher_.at_epoch_end());
+  }
+  return false;
+}
+
+core::Status Trainer::restore(const TrainProgress& progress) {
+  GOSSIP_RETURN_IF_ERROR(batcher_.restore(progress.data));
+  progress_ = progress;
+  return core::Status::ok();
+}
+
+}  // namespace gossip::peer

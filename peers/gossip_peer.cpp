@@ -6,6 +6,7 @@
 #include <csignal>
 #include <cstdio>
 #include <cstring>
+#include <filesystem>
 #include <iostream>
 #include <nlohmann/json.hpp>
 #include <string>
@@ -21,7 +22,10 @@ constexpr const char* kUsage = R"(usage: gossip-peer --config FILE [options]
 
 Runs one peer: trains its replica of the model on its shard of the data and,
 when the config enables the network, averages parameters with random members
-of the swarm. Stops when the training budget is spent or on SIGINT/SIGTERM.
+of the swarm. Resumes from the newest valid checkpoint in checkpoint.dir
+(default: the data dir). Stops when the training budget is spent or on
+SIGINT/SIGTERM (the current step finishes, a final checkpoint is written;
+a second signal exits at once). Metrics go to metrics.file as JSON lines.
 
 options:
   --config FILE       JSON config (see README.md "Configuration"); required
@@ -98,7 +102,20 @@ int main(int argc, char** argv) {
     if (!ep) return usage_error("--listen " + listen + ": " + ep.status().message());
     cfg->peer.listen = *ep;
   }
-  if (!data_dir.empty()) cfg->peer.data_dir = data_dir;
+  if (!data_dir.empty()) {
+    // Paths that defaulted to the config's data_dir follow the override.
+    const std::filesystem::path old_dir = cfg->peer.data_dir;
+    const std::filesystem::path new_dir = std::filesystem::absolute(data_dir).lexically_normal();
+    auto follow = [&](std::filesystem::path& p, const std::filesystem::path& default_path,
+                      const std::filesystem::path& new_path) {
+      if (p == default_path) p = new_path;
+    };
+    follow(cfg->checkpoint.dir, old_dir, new_dir);
+    follow(cfg->metrics.file, old_dir / "metrics.jsonl", new_dir / "metrics.jsonl");
+    follow(cfg->peer.identity_key, old_dir / "identity.key", new_dir / "identity.key");
+    follow(cfg->peer.swarm_key, old_dir / "swarm.key", new_dir / "swarm.key");
+    cfg->peer.data_dir = new_dir;
+  }
   if (print_config) {
     std::cout << config::to_json(*cfg).dump(2) << std::endl;
     return 0;

@@ -1,5 +1,7 @@
-// run_solo: the single-peer training loop with per-epoch evaluation and a
-// progress line a person can read at a glance.
+// run_solo: the single-peer training loop. It resumes from the newest valid
+// checkpoint, evaluates per epoch (and per eval.every_steps), writes
+// checkpoints and metrics records on schedule, prints the per-epoch line and
+// the periodic progress line, and always ends with a final checkpoint.
 #include "gossip/peer/solo.hpp"
 
 #include <chrono>
@@ -8,6 +10,8 @@
 
 #include "gossip/core/log.hpp"
 #include "gossip/data/factory.hpp"
+#include "gossip/peer/checkpoint.hpp"
+#include "gossip/peer/metrics.hpp"
 #include "gossip/peer/trainer.hpp"
 
 namespace gossip::peer {
@@ -17,6 +21,20 @@ using Clock = std::chrono::steady_clock;
 
 double seconds_since(Clock::time_point t) {
   return std::chrono::duration<double>(Clock::now() - t).count();
+}
+
+// The averaging weight this peer starts with (gossip.weight); the solo run
+// only stores it so that a later networked run of the same data_dir has it.
+double initial_weight(const config::Config& config, const Trainer& trainer) {
+  switch (config.gossip.weight) {
+    case config::WeightMode::kSamples:
+      return static_cast<double>(trainer.shard_size());
+    case config::WeightMode::kUniform:
+      return 1.0;
+    case config::WeightMode::kFixed:
+      return config.gossip.weight_value;
+  }
+  return 1.0;
 }
 
 }  // namespace
@@ -30,7 +48,10 @@ nlohmann::json to_json(const RunSummary& s) {
           {"wall_s", s.wall_s},
           {"samples_per_s", s.samples_per_s},
           {"device", s.device},
-          {"model", s.model}};
+          {"model", s.model},
+          {"start_step", s.start_step},
+          {"stopped", s.stopped},
+          {"checkpoint", s.checkpoint}};
 }
 
 core::Result<RunSummary> run_solo(const config::Config& config, const std::atomic<bool>& stop) {
@@ -47,18 +68,69 @@ core::Result<RunSummary> run_solo(const config::Config& config, const std::atomi
                              trainer.backend().device_name() + ", shard of " +
                              std::to_string(trainer.shard_size()) + " rows");
 
+  auto store = CheckpointStore::open(config.checkpoint.dir, config.checkpoint.keep,
+                                     trainer.checkpoint_expect());
+  if (!store) return store.status();
   RunSummary summary;
   summary.device = trainer.backend().device_name();
   summary.model = config.model.describe();
+  double weight = initial_weight(config, trainer);
+  std::optional<std::filesystem::path> resumed_from;
+  if (auto loaded = store->load_newest()) {
+    GOSSIP_RETURN_IF_ERROR(trainer.resume(loaded->state).with_context(loaded->file.string()));
+    weight = loaded->state.weight;
+    resumed_from = loaded->file;
+    summary.start_step = loaded->state.step;
+    summary.checkpoint = loaded->file.string();
+  }
+  auto metrics = MetricsLog::open(config.metrics.file);
+  if (!metrics) return metrics.status();
+  (void)metrics->write_start(trainer.progress().step, trainer.epoch(), resumed_from);
 
   const auto start = Clock::now();
   double train_s = 0.0;
   int64_t samples = 0;
   double epoch_loss_sum = 0.0;
   int64_t epoch_steps = 0;
-  auto last_progress = start;
+  int64_t last_saved = resumed_from ? summary.start_step : -1;
+  int64_t last_eval = -1;
+  std::optional<double> last_accuracy, last_test_loss;
+  LossMeter record_meter, progress_meter;
+  ProgressLine progress_line(config.metrics.progress_every_s);
   const auto& eval_cfg = config.training.eval;
-  const double progress_every_s = config.metrics.progress_every_s;
+  const int64_t total_steps = config.training.steps > 0
+                                  ? config.training.steps
+                                  : config.training.epochs * trainer.steps_per_epoch();
+
+  auto write_train_record = [&] {
+    const auto r = record_meter.take();
+    if (r.steps == 0) return;
+    (void)metrics->write(TrainRecord{trainer.progress().step, trainer.epoch(), r.mean_loss,
+                                     trainer.current_lr(), r.samples_per_s, std::nullopt});
+  };
+  auto evaluate = [&] {
+    const auto stats = trainer.evaluate();
+    summary.test_accuracy = stats.accuracy();
+    summary.test_loss = stats.mean_loss();
+    last_eval = trainer.progress().step;
+    if (config.data.regression()) {
+      last_test_loss = stats.mean_loss();
+    } else {
+      last_accuracy = stats.accuracy();
+    }
+    if (config.metrics.every_steps == 0) write_train_record();
+    (void)metrics->write(EvalRecord{trainer.progress().step, trainer.epoch(), stats.mean_loss(),
+                                    stats.accuracy(), stats.rows});
+    return stats;
+  };
+  auto save_checkpoint = [&]() -> core::Status {
+    auto file = store->save(trainer.checkpoint_state(weight));
+    if (!file) return file.status();
+    last_saved = trainer.progress().step;
+    summary.checkpoint = file->string();
+    core::log_debug("checkpoint", "wrote " + file->string());
+    return core::Status::ok();
+  };
 
   auto report_epoch = [&](int64_t epoch_done) {
     char buf[200];
@@ -73,50 +145,72 @@ core::Result<RunSummary> run_solo(const config::Config& config, const std::atomi
                   static_cast<long long>(trainer.progress().step), loss, trainer.current_lr(),
                   train_s > 0 ? static_cast<double>(samples) / train_s : 0.0);
     line += buf;
-    const bool eval_now = trainer.has_test_set() && eval_cfg.every_epochs > 0 &&
-                          epoch_done % eval_cfg.every_epochs == 0;
-    if (eval_now) {
-      const auto stats = trainer.evaluate();
-      summary.test_accuracy = stats.accuracy();
-      summary.test_loss = stats.mean_loss();
-      std::snprintf(buf, sizeof buf, "  test loss %.4f  test acc %.2f%%", stats.mean_loss(),
-                    100.0 * stats.accuracy());
+    if (trainer.has_test_set() && eval_cfg.every_epochs > 0 &&
+        epoch_done % eval_cfg.every_epochs == 0) {
+      const auto stats = evaluate();
+      std::snprintf(buf, sizeof buf, "  test loss %.4f", stats.mean_loss());
       line += buf;
+      if (!config.data.regression()) {
+        std::snprintf(buf, sizeof buf, "  test acc %.2f%%", 100.0 * stats.accuracy());
+        line += buf;
+      }
     }
     core::log_info("peer", line);
     summary.train_loss = loss;
-    summary.epochs = epoch_done;
     epoch_loss_sum = 0.0;
     epoch_steps = 0;
-    return eval_now;
   };
 
-  bool evaluated_last = false;
   while (!stop.load(std::memory_order_relaxed) && !trainer.budget_spent()) {
     const auto t0 = Clock::now();
     const float loss = trainer.step();
-    train_s += seconds_since(t0);
+    const double dt = seconds_since(t0);
+    const int64_t step = trainer.progress().step;
+    train_s += dt;
     samples += trainer.last_batch_rows();
     epoch_loss_sum += loss;
     ++epoch_steps;
-    evaluated_last = trainer.at_epoch_end() && report_epoch(trainer.epoch() + 1);
-    if (progress_every_s > 0 && seconds_since(last_progress) >= progress_every_s) {
-      last_progress = Clock::now();
-      char buf[160];
-      std::snprintf(buf, sizeof buf, "step %lld  epoch %lld  loss %.4f  %.0f samples/s",
-                    static_cast<long long>(trainer.progress().step),
-                    static_cast<long long>(trainer.epoch()), loss,
-                    train_s > 0 ? static_cast<double>(samples) / train_s : 0.0);
-      core::log_info("peer", buf);
+    record_meter.add(loss, trainer.last_batch_rows(), dt);
+    progress_meter.add(loss, trainer.last_batch_rows(), dt);
+
+    if (config.metrics.every_steps > 0 && step % config.metrics.every_steps == 0) {
+      write_train_record();
+    }
+    if (trainer.at_epoch_end()) report_epoch(trainer.epoch() + 1);
+    if (trainer.has_test_set() && eval_cfg.every_steps > 0 && step % eval_cfg.every_steps == 0 &&
+        last_eval != step) {
+      evaluate();
+    }
+    if (config.checkpoint.every_steps > 0 && step % config.checkpoint.every_steps == 0) {
+      if (auto st = save_checkpoint(); !st) {
+        core::log_rate_limited(core::LogLevel::kError, "checkpoint", "periodic",
+                               "checkpoint not written (training goes on): " + st.message(),
+                               std::chrono::seconds(60));
+      }
+    }
+    if (progress_line.due()) {
+      const auto r = progress_meter.take();
+      ProgressLine::print({step, total_steps, trainer.epoch() + 1, config.training.epochs,
+                           r.mean_loss, trainer.current_lr(), r.samples_per_s, last_accuracy,
+                           last_test_loss, last_saved, std::nullopt});
     }
   }
 
-  if (!evaluated_last && trainer.has_test_set()) {
-    const auto stats = trainer.evaluate();
-    summary.test_accuracy = stats.accuracy();
-    summary.test_loss = stats.mean_loss();
+  summary.stopped = !trainer.budget_spent();
+  if (summary.stopped) {
+    core::log_info("peer", "stopping at step " + std::to_string(trainer.progress().step) +
+                               ": writing the final checkpoint");
+  }
+  write_train_record();
+  if (trainer.has_test_set() && last_eval != trainer.progress().step) evaluate();
+  if (last_saved != trainer.progress().step) {
+    if (auto st = save_checkpoint(); !st) {
+      return core::Status(st.code(), "final checkpoint not written: " + st.message());
+    }
+    core::log_info("checkpoint", "final checkpoint " + summary.checkpoint);
   }
   summary.steps = trainer.progress().step;
+  summary.epochs = trainer.epochs_done();
   summary.wall_s = seconds_since(start);
   summary.samples_per_s = train_s > 0 ? static_cast<double>(samples) / train_s : 0.0;
   return summary;

@@ -107,4 +107,43 @@ core::Status Trainer::restore(const TrainProgress& progress) {
   return core::Status::ok();
 }
 
+CheckpointState Trainer::checkpoint_state(double weight) {
+  CheckpointState s;
+  s.step = progress_.step;
+  s.data = batcher_.position();
+  s.optimizer_steps = backend_->optimizer_steps();
+  s.weight = weight;
+  s.fingerprint = config_.model.fingerprint();
+  s.model = config_.model.describe();
+  s.params.resize(backend_->param_count());
+  s.optimizer_state.resize(backend_->optimizer_state_count());
+  backend_->read_parameters(s.params);
+  backend_->read_optimizer_state(s.optimizer_state);
+  return s;
+}
+
+CheckpointExpect Trainer::checkpoint_expect() const {
+  return {config_.model.fingerprint(), config_.model.describe(), backend_->param_count(),
+          backend_->optimizer_state_count()};
+}
+
+core::Status Trainer::resume(const CheckpointState& s) {
+  const auto expect = checkpoint_expect();
+  if (s.fingerprint != expect.fingerprint || s.params.size() != expect.param_count ||
+      s.optimizer_state.size() != expect.state_count) {
+    return core::invalid_argument("checkpoint of model " + s.model + " (" +
+                                  std::to_string(s.params.size()) +
+                                  " parameters) does not fit this model " + expect.model);
+  }
+  if (s.step < 0 || s.optimizer_steps < 0) {
+    return core::corrupt("checkpoint: negative step count");
+  }
+  GOSSIP_RETURN_IF_ERROR(batcher_.restore(s.data).with_context("checkpoint data position"));
+  backend_->write_parameters(s.params);
+  backend_->write_optimizer_state(s.optimizer_state);
+  backend_->set_optimizer_steps(s.optimizer_steps);
+  progress_ = {s.step, s.data};
+  return core::Status::ok();
+}
+
 }  // namespace gossip::peer

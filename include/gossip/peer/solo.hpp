@@ -21,16 +21,25 @@ struct RunSummary {
   double wall_s = 0.0;         // whole run, data loading excluded
   double samples_per_s = 0.0;  // training samples over training time (evaluation excluded)
   std::string device;
-  std::string model;  // ModelSpec::describe()
+  std::string model;       // ModelSpec::describe()
+  int64_t start_step = 0;  // step resumed from (0: fresh start)
+  bool stopped = false;    // stopped by the caller (a signal) before the budget was spent
+  std::string checkpoint;  // the last checkpoint file written or resumed ("" none)
 };
 
 // The summary as the one-line JSON object gossip-peer prints last.
 nlohmann::json to_json(const RunSummary& summary);
 
-// Loads the data, builds the trainer and trains until the budget is spent or
-// `stop` becomes true (checked between steps). Evaluates every
-// training.eval.every_epochs epochs and at the end. Calling thread = trainer
-// thread. Errors: bad data files, model/data mismatch, unavailable device.
+// Loads the data, builds the trainer, resumes from the newest valid
+// checkpoint in checkpoint.dir (or starts fresh, saying why), and trains until
+// the budget is spent or `stop` becomes true (checked between steps, so the
+// current step always finishes). Evaluates every training.eval.every_epochs
+// epochs / every_steps steps and at the end; writes checkpoints every
+// checkpoint.every_steps steps and a final one at the end; appends metrics
+// records to metrics.file and prints a progress line every
+// metrics.progress_every_s seconds. Calling thread = trainer thread. Errors:
+// bad data files, model/data mismatch, unavailable device, checkpoint folder
+// in use or not writable, final checkpoint not written.
 core::Result<RunSummary> run_solo(const config::Config& config, const std::atomic<bool>& stop);
 
 }  // namespace gossip::peer

@@ -15,6 +15,7 @@
 #include "gossip/core/status.hpp"
 #include "gossip/data/batcher.hpp"
 #include "gossip/data/dataset.hpp"
+#include "gossip/peer/checkpoint.hpp"
 #include "gossip/train/backend.hpp"
 
 namespace gossip::peer {
@@ -52,6 +53,18 @@ class Trainer {
   // Reinstates a checkpointed position (the backend state is restored apart).
   core::Status restore(const TrainProgress& progress);
 
+  // The whole training state as a checkpoint: parameters and optimizer state
+  // read from the backend, optimizer steps, progress, and `weight` (the
+  // averaging weight the caller holds).
+  CheckpointState checkpoint_state(double weight);
+  // What a checkpoint must match to be resumed by this trainer's model.
+  CheckpointExpect checkpoint_expect() const;
+  // Reinstates a checkpoint: backend parameters, optimizer state and
+  // optimizer steps, then the progress (step and data position). Errors
+  // (sizes or fingerprint that do not match, a data position outside the
+  // shard) leave the backend untouched.
+  core::Status resume(const CheckpointState& state);
+
   // The epoch the last batch came from (0-based), and whether that batch was
   // the epoch's last one.
   int64_t epoch() const { return batcher_.epoch(); }
@@ -61,6 +74,10 @@ class Trainer {
   double current_lr() const;
   int64_t shard_size() const { return batcher_.shard_size(); }
   int batch_size() const { return batcher_.options().batch_size; }
+  int64_t steps_per_epoch() const { return batcher_.batches_per_epoch(); }
+  // Epochs fully trained (the data position's epoch, plus one once its last
+  // batch has been served).
+  int64_t epochs_done() const { return batcher_.epoch() + (batcher_.at_epoch_end() ? 1 : 0); }
   train::Backend& backend() { return *backend_; }
   const config::Config& config() const { return config_; }
 

@@ -1,0 +1,369 @@
+// gossip-peer surviving crashes, as real processes: SIGKILL after a
+// checkpoint and at random moments, then a restart with the same config that
+// resumes (the step never goes back to 0, metrics show continuity) and
+// finishes with a sane model; SIGTERM writes a final checkpoint and exits 0;
+// a damaged newest checkpoint is reported and the previous one used.
+#include <doctest/doctest.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <cstdio>
+#include <cstdlib>
+#include <filesystem>
+#include <fstream>
+#include <nlohmann/json.hpp>
+#include <random>
+#include <set>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "gossip/peer/checkpoint.hpp"
+
+namespace fs = std::filesystem;
+using Json = nlohmann::json;
+namespace peer = gossip::peer;
+
+namespace {
+
+std::string peer_binary() {
+  const char* root = std::getenv("GOSSIP_BUILD_ROOT");
+  REQUIRE_MESSAGE(root != nullptr, "GOSSIP_BUILD_ROOT is set by meson test");
+  return std::string(root) + "/peers/gossip-peer";
+}
+
+fs::path temp_dir(const std::string& name) {
+  const fs::path d =
+      fs::temp_directory_path() / ("gossip-resume-" + name + "-" + std::to_string(::getpid()));
+  fs::remove_all(d);
+  fs::create_directories(d);
+  return d;
+}
+
+std::string read_text(const fs::path& p) {
+  std::ifstream in(p);
+  return {std::istreambuf_iterator<char>(in), {}};
+}
+
+struct Proc {
+  pid_t pid = -1;
+  fs::path out, err;
+};
+
+// Starts gossip-peer --config <config> [extra...] with stdout/stderr in
+// <dir>/<tag>.{out,err}.
+Proc spawn(const fs::path& config, const fs::path& dir, const std::string& tag,
+           const std::vector<std::string>& extra = {}) {
+  Proc p{-1, dir / (tag + ".out"), dir / (tag + ".err")};
+  const std::string bin = peer_binary(), cfg = config.string(), out = p.out.string(),
+                    err = p.err.string();
+  std::fflush(stdout);  // the child must not repeat the test's buffered output
+  std::fflush(stderr);
+  p.pid = ::fork();
+  REQUIRE(p.pid >= 0);
+  if (p.pid == 0) {
+    const int o = ::open(out.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
+    const int e = ::open(err.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
+    if (o < 0 || e < 0 || ::dup2(o, 1) < 0 || ::dup2(e, 2) < 0) ::_exit(99);
+    ::setenv("GOSSIP_LOG", "info", 1);
+    std::vector<char*> argv{const_cast<char*>(bin.c_str()), const_cast<char*>("--config"),
+                            const_cast<char*>(cfg.c_str())};
+    for (const auto& a : extra) argv.push_back(const_cast<char*>(a.c_str()));
+    argv.push_back(nullptr);
+    ::execv(bin.c_str(), argv.data());
+    ::_exit(98);
+  }
+  return p;
+}
+
+// Waits for the process; returns its exit code, or 128 + signal.
+int wait_exit(const Proc& p, double timeout_s = 30) {
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::duration<double>(timeout_s);
+  int status = 0;
+  while (::waitpid(p.pid, &status, WNOHANG) == 0) {
+    if (std::chrono::steady_clock::now() > deadline) {
+      ::kill(p.pid, SIGKILL);
+      ::waitpid(p.pid, &status, 0);
+      FAIL("gossip-peer did not finish within " << timeout_s << " s: " << read_text(p.err));
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(5));
+  }
+  return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+}
+
+// Polls until `ready` holds; fails after `timeout_s` or when `p` has exited.
+template <typename F>
+void wait_for(const Proc& p, F ready, const std::string& what, double timeout_s = 20) {
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::duration<double>(timeout_s);
+  while (!ready()) {
+    siginfo_t info{};
+    REQUIRE(::waitid(P_PID, static_cast<id_t>(p.pid), &info, WEXITED | WNOHANG | WNOWAIT) == 0);
+    REQUIRE_MESSAGE(info.si_pid == 0,
+                    "gossip-peer exited while waiting for " << what << ": " << read_text(p.err));
+    REQUIRE_MESSAGE(std::chrono::steady_clock::now() < deadline, "timed out waiting for " << what);
+    std::this_thread::sleep_for(std::chrono::milliseconds(2));
+  }
+}
+
+Json summary_of(const Proc& p) {
+  const std::string out = read_text(p.out);
+  const auto end = out.find_last_not_of('\n');
+  REQUIRE_MESSAGE(end != std::string::npos, "no summary line; stderr: " << read_text(p.err));
+  const auto start = out.rfind('\n', end);
+  return Json::parse(out.substr(start == std::string::npos ? 0 : start + 1));
+}
+
+std::vector<Json> metrics_of(const fs::path& file) {
+  std::ifstream in(file);
+  std::vector<Json> lines;
+  for (std::string line; std::getline(in, line);) lines.push_back(Json::parse(line));
+  return lines;
+}
+
+int count_files(const fs::path& dir, const std::string& suffix) {
+  int n = 0;
+  for (const auto& e : fs::directory_iterator(dir)) {
+    n += e.path().filename().string().ends_with(suffix) ? 1 : 0;
+  }
+  return n;
+}
+
+bool has_checkpoint(const fs::path& dir) {
+  std::error_code ec;
+  for (const auto& e : fs::directory_iterator(dir, ec)) {
+    if (peer::checkpoint_step_from_name(e.path().filename().string())) return true;
+  }
+  return false;
+}
+
+// The seed's regression task, a few thousand steps a second on one core.
+fs::path synthetic_config(const fs::path& dir, int64_t steps, int64_t ckpt_every,
+                          int64_t metrics_every) {
+  const fs::path p = dir / "config.json";
+  Json training = {{"device", "cpu"}, {"eval", {{"every_epochs", 4}}}};
+  if (steps > 0) training["steps"] = steps;  // none: run until stopped
+  std::ofstream(p) << Json{{"peer", {{"network", false}, {"data_dir", "run"}}},
+                           {"model",
+                            {{"layers", {10, 32, 1}}, {"loss", "mse"}, {"activation", "tanh"}}},
+                           {"optimizer", {{"type", "adam"}, {"lr", 0.005}}},
+                           {"data",
+                            {{"dataset", {{"type", "synthetic_regression"}}}, {"batch", 32}}},
+                           {"training", training},
+                           {"checkpoint", {{"every_steps", ckpt_every}, {"keep", 2}}},
+                           {"metrics", {{"every_steps", metrics_every}, {"progress_every_s", 0.2}}}}
+                          .dump(2);
+  return p;
+}
+
+}  // namespace
+
+TEST_CASE("SIGKILL after a checkpoint: the restart resumes and finishes with a sane model") {
+  const fs::path dir = temp_dir("kill");
+  const fs::path cfg = synthetic_config(dir, 12000, 500, 500);
+  const fs::path run = dir / "run";
+
+  Proc first = spawn(cfg, dir, "first");
+  wait_for(
+      first, [&] { return has_checkpoint(run); }, "the first checkpoint");
+  ::kill(first.pid, SIGKILL);
+  CHECK(wait_exit(first) == 128 + SIGKILL);
+
+  Proc second = spawn(cfg, dir, "second");
+  REQUIRE(wait_exit(second) == 0);
+  const Json s = summary_of(second);
+  INFO(read_text(second.err));
+  CHECK(s.at("start_step").get<int64_t>() >= 500);  // did not go back to 0
+  CHECK(s.at("steps") == 12000);
+  CHECK(s.at("stopped") == false);
+  CHECK(s.at("test_loss").get<double>() < 0.05);  // targets have unit variance
+  CHECK(read_text(second.err).find("resuming from") != std::string::npos);
+
+  // Metrics: two starts, the second at the resumed step; train records every
+  // 500 steps with no gap from 500 to the end.
+  const auto lines = metrics_of(run / "metrics.jsonl");
+  std::vector<int64_t> starts;
+  std::set<int64_t> train_steps;
+  for (const auto& l : lines) {
+    if (l.at("type") == "start") starts.push_back(l.at("step"));
+    if (l.at("type") == "train") train_steps.insert(l.at("step").get<int64_t>());
+  }
+  REQUIRE(starts.size() == 2);
+  CHECK(starts[0] == 0);
+  CHECK(starts[1] == s.at("start_step").get<int64_t>());
+  CHECK(train_steps.size() == 24);
+  CHECK(*train_steps.begin() == 500);
+  CHECK(*train_steps.rbegin() == 12000);
+  CHECK(lines.back().at("type") == "eval");
+  fs::remove_all(dir);
+}
+
+TEST_CASE("killed with SIGKILL at random moments, the peer always resumes") {
+  const fs::path dir = temp_dir("random");
+  const fs::path cfg = synthetic_config(dir, 40000, 200, 200);
+  const fs::path run = dir / "run";
+  std::mt19937 rng(20240611);
+  std::uniform_int_distribution<int> delay_ms(0, 500);
+  for (int i = 0; i < 8; ++i) {
+    Proc p = spawn(cfg, dir, "kill" + std::to_string(i));
+    const int ms = delay_ms(rng);
+    std::this_thread::sleep_for(std::chrono::milliseconds(ms));
+    ::kill(p.pid, SIGKILL);
+    const int rc = wait_exit(p);
+    CHECK((rc == 128 + SIGKILL || rc == 0));
+  }
+  Proc last = spawn(cfg, dir, "last");
+  REQUIRE(wait_exit(last) == 0);
+  const std::string err = read_text(last.err);
+  const Json s = summary_of(last);
+  MESSAGE(s.at("start_step") << " was the step the last run resumed from");
+  CHECK(s.at("steps") == 40000);
+  CHECK(s.at("test_loss").get<double>() < 0.05);
+  // Atomic writes: no kill ever left a checkpoint that had to be rejected,
+  // and no temp file survives a restart.
+  CHECK_MESSAGE(err.find("unusable") == std::string::npos, err);
+  CHECK(count_files(run, ".rejected") == 0);
+  CHECK(count_files(run, ".tmp") == 0);
+  CHECK(count_files(run, ".bin") == 2);  // keep 2
+  // The step each run started from never went back.
+  int64_t previous = 0;
+  int starts = 0;
+  for (const auto& l : metrics_of(run / "metrics.jsonl")) {
+    if (l.at("type") != "start") continue;
+    ++starts;
+    CHECK(l.at("step").get<int64_t>() >= previous);
+    previous = l.at("step");
+  }
+  CHECK(starts >= 2);
+  fs::remove_all(dir);
+}
+
+TEST_CASE("SIGTERM finishes the step, writes the final checkpoint and exits 0") {
+  const fs::path dir = temp_dir("term");
+  const fs::path cfg =
+      synthetic_config(dir, 0, 0, 100);  // run until stopped, final checkpoint only
+  const fs::path run = dir / "run";
+  auto wait_for_train_record = [&](const Proc& p) {
+    wait_for(
+        p, [&] { return read_text(run / "metrics.jsonl").find("\"train\"") != std::string::npos; },
+        "a train record");
+  };
+  Proc p = spawn(cfg, dir, "term");
+  wait_for_train_record(p);
+  ::kill(p.pid, SIGTERM);
+  REQUIRE(wait_exit(p) == 0);
+  const Json s = summary_of(p);
+  const int64_t steps = s.at("steps");
+  CHECK(steps >= 100);
+  CHECK(s.at("stopped") == true);
+  const fs::path ckpt = run / peer::checkpoint_file_name(steps);
+  CHECK(s.at("checkpoint") == ckpt.string());
+  auto state = peer::read_checkpoint_file(ckpt);
+  REQUIRE(state.is_ok());
+  CHECK(state->step == steps);
+  CHECK(state->optimizer_steps == steps);
+  CHECK(state->weight == 8192.0);  // gossip.weight "samples": the shard's rows
+
+  // SIGINT on the restart: it resumed exactly there.
+  fs::remove(run / "metrics.jsonl");
+  Proc again = spawn(cfg, dir, "again");
+  wait_for_train_record(again);
+  ::kill(again.pid, SIGINT);
+  REQUIRE(wait_exit(again) == 0);
+  const Json s2 = summary_of(again);
+  CHECK(s2.at("start_step") == steps);
+  CHECK(s2.at("steps").get<int64_t>() > steps);
+  fs::remove_all(dir);
+}
+
+TEST_CASE("--data-dir moves checkpoints and metrics; two peers cannot share a folder") {
+  const fs::path dir = temp_dir("datadir");
+  const fs::path cfg = synthetic_config(dir, 0, 0, 100);
+  const fs::path elsewhere = dir / "elsewhere";
+  const std::vector<std::string> args{"--data-dir", elsewhere.string()};
+  Proc a = spawn(cfg, dir, "a", args);
+  wait_for(
+      a,
+      [&] { return read_text(elsewhere / "metrics.jsonl").find("\"train\"") != std::string::npos; },
+      "a train record");
+  Proc b = spawn(cfg, dir, "b", args);
+  CHECK(wait_exit(b) == 1);
+  CHECK(read_text(b.err).find("in use by another gossip-peer") != std::string::npos);
+  ::kill(a.pid, SIGTERM);
+  REQUIRE(wait_exit(a) == 0);
+  const Json s = summary_of(a);
+  CHECK(fs::exists(elsewhere / peer::checkpoint_file_name(s.at("steps"))));
+  CHECK_FALSE(fs::exists(dir / "run"));
+  fs::remove_all(dir);
+}
+
+TEST_CASE("a damaged newest checkpoint is reported and the previous one used; none: fresh") {
+  const fs::path dir = temp_dir("damaged");
+  const fs::path cfg = synthetic_config(dir, 2000, 500, 500);
+  const fs::path run = dir / "run";
+  Proc p = spawn(cfg, dir, "full");
+  REQUIRE(wait_exit(p) == 0);
+  const fs::path newest = run / "ckpt-000002000.bin";
+  REQUIRE(fs::exists(newest));
+  {
+    std::fstream f(newest, std::ios::in | std::ios::out | std::ios::binary);
+    f.seekp(300);
+    f.put('\x5a');
+  }
+  Proc q = spawn(cfg, dir, "flipped");
+  REQUIRE(wait_exit(q) == 0);
+  const std::string err = read_text(q.err);
+  INFO(err);
+  CHECK(err.find("ckpt-000002000.bin") != std::string::npos);
+  CHECK(err.find("checksum mismatch") != std::string::npos);
+  CHECK(err.find("resuming from " + (run / "ckpt-000001500.bin").string()) != std::string::npos);
+  CHECK(summary_of(q).at("start_step") == 1500);
+  CHECK(summary_of(q).at("steps") == 2000);
+
+  for (const auto& e : fs::directory_iterator(run)) {
+    if (e.path().extension() == ".bin") fs::resize_file(e.path(), 100);
+  }
+  Proc r = spawn(cfg, dir, "fresh");
+  REQUIRE(wait_exit(r) == 0);
+  const std::string err2 = read_text(r.err);
+  INFO(err2);
+  CHECK(err2.find("no valid checkpoint") != std::string::npos);
+  CHECK(err2.find("starting fresh") != std::string::npos);
+  CHECK(summary_of(r).at("start_step") == 0);
+  CHECK(summary_of(r).at("steps") == 2000);
+  fs::remove_all(dir);
+}
+
+TEST_CASE("Fashion-MNIST: killed mid-run and restarted, it reaches the usual accuracy") {
+  if (!fs::exists("/usr/share/datasets/fashion-mnist/train-images-idx3-ubyte.gz")) {
+    MESSAGE("skipped: dataset-fashion-mnist is not installed (tools/bootstrap installs it)");
+    return;
+  }
+  const fs::path dir = temp_dir("fmnist");
+  const fs::path cfg = dir / "config.json";
+  std::ofstream(cfg) << R"({
+    "peer": {"network": false, "data_dir": "run"},
+    "model": {"layers": [784, 32, 10]},
+    "optimizer": {"type": "sgd", "lr": 0.05, "momentum": 0.9},
+    "data": {"dataset": {"type": "fashion_mnist"}, "batch": 64},
+    "training": {"device": "cpu", "epochs": 2, "eval": {"max_rows": 2000}},
+    "checkpoint": {"every_steps": 300, "keep": 2},
+    "metrics": {"every_steps": 100}
+  })";
+  Proc first = spawn(cfg, dir, "first");
+  wait_for(
+      first, [&] { return has_checkpoint(dir / "run"); }, "the first checkpoint");
+  ::kill(first.pid, SIGKILL);
+  wait_exit(first);
+  Proc second = spawn(cfg, dir, "second");
+  REQUIRE(wait_exit(second, 60) == 0);
+  const Json s = summary_of(second);
+  INFO(read_text(second.err));
+  CHECK(s.at("start_step").get<int64_t>() >= 300);
+  CHECK(s.at("steps") == 1876);  // 2 epochs of ceil(60000 / 64)
+  CHECK(s.at("epochs") == 2);
+  CHECK(s.at("test_accuracy").get<double>() > 0.80);
+  fs::remove_all(dir);
+}

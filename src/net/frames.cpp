@@ -83,14 +83,7 @@ Status FrameDecoder::feed(std::span<const uint8_t> bytes) {
         chunk_data(bytes.subspan(i, take));
         body_have_ += take;
         i += take;
-        if (body_have_ == body_len_) {
-          body_have_ = 0;
-          state_ = State::kHeader;
-          if (blob_received_ == blob_total_) {
-            blob_open_ = false;
-            if (!blob_refused_) sink_.on_blob_complete(blob_id_);
-          }
-        }
+        if (body_have_ == body_len_) end_chunk();
         break;
       }
       case State::kDead:
@@ -189,6 +182,28 @@ Status FrameDecoder::on_chunk_prefix() {
 void FrameDecoder::chunk_data(std::span<const uint8_t> data) {
   if (!blob_refused_) std::memcpy(blob_dest_.data() + blob_received_, data.data(), data.size());
   blob_received_ += data.size();
+}
+
+void FrameDecoder::end_chunk() {
+  body_have_ = 0;
+  state_ = State::kHeader;
+  if (blob_received_ == blob_total_) {
+    blob_open_ = false;
+    if (!blob_refused_) sink_.on_blob_complete(blob_id_);
+  }
+}
+
+std::span<uint8_t> FrameDecoder::blob_window(size_t n) const {
+  if (state_ != State::kChunkData || blob_refused_ || n == 0 || n > body_len_ - body_have_) {
+    return {};
+  }
+  return blob_dest_.subspan(static_cast<size_t>(blob_received_), n);
+}
+
+void FrameDecoder::blob_filled(size_t n) {
+  blob_received_ += n;
+  body_have_ += n;
+  if (body_have_ == body_len_) end_chunk();
 }
 
 std::vector<uint8_t> encode_frame(uint8_t type, std::span<const uint8_t> body) {

@@ -8,6 +8,7 @@
 #include <asio/steady_timer.hpp>
 
 #include "gossip/core/log.hpp"
+#include "gossip/net/link_filter.hpp"
 #include "node_core.hpp"
 #include "secure_session.hpp"
 
@@ -159,6 +160,10 @@ void Node::set_status_provider(std::function<PeerStatus()> provider) {
   core_->status_provider_ = std::move(provider);
 }
 
+void Node::set_link_filter(std::shared_ptr<LinkFilter> filter) {
+  link_filter_ = std::move(filter);
+}
+
 Status Node::listen(const asio::ip::tcp::endpoint& endpoint) {
   const std::string where = endpoint.address().to_string() + ":" + std::to_string(endpoint.port());
   asio::ip::tcp::acceptor acceptor(core_->accept_strand);
@@ -185,6 +190,11 @@ asio::awaitable<core::Result<std::shared_ptr<Session>>> Node::dial(
     auto k = crypto::parse_peer_id(*expected_peer_id);
     if (!k) co_return k.status().with_context("expected peer id");
     expected = *k;
+    if (link_filter_ && link_filter_->is_blocked(*expected_peer_id)) {
+      link_filter_->count_refused_dial();
+      co_return core::unavailable("dial refused: link to peer " + expected_peer_id->substr(0, 12) +
+                                  " blocked by the link filter");
+    }
   }
   auto core = core_;
   if (!core->admit_outbound()) co_return core::resource_limit("dial: session cap reached or node closed");
@@ -207,6 +217,11 @@ asio::awaitable<core::Result<std::shared_ptr<Session>>> Node::dial(
     auto k = crypto::parse_peer_id(*expected_peer_id);
     if (!k) co_return k.status().with_context("expected peer id");
     expected = *k;
+    if (link_filter_ && link_filter_->is_blocked(*expected_peer_id)) {
+      link_filter_->count_refused_dial();
+      co_return core::unavailable("dial refused: link to peer " + expected_peer_id->substr(0, 12) +
+                                  " blocked by the link filter");
+    }
   }
   auto core = core_;
   if (!core->admit_outbound()) co_return core::resource_limit("dial: session cap reached or node closed");

@@ -70,6 +70,13 @@ class SecureSession final : public Session, private FrameSink {
     bool done = false;
     core::Status status;
   };
+  // One socket write, being filled or in flight: encrypted Noise messages
+  // and the blob whose last bytes it carries (ok once the write completes).
+  struct WireBatch {
+    std::vector<uint8_t> bytes;
+    size_t used = 0;
+    BlobJob* finishes = nullptr;
+  };
   struct StatusWaiter {
     asio::steady_timer* timer;
     std::optional<std::string> body;
@@ -93,7 +100,10 @@ class SecureSession final : public Session, private FrameSink {
   void notify_writer();
   void take_mail();
   size_t fill_control(uint8_t* out, size_t max);
-  void finish_blob_if_done();
+  bool seal(WireBatch& batch, std::span<const uint8_t> plain);
+  bool fill_batch(WireBatch& batch, size_t max_chunk);
+  void start_write(WireBatch& batch);
+  void on_written(WireBatch& batch, const asio::error_code& ec, size_t n);
   void close_on_strand(core::Status reason);
   void setup_socket();
   std::string remote_address_string() const;
@@ -131,7 +141,8 @@ class SecureSession final : public Session, private FrameSink {
   std::deque<BlobJob*> blob_q_;
   uint32_t next_stream_id_ = 1;
   std::list<StatusWaiter*> status_waiters_;
-  std::vector<uint8_t> send_buf_;
+  WireBatch batches_[2];       // double buffering: fill one while the other is written
+  bool write_busy_ = false;    // a socket write is in flight
 
   // Mailbox (any thread).
   std::mutex mail_mu_;

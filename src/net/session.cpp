@@ -106,6 +106,12 @@ void SecureSession::close_on_strand(Status reason) {
     job->done = true;
   }
   blob_q_.clear();
+  for (WireBatch& b : batches_) {
+    if (b.finishes == nullptr) continue;
+    b.finishes->status = Status(core::Code::kClosed, "blob not fully sent: " + reason.to_string());
+    b.finishes->done = true;
+    b.finishes = nullptr;
+  }
   {
     std::lock_guard lock(mail_mu_);
     mail_closed_ = true;

@@ -1,12 +1,17 @@
 // The two data-path coroutines of a session. The reader pulls ciphertext into
-// one large receive buffer, decrypts each complete Noise message in place and
-// feeds the plaintext to the FrameDecoder (which copies blob data once, into
-// the upper layer's destination). The writer fills a batch of Noise messages,
-// control bytes first and then at most one blob chunk per message, encrypting
-// each in place in the send buffer, and hands the batch to one socket write.
+// one large receive buffer and authenticates each complete Noise message:
+// blob data is decrypted straight into the upper layer's destination (no
+// copy), everything else in place and fed to the FrameDecoder. The writer
+// fills a batch of Noise messages (control bytes first, then blob chunks),
+// encrypting blob data straight from the caller's span, and hands the batch
+// to one socket write; it fills the next batch while that write is in flight
+// (two batches, double buffering), so encryption overlaps the kernel's work
+// and the peer's decryption.
 #include <algorithm>
 #include <cstring>
+#include <utility>
 
+#include <asio/bind_executor.hpp>
 #include <asio/read.hpp>
 #include <asio/write.hpp>
 
@@ -20,6 +25,11 @@ using core::Status;
 namespace {
 constexpr size_t kMaxPlain = crypto::kMaxNoiseMessage - crypto::kTagBytes;  // 65519
 constexpr size_t kWireMax = 2 + crypto::kMaxNoiseMessage;
+// A blob chunk travels as two Noise messages: its 9-byte frame header alone,
+// then only data, which is encrypted from (and decrypted into) the blob
+// memory directly. Any split of the frame stream is valid on the wire.
+constexpr size_t kHeaderWire = 2 + kChunkHeaderBytes + crypto::kTagBytes;
+constexpr size_t kStepMax = kHeaderWire + kWireMax;  // most one fill step adds
 constexpr size_t kRecvBuffer = 1 << 20;
 }  // namespace
 
@@ -39,7 +49,11 @@ asio::awaitable<void> SecureSession::reader() {
       }
       if (end - begin < 2 + len) break;
       const std::span<uint8_t> msg(buf.data() + begin + 2, len);
-      auto plain = keys_.recv.decrypt({}, msg, msg);
+      // Blob data goes straight to its destination; libsodium checks the tag
+      // before writing plaintext (on failure the window is zeroed, and the
+      // blob is reported truncated when the session closes below).
+      const std::span<uint8_t> direct = decoder_.blob_window(len - crypto::kTagBytes);
+      auto plain = keys_.recv.decrypt({}, msg, direct.empty() ? msg : direct);
       if (!plain) {
         core_->refuse(core_->counters.decrypt_failed, "decrypt",
                       "transport message from " + peer_id_.substr(0, 12) +
@@ -50,7 +64,9 @@ asio::awaitable<void> SecureSession::reader() {
       }
       begin += 2 + len;
       last_rx_ = Clock::now();
-      if (Status s = decoder_.feed(msg.first(*plain)); !s) {
+      if (!direct.empty()) {
+        decoder_.blob_filled(*plain);
+      } else if (Status s = decoder_.feed(msg.first(*plain)); !s) {
         core_->refuse(core_->counters.bad_frame, "bad-frame",
                       "peer " + peer_id_.substr(0, 12) + ": " + s.to_string());
         close_on_strand(s);
@@ -112,76 +128,106 @@ size_t SecureSession::fill_control(uint8_t* out, size_t max) {
   return used;
 }
 
-void SecureSession::finish_blob_if_done() {
-  if (blob_q_.empty()) return;
-  BlobJob* job = blob_q_.front();
-  if (!job->begun || job->sent != job->data.size() || ctrl_sent_ < job->begin_mark) return;
-  blob_q_.pop_front();
-  job->status = Status::ok();
-  job->done = true;
-  blob_cv_.cancel();
+bool SecureSession::seal(WireBatch& batch, std::span<const uint8_t> plain) {
+  uint8_t* msg = batch.bytes.data() + batch.used;
+  const std::span<uint8_t> out(msg + 2, plain.size() + crypto::kTagBytes);
+  auto c = keys_.send.encrypt({}, plain, out);
+  if (!c) {
+    close_on_strand(c.status().with_context("encrypt"));
+    return false;
+  }
+  put_be16(msg, static_cast<uint16_t>(*c));
+  batch.used += 2 + *c;
+  return true;
+}
+
+bool SecureSession::fill_batch(WireBatch& batch, size_t max_chunk) {
+  batch.used = 0;
+  while (batch.bytes.size() - batch.used >= kStepMax) {
+    take_mail();
+    if (!blob_q_.empty() && !blob_q_.front()->begun) {
+      BlobJob& job = *blob_q_.front();
+      job.begun = true;
+      ctrl_queued_ += job.begin_frame.size();
+      job.begin_mark = ctrl_queued_;
+      ctrl_pending_.push_back(std::move(job.begin_frame));
+    }
+    uint8_t* plain = batch.bytes.data() + batch.used + 2;  // in place for small messages
+    if (!ctrl_pending_.empty()) {
+      if (!seal(batch, {plain, fill_control(plain, kMaxPlain)})) return false;
+    } else if (!blob_q_.empty() && blob_q_.front()->sent < blob_q_.front()->data.size()) {
+      BlobJob& job = *blob_q_.front();
+      const size_t d =
+          static_cast<size_t>(std::min<uint64_t>(job.data.size() - job.sent, max_chunk));
+      write_chunk_header(plain, job.id, d);
+      if (!seal(batch, {plain, kChunkHeaderBytes})) return false;
+      if (!seal(batch, job.data.subspan(static_cast<size_t>(job.sent), d))) return false;
+      job.sent += d;
+    } else if (keepalive_due_) {
+      keepalive_due_ = false;  // an empty transport message
+      if (!seal(batch, {plain, 0})) return false;
+    } else {
+      break;
+    }
+    if (!blob_q_.empty()) {
+      BlobJob* job = blob_q_.front();
+      if (job->begun && job->sent == job->data.size() && ctrl_sent_ >= job->begin_mark) {
+        // Its sender resumes once this batch is written: close the batch now.
+        blob_q_.pop_front();
+        batch.finishes = job;
+        break;
+      }
+    }
+  }
+  return true;
+}
+
+void SecureSession::start_write(WireBatch& batch) {
+  write_busy_ = true;
+  auto self = std::static_pointer_cast<SecureSession>(shared_from_this());
+  auto done = [self, &batch](const asio::error_code& ec, size_t n) {
+    self->on_written(batch, ec, n);
+  };
+  asio::async_write(socket_, asio::buffer(batch.bytes.data(), batch.used),
+                    asio::bind_executor(strand_, std::move(done)));
+}
+
+void SecureSession::on_written(WireBatch& batch, const asio::error_code& ec, size_t n) {
+  write_busy_ = false;
+  writer_cv_.cancel();
+  if (closed_) return;  // close_on_strand settled batch.finishes
+  if (ec) {
+    close_on_strand(Status(core::Code::kClosed, "connection error: " + ec.message()));
+    return;
+  }
+  core_->counters.bytes_sent += n;
+  last_tx_ = Clock::now();
+  if (BlobJob* job = std::exchange(batch.finishes, nullptr)) {
+    job->status = Status::ok();
+    job->done = true;
+    blob_cv_.cancel();
+  }
 }
 
 asio::awaitable<void> SecureSession::writer() {
   auto self = shared_from_this();
-  const size_t batch = std::max<size_t>(1, core_->config.max_batch_messages);
-  send_buf_.resize(batch * kWireMax);
-  const size_t max_chunk =
-      std::min(kMaxPlain - kChunkHeaderBytes, core_->config.frames.max_chunk_data);
+  const size_t steps = std::max<size_t>(1, core_->config.max_batch_messages);
+  const size_t max_chunk = std::min(kMaxPlain, core_->config.frames.max_chunk_data);
+  size_t next = 0;
   while (!closed_) {
-    size_t used = 0;
-    for (size_t m = 0; m < batch; ++m) {
-      take_mail();
-      if (!blob_q_.empty() && !blob_q_.front()->begun) {
-        BlobJob& job = *blob_q_.front();
-        job.begun = true;
-        ctrl_queued_ += job.begin_frame.size();
-        job.begin_mark = ctrl_queued_;
-        ctrl_pending_.push_back(std::move(job.begin_frame));
-      }
-      uint8_t* msg = send_buf_.data() + used;
-      uint8_t* plain = msg + 2;
-      size_t n = 0;
-      if (!ctrl_pending_.empty()) {
-        n = fill_control(plain, kMaxPlain);
-      } else if (!blob_q_.empty() && blob_q_.front()->sent < blob_q_.front()->data.size()) {
-        BlobJob& job = *blob_q_.front();
-        const size_t d = static_cast<size_t>(std::min<uint64_t>(job.data.size() - job.sent, max_chunk));
-        write_chunk_header(plain, job.id, d);
-        std::memcpy(plain + kChunkHeaderBytes, job.data.data() + job.sent, d);
-        job.sent += d;
-        n = kChunkHeaderBytes + d;
-      } else if (keepalive_due_) {
-        keepalive_due_ = false;  // an empty transport message
-      } else {
-        break;
-      }
-      auto c = keys_.send.encrypt({}, std::span<const uint8_t>(plain, n),
-                                  std::span<uint8_t>(plain, n + crypto::kTagBytes));
-      if (!c) {
-        close_on_strand(c.status().with_context("encrypt"));
-        co_return;
-      }
-      put_be16(msg, static_cast<uint16_t>(*c));
-      used += 2 + *c;
-      if (!blob_q_.empty() && blob_q_.front()->begun &&
-          blob_q_.front()->sent == blob_q_.front()->data.size()) {
-        break;  // let the blob's sender resume as soon as its last chunk is out
-      }
-    }
-    if (used == 0) {
-      co_await writer_cv_.async_wait(use_nothrow);
+    WireBatch& batch = batches_[next];  // never the one in flight
+    // Full-size batches only once blobs flow: control-only sessions stay small.
+    const size_t want = blob_q_.empty() ? kStepMax : steps * kStepMax;
+    if (batch.bytes.size() < want) batch.bytes.resize(want);
+    if (!fill_batch(batch, max_chunk)) co_return;
+    if (batch.used == 0) {
+      co_await writer_cv_.async_wait(use_nothrow);  // mail, a blob, a keepalive or a write done
       continue;
     }
-    auto [ec, n] = co_await asio::async_write(socket_, asio::buffer(send_buf_.data(), used), use_nothrow);
+    while (write_busy_ && !closed_) co_await writer_cv_.async_wait(use_nothrow);
     if (closed_) co_return;
-    if (ec) {
-      close_on_strand(Status(core::Code::kClosed, "connection error: " + ec.message()));
-      co_return;
-    }
-    core_->counters.bytes_sent += n;
-    last_tx_ = Clock::now();
-    finish_blob_if_done();
+    start_write(batch);
+    next ^= 1;
   }
 }
 

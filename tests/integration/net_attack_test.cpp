@@ -1,9 +1,10 @@
 // Hostile and broken peers against a real Node over loopback TCP: every byte
 // of every handshake message flipped, transport messages flipped, replayed,
-// reordered and dropped, a connection cut mid-blob, bad frame lengths from an
-// authenticated peer, a slow-loris handshake, a connection flood from one
-// address, and low-order (all-zero) public keys. In every case the session is
-// closed and no forged or partial plaintext reaches the upper layer.
+// reordered and dropped, blob data flipped, a connection cut mid-blob, bad
+// frame lengths from an authenticated peer, a slow-loris handshake, a
+// connection flood from one address, and low-order (all-zero) public keys.
+// In every case the session is closed and no forged or partial plaintext
+// reaches the upper layer.
 #include <doctest/doctest.h>
 
 #include "net_test_support.hpp"
@@ -127,6 +128,36 @@ TEST_CASE("a connection cut mid-blob reports truncated and the partial blob is d
   REQUIRE(rb->blob_ends.size() == 1);
   CHECK(rb->blob_ends[0].code() == core::Code::kClosed);
   CHECK(rb->blob_ends[0].message().find("truncated") != std::string::npos);
+  CHECK(b->counters().blob_truncated == 1);
+}
+
+// Blob data is decrypted straight into the destination: a forgery must still
+// end the blob as truncated, never as complete.
+TEST_CASE("a flipped bit in blob data truncates the blob and closes the session") {
+  IoThreads io;
+  const auto swarm = crypto::SwarmKey::generate();
+  auto rb = std::make_shared<Recorder>();
+  auto a = make_node(io.io, swarm, std::make_shared<Recorder>());
+  auto b = make_node(io.io, swarm, rb);
+  constexpr size_t kSize = 1u << 20;
+  rb->expected_blob = kSize;
+  std::atomic<int> big{0};
+  Relay relay(b->local_endpoint(), [&](size_t, int dir, size_t, std::vector<uint8_t>& msg) {
+    // The third blob data message (chunk headers travel in 25-byte messages).
+    if (dir == 0 && msg.size() > 60000 && ++big == 3) msg[msg.size() / 2] ^= 0x01;
+    return Action::kForward;
+  });
+  auto s = io.run(a->dial(relay.endpoint()));
+  REQUIRE(s.is_ok());
+  const auto data = pattern(kSize, 6);
+  (void)io.run((*s)->send_blob({}, data));
+  REQUIRE(rb->wait([&] { return rb->closes.size() == 1; }));
+  std::lock_guard l(rb->mu);
+  REQUIRE(rb->blob_ends.size() == 1);
+  CHECK(rb->blob_ends[0].code() == core::Code::kClosed);
+  CHECK(rb->blob_ends[0].message().find("truncated") != std::string::npos);
+  CHECK(rb->closes[0].code() == core::Code::kAuth);
+  CHECK(b->counters().decrypt_failed == 1);
   CHECK(b->counters().blob_truncated == 1);
 }
 

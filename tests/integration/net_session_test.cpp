@@ -1,6 +1,7 @@
 // Secure sessions over real loopback TCP with real keys: handshake, a 100 MB
 // blob each way at once (bytes must match), control frames flowing during a
-// blob, STATUS_REQ, peer-id checks, self-dial, wrong swarm key, idle timeout.
+// blob, queued blobs of edge sizes, STATUS_REQ, peer-id checks, self-dial,
+// wrong swarm key, idle timeout.
 #include <doctest/doctest.h>
 
 #include <cstring>
@@ -53,6 +54,53 @@ TEST_CASE("handshake, then a 100 MB blob both ways at once with control frames i
   CHECK(a->counters().handshakes_ok == 1);
   CHECK(b->counters().handshakes_ok == 1);
   CHECK(a->counters().bytes_sent > kSize);
+}
+
+namespace {
+// Accepts blobs of any size, each into its own buffer, in arrival order.
+class BlobCollector : public Recorder {
+ public:
+  core::Result<std::span<uint8_t>> on_blob_begin(Session&, const BlobBegin& b) override {
+    std::lock_guard l(mu);
+    received.push_back(std::make_unique<std::vector<uint8_t>>(b.total_bytes, 0));
+    return std::span<uint8_t>(*received.back());
+  }
+  std::vector<std::unique_ptr<std::vector<uint8_t>>> received;
+};
+}  // namespace
+
+TEST_CASE("queued blobs of edge sizes arrive whole and in order, control frames between them") {
+  IoThreads io(1);  // one thread: the send_blob calls reach the session in spawn order
+  const auto swarm = crypto::SwarmKey::generate();
+  auto rb = std::make_shared<BlobCollector>();
+  auto a = make_node(io.io, swarm, std::make_shared<Recorder>());
+  auto b = make_node(io.io, swarm, rb);
+  auto s = io.run(a->dial(b->local_endpoint()));
+  REQUIRE(s.is_ok());
+  // Around one Noise message of data (65519 bytes), several, and tiny ones.
+  const std::vector<size_t> sizes = {0, 1, 65518, 65519, 65520, 3 * 65519 + 7, 5, 1 << 20};
+  std::vector<std::vector<uint8_t>> blobs;
+  for (size_t i = 0; i < sizes.size(); ++i) {
+    blobs.push_back(pattern(sizes[i], static_cast<uint32_t>(10 + i)));
+  }
+  std::vector<std::future<std::optional<core::Status>>> sent;
+  for (size_t i = 0; i < blobs.size(); ++i) {
+    sent.push_back(io.spawn((*s)->send_blob({}, blobs[i])));
+    CHECK((*s)->try_send_frame(0x10, bytes_of("between " + std::to_string(i))));
+  }
+  for (auto& f : sent) CHECK(f.get()->is_ok());
+  REQUIRE(rb->wait([&] {
+    return rb->blob_ends.size() == sizes.size() && rb->frames.size() == sizes.size();
+  }));
+  std::lock_guard l(rb->mu);
+  REQUIRE(rb->received.size() == sizes.size());
+  for (size_t i = 0; i < sizes.size(); ++i) {
+    CAPTURE(sizes[i]);
+    CHECK(rb->blob_ends[i].is_ok());
+    CHECK(*rb->received[i] == blobs[i]);
+  }
+  CHECK(rb->frames.back().second == "between " + std::to_string(sizes.size() - 1));
+  CHECK(b->counters().blob_truncated == 0);
 }
 
 TEST_CASE("STATUS_REQ is answered with peer_id, step, members and model") {

@@ -194,3 +194,59 @@ TEST_CASE("blob protocol errors close the stream") {
     CHECK(sink.completed == std::vector<uint32_t>{4});
   }
 }
+
+TEST_CASE("blob data written through blob_window lands like fed data and completes the blob") {
+  std::vector<uint8_t> blob(3000);
+  for (size_t i = 0; i < blob.size(); ++i) blob[i] = static_cast<uint8_t>(i * 13);
+  Sink sink;
+  FrameDecoder dec(FrameLimits{}, sink);
+  CHECK(dec.blob_window(10).empty());  // no blob open
+  REQUIRE(dec.feed(encode_blob_begin(3, blob.size(), {})).is_ok());
+  CHECK(dec.blob_window(10).empty());  // a chunk header comes first
+  // Chunk 1 (2000 bytes): header fed, 500 bytes fed, 1500 through the window.
+  std::vector<uint8_t> hdr(kChunkHeaderBytes);
+  write_chunk_header(hdr.data(), 3, 2000);
+  REQUIRE(dec.feed(hdr).is_ok());
+  CHECK(dec.blob_window(0).empty());
+  CHECK(dec.blob_window(2001).empty());  // would run past the chunk
+  REQUIRE(dec.feed({blob.data(), 500}).is_ok());
+  CHECK(dec.blob_window(1501).empty());
+  auto w = dec.blob_window(1500);
+  REQUIRE(w.size() == 1500);
+  CHECK(w.data() == sink.dest.data() + 500);
+  std::memcpy(w.data(), blob.data() + 500, 1500);
+  dec.blob_filled(1500);
+  CHECK(dec.blob_received() == 2000);
+  CHECK(dec.blob_window(1).empty());  // the chunk ended: a frame header is next
+  // A control frame between chunks, then chunk 2 entirely through the window.
+  REQUIRE(dec.feed(encode_frame(0x11, {})).is_ok());
+  write_chunk_header(hdr.data(), 3, 1000);
+  REQUIRE(dec.feed(hdr).is_ok());
+  w = dec.blob_window(1000);
+  REQUIRE(w.size() == 1000);
+  std::memcpy(w.data(), blob.data() + 2000, 1000);
+  CHECK(sink.completed.empty());
+  dec.blob_filled(1000);
+  CHECK(sink.completed == std::vector<uint32_t>{3});
+  CHECK(sink.dest == blob);
+  CHECK_FALSE(dec.blob_open());
+  CHECK(sink.controls.size() == 1);
+  // Decoding goes on after the blob.
+  REQUIRE(dec.feed(encode_frame(0x12, {})).is_ok());
+  CHECK(sink.controls.size() == 2);
+}
+
+TEST_CASE("a refused blob never offers a window: its data must be fed and dropped") {
+  Sink sink;
+  sink.accept = false;
+  FrameDecoder dec(FrameLimits{}, sink);
+  REQUIRE(dec.feed(encode_blob_begin(5, 100, {})).is_ok());
+  std::vector<uint8_t> hdr(kChunkHeaderBytes);
+  write_chunk_header(hdr.data(), 5, 100);
+  REQUIRE(dec.feed(hdr).is_ok());
+  CHECK(dec.blob_window(100).empty());
+  std::vector<uint8_t> data(100, 9);
+  REQUIRE(dec.feed(data).is_ok());
+  CHECK(sink.completed.empty());
+  CHECK_FALSE(dec.blob_open());
+}

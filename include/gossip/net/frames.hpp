@@ -100,6 +100,18 @@ class FrameDecoder {
   // Largest buffer the decoder ever reserved, in bytes (tests prove limits).
   size_t largest_allocation() const { return largest_allocation_; }
 
+  // Zero-copy path for blob data. When the next `n` bytes of the stream are
+  // all data of the accepted open blob (inside one BLOB_CHUNK), returns the
+  // part of the destination they belong in, so the caller can write them
+  // there directly (e.g. decrypt into it) and then call blob_filled(n).
+  // Otherwise (n == 0, another state, a refused blob, a chunk ending before
+  // n bytes) returns an empty span: feed() the bytes instead.
+  std::span<uint8_t> blob_window(size_t n) const;
+  // The next `n` stream bytes were written into blob_window(n): advances as
+  // feed() of those bytes would, completing the blob (on_blob_complete) when
+  // they were its last bytes. Requires a non-empty blob_window(n) just before.
+  void blob_filled(size_t n);
+
  private:
   enum class State { kHeader, kBody, kChunkPrefix, kChunkData, kDead };
   core::Status fail(core::Status s);
@@ -107,6 +119,7 @@ class FrameDecoder {
   core::Status on_body(std::span<const uint8_t> body);
   core::Status on_chunk_prefix();
   void chunk_data(std::span<const uint8_t> data);
+  void end_chunk();
 
   FrameLimits limits_;
   FrameSink& sink_;

@@ -26,7 +26,7 @@ struct NetConfig {
   size_t max_sessions = 256;                // established + handshaking, both directions
   FrameLimits frames;                       // control frames <= 64 KiB etc.
   size_t send_queue_frames = 256;           // control frames queued before senders wait
-  size_t max_batch_messages = 4;            // Noise messages gathered into one socket write
+  size_t max_batch_messages = 4;            // 64 KiB Noise messages (blob chunks) per socket write
   int socket_buffer_bytes = 0;              // SO_SNDBUF/SO_RCVBUF; 0 = kernel autotuning
 };
 

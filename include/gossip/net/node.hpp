@@ -30,6 +30,8 @@ namespace detail {
 struct NodeCore;
 }
 
+class LinkFilter;  // link_filter.hpp
+
 // What STATUS reports besides the peer id.
 struct PeerStatus {
   uint64_t step = 0;
@@ -56,6 +58,11 @@ class Node {
   // Called on a session strand for each STATUS_REQ; must be thread-safe.
   // Default: step 0, members 1, model "".
   void set_status_provider(std::function<PeerStatus()> provider);
+  // Fault injection: dials whose expected peer id `filter` blocks fail at once
+  // (kUnavailable). Install the same filter as the handler (in front of the
+  // Router) so that accepted and open sessions are cut too. Set before
+  // listen()/dial(); null removes it.
+  void set_link_filter(std::shared_ptr<LinkFilter> filter);
 
   // Binds, listens and starts accepting. Errors name the address.
   core::Status listen(const asio::ip::tcp::endpoint& endpoint);
@@ -83,6 +90,7 @@ class Node {
 
  private:
   std::shared_ptr<detail::NodeCore> core_;
+  std::shared_ptr<LinkFilter> link_filter_;  // read-only once dialing starts
 };
 
 // Parses "host:port" / "[v6]:port" into its parts; error names the input.

@@ -5,9 +5,10 @@
 // it is full; try_send_frame refuses instead). A blob is streamed straight
 // from a caller-owned span in BLOB_CHUNKs; between two chunks the writer sends
 // any queued control frames first, so control traffic is never stuck behind a
-// long blob. Receiving: a reader decrypts each Noise message in place and
-// hands the plaintext to a FrameDecoder; control frames and blobs reach the
-// Node's SessionHandler on the session's strand.
+// long blob. Receiving: a reader decrypts blob data straight into the
+// destination the handler supplied and everything else in place for a
+// FrameDecoder; control frames and blobs reach the Node's SessionHandler on
+// the session's strand.
 //
 // Threads: all state lives on the session's strand. The public member
 // functions below may be called from any thread or coroutine unless stated.

@@ -1,0 +1,131 @@
+// Averaging protocol v1: frame types 0x40-0x5f and their message bodies.
+//
+// Control bodies are UTF-8 JSON objects (at most 64 KiB). `xid` is an
+// exchange / request id chosen by the initiator (a random integer < 2^53 so
+// that any JSON tooling keeps it exact); `fingerprint` is the model
+// architecture hash (train::ModelSpec::fingerprint()) as 16 lowercase hex
+// digits; `format` is "fp32" | "bf16" | "fp16".
+//
+//   0x40 OFFER      {xid, step, weight, format, count, fingerprint}
+//                   Initiator -> responder: "average with me". The responder
+//                   answers at once with REPLY, BUSY or REFUSE.
+//   0x41 REPLY      {xid, weight}
+//                   Accepted. Both sides now stream their snapshot in
+//                   `format` (full duplex): the initiator right away, the
+//                   responder as soon as its trainer took its snapshot.
+//   0x42 BUSY       {xid}
+//                   The responder is already in an exchange (or leaving);
+//                   nothing happened, retry another peer after backoff.
+//   0x43 REFUSE     {xid, reason}
+//                   Refused or aborted (model fingerprint or element count
+//                   mismatch, bad format, rejected blob, timeout). The reason
+//                   names both fingerprints for a model mismatch. Either side
+//                   may send it at any time; both then apply nothing.
+//   0x44 ACK        {xid}
+//                   "Your whole snapshot arrived and passed validation."
+//                   A side applies its delta only after it validated the
+//                   peer's snapshot AND received the peer's ACK, so a failure
+//                   before that point leaves both replicas untouched.
+//   0x45 STATE_REQ  {xid, fingerprint, param_count, state_count}
+//                   A joiner asks for the full training state.
+//   0x46 STATE      {xid, step, optimizer_steps, param_count, state_count,
+//                    fingerprint}
+//                   The donor's answer, followed by a STATE blob; or BUSY /
+//                   REFUSE with the same xid.
+//
+// Blobs (net BLOB_BEGIN/CHUNK); the header is 9 bytes: one type byte (which
+// the net::Router uses to route the blob to this module) and the xid as u64
+// big-endian:
+//   0x50 SNAPSHOT   `count` elements in `format` (little-endian): one side's
+//                   wire snapshot of an exchange, in both directions.
+//   0x51 STATE      param_count + state_count float32 values: parameters,
+//                   then optimizer state.
+#pragma once
+
+#include <array>
+#include <cstdint>
+#include <span>
+#include <string>
+#include <vector>
+
+#include "gossip/averaging/wire_format.hpp"
+#include "gossip/core/status.hpp"
+
+namespace gossip::averaging {
+
+enum MessageType : uint8_t {
+  kOffer = 0x40,
+  kReply = 0x41,
+  kBusy = 0x42,
+  kRefuse = 0x43,
+  kAck = 0x44,
+  kStateReq = 0x45,
+  kState = 0x46,
+  kSnapshotBlob = 0x50,
+  kStateBlob = 0x51,
+};
+inline constexpr uint8_t kFirstType = 0x40;
+inline constexpr uint8_t kLastType = 0x5f;
+inline constexpr size_t kBlobHeaderBytes = 9;
+
+// "0123456789abcdef" for a 64-bit fingerprint.
+std::string fingerprint_hex(uint64_t fingerprint);
+
+struct Offer {
+  uint64_t xid = 0;
+  int64_t step = 0;
+  double weight = 1.0;
+  WireFormat format = WireFormat::kFp32;
+  uint64_t count = 0;
+  std::string fingerprint;
+};
+struct Reply {
+  uint64_t xid = 0;
+  double weight = 1.0;
+};
+// BUSY and ACK carry only the xid; REFUSE a reason too.
+struct Refuse {
+  uint64_t xid = 0;
+  std::string reason;
+};
+struct StateRequest {
+  uint64_t xid = 0;
+  std::string fingerprint;
+  uint64_t param_count = 0;
+  uint64_t state_count = 0;
+};
+struct StateInfo {
+  uint64_t xid = 0;
+  int64_t step = 0;
+  int64_t optimizer_steps = 0;
+  uint64_t param_count = 0;
+  uint64_t state_count = 0;
+  std::string fingerprint;
+};
+
+// Encoders return the JSON body. Any thread.
+std::vector<uint8_t> encode(const Offer& m);
+std::vector<uint8_t> encode(const Reply& m);
+std::vector<uint8_t> encode(const Refuse& m);
+std::vector<uint8_t> encode(const StateRequest& m);
+std::vector<uint8_t> encode(const StateInfo& m);
+std::vector<uint8_t> encode_xid(uint64_t xid);  // BUSY, ACK
+
+// Parsers validate types and ranges (weight finite and > 0, known format,
+// xid < 2^53) and return kProtocol naming the bad field otherwise.
+core::Result<Offer> parse_offer(std::span<const uint8_t> body);
+core::Result<Reply> parse_reply(std::span<const uint8_t> body);
+core::Result<Refuse> parse_refuse(std::span<const uint8_t> body);
+core::Result<StateRequest> parse_state_request(std::span<const uint8_t> body);
+core::Result<StateInfo> parse_state_info(std::span<const uint8_t> body);
+core::Result<uint64_t> parse_xid(std::span<const uint8_t> body);
+
+// The 9-byte blob header, and its parser (kProtocol if malformed).
+std::array<uint8_t, kBlobHeaderBytes> blob_header(MessageType type, uint64_t xid);
+struct BlobTag {
+  uint8_t type = 0;
+  uint64_t xid = 0;
+};
+core::Result<BlobTag> parse_blob_header(std::span<const uint8_t> header);
+
+}  // namespace gossip::averaging

@@ -1,0 +1,53 @@
+// Wire formats of parameter snapshots: fp32, bf16 and fp16, little-endian.
+//
+// A snapshot goes on the wire quantized; BOTH sides of an exchange then work
+// only with the dequantized wire values (dq(q(s_i)) and dq(q(s_j))), so the
+// pairwise delta stays exactly antisymmetric and the swarm's weighted mean is
+// conserved whatever the format: quantization changes which consensus the
+// swarm reaches, never its mass. Conversions round to nearest, ties to even;
+// fp16 overflows (|x| > 65504) become infinities, which the receiver rejects.
+//
+// The loops are branch-free integer code the compiler vectorises (no F16C or
+// AVX-512 BF16 required), a few GB/s per core: far above the AEAD rate, so
+// conversion is never the bottleneck of an exchange. Pure functions, any
+// thread.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <span>
+
+#include "gossip/config/config.hpp"
+
+namespace gossip::averaging {
+
+using config::WireFormat;
+
+// Bytes per element on the wire (4, 2, 2).
+size_t wire_element_bytes(WireFormat format);
+// Bytes of a snapshot of `count` elements.
+inline size_t wire_bytes(WireFormat format, size_t count) {
+  return wire_element_bytes(format) * count;
+}
+
+// Quantizes `in` into `wire` (wire_bytes(format, in.size()) bytes). When
+// `dequantized` is non-empty (in.size() floats) it also receives dq(q(in)),
+// the values the peer will see. For fp32 the wire bytes are the floats.
+void encode(WireFormat format, std::span<const float> in, std::span<uint8_t> wire,
+            std::span<float> dequantized = {});
+
+// Dequantizes `wire` into `out` (out.size() elements). Returns the index of
+// the first non-finite value, or out.size() when every value is finite (the
+// whole blob must then be rejected). For fp32, `out` may alias `wire`.
+size_t decode(WireFormat format, std::span<const uint8_t> wire, std::span<float> out);
+
+// Index of the first non-finite float, or values.size().
+size_t first_non_finite(std::span<const float> values);
+
+// Scalar conversions (round to nearest even), for tests and small uses.
+uint16_t float_to_bf16(float x);
+float bf16_to_float(uint16_t h);
+uint16_t float_to_fp16(float x);
+float fp16_to_float(uint16_t h);
+
+}  // namespace gossip::averaging

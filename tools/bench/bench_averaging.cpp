@@ -1,0 +1,262 @@
+// gossip-bench averaging: how long one gossip round takes against the
+// MPI_Allreduce that a centralised data-parallel job would run instead.
+//
+// 8 peers (one process, real Noise sessions on loopback, one trainer thread
+// each) hold a 25M-parameter model. A round = every peer completes one
+// exchange: the peers are matched in fixed pairs (0-1, 2-3, ...) and the even
+// peer of each pair initiates, so a round is a perfect matching, the gossip
+// analogue of one allreduce (which gives everyone the mean). Measured from
+// the moment the exchanges are requested until the last delta is applied
+// (snapshots, quantization, encryption, transfer, validation, apply). A warm
+// up round (dials, buffer allocation) precedes the timed rounds. Then the
+// same vector through MPI_Allreduce with OpenMPI over TCP (tools/bench/
+// mpi_allreduce.c, compiled with mpicc here; skipped with a note when
+// OpenMPI is absent), and a two-peer exchange against the single-core AEAD
+// rate. The last line of stdout is one JSON object.
+#include <algorithm>
+#include <chrono>
+#include <cstdio>
+#include <cstdlib>
+#include <filesystem>
+#include <fstream>
+#include <nlohmann/json.hpp>
+#include <sstream>
+#include <thread>
+
+#include "bench.hpp"
+#include "gossip/averaging/engine.hpp"
+#include "gossip/crypto/noise.hpp"
+#include "gossip/net/router.hpp"
+#include "gossip/train/cpu_backend.hpp"
+
+namespace gossip::bench {
+namespace {
+
+using namespace std::chrono_literals;
+using Clock = std::chrono::steady_clock;
+namespace fs = std::filesystem;
+
+struct Peer {
+  std::unique_ptr<net::Node> node;
+  std::shared_ptr<averaging::StaticDirectory> dir;
+  std::unique_ptr<averaging::Engine> engine;
+  std::unique_ptr<train::Backend> backend;
+  std::thread loop;
+  std::atomic<bool> run{true};
+};
+
+// Runs `rounds` timed rounds (after one warm-up) of `peers` peers; returns
+// the round times in seconds.
+std::vector<double> rounds(asio::io_context& io, int peers, size_t params, averaging::WireFormat wire,
+                           int timed) {
+  const auto key = crypto::SwarmKey::generate();
+  train::ModelSpec spec;
+  spec.layers = {1000, static_cast<int>(params / 1001)};
+  spec.loss = train::LossKind::kMse;
+  train::OptimizerSpec opt;
+  opt.momentum = 0;
+  train::BackendOptions bo;
+  bo.device = "cpu";
+  bo.max_batch = 1;
+  std::vector<std::unique_ptr<Peer>> ps;
+  for (int i = 0; i < peers; ++i) {
+    auto p = std::make_unique<Peer>();
+    auto router = std::make_shared<net::Router>();
+    p->node = std::make_unique<net::Node>(io, net::NetConfig{}, crypto::StaticKeypair::generate(), key);
+    p->node->set_handler(router);
+    if (auto st = p->node->listen({asio::ip::make_address("127.0.0.1"), 0}); !st) {
+      throw std::runtime_error(st.to_string());
+    }
+    spec.seed = 1 + i;
+    auto backend = train::cpu::make_cpu_backend(spec, opt, bo);
+    if (!backend) throw std::runtime_error(backend.status().to_string());
+    p->backend = std::move(backend).value();
+    averaging::Options o;
+    o.interval_steps = int64_t{1} << 40;  // only explicit requests
+    o.wire = wire;
+    o.exchange_timeout = 120s;
+    o.seed = 7 + i;
+    p->dir = std::make_shared<averaging::StaticDirectory>(std::vector<averaging::Member>{});
+    p->engine = std::make_unique<averaging::Engine>(io, *p->node, p->dir, averaging::identity_of(*p->backend), o);
+    p->engine->set_initiating(false);
+    p->engine->attach(*router);
+    ps.push_back(std::move(p));
+  }
+  for (int i = 0; i < peers; ++i) {
+    const auto& partner = ps[i ^ 1];
+    ps[i]->dir->set({{partner->node->peer_id(), "127.0.0.1", partner->node->local_endpoint().port()}});
+  }
+  for (auto& p : ps) {
+    Peer* raw = p.get();
+    p->loop = std::thread([raw] {
+      int64_t step = 0;
+      while (raw->run) {
+        raw->engine->between_steps(*raw->backend, ++step);
+        raw->engine->wait_for_work(1ms);
+      }
+    });
+  }
+  std::vector<double> out;
+  for (int r = 0; r <= timed; ++r) {
+    std::vector<uint64_t> ok0;
+    for (auto& p : ps) ok0.push_back(p->engine->counters().exchanges_ok);
+    const auto t0 = Clock::now();
+    for (int i = 0; i < peers; i += 2) ps[i]->engine->request_exchange();
+    for (size_t i = 0; i < ps.size(); ++i) {
+      while (ps[i]->engine->counters().exchanges_ok == ok0[i]) std::this_thread::sleep_for(200us);
+    }
+    const double s = std::chrono::duration<double>(Clock::now() - t0).count();
+    if (r > 0) out.push_back(s);
+    for (auto& p : ps) {
+      if (p->engine->counters().exchanges_failed) std::fprintf(stderr, "warning: failed exchange: %s\n",
+                                                               p->engine->counters().last_failure.c_str());
+    }
+  }
+  for (auto& p : ps) p->run = false;
+  for (auto& p : ps) p->loop.join();
+  for (auto& p : ps) p->engine.reset();
+  for (auto& p : ps) p->node->close();
+  std::this_thread::sleep_for(100ms);
+  return out;
+}
+
+double aead_gbps() {
+  crypto::CipherState cs(crypto::SwarmKey::generate().key);
+  constexpr size_t kMsg = 65536 - crypto::kTagBytes;
+  std::vector<uint8_t> buf(kMsg + crypto::kTagBytes, 0x5a);
+  const size_t n = (size_t{1} << 30) / kMsg;
+  const auto t0 = Clock::now();
+  for (size_t i = 0; i < n; ++i) (void)cs.encrypt({}, std::span<const uint8_t>(buf.data(), kMsg), buf);
+  return static_cast<double>(n * kMsg) / std::chrono::duration<double>(Clock::now() - t0).count() / 1e9;
+}
+
+std::string run_capture(const std::string& cmd) {
+  std::string out;
+  if (FILE* f = popen(cmd.c_str(), "r")) {
+    char buf[4096];
+    while (size_t k = fread(buf, 1, sizeof buf, f)) out.append(buf, k);
+    pclose(f);
+  }
+  return out;
+}
+
+// Finds tools/bench/mpi_allreduce.c: $GOSSIP_SOURCE_ROOT, or next to this
+// source file (meson's __FILE__ is relative to the build folder, two levels
+// above the gossip-bench executable).
+fs::path mpi_source() {
+  std::vector<fs::path> c;
+  if (const char* r = std::getenv("GOSSIP_SOURCE_ROOT")) c.push_back(fs::path(r) / "tools/bench/mpi_allreduce.c");
+  const fs::path here = fs::path(__FILE__).parent_path() / "mpi_allreduce.c";
+  c.push_back(here);
+  std::error_code ec;
+  const fs::path exe = fs::read_symlink("/proc/self/exe", ec);
+  if (!ec) c.push_back(exe.parent_path().parent_path() / here);
+  for (auto& p : c) {
+    if (fs::exists(p, ec)) return p;
+  }
+  return {};
+}
+
+nlohmann::json run_mpi(int peers, size_t params, int repeat) {
+  if (run_capture("command -v mpicc >/dev/null && command -v mpirun >/dev/null && echo yes").find("yes") ==
+      std::string::npos) {
+    return {{"note", "OpenMPI not found (apt-get install openmpi-bin libopenmpi-dev); allreduce skipped"}};
+  }
+  const fs::path src = mpi_source();
+  if (src.empty()) return {{"note", "tools/bench/mpi_allreduce.c not found (set GOSSIP_SOURCE_ROOT)"}};
+  const fs::path exe = fs::temp_directory_path() / ("gossip_mpi_allreduce_" + std::to_string(getpid()));
+  const std::string build = "mpicc -O2 -o " + exe.string() + " " + src.string() + " 2>&1";
+  if (std::system((build + " >/dev/null").c_str()) != 0) return {{"note", "mpicc failed: " + run_capture(build)}};
+  const std::string cmd = "mpirun --allow-run-as-root --oversubscribe --mca btl self,tcp -np " +
+                          std::to_string(peers) + " " + exe.string() + " " + std::to_string(params) + " " +
+                          std::to_string(repeat) + " 2>/dev/null";
+  const std::string out = run_capture(cmd);
+  std::error_code ec;
+  fs::remove(exe, ec);
+  const auto pos = out.rfind('{');
+  if (pos == std::string::npos) return {{"note", "mpirun produced no result: " + out.substr(0, 300)}};
+  auto j = nlohmann::json::parse(out.substr(pos), nullptr, false);
+  if (j.is_discarded()) return {{"note", "unparsable mpirun output"}};
+  return j;
+}
+
+double min_of(const std::vector<double>& v) { return *std::min_element(v.begin(), v.end()); }
+double median_of(std::vector<double> v) {
+  std::sort(v.begin(), v.end());
+  return v[v.size() / 2];
+}
+
+int run_averaging(int argc, char** argv) {
+  size_t params = 25'000'000;
+  int peers = 8, repeat = 3;
+  bool mpi = true;
+  int threads = static_cast<int>(std::clamp(std::thread::hardware_concurrency(), 2u, 16u));
+  for (int i = 1; i < argc; ++i) {
+    const std::string a = argv[i];
+    if (a == "--params" && i + 1 < argc) params = std::stoul(argv[++i]);
+    else if (a == "--peers" && i + 1 < argc) peers = std::max(2, std::stoi(argv[++i]) & ~1);
+    else if (a == "--repeat" && i + 1 < argc) repeat = std::max(1, std::stoi(argv[++i]));
+    else if (a == "--io-threads" && i + 1 < argc) threads = std::max(1, std::stoi(argv[++i]));
+    else if (a == "--no-mpi") mpi = false;
+    else {
+      std::fprintf(stderr, "usage: gossip-bench averaging [--params N] [--peers 8] [--repeat 3] "
+                           "[--io-threads T] [--no-mpi]\n");
+      return 2;
+    }
+  }
+  asio::io_context io;
+  auto guard = asio::make_work_guard(io);
+  std::vector<std::thread> pool;
+  for (int i = 0; i < threads; ++i) pool.emplace_back([&io] { io.run(); });
+
+  std::printf("gossip-bench averaging: %d peers, %zu parameters, %d io threads, %u cores\n", peers,
+              params, threads, std::thread::hardware_concurrency());
+  const auto fp32 = rounds(io, peers, params, averaging::WireFormat::kFp32, repeat);
+  std::printf("%-40s %8.3f s (median %.3f)\n", "gossip round, fp32 wire", min_of(fp32), median_of(fp32));
+  const auto bf16 = rounds(io, peers, params, averaging::WireFormat::kBf16, repeat);
+  std::printf("%-40s %8.3f s (median %.3f)\n", "gossip round, bf16 wire", min_of(bf16), median_of(bf16));
+  const auto pair = rounds(io, 2, params, averaging::WireFormat::kFp32, repeat);
+  const double pair_gbps = static_cast<double>(params) * 4 / min_of(pair) / 1e9;
+  const double aead = aead_gbps();
+  std::printf("%-40s %8.3f s = %.3f GB/s per direction\n", "two-peer exchange, fp32", min_of(pair), pair_gbps);
+  std::printf("%-40s %8.3f GB/s (%.0f%% reached per direction)\n", "AEAD ChaCha20-Poly1305, 1 core", aead,
+              100 * pair_gbps / aead);
+  guard.reset();
+  io.stop();
+  for (auto& t : pool) t.join();
+
+  nlohmann::json j = {{"peers", peers},
+                      {"params", params},
+                      {"round_s_fp32", min_of(fp32)},
+                      {"round_s_bf16", min_of(bf16)},
+                      {"round_median_s_fp32", median_of(fp32)},
+                      {"round_median_s_bf16", median_of(bf16)},
+                      {"pair_exchange_s_fp32", min_of(pair)},
+                      {"pair_gbps_per_direction", pair_gbps},
+                      {"aead_gbps_1core", aead},
+                      {"allreduce_s", nullptr}};
+  if (mpi) {
+    auto m = run_mpi(peers, params, repeat);
+    if (m.contains("allreduce_s")) {
+      const double ar = m["allreduce_s"].get<double>();
+      j["allreduce_s"] = ar;
+      j["allreduce_median_s"] = m["allreduce_median_s"];
+      j["fp32_vs_allreduce"] = min_of(fp32) / ar;
+      j["bf16_vs_allreduce"] = min_of(bf16) / ar;
+      std::printf("%-40s %8.3f s (median %.3f)  fp32 %.2fx, bf16 %.2fx (targets 1.5x, 1.0x)\n",
+                  "MPI_Allreduce, OpenMPI btl tcp", ar, m["allreduce_median_s"].get<double>(),
+                  min_of(fp32) / ar, min_of(bf16) / ar);
+    } else {
+      j["mpi_note"] = m.value("note", "");
+      std::printf("MPI_Allreduce skipped: %s\n", j["mpi_note"].get<std::string>().c_str());
+    }
+  }
+  std::printf("%s\n", j.dump().c_str());
+  return 0;
+}
+
+const Registrar kReg{{"averaging", "gossip round (8 peers, 25M params, fp32/bf16) vs MPI_Allreduce",
+                      &run_averaging}};
+
+}  // namespace
+}  // namespace gossip::bench

@@ -14,7 +14,7 @@
 
 #include "gossip/config/config.hpp"
 #include "gossip/core/log.hpp"
-#include "gossip/peer/solo.hpp"
+#include "gossip/peer/run.hpp"
 
 namespace {
 
@@ -123,12 +123,7 @@ int main(int argc, char** argv) {
 
   std::signal(SIGINT, on_signal);
   std::signal(SIGTERM, on_signal);
-  if (cfg->peer.network) {
-    core::log_warn("peer",
-                   "networked peers arrive with the membership and averaging modules; "
-                   "training alone (set peer.network false to silence this)");
-  }
-  auto summary = peer::run_solo(*cfg, g_stop);
+  auto summary = peer::run_peer(*cfg, g_stop);
   if (!summary) {
     std::fprintf(stderr, "gossip-peer: %s\n", summary.status().message().c_str());
     return summary.status().code() == core::Code::kInvalidArgument ? 2 : 1;

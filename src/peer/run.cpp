@@ -1,8 +1,10 @@
-// run_solo: the single-peer training loop. It resumes from the newest valid
-// checkpoint, evaluates per epoch (and per eval.every_steps), writes
-// checkpoints and metrics records on schedule, prints the per-epoch line and
-// the periodic progress line, and always ends with a final checkpoint.
-#include "gossip/peer/solo.hpp"
+// run_peer: the training loop of one peer. It resumes from the newest valid
+// checkpoint (or, when networked and without one, from the swarm's state),
+// evaluates per epoch (and per eval.every_steps), averages with the swarm
+// between steps, writes checkpoints and metrics records on schedule, prints
+// the per-epoch line and the periodic progress line, and always ends with a
+// final checkpoint (after a graceful leave when networked).
+#include "gossip/peer/run.hpp"
 
 #include <chrono>
 #include <cstdio>
@@ -12,6 +14,7 @@
 #include "gossip/data/factory.hpp"
 #include "gossip/peer/checkpoint.hpp"
 #include "gossip/peer/metrics.hpp"
+#include "gossip/peer/network.hpp"
 #include "gossip/peer/trainer.hpp"
 
 namespace gossip::peer {
@@ -23,8 +26,8 @@ double seconds_since(Clock::time_point t) {
   return std::chrono::duration<double>(Clock::now() - t).count();
 }
 
-// The averaging weight this peer starts with (gossip.weight); the solo run
-// only stores it so that a later networked run of the same data_dir has it.
+// The averaging weight this peer starts with (gossip.weight); checkpoints
+// keep it, so a resumed peer rejoins with the weight it had.
 double initial_weight(const config::Config& config, const Trainer& trainer) {
   switch (config.gossip.weight) {
     case config::WeightMode::kSamples:
@@ -51,10 +54,15 @@ nlohmann::json to_json(const RunSummary& s) {
           {"model", s.model},
           {"start_step", s.start_step},
           {"stopped", s.stopped},
-          {"checkpoint", s.checkpoint}};
+          {"checkpoint", s.checkpoint},
+          {"peer_id", s.peer_id},
+          {"listen", s.listen},
+          {"from_swarm_state", s.from_swarm_state},
+          {"exchanges_ok", s.exchanges_ok},
+          {"exchanges_failed", s.exchanges_failed}};
 }
 
-core::Result<RunSummary> run_solo(const config::Config& config, const std::atomic<bool>& stop) {
+core::Result<RunSummary> run_peer(const config::Config& config, const std::atomic<bool>& stop) {
   auto sets = data::make_datasets(config.data.dataset);
   if (!sets) return sets.status().with_context("data.dataset");
   core::log_info("peer", "data: " + std::to_string(sets->train->size()) + " training rows, " +
@@ -83,6 +91,30 @@ core::Result<RunSummary> run_solo(const config::Config& config, const std::atomi
     summary.start_step = loaded->state.step;
     summary.checkpoint = loaded->file.string();
   }
+  std::unique_ptr<PeerNetwork> net;
+  if (config.peer.network) {
+    auto started = PeerNetwork::start(config, trainer, weight);
+    if (!started) return started.status();
+    net = std::move(*started);
+    summary.peer_id = net->peer_id();
+    summary.listen = net->listen_address();
+    GOSSIP_RETURN_IF_ERROR(net->join());
+    if (!resumed_from) {
+      auto fetched = net->fetch_swarm_state(trainer);
+      if (!fetched) {
+        core::log_warn("peer", fetched.status().message() + "; starting from this peer's own "
+                               "initialisation");
+      } else {
+        summary.from_swarm_state = *fetched;
+        summary.start_step = trainer.progress().step;
+      }
+    }
+  }
+  auto network_counters = [&]() -> std::optional<NetworkCounters> {
+    if (!net) return std::nullopt;
+    return net->counters();
+  };
+
   auto metrics = MetricsLog::open(config.metrics.file);
   if (!metrics) return metrics.status();
   (void)metrics->write_start(trainer.progress().step, trainer.epoch(), resumed_from);
@@ -106,7 +138,7 @@ core::Result<RunSummary> run_solo(const config::Config& config, const std::atomi
     const auto r = record_meter.take();
     if (r.steps == 0) return;
     (void)metrics->write(TrainRecord{trainer.progress().step, trainer.epoch(), r.mean_loss,
-                                     trainer.current_lr(), r.samples_per_s, std::nullopt});
+                                     trainer.current_lr(), r.samples_per_s, network_counters()});
   };
   auto evaluate = [&] {
     const auto stats = trainer.evaluate();
@@ -166,6 +198,7 @@ core::Result<RunSummary> run_solo(const config::Config& config, const std::atomi
     const float loss = trainer.step();
     const double dt = seconds_since(t0);
     const int64_t step = trainer.progress().step;
+    if (net) net->between_steps(trainer);
     train_s += dt;
     samples += trainer.last_batch_rows();
     epoch_loss_sum += loss;
@@ -192,7 +225,7 @@ core::Result<RunSummary> run_solo(const config::Config& config, const std::atomi
       const auto r = progress_meter.take();
       ProgressLine::print({step, total_steps, trainer.epoch() + 1, config.training.epochs,
                            r.mean_loss, trainer.current_lr(), r.samples_per_s, last_accuracy,
-                           last_test_loss, last_saved, std::nullopt});
+                           last_test_loss, last_saved, network_counters()});
     }
   }
 
@@ -200,6 +233,12 @@ core::Result<RunSummary> run_solo(const config::Config& config, const std::atomi
   if (summary.stopped) {
     core::log_info("peer", "stopping at step " + std::to_string(trainer.progress().step) +
                                ": writing the final checkpoint");
+  }
+  if (net) {
+    net->leave(trainer);
+    const auto c = net->counters();
+    summary.exchanges_ok = c.exchanges_ok;
+    summary.exchanges_failed = c.exchanges_failed;
   }
   write_train_record();
   if (trainer.has_test_set() && last_eval != trainer.progress().step) evaluate();

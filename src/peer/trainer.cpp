@@ -146,4 +146,10 @@ core::Status Trainer::resume(const CheckpointState& s) {
   return core::Status::ok();
 }
 
+core::Status Trainer::adopt_step(int64_t step) {
+  if (step < 0) return core::invalid_argument("swarm state: negative step " + std::to_string(step));
+  progress_.step = step;
+  return core::Status::ok();
+}
+
 }  // namespace gossip::peer

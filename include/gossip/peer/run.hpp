@@ -1,6 +1,8 @@
-// A swarm of one: train a single peer to its budget with no network, printing
-// progress to stderr. The network-free path of gossip-peer (peer.network
-// false) and the reference the swarm's accuracy is judged against.
+// run_peer: one peer's whole life, from loading its data to its final
+// checkpoint. With peer.network false it is a swarm of one (the reference the
+// swarm's accuracy is judged against); otherwise it also joins the swarm,
+// starts from the swarm's state when it has no checkpoint of its own,
+// averages with random members between steps, and leaves gracefully.
 #pragma once
 
 #include <atomic>
@@ -25,6 +27,11 @@ struct RunSummary {
   int64_t start_step = 0;  // step resumed from (0: fresh start)
   bool stopped = false;    // stopped by the caller (a signal) before the budget was spent
   std::string checkpoint;  // the last checkpoint file written or resumed ("" none)
+  std::string peer_id;     // networked peers: hex static key
+  std::string listen;      // networked peers: bound address
+  bool from_swarm_state = false;  // started from state downloaded from a member
+  int64_t exchanges_ok = 0;
+  int64_t exchanges_failed = 0;
 };
 
 // The summary as the one-line JSON object gossip-peer prints last.
@@ -40,6 +47,6 @@ nlohmann::json to_json(const RunSummary& summary);
 // metrics.progress_every_s seconds. Calling thread = trainer thread. Errors:
 // bad data files, model/data mismatch, unavailable device, checkpoint folder
 // in use or not writable, final checkpoint not written.
-core::Result<RunSummary> run_solo(const config::Config& config, const std::atomic<bool>& stop);
+core::Result<RunSummary> run_peer(const config::Config& config, const std::atomic<bool>& stop);
 
 }  // namespace gossip::peer

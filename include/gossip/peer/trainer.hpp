@@ -53,6 +53,11 @@ class Trainer {
   // Reinstates a checkpointed position (the backend state is restored apart).
   core::Status restore(const TrainProgress& progress);
 
+  // Continues the swarm's schedule after its state was downloaded into the
+  // backend: the step count (and so the learning rate) becomes `step`; this
+  // peer's own data position is kept. kInvalidArgument when step < 0.
+  core::Status adopt_step(int64_t step);
+
   // The whole training state as a checkpoint: parameters and optimizer state
   // read from the backend, optimizer steps, progress, and `weight` (the
   // averaging weight the caller holds).

@@ -1,0 +1,64 @@
+// PeerNetwork: everything a networked peer runs besides its trainer. It loads
+// the keys, starts the network threads, the Node (listener and dialer), the
+// Router, the membership Swarm and the averaging Engine, and offers the
+// trainer loop a handful of calls at the points where the network meets
+// training: before the first step (join, and download the swarm's state when
+// nothing was resumed), between steps (gossip averaging), and at the end
+// (one last exchange, then LEAVE).
+//
+// Threads: the network runs on its own io_context threads; every method here
+// is called from the trainer thread.
+#pragma once
+
+#include <cstdint>
+#include <memory>
+
+#include "gossip/config/config.hpp"
+#include "gossip/core/status.hpp"
+#include "gossip/peer/metrics.hpp"
+#include "gossip/peer/trainer.hpp"
+
+namespace gossip::peer {
+
+class PeerNetwork {
+ public:
+  // Loads peer.identity_key and peer.swarm_key (errors name the key and the
+  // file, with the gossip-keygen command to create it), binds peer.listen
+  // and starts the membership and averaging protocols for `trainer`'s model.
+  // `weight` is this peer's averaging weight.
+  static core::Result<std::unique_ptr<PeerNetwork>> start(const config::Config& config,
+                                                          Trainer& trainer, double weight);
+  ~PeerNetwork();  // stops everything without a LEAVE (use leave() first)
+  PeerNetwork(const PeerNetwork&) = delete;
+  PeerNetwork& operator=(const PeerNetwork&) = delete;
+
+  // Joins through peer.bootstrap (none: this peer founds the swarm). Fails
+  // naming every address tried when none answers in time.
+  core::Status join();
+
+  // Downloads parameters, optimizer state and step from a random live member
+  // (falling back to the others) into `trainer`. Returns false, doing
+  // nothing, when no member is known (this peer is the first); an error when
+  // members exist but none could serve.
+  core::Result<bool> fetch_swarm_state(Trainer& trainer);
+
+  // After each training step: applies finished averaging deltas, answers
+  // partners waiting for our snapshot, starts an exchange when due.
+  void between_steps(Trainer& trainer);
+
+  // One last exchange (bounded wait), then LEAVE to every member.
+  void leave(Trainer& trainer);
+
+  // Exchanges, bytes and members for metrics and progress lines.
+  NetworkCounters counters() const;
+  // This peer's id (hex of its static key) and listening address.
+  const std::string& peer_id() const;
+  std::string listen_address() const;
+
+ private:
+  struct Parts;
+  explicit PeerNetwork(std::unique_ptr<Parts> parts);
+  std::unique_ptr<Parts> parts_;
+};
+
+}  // namespace gossip::peer

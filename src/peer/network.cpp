@@ -1,0 +1,220 @@
+// PeerNetwork: keys, network threads, Node + Router, Swarm (membership) and
+// Engine (averaging), composed for one peer; the membership view serves as
+// the averaging engine's directory of partners.
+#include "gossip/peer/network.hpp"
+
+#include <algorithm>
+#include <asio/executor_work_guard.hpp>
+#include <asio/io_context.hpp>
+#include <asio/ip/address.hpp>
+#include <random>
+#include <thread>
+#include <vector>
+
+#include "gossip/averaging/engine.hpp"
+#include "gossip/core/log.hpp"
+#include "gossip/crypto/keys.hpp"
+#include "gossip/membership/swarm.hpp"
+#include "gossip/net/node.hpp"
+#include "gossip/net/router.hpp"
+
+namespace gossip::peer {
+namespace {
+
+using std::chrono::milliseconds;
+
+// The membership view as the averaging engine's directory of partners.
+class SwarmDirectory final : public averaging::PeerDirectory {
+ public:
+  explicit SwarmDirectory(membership::Swarm& swarm) : swarm_(swarm) {}
+
+  std::optional<averaging::Member> random_live_peer() override {
+    auto m = swarm_.random_live_member();
+    if (!m) return std::nullopt;
+    return to_partner(*m);
+  }
+  std::vector<averaging::Member> live_peers() override {
+    std::vector<averaging::Member> out;
+    for (const auto& m : swarm_.live_members()) {
+      if (auto p = to_partner(m)) out.push_back(*p);
+    }
+    return out;
+  }
+
+ private:
+  static std::optional<averaging::Member> to_partner(const membership::Member& m) {
+    auto hp = net::split_host_port(m.address);
+    if (!hp) return std::nullopt;
+    return averaging::Member{m.id, hp->first, hp->second};
+  }
+  membership::Swarm& swarm_;
+};
+
+net::NetConfig net_config_from(const config::NetConfig& c) {
+  net::NetConfig n;
+  n.handshake_timeout = milliseconds(c.handshake_timeout_ms);
+  n.idle_timeout = milliseconds(c.idle_timeout_ms);
+  n.keepalive_interval = std::min(n.keepalive_interval, n.idle_timeout / 3);
+  n.max_sessions = static_cast<size_t>(c.max_sessions);
+  n.max_pending_handshakes = static_cast<size_t>(c.max_pending_handshakes);
+  n.max_pending_per_address = static_cast<size_t>(c.max_pending_per_address);
+  n.frames.max_control_body = static_cast<size_t>(c.max_control_frame);
+  return n;
+}
+
+core::Status key_error(const char* key, const std::filesystem::path& file, const core::Status& st,
+                       const char* kind) {
+  std::string msg = std::string("peer.") + key + ": " + st.message();
+  if (st.code() == core::Code::kNotFound) {
+    msg += " (create it with: gossip-keygen " + std::string(kind) + " --out " + file.string() + ")";
+  }
+  return core::Status(st.code(), msg);
+}
+
+}  // namespace
+
+struct PeerNetwork::Parts {
+  asio::io_context io;
+  asio::executor_work_guard<asio::io_context::executor_type> work{io.get_executor()};
+  std::vector<std::thread> threads;
+  std::shared_ptr<net::Node> node;
+  std::shared_ptr<net::Router> router;
+  std::unique_ptr<membership::Swarm> swarm;
+  std::shared_ptr<SwarmDirectory> directory;
+  std::unique_ptr<averaging::Engine> engine;
+  std::vector<std::string> seeds;
+  std::atomic<int64_t> step{0};
+  std::string listen;
+
+  ~Parts() {
+    if (engine) engine->stop();
+    if (swarm) swarm->stop();
+    if (node) node->close();
+    // Let sessions finish closing on their strands, then stop the threads.
+    work.reset();
+    io.run_for(milliseconds(200));
+    io.stop();
+    for (auto& t : threads) t.join();
+    engine.reset();  // before the Node it borrows
+    swarm.reset();
+  }
+};
+
+PeerNetwork::PeerNetwork(std::unique_ptr<Parts> parts) : parts_(std::move(parts)) {}
+PeerNetwork::~PeerNetwork() = default;
+
+core::Result<std::unique_ptr<PeerNetwork>> PeerNetwork::start(const config::Config& config,
+                                                              Trainer& trainer, double weight) {
+  const auto& pc = config.peer;
+  auto identity = crypto::load_identity_file(pc.identity_key);
+  if (!identity) return key_error("identity_key", pc.identity_key, identity.status(), "identity");
+  auto swarm_key = crypto::load_swarm_key_file(pc.swarm_key);
+  if (!swarm_key) return key_error("swarm_key", pc.swarm_key, swarm_key.status(), "swarm");
+
+  auto parts = std::make_unique<Parts>();
+  parts->node = std::make_shared<net::Node>(parts->io, net_config_from(config.net),
+                                            std::move(*identity), std::move(*swarm_key));
+  parts->router = std::make_shared<net::Router>();
+  parts->node->set_handler(parts->router);
+
+  membership::SwarmConfig sc;
+  sc.protocol = membership::options_from(config.membership);
+  if (!pc.advertise.host.empty()) sc.advertise = pc.advertise.to_string();
+  parts->swarm = std::make_unique<membership::Swarm>(parts->io, parts->node, *parts->router, sc);
+  parts->swarm->set_event_handler([](const membership::Event& e) {
+    core::log_info("swarm", std::string(membership::event_kind_name(e.kind)) + ": " +
+                                membership::describe(e.member));
+  });
+
+  parts->directory = std::make_shared<SwarmDirectory>(*parts->swarm);
+  auto options = averaging::options_from(config.gossip, trainer.shard_size());
+  options.weight = weight;
+  parts->engine = std::make_unique<averaging::Engine>(
+      parts->io, *parts->node, parts->directory, averaging::identity_of(trainer.backend()),
+      options);
+  parts->engine->attach(*parts->router);
+
+  Parts* raw = parts.get();
+  const std::string fingerprint = [&] {
+    char buf[24];
+    std::snprintf(buf, sizeof buf, "0x%016llx",
+                  static_cast<unsigned long long>(config.model.fingerprint()));
+    return std::string(buf);
+  }();
+  parts->node->set_status_provider([raw, fingerprint] {
+    return net::PeerStatus{static_cast<uint64_t>(raw->step.load()), raw->swarm->live_count() + 1,
+                           fingerprint};
+  });
+
+  asio::error_code ec;
+  const auto address = asio::ip::make_address(pc.listen.host, ec);
+  if (ec) {
+    return core::invalid_argument("peer.listen: '" + pc.listen.host +
+                                  "' is not an IP address to bind: " + ec.message());
+  }
+  GOSSIP_RETURN_IF_ERROR(parts->node->listen({address, pc.listen.port}).with_context("peer.listen"));
+  const auto bound = parts->node->local_endpoint();
+  parts->listen = (bound.address().is_v6() ? "[" + bound.address().to_string() + "]"
+                                           : bound.address().to_string()) +
+                  ":" + std::to_string(bound.port());
+  const int io_threads = 2;
+  for (int i = 0; i < io_threads; ++i) parts->threads.emplace_back([raw] { raw->io.run(); });
+  GOSSIP_RETURN_IF_ERROR(parts->swarm->start().with_context("membership"));
+  for (const auto& b : pc.bootstrap) parts->seeds.push_back(b.to_string());
+  core::log_info("peer", "peer " + parts->node->peer_id().substr(0, 12) + "… listening on " +
+                             parts->listen);
+  return std::unique_ptr<PeerNetwork>(new PeerNetwork(std::move(parts)));
+}
+
+core::Status PeerNetwork::join() {
+  if (parts_->seeds.empty()) {
+    core::log_info("swarm", "no bootstrap addresses: founding a new swarm");
+  }
+  const auto timeout = milliseconds(30000);
+  return parts_->swarm->join_wait(parts_->seeds, timeout);
+}
+
+core::Result<bool> PeerNetwork::fetch_swarm_state(Trainer& trainer) {
+  auto candidates = parts_->directory->live_peers();
+  if (candidates.empty()) return false;
+  std::shuffle(candidates.begin(), candidates.end(), std::mt19937_64(std::random_device{}()));
+  auto fetched = parts_->engine->fetch_state(trainer.backend(), candidates);
+  if (!fetched) return fetched.status().with_context("state sync");
+  GOSSIP_RETURN_IF_ERROR(trainer.adopt_step(fetched->step));
+  core::log_info("peer", "downloaded the swarm's state (step " + std::to_string(fetched->step) +
+                             ") from " + fetched->donor.substr(0, 12) + "…");
+  return true;
+}
+
+void PeerNetwork::between_steps(Trainer& trainer) {
+  parts_->step.store(trainer.progress().step, std::memory_order_relaxed);
+  parts_->engine->between_steps(trainer.backend(), trainer.progress().step);
+}
+
+void PeerNetwork::leave(Trainer& trainer) {
+  if (parts_->swarm->live_count() > 0) {
+    auto st = parts_->engine->final_exchange(trainer.backend(), trainer.progress().step,
+                                             milliseconds(5000));
+    if (!st) core::log_info("peer", "no final exchange before leaving: " + st.message());
+  }
+  parts_->engine->stop();
+  parts_->swarm->leave_wait(milliseconds(1000));
+}
+
+NetworkCounters PeerNetwork::counters() const {
+  const auto c = parts_->engine->counters();
+  NetworkCounters n;
+  n.exchanges_ok = static_cast<int64_t>(c.exchanges_ok);
+  n.exchanges_busy = static_cast<int64_t>(c.exchanges_busy);
+  n.exchanges_failed = static_cast<int64_t>(c.exchanges_failed);
+  n.bytes_in = static_cast<int64_t>(c.bytes_in);
+  n.bytes_out = static_cast<int64_t>(c.bytes_out);
+  n.members_alive = static_cast<int64_t>(parts_->swarm->live_count()) + 1;
+  if (c.exchanges_ok > 0) n.last_delta_norm = c.last_delta_norm;
+  return n;
+}
+
+const std::string& PeerNetwork::peer_id() const { return parts_->node->peer_id(); }
+std::string PeerNetwork::listen_address() const { return parts_->listen; }
+
+}  // namespace gossip::peer

@@ -185,18 +185,6 @@ asio::ip::tcp::endpoint Node::local_endpoint() const {
 
 asio::awaitable<core::Result<std::shared_ptr<Session>>> Node::dial(
     asio::ip::tcp::endpoint endpoint, std::optional<std::string> expected_peer_id) {
-  co_return co_await dial_target(DialTarget{std::move(endpoint)}, std::move(expected_peer_id));
-}
-
-asio::awaitable<core::Result<std::shared_ptr<Session>>> Node::dial(
-    std::string host_port, std::optional<std::string> expected_peer_id) {
-  auto hp = split_host_port(host_port);
-  if (!hp) co_return hp.status();
-  co_return co_await dial_target(DialTarget{std::move(*hp)}, std::move(expected_peer_id));
-}
-
-asio::awaitable<core::Result<std::shared_ptr<Session>>> Node::dial_target(
-    DialTarget target, std::optional<std::string> expected_peer_id) {
   std::optional<crypto::PublicKey> expected;
   if (expected_peer_id) {
     auto k = crypto::parse_peer_id(*expected_peer_id);
@@ -214,17 +202,36 @@ asio::awaitable<core::Result<std::shared_ptr<Session>>> Node::dial_target(
   auto session = std::make_shared<detail::SecureSession>(core, asio::ip::tcp::socket(strand), strand,
                                                          crypto::Role::kInitiator, std::string());
   core->register_session(session);
-  Status s;
-  // (GCC 12 mishandles co_await inside ?:, so the two cases stay apart.)
-  if (auto* endpoint = std::get_if<asio::ip::tcp::endpoint>(&target.where)) {
-    s = co_await asio::co_spawn(strand, session->run_initiator(*endpoint, expected),
-                                asio::use_awaitable);
-  } else {
-    const auto& [host, port] = std::get<std::pair<std::string, uint16_t>>(target.where);
-    s = co_await asio::co_spawn(
-        strand, session->run_initiator_named(host, std::to_string(port), expected),
-        asio::use_awaitable);
+  Status s = co_await asio::co_spawn(strand, session->run_initiator(endpoint, expected),
+                                     asio::use_awaitable);
+  if (!s) co_return s;
+  co_return std::shared_ptr<Session>(session);
+}
+
+asio::awaitable<core::Result<std::shared_ptr<Session>>> Node::dial(
+    std::string host_port, std::optional<std::string> expected_peer_id) {
+  auto hp = split_host_port(host_port);
+  if (!hp) co_return hp.status();
+  std::optional<crypto::PublicKey> expected;
+  if (expected_peer_id) {
+    auto k = crypto::parse_peer_id(*expected_peer_id);
+    if (!k) co_return k.status().with_context("expected peer id");
+    expected = *k;
+    if (link_filter_ && link_filter_->is_blocked(*expected_peer_id)) {
+      link_filter_->count_refused_dial();
+      co_return core::unavailable("dial refused: link to peer " + expected_peer_id->substr(0, 12) +
+                                  " blocked by the link filter");
+    }
   }
+  auto core = core_;
+  if (!core->admit_outbound()) co_return core::resource_limit("dial: session cap reached or node closed");
+  auto strand = asio::make_strand(core->io);
+  auto session = std::make_shared<detail::SecureSession>(core, asio::ip::tcp::socket(strand), strand,
+                                                         crypto::Role::kInitiator, std::string());
+  core->register_session(session);
+  Status s = co_await asio::co_spawn(
+      strand, session->run_initiator_named(hp->first, std::to_string(hp->second), expected),
+      asio::use_awaitable);
   if (!s) co_return s;
   co_return std::shared_ptr<Session>(session);
 }

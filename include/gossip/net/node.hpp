@@ -14,8 +14,6 @@
 #include <memory>
 #include <optional>
 #include <string>
-#include <utility>
-#include <variant>
 
 #include <asio/awaitable.hpp>
 #include <asio/io_context.hpp>
@@ -93,15 +91,6 @@ class Node {
  private:
   std::shared_ptr<detail::NodeCore> core_;
   std::shared_ptr<LinkFilter> link_filter_;  // read-only once dialing starts
-
-  // Where a dial goes: a resolved endpoint, or a host and port to resolve
-  // within the handshake deadline.
-  struct DialTarget {
-    std::variant<asio::ip::tcp::endpoint, std::pair<std::string, uint16_t>> where;
-  };
-  // The one body of both dial() overloads.
-  asio::awaitable<core::Result<std::shared_ptr<Session>>> dial_target(
-      DialTarget target, std::optional<std::string> expected_peer_id);
 };
 
 // Parses "host:port" / "[v6]:port" into its parts; error names the input.

@@ -62,13 +62,8 @@ net::NetConfig net_config_from(const config::NetConfig& c) {
   return n;
 }
 
-core::Status key_error(const char* key, const std::filesystem::path& file, const core::Status& st,
-                       const char* kind) {
-  std::string msg = std::string("peer.") + key + ": " + st.message();
-  if (st.code() == core::Code::kNotFound) {
-    msg += " (create it with: gossip-keygen " + std::string(kind) + " --out " + file.string() + ")";
-  }
-  return core::Status(st.code(), msg);
+core::Status key_error(const char* key, const core::Status& st) {
+  return st.with_context(std::string("peer.") + key);
 }
 
 }  // namespace
@@ -107,9 +102,9 @@ core::Result<std::unique_ptr<PeerNetwork>> PeerNetwork::start(const config::Conf
                                                               Trainer& trainer, double weight) {
   const auto& pc = config.peer;
   auto identity = crypto::load_identity_file(pc.identity_key);
-  if (!identity) return key_error("identity_key", pc.identity_key, identity.status(), "identity");
+  if (!identity) return key_error("identity_key", identity.status());
   auto swarm_key = crypto::load_swarm_key_file(pc.swarm_key);
-  if (!swarm_key) return key_error("swarm_key", pc.swarm_key, swarm_key.status(), "swarm");
+  if (!swarm_key) return key_error("swarm_key", swarm_key.status());
 
   auto parts = std::make_unique<Parts>();
   parts->node = std::make_shared<net::Node>(parts->io, net_config_from(config.net),

@@ -8,6 +8,7 @@
 
 #include <chrono>
 #include <cstdio>
+#include <filesystem>
 #include <nlohmann/json.hpp>
 
 #include "gossip/core/log.hpp"
@@ -40,6 +41,26 @@ double initial_weight(const config::Config& config, const Trainer& trainer) {
   return 1.0;
 }
 
+// Missing key files are config errors: reject them before the data is
+// loaded, naming the key and the command that creates the file.
+core::Status check_key_files(const config::PeerConfig& peer) {
+  const struct {
+    const char* key;
+    const std::filesystem::path& file;
+    const char* kind;
+  } keys[] = {{"identity_key", peer.identity_key, "identity"},
+              {"swarm_key", peer.swarm_key, "swarm"}};
+  for (const auto& k : keys) {
+    std::error_code ec;
+    if (!std::filesystem::exists(k.file, ec)) {
+      return core::invalid_argument(std::string("peer.") + k.key + ": " + k.file.string() +
+                                    ": no such file (create it with: gossip-keygen " + k.kind +
+                                    " --out " + k.file.string() + ")");
+    }
+  }
+  return core::Status::ok();
+}
+
 }  // namespace
 
 nlohmann::json to_json(const RunSummary& s) {
@@ -63,6 +84,7 @@ nlohmann::json to_json(const RunSummary& s) {
 }
 
 core::Result<RunSummary> run_peer(const config::Config& config, const std::atomic<bool>& stop) {
+  if (config.peer.network) GOSSIP_RETURN_IF_ERROR(check_key_files(config.peer));
   auto sets = data::make_datasets(config.data.dataset);
   if (!sets) return sets.status().with_context("data.dataset");
   core::log_info("peer", "data: " + std::to_string(sets->train->size()) + " training rows, " +

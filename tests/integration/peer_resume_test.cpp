@@ -22,106 +22,21 @@
 #include <vector>
 
 #include "gossip/peer/checkpoint.hpp"
+#include "peer_process.hpp"
 
-namespace fs = std::filesystem;
-using Json = nlohmann::json;
+using namespace gossip::test;
 namespace peer = gossip::peer;
 
 namespace {
 
-std::string peer_binary() {
-  const char* root = std::getenv("GOSSIP_BUILD_ROOT");
-  REQUIRE_MESSAGE(root != nullptr, "GOSSIP_BUILD_ROOT is set by meson test");
-  return std::string(root) + "/peers/gossip-peer";
-}
-
-fs::path temp_dir(const std::string& name) {
-  const fs::path d =
-      fs::temp_directory_path() / ("gossip-resume-" + name + "-" + std::to_string(::getpid()));
-  fs::remove_all(d);
-  fs::create_directories(d);
-  return d;
-}
-
-std::string read_text(const fs::path& p) {
-  std::ifstream in(p);
-  return {std::istreambuf_iterator<char>(in), {}};
-}
-
-struct Proc {
-  pid_t pid = -1;
-  fs::path out, err;
-};
-
-// Starts gossip-peer --config <config> [extra...] with stdout/stderr in
-// <dir>/<tag>.{out,err}.
-Proc spawn(const fs::path& config, const fs::path& dir, const std::string& tag,
-           const std::vector<std::string>& extra = {}) {
-  Proc p{-1, dir / (tag + ".out"), dir / (tag + ".err")};
-  const std::string bin = peer_binary(), cfg = config.string(), out = p.out.string(),
-                    err = p.err.string();
-  std::fflush(stdout);  // the child must not repeat the test's buffered output
-  std::fflush(stderr);
-  p.pid = ::fork();
-  REQUIRE(p.pid >= 0);
-  if (p.pid == 0) {
-    const int o = ::open(out.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
-    const int e = ::open(err.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
-    if (o < 0 || e < 0 || ::dup2(o, 1) < 0 || ::dup2(e, 2) < 0) ::_exit(99);
-    ::setenv("GOSSIP_LOG", "info", 1);
-    std::vector<char*> argv{const_cast<char*>(bin.c_str()), const_cast<char*>("--config"),
-                            const_cast<char*>(cfg.c_str())};
-    for (const auto& a : extra) argv.push_back(const_cast<char*>(a.c_str()));
-    argv.push_back(nullptr);
-    ::execv(bin.c_str(), argv.data());
-    ::_exit(98);
-  }
-  return p;
-}
-
-// Waits for the process; returns its exit code, or 128 + signal.
-int wait_exit(const Proc& p, double timeout_s = 30) {
-  const auto deadline = std::chrono::steady_clock::now() + std::chrono::duration<double>(timeout_s);
-  int status = 0;
-  while (::waitpid(p.pid, &status, WNOHANG) == 0) {
-    if (std::chrono::steady_clock::now() > deadline) {
-      ::kill(p.pid, SIGKILL);
-      ::waitpid(p.pid, &status, 0);
-      FAIL("gossip-peer did not finish within " << timeout_s << " s: " << read_text(p.err));
-    }
-    std::this_thread::sleep_for(std::chrono::milliseconds(5));
-  }
-  return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
-}
+fs::path temp_dir(const std::string& name) { return gossip::test::temp_dir("resume", name); }
 
 // Polls until `ready` holds; fails after `timeout_s` or when `p` has exited.
 template <typename F>
 void wait_for(const Proc& p, F ready, const std::string& what, double timeout_s = 20) {
-  const auto deadline = std::chrono::steady_clock::now() + std::chrono::duration<double>(timeout_s);
-  while (!ready()) {
-    siginfo_t info{};
-    REQUIRE(::waitid(P_PID, static_cast<id_t>(p.pid), &info, WEXITED | WNOHANG | WNOWAIT) == 0);
-    REQUIRE_MESSAGE(info.si_pid == 0,
-                    "gossip-peer exited while waiting for " << what << ": " << read_text(p.err));
-    REQUIRE_MESSAGE(std::chrono::steady_clock::now() < deadline, "timed out waiting for " << what);
-    std::this_thread::sleep_for(std::chrono::milliseconds(2));
-  }
+  gossip::test::wait_for({&p}, ready, what, timeout_s, std::chrono::milliseconds(2));
 }
 
-Json summary_of(const Proc& p) {
-  const std::string out = read_text(p.out);
-  const auto end = out.find_last_not_of('\n');
-  REQUIRE_MESSAGE(end != std::string::npos, "no summary line; stderr: " << read_text(p.err));
-  const auto start = out.rfind('\n', end);
-  return Json::parse(out.substr(start == std::string::npos ? 0 : start + 1));
-}
-
-std::vector<Json> metrics_of(const fs::path& file) {
-  std::ifstream in(file);
-  std::vector<Json> lines;
-  for (std::string line; std::getline(in, line);) lines.push_back(Json::parse(line));
-  return lines;
-}
 
 int count_files(const fs::path& dir, const std::string& suffix) {
   int n = 0;
@@ -129,14 +44,6 @@ int count_files(const fs::path& dir, const std::string& suffix) {
     n += e.path().filename().string().ends_with(suffix) ? 1 : 0;
   }
   return n;
-}
-
-bool has_checkpoint(const fs::path& dir) {
-  std::error_code ec;
-  for (const auto& e : fs::directory_iterator(dir, ec)) {
-    if (peer::checkpoint_step_from_name(e.path().filename().string())) return true;
-  }
-  return false;
 }
 
 // The seed's regression task, a few thousand steps a second on one core.

@@ -23,7 +23,7 @@ namespace gossip::peer {
 class PeerNetwork {
  public:
   // Loads peer.identity_key and peer.swarm_key (errors name the key and the
-  // file, with the gossip-keygen command to create it), binds peer.listen
+  // file; run_peer checks first that both exist), binds peer.listen
   // and starts the membership and averaging protocols for `trainer`'s model.
   // `weight` is this peer's averaging weight.
   static core::Result<std::unique_ptr<PeerNetwork>> start(const config::Config& config,

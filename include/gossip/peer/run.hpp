@@ -45,8 +45,9 @@ nlohmann::json to_json(const RunSummary& summary);
 // checkpoint.every_steps steps and a final one at the end; appends metrics
 // records to metrics.file and prints a progress line every
 // metrics.progress_every_s seconds. Calling thread = trainer thread. Errors:
-// bad data files, model/data mismatch, unavailable device, checkpoint folder
-// in use or not writable, final checkpoint not written.
+// missing key files (invalid argument, checked before anything loads), bad
+// data files, model/data mismatch, unavailable device, checkpoint folder in
+// use or not writable, no seed answering, final checkpoint not written.
 core::Result<RunSummary> run_peer(const config::Config& config, const std::atomic<bool>& stop);
 
 }  // namespace gossip::peer

@@ -1,0 +1,176 @@
+// Helpers for tests that run gossip-peer as a real process: temp folders,
+// spawning with captured stdout/stderr, waiting with deadlines, reading the
+// summary line and the metrics file. Failures are doctest REQUIRE/FAIL, so
+// include this from test files only.
+#pragma once
+
+#include <doctest/doctest.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <cstdio>
+#include <cstdlib>
+#include <filesystem>
+#include <fstream>
+#include <nlohmann/json.hpp>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "gossip/peer/checkpoint.hpp"
+
+namespace gossip::test {
+
+namespace fs = std::filesystem;
+using Json = nlohmann::json;
+using Clock = std::chrono::steady_clock;
+
+inline std::string build_root() {
+  const char* root = std::getenv("GOSSIP_BUILD_ROOT");
+  REQUIRE_MESSAGE(root != nullptr, "GOSSIP_BUILD_ROOT is set by meson test");
+  return root;
+}
+
+// A fresh, empty folder /tmp/gossip-<suite>-<name>-<pid>.
+inline fs::path temp_dir(const std::string& suite, const std::string& name) {
+  const fs::path d = fs::temp_directory_path() /
+                     ("gossip-" + suite + "-" + name + "-" + std::to_string(::getpid()));
+  fs::remove_all(d);
+  fs::create_directories(d);
+  return d;
+}
+
+inline std::string read_text(const fs::path& p) {
+  std::ifstream in(p);
+  return {std::istreambuf_iterator<char>(in), {}};
+}
+
+inline double seconds_since(Clock::time_point t) {
+  return std::chrono::duration<double>(Clock::now() - t).count();
+}
+
+struct Proc {
+  pid_t pid = -1;
+  fs::path out, err;
+};
+
+// Starts gossip-peer --config <config> [extra...] at log level info, with
+// stdout/stderr in <dir>/<tag>.{out,err}.
+inline Proc spawn(const fs::path& config, const fs::path& dir, const std::string& tag,
+                  const std::vector<std::string>& extra = {}) {
+  Proc p{-1, dir / (tag + ".out"), dir / (tag + ".err")};
+  const std::string bin = build_root() + "/peers/gossip-peer", cfg = config.string(),
+                    out = p.out.string(), err = p.err.string();
+  std::fflush(stdout);  // the child must not repeat the test's buffered output
+  std::fflush(stderr);
+  p.pid = ::fork();
+  REQUIRE(p.pid >= 0);
+  if (p.pid == 0) {
+    const int o = ::open(out.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
+    const int e = ::open(err.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
+    if (o < 0 || e < 0 || ::dup2(o, 1) < 0 || ::dup2(e, 2) < 0) ::_exit(99);
+    ::setenv("GOSSIP_LOG", "info", 1);
+    std::vector<char*> argv{const_cast<char*>(bin.c_str()), const_cast<char*>("--config"),
+                            const_cast<char*>(cfg.c_str())};
+    for (const auto& a : extra) argv.push_back(const_cast<char*>(a.c_str()));
+    argv.push_back(nullptr);
+    ::execv(bin.c_str(), argv.data());
+    ::_exit(98);
+  }
+  return p;
+}
+
+// Whether the process has exited (without reaping it).
+inline bool exited(const Proc& p) {
+  siginfo_t info{};
+  if (::waitid(P_PID, static_cast<id_t>(p.pid), &info, WEXITED | WNOHANG | WNOWAIT) != 0) {
+    return true;
+  }
+  return info.si_pid != 0;
+}
+
+// Waits for the process; returns its exit code, or 128 + signal.
+inline int wait_exit(const Proc& p, double timeout_s = 60) {
+  const auto start = Clock::now();
+  int status = 0;
+  while (::waitpid(p.pid, &status, WNOHANG) == 0) {
+    if (seconds_since(start) > timeout_s) {
+      ::kill(p.pid, SIGKILL);
+      ::waitpid(p.pid, &status, 0);
+      FAIL("gossip-peer did not finish within " << timeout_s << " s: " << read_text(p.err));
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(5));
+  }
+  return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+}
+
+// Polls every `poll` until `ready` holds; fails after `timeout_s` or when one
+// of `alive` has exited.
+template <typename F>
+void wait_for(const std::vector<const Proc*>& alive, F ready, const std::string& what,
+              double timeout_s = 120,
+              std::chrono::milliseconds poll = std::chrono::milliseconds(20)) {
+  const auto start = Clock::now();
+  while (!ready()) {
+    for (const Proc* p : alive) {
+      REQUIRE_MESSAGE(!exited(*p), "a gossip-peer exited while waiting for " << what << ": "
+                                                                             << read_text(p->err));
+    }
+    REQUIRE_MESSAGE(seconds_since(start) < timeout_s,
+                    "timed out after " << timeout_s << " s waiting for " << what);
+    std::this_thread::sleep_for(poll);
+  }
+}
+
+// Kills every process still running (a failed test must not leave peers behind).
+struct Reaper {
+  std::vector<Proc*> procs;
+  ~Reaper() {
+    for (Proc* p : procs) {
+      if (p->pid > 0 && !exited(*p)) ::kill(p->pid, SIGKILL);
+      if (p->pid > 0) ::waitpid(p->pid, nullptr, 0);
+    }
+  }
+};
+
+// The JSON summary on the last line of the process's stdout.
+inline Json summary_of(const Proc& p) {
+  const std::string out = read_text(p.out);
+  const auto end = out.find_last_not_of('\n');
+  REQUIRE_MESSAGE(end != std::string::npos, "no summary line; stderr: " << read_text(p.err));
+  const auto start = out.rfind('\n', end);
+  return Json::parse(out.substr(start == std::string::npos ? 0 : start + 1));
+}
+
+// The lines of a metrics file. `complete_only`: skip a line still being
+// written (the file of a running peer); otherwise every line must parse.
+inline std::vector<Json> metrics_of(const fs::path& file, bool complete_only = false) {
+  std::ifstream in(file);
+  std::vector<Json> lines;
+  for (std::string line; std::getline(in, line);) {
+    if (!complete_only) {
+      lines.push_back(Json::parse(line));
+      continue;
+    }
+    auto j = Json::parse(line, nullptr, /*allow_exceptions=*/false);
+    if (!j.is_discarded()) lines.push_back(std::move(j));
+  }
+  return lines;
+}
+
+inline bool has_checkpoint(const fs::path& dir) {
+  std::error_code ec;
+  for (const auto& e : fs::directory_iterator(dir, ec)) {
+    if (peer::checkpoint_step_from_name(e.path().filename().string())) return true;
+  }
+  return false;
+}
+
+inline bool have_fashion_mnist() {
+  return fs::exists("/usr/share/datasets/fashion-mnist/train-images-idx3-ubyte.gz");
+}
+
+}  // namespace gossip::test

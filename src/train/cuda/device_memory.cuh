@@ -15,25 +15,37 @@
 
 namespace gossip::train::cuda {
 
-// One plain cudaMalloc allocation (never managed memory).
-class DeviceBuffer {
+// Where a Buffer's bytes live: plain device memory (cudaMalloc, never
+// managed memory) or page-locked host memory for asynchronous copies.
+struct DeviceMemory {
+  static void allocate(void** ptr, size_t bytes) { CUDA_CHECK(cudaMalloc(ptr, bytes)); }
+  static void release(void* ptr) { (void)cudaFree(ptr); }
+};
+struct PinnedMemory {
+  static void allocate(void** ptr, size_t bytes) { CUDA_CHECK(cudaMallocHost(ptr, bytes)); }
+  static void release(void* ptr) { (void)cudaFreeHost(ptr); }
+};
+
+// One allocation of `bytes`, freed on destruction; movable, not copyable.
+template <typename Memory>
+class Buffer {
  public:
-  DeviceBuffer() = default;
-  explicit DeviceBuffer(size_t bytes) : bytes_(bytes) {
-    if (bytes > 0) CUDA_CHECK(cudaMalloc(&ptr_, bytes));
+  Buffer() = default;
+  explicit Buffer(size_t bytes) : bytes_(bytes) {
+    if (bytes > 0) Memory::allocate(&ptr_, bytes);
   }
-  ~DeviceBuffer() {
-    if (ptr_ != nullptr) (void)cudaFree(ptr_);
+  ~Buffer() {
+    if (ptr_ != nullptr) Memory::release(ptr_);
   }
-  DeviceBuffer(DeviceBuffer&& o) noexcept
+  Buffer(Buffer&& o) noexcept
       : ptr_(std::exchange(o.ptr_, nullptr)), bytes_(std::exchange(o.bytes_, 0)) {}
-  DeviceBuffer& operator=(DeviceBuffer&& o) noexcept {
+  Buffer& operator=(Buffer&& o) noexcept {
     std::swap(ptr_, o.ptr_);
     std::swap(bytes_, o.bytes_);
     return *this;
   }
-  DeviceBuffer(const DeviceBuffer&) = delete;
-  DeviceBuffer& operator=(const DeviceBuffer&) = delete;
+  Buffer(const Buffer&) = delete;
+  Buffer& operator=(const Buffer&) = delete;
 
   template <typename T>
   T* as() const {
@@ -46,36 +58,8 @@ class DeviceBuffer {
   size_t bytes_ = 0;
 };
 
-// Page-locked host memory (cudaMallocHost) for asynchronous copies.
-class PinnedBuffer {
- public:
-  PinnedBuffer() = default;
-  explicit PinnedBuffer(size_t bytes) : bytes_(bytes) {
-    if (bytes > 0) CUDA_CHECK(cudaMallocHost(&ptr_, bytes));
-  }
-  ~PinnedBuffer() {
-    if (ptr_ != nullptr) (void)cudaFreeHost(ptr_);
-  }
-  PinnedBuffer(PinnedBuffer&& o) noexcept
-      : ptr_(std::exchange(o.ptr_, nullptr)), bytes_(std::exchange(o.bytes_, 0)) {}
-  PinnedBuffer& operator=(PinnedBuffer&& o) noexcept {
-    std::swap(ptr_, o.ptr_);
-    std::swap(bytes_, o.bytes_);
-    return *this;
-  }
-  PinnedBuffer(const PinnedBuffer&) = delete;
-  PinnedBuffer& operator=(const PinnedBuffer&) = delete;
-
-  template <typename T>
-  T* as() const {
-    return static_cast<T*>(ptr_);
-  }
-  size_t bytes() const { return bytes_; }
-
- private:
-  void* ptr_ = nullptr;
-  size_t bytes_ = 0;
-};
+using DeviceBuffer = Buffer<DeviceMemory>;
+using PinnedBuffer = Buffer<PinnedMemory>;
 
 // A non-blocking stream of the backend's own.
 class Stream {

@@ -60,6 +60,7 @@ struct Exchange {
   std::string peer_id;
   std::shared_ptr<net::Session> session;
   double w_own = 1, w_other = 1;
+  double delta_sq = 0;  // ||s_other - s_own||^2, computed on the strand once complete
   int64_t step = 0;
   Clock::time_point t0 = Clock::now();
   std::shared_ptr<BufferPool> pool;

@@ -269,22 +269,11 @@ void apply(Core& c, train::Backend& backend, Exchange& ex) {
   auto other = ex.other_values();
   auto own = ex.own_values();
   const float scale = static_cast<float>(ex.w_other / (ex.w_own + ex.w_other));
-  double sq = 0;
-  constexpr size_t kBlock = 4096;
-  for (size_t i0 = 0; i0 < ex.count; i0 += kBlock) {
-    float part = 0;
-    const size_t i1 = std::min(ex.count, i0 + kBlock);
-    for (size_t i = i0; i < i1; ++i) {
-      const float d = other[i] - own[i];
-      part += d * d;
-    }
-    sq += part;
-  }
   backend.apply_delta(scale, other, own);
   const double secs = std::chrono::duration<double>(Clock::now() - ex.t0).count();
   c.add_counters([&](Counters& k) {
     k.exchanges_ok++;
-    k.last_delta_norm = scale * std::sqrt(sq);
+    k.last_delta_norm = scale * std::sqrt(ex.delta_sq);
     k.last_exchange_s = secs;
     k.total_exchange_s += secs;
   });

@@ -213,6 +213,9 @@ void Core::maybe_complete(std::shared_ptr<Exchange> ex) {
   ex->finished = true;
   ex->timer.cancel();
   if (current_ == ex) current_.reset();
+  // Both snapshots are final here (the partner ACKed ours); the norm pass
+  // runs on the network thread, not on the trainer thread that applies.
+  ex->delta_sq = squared_distance(ex->other_values(), ex->own_values());
   {
     std::lock_guard l(mail_mu_);
     ready_to_apply_ = ex;

@@ -4,6 +4,7 @@
 #include "gossip/averaging/wire_format.hpp"
 
 #include <bit>
+#include <algorithm>
 #include <cassert>
 #include <cstring>
 
@@ -98,6 +99,22 @@ void encode(WireFormat format, std::span<const float> in, std::span<uint8_t> wir
       }
       return;
   }
+}
+
+double squared_distance(std::span<const float> a, std::span<const float> b) {
+  assert(a.size() == b.size());
+  double sum = 0;
+  constexpr size_t kBlock = 4096;
+  for (size_t i0 = 0; i0 < a.size(); i0 += kBlock) {
+    float part = 0;
+    const size_t i1 = std::min(a.size(), i0 + kBlock);
+    for (size_t i = i0; i < i1; ++i) {
+      const float d = a[i] - b[i];
+      part += d * d;
+    }
+    sum += part;
+  }
+  return sum;
 }
 
 size_t first_non_finite(std::span<const float> values) {

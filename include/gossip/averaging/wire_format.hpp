@@ -44,6 +44,10 @@ size_t decode(WireFormat format, std::span<const uint8_t> wire, std::span<float>
 // Index of the first non-finite float, or values.size().
 size_t first_non_finite(std::span<const float> values);
 
+// ||a - b||^2 (sizes must match), accumulated in float blocks and double
+// overall. Any thread.
+double squared_distance(std::span<const float> a, std::span<const float> b);
+
 // Scalar conversions (round to nearest even), for tests and small uses.
 uint16_t float_to_bf16(float x);
 float bf16_to_float(uint16_t h);

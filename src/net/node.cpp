@@ -183,26 +183,39 @@ asio::ip::tcp::endpoint Node::local_endpoint() const {
   return core_->acceptor ? core_->acceptor->local_endpoint(ec) : asio::ip::tcp::endpoint{};
 }
 
-asio::awaitable<core::Result<std::shared_ptr<Session>>> Node::dial(
-    asio::ip::tcp::endpoint endpoint, std::optional<std::string> expected_peer_id) {
-  std::optional<crypto::PublicKey> expected;
-  if (expected_peer_id) {
-    auto k = crypto::parse_peer_id(*expected_peer_id);
-    if (!k) co_return k.status().with_context("expected peer id");
-    expected = *k;
-    if (link_filter_ && link_filter_->is_blocked(*expected_peer_id)) {
-      link_filter_->count_refused_dial();
-      co_return core::unavailable("dial refused: link to peer " + expected_peer_id->substr(0, 12) +
-                                  " blocked by the link filter");
-    }
+// The checks both dial() overloads make before opening a socket (plain
+// functions: GCC 12 miscompiles shared coroutine bodies with such state).
+core::Result<std::optional<crypto::PublicKey>> Node::check_dial(
+    const std::optional<std::string>& expected_peer_id) const {
+  if (!expected_peer_id) return std::optional<crypto::PublicKey>();
+  auto k = crypto::parse_peer_id(*expected_peer_id);
+  if (!k) return k.status().with_context("expected peer id");
+  if (link_filter_ && link_filter_->is_blocked(*expected_peer_id)) {
+    link_filter_->count_refused_dial();
+    return core::unavailable("dial refused: link to peer " + expected_peer_id->substr(0, 12) +
+                             " blocked by the link filter");
   }
+  return std::optional<crypto::PublicKey>(*k);
+}
+
+std::shared_ptr<detail::SecureSession> Node::new_outbound_session() {
   auto core = core_;
-  if (!core->admit_outbound()) co_return core::resource_limit("dial: session cap reached or node closed");
+  if (!core->admit_outbound()) return nullptr;
   auto strand = asio::make_strand(core->io);
   auto session = std::make_shared<detail::SecureSession>(core, asio::ip::tcp::socket(strand), strand,
                                                          crypto::Role::kInitiator, std::string());
   core->register_session(session);
-  Status s = co_await asio::co_spawn(strand, session->run_initiator(endpoint, expected),
+  return session;
+}
+
+asio::awaitable<core::Result<std::shared_ptr<Session>>> Node::dial(
+    asio::ip::tcp::endpoint endpoint, std::optional<std::string> expected_peer_id) {
+  auto expected = check_dial(expected_peer_id);
+  if (!expected) co_return expected.status();
+  auto session = new_outbound_session();
+  if (!session) co_return core::resource_limit("dial: session cap reached or node closed");
+  auto strand = session->strand();
+  Status s = co_await asio::co_spawn(strand, session->run_initiator(endpoint, *expected),
                                      asio::use_awaitable);
   if (!s) co_return s;
   co_return std::shared_ptr<Session>(session);
@@ -212,25 +225,13 @@ asio::awaitable<core::Result<std::shared_ptr<Session>>> Node::dial(
     std::string host_port, std::optional<std::string> expected_peer_id) {
   auto hp = split_host_port(host_port);
   if (!hp) co_return hp.status();
-  std::optional<crypto::PublicKey> expected;
-  if (expected_peer_id) {
-    auto k = crypto::parse_peer_id(*expected_peer_id);
-    if (!k) co_return k.status().with_context("expected peer id");
-    expected = *k;
-    if (link_filter_ && link_filter_->is_blocked(*expected_peer_id)) {
-      link_filter_->count_refused_dial();
-      co_return core::unavailable("dial refused: link to peer " + expected_peer_id->substr(0, 12) +
-                                  " blocked by the link filter");
-    }
-  }
-  auto core = core_;
-  if (!core->admit_outbound()) co_return core::resource_limit("dial: session cap reached or node closed");
-  auto strand = asio::make_strand(core->io);
-  auto session = std::make_shared<detail::SecureSession>(core, asio::ip::tcp::socket(strand), strand,
-                                                         crypto::Role::kInitiator, std::string());
-  core->register_session(session);
+  auto expected = check_dial(expected_peer_id);
+  if (!expected) co_return expected.status();
+  auto session = new_outbound_session();
+  if (!session) co_return core::resource_limit("dial: session cap reached or node closed");
+  auto strand = session->strand();
   Status s = co_await asio::co_spawn(
-      strand, session->run_initiator_named(hp->first, std::to_string(hp->second), expected),
+      strand, session->run_initiator_named(hp->first, std::to_string(hp->second), *expected),
       asio::use_awaitable);
   if (!s) co_return s;
   co_return std::shared_ptr<Session>(session);

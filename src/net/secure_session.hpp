@@ -35,6 +35,8 @@ class SecureSession final : public Session, private FrameSink {
  public:
   // `address` is the remote IP for inbound sessions (holding a pending slot),
   // empty for dials.
+  // The strand all of this session's state lives on.
+  const Strand& strand() const { return strand_; }
   SecureSession(std::shared_ptr<NodeCore> core, asio::ip::tcp::socket socket, Strand strand,
                 crypto::Role role, std::string address);
   ~SecureSession() override;

@@ -28,6 +28,7 @@ namespace gossip::net {
 
 namespace detail {
 struct NodeCore;
+class SecureSession;
 }
 
 class LinkFilter;  // link_filter.hpp
@@ -91,6 +92,14 @@ class Node {
  private:
   std::shared_ptr<detail::NodeCore> core_;
   std::shared_ptr<LinkFilter> link_filter_;  // read-only once dialing starts
+
+  // Before a dial: the expected key, unless the id is malformed or its link
+  // is blocked (counted).
+  core::Result<std::optional<crypto::PublicKey>> check_dial(
+      const std::optional<std::string>& expected_peer_id) const;
+  // A registered initiator session on a strand of its own; null when the
+  // session cap is reached or the node is closed.
+  std::shared_ptr<detail::SecureSession> new_outbound_session();
 };
 
 // Parses "host:port" / "[v6]:port" into its parts; error names the input.

@@ -11,6 +11,7 @@
 #include <filesystem>
 #include <nlohmann/json.hpp>
 
+#include "gossip/averaging/engine.hpp"
 #include "gossip/core/log.hpp"
 #include "gossip/data/factory.hpp"
 #include "gossip/peer/checkpoint.hpp"
@@ -27,18 +28,11 @@ double seconds_since(Clock::time_point t) {
   return std::chrono::duration<double>(Clock::now() - t).count();
 }
 
-// The averaging weight this peer starts with (gossip.weight); checkpoints
-// keep it, so a resumed peer rejoins with the weight it had.
+// The averaging weight this peer starts with (gossip.weight, as the averaging
+// engine reads it); checkpoints keep it, so a resumed peer rejoins with the
+// weight it had.
 double initial_weight(const config::Config& config, const Trainer& trainer) {
-  switch (config.gossip.weight) {
-    case config::WeightMode::kSamples:
-      return static_cast<double>(trainer.shard_size());
-    case config::WeightMode::kUniform:
-      return 1.0;
-    case config::WeightMode::kFixed:
-      return config.gossip.weight_value;
-  }
-  return 1.0;
+  return averaging::options_from(config.gossip, trainer.shard_size()).weight;
 }
 
 // Missing key files are config errors: reject them before the data is

@@ -1,7 +1,11 @@
-// LinkFilter: admits or refuses sessions by peer id and forwards the
-// callbacks of admitted sessions to the inner handler.
+// LinkFilter: admits or refuses sessions by peer id, forwards the callbacks
+// of admitted sessions to the inner handler, hands the sessions' writers
+// their link shape, and cuts a seeded fraction of received blobs. The pacing
+// itself lives in the session writer (session_io.cpp), which asks
+// shape_of() whenever shape_generation() changes.
 #include "gossip/net/link_filter.hpp"
 
+#include <algorithm>
 #include <string>
 #include <vector>
 
@@ -13,6 +17,18 @@ namespace {
 core::Status blocked_status(std::string_view peer_id) {
   return core::unavailable("link to peer " + std::string(peer_id.substr(0, 12)) +
                            " blocked by the link filter");
+}
+
+core::Status dropped_status() {
+  return core::Status(core::Code::kClosed,
+                      "connection dropped mid-blob by the link filter (simulated loss)");
+}
+
+uint64_t splitmix64(uint64_t& state) {
+  uint64_t z = (state += 0x9e3779b97f4a7c15ULL);
+  z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
+  z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
+  return z ^ (z >> 31);
 }
 }  // namespace
 
@@ -56,9 +72,48 @@ void LinkFilter::count_refused_dial() {
   ++refused_;
 }
 
+void LinkFilter::shape(ShapeOf shape_of) {
+  std::lock_guard l(mu_);
+  shape_of_ = shape_of ? std::make_shared<const ShapeOf>(std::move(shape_of)) : nullptr;
+  shape_generation_.fetch_add(1, std::memory_order_acq_rel);
+}
+
+void LinkFilter::clear_shape() {
+  shape(nullptr);
+}
+
+std::optional<LinkShape> LinkFilter::shape_of(std::string_view peer_id) const {
+  std::shared_ptr<const ShapeOf> f;
+  {
+    std::lock_guard l(mu_);
+    f = shape_of_;
+  }
+  // Called outside the lock: the simulator's function may take its own.
+  if (!f) return std::nullopt;
+  return (*f)(peer_id);
+}
+
+void LinkFilter::set_drop(double fraction, uint64_t seed) {
+  std::lock_guard l(mu_);
+  drop_fraction_ = std::clamp(fraction, 0.0, 1.0);
+  drop_state_ = seed;
+}
+
+uint64_t LinkFilter::dropped() const {
+  std::lock_guard l(mu_);
+  return dropped_;
+}
+
+bool LinkFilter::draw_drop_locked() {
+  if (drop_fraction_ <= 0) return false;
+  const double u = static_cast<double>(splitmix64(drop_state_) >> 11) * 0x1.0p-53;  // [0, 1)
+  return u < drop_fraction_;
+}
+
 bool LinkFilter::admitted(Session& session) const {
   std::lock_guard l(mu_);
-  return admitted_.count(&session) != 0 && !blocked_locked(session.peer_id());
+  return admitted_.count(&session) != 0 && cutting_.count(&session) == 0 &&
+         !blocked_locked(session.peer_id());
 }
 
 void LinkFilter::on_open(Session& session) {
@@ -73,8 +128,8 @@ void LinkFilter::on_open(Session& session) {
     }
   }
   if (refuse) {
-    core::log_debug("net", "session with " + session.peer_id().substr(0, 12) +
-                               " refused by the link filter");
+    core::log_debug(
+        "net", "session with " + session.peer_id().substr(0, 12) + " refused by the link filter");
     session.close(blocked_status(session.peer_id()));
     return;
   }
@@ -90,17 +145,48 @@ core::Result<std::span<uint8_t>> LinkFilter::on_blob_begin(Session& session,
                                                            const BlobBegin& begin) {
   if (!admitted(session)) return blocked_status(session.peer_id());
   if (!inner_) return core::unavailable("no blob receiver installed");
-  return inner_->on_blob_begin(session, begin);
+  bool drop = false;
+  {
+    std::lock_guard l(mu_);
+    drop = draw_drop_locked();
+  }
+  auto dest = inner_->on_blob_begin(session, begin);
+  if (drop) {
+    // The inner handler took the blob (or refused it) as on a healthy link;
+    // the session is then cut, as when a connection dies mid-transfer: the
+    // inner handler gets a failed on_blob_end (truncated, or converted below
+    // if every byte had already arrived) and on_closed; the sender sees its
+    // session close.
+    {
+      std::lock_guard l(mu_);
+      ++dropped_;
+      cutting_[&session] = begin.stream_id;
+    }
+    core::log_debug("net", "blob " + std::to_string(begin.stream_id) + " from " +
+                               session.peer_id().substr(0, 12) + " dropped by the link filter");
+    session.close(dropped_status());
+  }
+  return dest;
 }
 
 void LinkFilter::on_blob_end(Session& session, uint32_t stream_id, const core::Status& status) {
-  bool known = false;
+  bool known = false, cut = false;
   {
     std::lock_guard l(mu_);
     known = admitted_.count(&session) != 0;
+    auto it = cutting_.find(&session);
+    cut = it != cutting_.end() && it->second == stream_id;
   }
   // The inner handler accepted this blob: it gets its end, blocked or not.
-  if (inner_ && known) inner_->on_blob_end(session, stream_id, status);
+  if (!inner_ || !known) return;
+  if (cut && status.is_ok()) {
+    inner_->on_blob_end(session, stream_id,
+                        core::Status(core::Code::kClosed,
+                                     "truncated: blob " + std::to_string(stream_id) + " cut (" +
+                                         dropped_status().to_string() + "); discard it"));
+    return;
+  }
+  inner_->on_blob_end(session, stream_id, status);
 }
 
 void LinkFilter::on_closed(Session& session, const core::Status& reason) {
@@ -108,6 +194,7 @@ void LinkFilter::on_closed(Session& session, const core::Status& reason) {
   {
     std::lock_guard l(mu_);
     known = admitted_.erase(&session) != 0;
+    cutting_.erase(&session);
   }
   if (inner_ && known) inner_->on_closed(session, reason);
 }

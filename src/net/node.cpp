@@ -99,6 +99,11 @@ std::shared_ptr<SessionHandler> NodeCore::handler() {
   return handler_;
 }
 
+std::shared_ptr<LinkFilter> NodeCore::link_filter() {
+  std::lock_guard lock(mu);
+  return link_filter_;
+}
+
 PeerStatus NodeCore::status() {
   std::function<PeerStatus()> f;
   {
@@ -161,6 +166,10 @@ void Node::set_status_provider(std::function<PeerStatus()> provider) {
 }
 
 void Node::set_link_filter(std::shared_ptr<LinkFilter> filter) {
+  {
+    std::lock_guard lock(core_->mu);
+    core_->link_filter_ = filter;
+  }
   link_filter_ = std::move(filter);
 }
 

@@ -53,11 +53,15 @@ struct NodeCore {
   void register_session(const std::shared_ptr<SecureSession>& s);
   std::shared_ptr<SessionHandler> handler();
   PeerStatus status();
+  // The Node's LinkFilter (null when none): session writers read their link
+  // shape from it.
+  std::shared_ptr<LinkFilter> link_filter();
 
   std::mutex mu;  // guards everything below
   bool closed = false;
   std::shared_ptr<SessionHandler> handler_;
   std::function<PeerStatus()> status_provider_;
+  std::shared_ptr<LinkFilter> link_filter_;
   size_t pending_total = 0;
   std::map<std::string, size_t> pending_by_address;
   size_t sessions_live = 0;

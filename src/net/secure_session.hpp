@@ -23,6 +23,7 @@
 
 #include "gossip/crypto/noise.hpp"
 #include "gossip/net/frames.hpp"
+#include "gossip/net/link_filter.hpp"
 #include "gossip/net/session.hpp"
 #include "node_core.hpp"
 
@@ -103,8 +104,12 @@ class SecureSession final : public Session, private FrameSink {
   void take_mail();
   size_t fill_control(uint8_t* out, size_t max);
   bool seal(WireBatch& batch, std::span<const uint8_t> plain);
-  bool fill_batch(WireBatch& batch, size_t max_chunk);
+  bool fill_batch(WireBatch& batch, size_t max_chunk, size_t budget);
   void start_write(WireBatch& batch);
+  // Link shaping (session_io.cpp): re-reads the shape when the filter's
+  // installation changed; when shaped, the time the filled batch may leave.
+  void refresh_shape();
+  Clock::time_point shaped_release();
   void on_written(WireBatch& batch, const asio::error_code& ec, size_t n);
   void close_on_strand(core::Status reason);
   void setup_socket();
@@ -145,6 +150,15 @@ class SecureSession final : public Session, private FrameSink {
   std::list<StatusWaiter*> status_waiters_;
   WireBatch batches_[2];       // double buffering: fill one while the other is written
   bool write_busy_ = false;    // a socket write is in flight
+  // Link shaping (see LinkShape): the filter (null when none), the shape of
+  // the installation `shape_gen_`, whether the writer went idle since the
+  // last write, and when the virtual paced link is free again.
+  std::shared_ptr<LinkFilter> link_filter_;
+  uint64_t shape_gen_ = 0;
+  std::optional<LinkShape> shape_;
+  bool link_idle_ = true;
+  Clock::time_point link_free_{};
+  asio::steady_timer shape_timer_;
 
   // Mailbox (any thread).
   std::mutex mail_mu_;

@@ -24,7 +24,8 @@ SecureSession::SecureSession(std::shared_ptr<NodeCore> core, asio::ip::tcp::sock
       watchdog_timer_(strand_),
       writer_cv_(strand_, Clock::time_point::max()),
       space_cv_(strand_, Clock::time_point::max()),
-      blob_cv_(strand_, Clock::time_point::max()) {}
+      blob_cv_(strand_, Clock::time_point::max()),
+      shape_timer_(strand_) {}
 
 SecureSession::~SecureSession() = default;
 
@@ -100,6 +101,7 @@ void SecureSession::close_on_strand(Status reason) {
   writer_cv_.cancel();
   space_cv_.cancel();
   blob_cv_.cancel();
+  shape_timer_.cancel();
   for (StatusWaiter* w : status_waiters_) w->timer->cancel();
   for (BlobJob* job : blob_q_) {
     job->status = Status(core::Code::kClosed, "blob not fully sent: " + reason.to_string());

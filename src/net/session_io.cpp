@@ -6,7 +6,10 @@
 // encrypting blob data straight from the caller's span, and hands the batch
 // to one socket write; it fills the next batch while that write is in flight
 // (two batches, double buffering), so encryption overlaps the kernel's work
-// and the peer's decryption.
+// and the peer's decryption. When the Node's LinkFilter shapes the link to
+// this peer, the writer holds each filled batch on a strand timer until the
+// paced link lets it leave (see LinkShape); unshaped sessions pay one
+// pointer check per write.
 #include <algorithm>
 #include <cstring>
 #include <utility>
@@ -31,6 +34,7 @@ constexpr size_t kWireMax = 2 + crypto::kMaxNoiseMessage;
 constexpr size_t kHeaderWire = 2 + kChunkHeaderBytes + crypto::kTagBytes;
 constexpr size_t kStepMax = kHeaderWire + kWireMax;  // most one fill step adds
 constexpr size_t kRecvBuffer = 1 << 20;
+constexpr auto kPaceSlack = std::chrono::milliseconds(10);  // see writer()
 }  // namespace
 
 asio::awaitable<void> SecureSession::reader() {
@@ -141,9 +145,10 @@ bool SecureSession::seal(WireBatch& batch, std::span<const uint8_t> plain) {
   return true;
 }
 
-bool SecureSession::fill_batch(WireBatch& batch, size_t max_chunk) {
+bool SecureSession::fill_batch(WireBatch& batch, size_t max_chunk, size_t budget) {
   batch.used = 0;
-  while (batch.bytes.size() - batch.used >= kStepMax) {
+  budget = std::min(budget, batch.bytes.size());
+  while (batch.used + kStepMax <= budget) {
     take_mail();
     if (!blob_q_.empty() && !blob_q_.front()->begun) {
       BlobJob& job = *blob_q_.front();
@@ -209,23 +214,70 @@ void SecureSession::on_written(WireBatch& batch, const asio::error_code& ec, siz
   }
 }
 
+void SecureSession::refresh_shape() {
+  if (!link_filter_) return;
+  const uint64_t gen = link_filter_->shape_generation();
+  if (gen == shape_gen_) return;
+  shape_gen_ = gen;
+  shape_ = link_filter_->shape_of(peer_id_);
+  if (!shape_) return;
+  shape_->latency = std::max(shape_->latency, std::chrono::milliseconds(0));
+  if (!(shape_->bytes_per_s > 0)) shape_->bytes_per_s = 0;  // NaN or negative: no cap
+  if (shape_->latency.count() == 0 && shape_->bytes_per_s == 0) shape_.reset();
+}
+
+Clock::time_point SecureSession::shaped_release() {
+  // Data picked up after the link went idle pays the latency; data that
+  // streams behind earlier writes leaves when the paced link is free.
+  Clock::time_point release = std::max(Clock::now(), link_free_);
+  if (link_idle_) release += shape_->latency;
+  return release;
+}
+
 asio::awaitable<void> SecureSession::writer() {
   auto self = shared_from_this();
   const size_t steps = std::max<size_t>(1, core_->config.max_batch_messages);
   const size_t max_chunk = std::min(kMaxPlain, core_->config.frames.max_chunk_data);
+  link_filter_ = core_->link_filter();
   size_t next = 0;
   while (!closed_) {
     WireBatch& batch = batches_[next];  // never the one in flight
+    refresh_shape();  // one atomic load unless the filter's shaping changed
     // Full-size batches only once blobs flow: control-only sessions stay small.
     const size_t want = blob_q_.empty() ? kStepMax : steps * kStepMax;
     if (batch.bytes.size() < want) batch.bytes.resize(want);
-    if (!fill_batch(batch, max_chunk)) co_return;
+    size_t budget = SIZE_MAX;
+    if (shape_ && shape_->bytes_per_s > 0) {
+      // A paced write carries at most ~10 ms of data (one message at least).
+      const double per_10ms = shape_->bytes_per_s / 100.0;
+      budget = std::max<size_t>(1, static_cast<size_t>(per_10ms / kStepMax)) * kStepMax;
+    }
+    if (!fill_batch(batch, max_chunk, budget)) co_return;
     if (batch.used == 0) {
+      link_idle_ = true;
       co_await writer_cv_.async_wait(use_nothrow);  // mail, a blob, a keepalive or a write done
       continue;
     }
+    std::optional<Clock::time_point> release;
+    if (shape_) release = shaped_release();
+    link_idle_ = false;
     while (write_busy_ && !closed_) co_await writer_cv_.async_wait(use_nothrow);
+    while (release && !closed_ && Clock::now() < *release) {
+      shape_timer_.expires_at(*release);
+      co_await shape_timer_.async_wait(use_nothrow);  // cancelled only by close
+    }
     if (closed_) co_return;
+    if (shape_ && shape_->bytes_per_s > 0) {
+      // The virtual link runs from the scheduled time, so late timer wake-ups
+      // do not add up over a stream; a write held up longer (socket busy)
+      // earns back at most kPaceSlack of burst.
+      const auto start = std::max(*release, Clock::now() - kPaceSlack);
+      const std::chrono::duration<double> on_wire(static_cast<double>(batch.used) /
+                                                  shape_->bytes_per_s);
+      link_free_ = start + std::chrono::duration_cast<Clock::duration>(on_wire);
+    } else if (release) {
+      link_free_ = std::max(link_free_, *release);
+    }
     start_write(batch);
     next ^= 1;
   }

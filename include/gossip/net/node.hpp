@@ -60,9 +60,10 @@ class Node {
   // Default: step 0, members 1, model "".
   void set_status_provider(std::function<PeerStatus()> provider);
   // Fault injection: dials whose expected peer id `filter` blocks fail at once
-  // (kUnavailable). Install the same filter as the handler (in front of the
-  // Router) so that accepted and open sessions are cut too. Set before
-  // listen()/dial(); null removes it.
+  // (kUnavailable), and sessions pace what they send by its LinkShape. Install
+  // the same filter as the handler (in front of the Router) so that accepted
+  // and open sessions are cut too. Set before listen()/dial() (sessions read
+  // it when they open); null removes it.
   void set_link_filter(std::shared_ptr<LinkFilter> filter);
 
   // Binds, listens and starts accepting. Errors name the address.

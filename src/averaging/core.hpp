@@ -31,11 +31,20 @@ namespace gossip::averaging::detail {
 using Clock = std::chrono::steady_clock;
 using Strand = asio::strand<asio::io_context::executor_type>;
 
+// Uninitialised float storage that only grows: zero-filling (or faulting in)
+// hundreds of MB per exchange would cost as much as a pass over the data.
+struct FloatStore {
+  std::unique_ptr<float[]> data;
+  size_t size = 0, capacity = 0;
+  void resize(size_t n);
+  float* get() { return data.get(); }
+};
+
 // Snapshot buffers of one exchange, recycled through a pool (a 25M-parameter
 // model needs hundreds of MB; allocating per exchange would dominate).
 struct Buffers {
-  std::vector<float> own_store, other_store;  // wire bytes (fp32: the values)
-  std::vector<float> own_f, other_f;          // dequantized (bf16/fp16 only)
+  FloatStore own_store, other_store;  // wire bytes (fp32: the values)
+  FloatStore own_f, other_f;          // dequantized (bf16/fp16, staged path only)
 };
 struct BufferPool {
   std::mutex mu;
@@ -50,6 +59,10 @@ struct Exchange {
 
   std::span<uint8_t> own_wire();
   std::span<uint8_t> other_wire();
+  // Staged path only (the backend's parameters are not in host memory, so
+  // the delta goes through Backend::apply_delta with float arrays):
+  // allocates own/other dequantized arrays (bf16/fp16; fp32 uses the wire).
+  void stage_values();
   std::span<float> own_values();    // dq(q(s_own))
   std::span<float> other_values();  // dq(q(s_other)), after decode
 
@@ -60,14 +73,20 @@ struct Exchange {
   std::string peer_id;
   std::shared_ptr<net::Session> session;
   double w_own = 1, w_other = 1;
-  double delta_sq = 0;  // ||s_other - s_own||^2, computed on the strand once complete
+  // Direct path (set with the own snapshot, on the trainer thread, before it
+  // is posted): the backend exposes host parameters, so the trainer applies
+  // the delta straight from both wire blobs (apply_wire_delta) and computes
+  // delta_sq in that pass. Staged path: own_values()/other_values() hold the
+  // dequantized snapshots and delta_sq is computed on the strand.
+  bool direct = false;
+  double delta_sq = 0;  // ||s_other - s_own||^2
   int64_t step = 0;
   Clock::time_point t0 = Clock::now();
   std::shared_ptr<BufferPool> pool;
   std::unique_ptr<Buffers> buf;
   asio::steady_timer timer;
   // Strand-only progress flags.
-  bool replied = false, other_ok = false, peer_acked = false, finished = false;
+  bool replied = false, other_ok = false, peer_acked = false, own_sent = false, finished = false;
 };
 
 // A state snapshot being served to a joiner.

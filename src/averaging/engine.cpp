@@ -37,6 +37,14 @@ ModelIdentity identity_of(const train::Backend& backend) {
 
 namespace detail {
 
+void FloatStore::resize(size_t n) {
+  if (n > capacity) {
+    data = std::make_unique_for_overwrite<float[]>(n);
+    capacity = n;
+  }
+  size = n;
+}
+
 std::unique_ptr<Buffers> BufferPool::take(WireFormat format, size_t count) {
   std::unique_ptr<Buffers> b;
   {
@@ -50,10 +58,8 @@ std::unique_ptr<Buffers> BufferPool::take(WireFormat format, size_t count) {
   const size_t words = (wire_bytes(format, count) + 3) / 4;
   b->own_store.resize(words);
   b->other_store.resize(words);
-  if (format != WireFormat::kFp32) {
-    b->own_f.resize(count);
-    b->other_f.resize(count);
-  }
+  b->own_f.resize(0);
+  b->other_f.resize(0);
   return b;
 }
 
@@ -67,18 +73,23 @@ Exchange::Exchange(Strand strand, std::shared_ptr<BufferPool> p, WireFormat f, s
 Exchange::~Exchange() { pool->give(std::move(buf)); }
 
 std::span<uint8_t> Exchange::own_wire() {
-  return {reinterpret_cast<uint8_t*>(buf->own_store.data()), wire_bytes(format, count)};
+  return {reinterpret_cast<uint8_t*>(buf->own_store.get()), wire_bytes(format, count)};
 }
 std::span<uint8_t> Exchange::other_wire() {
-  return {reinterpret_cast<uint8_t*>(buf->other_store.data()), wire_bytes(format, count)};
+  return {reinterpret_cast<uint8_t*>(buf->other_store.get()), wire_bytes(format, count)};
+}
+void Exchange::stage_values() {
+  if (format == WireFormat::kFp32) return;
+  buf->own_f.resize(count);
+  buf->other_f.resize(count);
 }
 std::span<float> Exchange::own_values() {
-  return format == WireFormat::kFp32 ? std::span<float>(buf->own_store.data(), count)
-                                     : std::span<float>(buf->own_f.data(), count);
+  return format == WireFormat::kFp32 ? std::span<float>(buf->own_store.get(), count)
+                                     : std::span<float>(buf->own_f.get(), buf->own_f.size);
 }
 std::span<float> Exchange::other_values() {
-  return format == WireFormat::kFp32 ? std::span<float>(buf->other_store.data(), count)
-                                     : std::span<float>(buf->other_f.data(), count);
+  return format == WireFormat::kFp32 ? std::span<float>(buf->other_store.get(), count)
+                                     : std::span<float>(buf->other_f.get(), buf->other_f.size);
 }
 
 Core::Core(asio::io_context& io_ctx, net::Node& node, std::shared_ptr<PeerDirectory> directory,
@@ -265,11 +276,31 @@ Clock::duration jittered(std::mt19937_64& rng, Clock::duration base, double lo, 
   return std::chrono::duration_cast<Clock::duration>(base * u(rng));
 }
 
+// Takes this peer's wire snapshot for `ex`. Direct path: quantized straight
+// from the live host parameters (one pass, no staging copy); staged path:
+// from Backend::snapshot(), keeping the dequantized values for apply_delta.
+void take_snapshot(train::Backend& backend, Exchange& ex) {
+  if (const auto host = backend.host_parameters(); !host.empty()) {
+    ex.direct = true;
+    encode(ex.format, host, ex.own_wire());
+    return;
+  }
+  ex.direct = false;
+  ex.stage_values();
+  encode(ex.format, backend.snapshot(), ex.own_wire(),
+         ex.format == WireFormat::kFp32 ? std::span<float>() : ex.own_values());
+}
+
 void apply(Core& c, train::Backend& backend, Exchange& ex) {
-  auto other = ex.other_values();
-  auto own = ex.own_values();
   const float scale = static_cast<float>(ex.w_other / (ex.w_own + ex.w_other));
-  backend.apply_delta(scale, other, own);
+  if (ex.direct) {
+    // One pass over both wire blobs and the parameters: dequantize, delta
+    // and its norm together (the host view is stable between steps).
+    ex.delta_sq = apply_wire_delta(ex.format, scale, ex.other_wire(), ex.own_wire(),
+                                   backend.host_parameters());
+  } else {
+    backend.apply_delta(scale, ex.other_values(), ex.own_values());
+  }
   const double secs = std::chrono::duration<double>(Clock::now() - ex.t0).count();
   c.add_counters([&](Counters& k) {
     k.exchanges_ok++;
@@ -309,8 +340,7 @@ void Engine::between_steps(train::Backend& backend, int64_t step) {
   }
   auto self = core_;
   if (to_snapshot) {
-    encode(to_snapshot->format, backend.snapshot(), to_snapshot->own_wire(),
-           to_snapshot->format == WireFormat::kFp32 ? std::span<float>() : to_snapshot->own_values());
+    take_snapshot(backend, *to_snapshot);
     to_snapshot->step = step;
     c.post([self, to_snapshot] { self->own_snapshot_ready(to_snapshot); });
   }
@@ -364,8 +394,7 @@ void Engine::between_steps(train::Backend& backend, int64_t step) {
   ex->w_own = c.opt_.weight;
   ex->step = step;
   ex->t0 = now;
-  encode(ex->format, backend.snapshot(), ex->own_wire(),
-         ex->format == WireFormat::kFp32 ? std::span<float>() : ex->own_values());
+  take_snapshot(backend, *ex);
   asio::co_spawn(c.strand_, c.run_initiator(ex, *peer), asio::detached);
 }
 
@@ -433,16 +462,24 @@ Counters Engine::counters() const {
 
 void Engine::stop() {
   Core& c = *core_;
+  std::deque<std::shared_ptr<detail::StateServe>> unserved;
   {
     std::lock_guard l(c.mail_mu_);
     if (c.stopping_) return;
     c.stopping_ = true;
     c.initiating_ = false;
     c.closed_for_offers_ = true;
+    unserved.swap(c.state_requests_);
   }
   c.mail_cv_.notify_all();
   auto self = core_;
-  c.post([self] {
+  c.post([self, unserved = std::move(unserved)] {
+    // Joiners still waiting for our state move on to another member now
+    // rather than after their state timeout.
+    for (const auto& serve : unserved) {
+      serve->session->try_send_frame(kBusy, encode_xid(serve->xid));
+      --self->serving_;
+    }
     if (self->current_) {
       self->fail(self->current_, core::Status(core::Code::kClosed, "averaging engine stopped"),
                  Core::Outcome::kFailed);

@@ -152,6 +152,8 @@ void Core::send_own(std::shared_ptr<Exchange> ex) {
         auto st = co_await ex->session->send_blob(header, ex->own_wire());
         if (st) {
           self->add_counters([&](Counters& c) { c.bytes_out += ex->own_wire().size(); });
+          ex->own_sent = true;
+          self->maybe_complete(ex);
         } else {
           self->fail(ex, st.with_context("sending snapshot"), Outcome::kFailed);
         }
@@ -195,7 +197,9 @@ void Core::handle_snapshot_blob(net::Session* s, uint64_t xid, core::Status st) 
          st.code() == core::Code::kCorrupt ? Outcome::kRefused : Outcome::kFailed);
     return;
   }
-  const size_t bad = decode(ex->format, ex->other_wire(), ex->other_values());
+  // Validate in wire form (one read-only pass); dequantizing is left to the
+  // pass that uses the values.
+  const size_t bad = first_non_finite_wire(ex->format, ex->other_wire());
   if (bad < ex->count) {
     fail(ex,
          core::corrupt("snapshot from " + short_id(ex->peer_id) + " rejected: non-finite value at element " +
@@ -209,13 +213,20 @@ void Core::handle_snapshot_blob(net::Session* s, uint64_t xid, core::Status st) 
 }
 
 void Core::maybe_complete(std::shared_ptr<Exchange> ex) {
-  if (ex->finished || !ex->other_ok || !ex->peer_acked) return;
+  // own_sent too: an ACK that arrives before our blob left (a broken or
+  // hostile peer) must not apply a delta against a snapshot not yet final.
+  if (ex->finished || !ex->other_ok || !ex->peer_acked || !ex->own_sent) return;
   ex->finished = true;
   ex->timer.cancel();
   if (current_ == ex) current_.reset();
-  // Both snapshots are final here (the partner ACKed ours); the norm pass
-  // runs on the network thread, not on the trainer thread that applies.
-  ex->delta_sq = squared_distance(ex->other_values(), ex->own_values());
+  // Both snapshots are final here (the partner ACKed ours, so our snapshot
+  // was taken and ex->direct is set). Staged path: dequantize and take the
+  // norm on the network thread, not on the trainer thread that applies. The
+  // direct path does both inside its apply pass.
+  if (!ex->direct) {
+    if (ex->format != WireFormat::kFp32) decode(ex->format, ex->other_wire(), ex->other_values());
+    ex->delta_sq = squared_distance(ex->other_values(), ex->own_values());
+  }
   {
     std::lock_guard l(mail_mu_);
     ready_to_apply_ = ex;

@@ -101,20 +101,109 @@ void encode(WireFormat format, std::span<const float> in, std::span<uint8_t> wir
   }
 }
 
-double squared_distance(std::span<const float> a, std::span<const float> b) {
-  assert(a.size() == b.size());
+namespace {
+
+// Element i of a wire array, dequantized; one type per format so that the
+// fused loops below are instantiated (and vectorised) per format.
+struct DqFp32 {
+  static float at(const uint8_t* p, size_t i) {
+    float v;
+    std::memcpy(&v, p + 4 * i, 4);
+    return v;
+  }
+};
+struct DqBf16 {
+  static float at(const uint8_t* p, size_t i) { return from_bits(static_cast<uint32_t>(load16(p + 2 * i)) << 16); }
+};
+struct DqFp16 {
+  static float at(const uint8_t* p, size_t i) { return from_bits(fp16_bits_to_float_bits(load16(p + 2 * i))); }
+};
+
+// Float partial sums in kLanes independent accumulators (a fixed-width inner
+// loop the vectoriser turns into SIMD adds: a plain float reduction would
+// stay scalar without -ffast-math), flushed to double every kBlock elements.
+constexpr size_t kLanes = 16;
+constexpr size_t kBlock = 4096;
+
+template <class Dq, bool kApply>
+double delta_pass(float scale, const uint8_t* __restrict a, const uint8_t* __restrict b,
+                  float* __restrict x, size_t n) {
   double sum = 0;
-  constexpr size_t kBlock = 4096;
-  for (size_t i0 = 0; i0 < a.size(); i0 += kBlock) {
-    float part = 0;
-    const size_t i1 = std::min(a.size(), i0 + kBlock);
-    for (size_t i = i0; i < i1; ++i) {
-      const float d = a[i] - b[i];
-      part += d * d;
+  size_t i = 0;
+  for (; i + kBlock <= n; i += kBlock) {
+    float acc[kLanes] = {};
+    for (size_t k = i; k < i + kBlock; k += kLanes) {
+      for (size_t j = 0; j < kLanes; ++j) {
+        const float d = Dq::at(a, k + j) - Dq::at(b, k + j);
+        if constexpr (kApply) x[k + j] += scale * d;
+        acc[j] += d * d;
+      }
     }
+    float part = 0;
+    for (float v : acc) part += v;
     sum += part;
   }
-  return sum;
+  float part = 0;
+  for (; i < n; ++i) {
+    const float d = Dq::at(a, i) - Dq::at(b, i);
+    if constexpr (kApply) x[i] += scale * d;
+    part += d * d;
+  }
+  return sum + part;
+}
+
+}  // namespace
+
+double squared_distance(std::span<const float> a, std::span<const float> b) {
+  assert(a.size() == b.size());
+  return delta_pass<DqFp32, false>(0.0f, reinterpret_cast<const uint8_t*>(a.data()),
+                                   reinterpret_cast<const uint8_t*>(b.data()), nullptr, a.size());
+}
+
+double apply_wire_delta(WireFormat format, float scale, std::span<const uint8_t> other,
+                        std::span<const uint8_t> own, std::span<float> x) {
+  assert(other.size() == wire_bytes(format, x.size()) && own.size() == other.size());
+  switch (format) {
+    case WireFormat::kFp32:
+      return delta_pass<DqFp32, true>(scale, other.data(), own.data(), x.data(), x.size());
+    case WireFormat::kBf16:
+      return delta_pass<DqBf16, true>(scale, other.data(), own.data(), x.data(), x.size());
+    case WireFormat::kFp16:
+      return delta_pass<DqFp16, true>(scale, other.data(), own.data(), x.data(), x.size());
+  }
+  return 0;
+}
+
+size_t first_non_finite_wire(WireFormat format, std::span<const uint8_t> wire) {
+  const size_t eb = wire_element_bytes(format);
+  assert(wire.size() % eb == 0);
+  const size_t n = wire.size() / eb;
+  const uint8_t* __restrict p = wire.data();
+  if (format == WireFormat::kFp32) {
+    uint32_t bad = 0;
+    for (size_t i = 0; i < n; ++i) {
+      uint32_t u;
+      std::memcpy(&u, p + 4 * i, 4);
+      bad |= static_cast<uint32_t>((u & 0x7f800000u) == 0x7f800000u);
+    }
+    if (bad == 0) return n;
+    for (size_t i = 0; i < n; ++i) {
+      uint32_t u;
+      std::memcpy(&u, p + 4 * i, 4);
+      if ((u & 0x7f800000u) == 0x7f800000u) return i;
+    }
+    return n;
+  }
+  const uint32_t exp_mask = format == WireFormat::kBf16 ? 0x7f80u : 0x7c00u;
+  uint32_t bad = 0;
+  for (size_t i = 0; i < n; ++i) {
+    bad |= static_cast<uint32_t>((load16(p + 2 * i) & exp_mask) == exp_mask);
+  }
+  if (bad == 0) return n;
+  for (size_t i = 0; i < n; ++i) {
+    if ((load16(p + 2 * i) & exp_mask) == exp_mask) return i;
+  }
+  return n;
 }
 
 size_t first_non_finite(std::span<const float> values) {

@@ -104,6 +104,60 @@ TEST_CASE("encode/decode: both sides see the same dequantized values; non-finite
   }
 }
 
+TEST_CASE("wire-form validation and the fused delta match decode + apply element for element") {
+  std::mt19937 rng(11);
+  std::normal_distribution<float> n(0, 0.1f);
+  const size_t count = 3 * 4096 + 37;  // whole blocks and a tail
+  std::vector<float> a(count), b(count), x0(count);
+  for (size_t i = 0; i < count; ++i) {
+    a[i] = n(rng);
+    b[i] = n(rng);
+    x0[i] = n(rng);
+  }
+  for (WireFormat f : {WireFormat::kFp32, WireFormat::kBf16, WireFormat::kFp16}) {
+    CAPTURE(config::wire_format_name(f));
+    std::vector<uint8_t> wa(wire_bytes(f, count)), wb(wire_bytes(f, count));
+    std::vector<float> da(count), db(count);
+    encode(f, a, wa);
+    encode(f, b, wb);
+    REQUIRE(decode(f, wa, da) == count);
+    REQUIRE(decode(f, wb, db) == count);
+    CHECK(first_non_finite_wire(f, wa) == count);
+    const float scale = 0.375f;
+    std::vector<float> expect = x0, x = x0;
+    double sq = 0;
+    for (size_t i = 0; i < count; ++i) {
+      expect[i] += scale * (da[i] - db[i]);
+      sq += static_cast<double>(da[i] - db[i]) * (da[i] - db[i]);
+    }
+    const double got = apply_wire_delta(f, scale, wa, wb, x);
+    CHECK(std::memcmp(x.data(), expect.data(), count * 4) == 0);  // the same update, bit for bit
+    CHECK(got == doctest::Approx(sq).epsilon(1e-5));
+    CHECK(squared_distance(da, db) == doctest::Approx(sq).epsilon(1e-5));
+    // The antisymmetric partner update conserves w_a x_a + w_b x_b exactly as before.
+    std::vector<float> y = x0;
+    (void)apply_wire_delta(f, 1 - scale, wb, wa, y);
+    for (size_t i = 0; i < count; i += 997) {
+      CHECK(y[i] == x0[i] + (1 - scale) * (db[i] - da[i]));
+    }
+    // Non-finite values are found in wire form, at the first bad index.
+    for (size_t bad : {size_t{0}, size_t{4096 + 3}, count - 1}) {
+      std::vector<float> c = a;
+      c[bad] = std::numeric_limits<float>::quiet_NaN();
+      if (bad + 1 < count) c[bad + 1] = -std::numeric_limits<float>::infinity();
+      std::vector<uint8_t> wc(wire_bytes(f, count));
+      encode(f, c, wc);
+      CHECK(first_non_finite_wire(f, wc) == bad);
+    }
+    if (f == WireFormat::kFp16) {
+      std::vector<float> c = a;
+      c[100] = 70000.0f;  // overflows fp16 to infinity
+      encode(f, c, wa);
+      CHECK(first_non_finite_wire(f, wa) == 100);
+    }
+  }
+}
+
 TEST_CASE("conversion rate (reported, not asserted: the host is shared)") {
   std::vector<float> x(1 << 22, 0.123f), dq(x.size()), back(x.size());
   std::vector<uint8_t> wire(x.size() * 2);

@@ -44,6 +44,20 @@ size_t decode(WireFormat format, std::span<const uint8_t> wire, std::span<float>
 // Index of the first non-finite float, or values.size().
 size_t first_non_finite(std::span<const float> values);
 
+// Index of the first non-finite element of a snapshot still in wire form
+// (wire.size() / wire_element_bytes(format) elements), or the element count:
+// validation without dequantizing. Requires a whole number of elements.
+size_t first_non_finite_wire(WireFormat format, std::span<const uint8_t> wire);
+
+// The averaging step straight from two wire snapshots, in one pass:
+//     x += scale * (dq(other) - dq(own))   element-wise,
+// returning ||dq(other) - dq(own)||^2. Numerically the same update as
+// Backend::apply_delta(scale, dq(other), dq(own)) (same float expression per
+// element), without materialising the dequantized arrays. `other` and `own`
+// must hold x.size() elements in `format`.
+double apply_wire_delta(WireFormat format, float scale, std::span<const uint8_t> other,
+                        std::span<const uint8_t> own, std::span<float> x);
+
 // ||a - b||^2 (sizes must match), accumulated in float blocks and double
 // overall. Any thread.
 double squared_distance(std::span<const float> a, std::span<const float> b);

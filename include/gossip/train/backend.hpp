@@ -73,6 +73,13 @@ class Backend {
   virtual void apply_delta(float scale, std::span<const float> other,
                            std::span<const float> own) = 0;
 
+  // The live parameter buffer when it lives in host memory (the CPU
+  // backend), else empty (CUDA: go through snapshot()/apply_delta()). Lets
+  // averaging quantize from and apply deltas to the parameters in place,
+  // without staging copies. Trainer thread only, between steps; the view
+  // stays valid for the backend's lifetime.
+  virtual std::span<float> host_parameters() { return {}; }
+
   // Whole-state access for checkpoints and state sync. Sizes must equal
   // param_count() / optimizer_state_count().
   virtual void read_parameters(std::span<float> out) = 0;

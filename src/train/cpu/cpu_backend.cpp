@@ -61,8 +61,7 @@ class CpuBackend final : public Backend {
                         !optimizer.nesterov),
         params_(model.param_count()),
         grads_(fused_momentum_ ? 0 : model.param_count()),
-        state_(optimizer.state_count(model.param_count())),
-        snapshot_(model.param_count()) {
+        state_(optimizer.state_count(model.param_count())) {
     init_parameters(model_, params_.span());
     for (const LayerView& v : views_) {
       const size_t n = static_cast<size_t>(max_batch_) * static_cast<size_t>(v.out);
@@ -111,6 +110,8 @@ class CpuBackend final : public Backend {
   }
 
   std::span<const float> snapshot() override {
+    // Allocated on first use: averaging works on host_parameters() instead.
+    if (snapshot_.size() != params_.size()) snapshot_ = FloatBuffer(params_.size());
     std::memcpy(snapshot_.data(), params_.data(), params_.size() * sizeof(float));
     return {snapshot_.data(), snapshot_.size()};
   }
@@ -124,6 +125,8 @@ class CpuBackend final : public Backend {
     const size_t n = params_.size();
     for (size_t i = 0; i < n; ++i) x[i] += scale * (a[i] - b[i]);
   }
+
+  std::span<float> host_parameters() override { return {params_.data(), params_.size()}; }
 
   void read_parameters(std::span<float> out) override {
     require_size(out.size(), params_.size(), "read_parameters");

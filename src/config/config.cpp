@@ -155,10 +155,20 @@ core::Result<Config> parse_config(const std::string& json_text, const Path& base
   detail::read_net(top, c.net);
   detail::read_checkpoint(top, c.checkpoint);
   detail::read_metrics(top, c.metrics);
+  const size_t errors_before_sim = errors.size();
+  detail::read_sim(top, errors, c.sim);
+  const bool sim_read_cleanly = errors.size() == errors_before_sim;
   top.finish();
   if (c.checkpoint.dir.empty()) c.checkpoint.dir = c.peer.data_dir;
   if (c.metrics.file.empty()) c.metrics.file = c.peer.data_dir / "metrics.jsonl";
   if (errors.empty()) check_across(c, errors);
+  // The script walk only makes sense over events that all read cleanly (a
+  // dropped "start" would turn later indices into false errors).
+  if (c.sim.present && sim_read_cleanly) {
+    const core::Status script = check_sim_script(c.sim);
+    std::istringstream lines(script.message());
+    for (std::string line; !script.is_ok() && std::getline(lines, line);) errors.add("", line);
+  }
 
   if (!errors.empty()) {
     std::string message;

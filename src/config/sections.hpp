@@ -32,5 +32,19 @@ void read_membership(Section& top, MembershipConfig& out);
 void read_net(Section& top, NetConfig& out);
 void read_checkpoint(Section& top, CheckpointConfig& out);
 void read_metrics(Section& top, MetricsConfig& out);
+// The optional "sim" section (sets out.present when there is one). Checks
+// JSON types, keys and the section's own ranges; event objects are read key
+// by key, so their problems go to `errors` directly. Event values and the
+// script as a whole are check_sim_script's (parse_config runs it when this
+// added no errors).
+void read_sim(Section& top, Errors& errors, SimConfig& out);
+
+// Shared by the sim reader and check_sim_script (sim_script.cpp).
+extern const std::vector<std::string> kSimEventNames;  // in SimEventKind order
+constexpr int kMaxSimPeers = 1024;  // full-view membership is sized for ~1000 peers
+// "sim.events[3]".
+std::string sim_event_path(int64_t index);
+// "at_s -5 is a time in the past (...)".
+std::string sim_past_time(const char* key, const std::string& value);
 
 }  // namespace gossip::config::detail

@@ -1,5 +1,6 @@
 // to_json: the effective config as JSON, for --print-config and for records
-// of what a run used.
+// of what a run used. The "sim" section is written only when the config has
+// one.
 //
 // Writes exactly the keys the readers accept for the chosen types (no
 // momentum for adam, no alpha for a random shard), so the output parses back
@@ -154,38 +155,84 @@ Json gossip_json(const GossipConfig& g) {
           {"backoff_ms", g.backoff_ms}};
 }
 
+// One event: its time key, then its event key in the shape read_sim reads.
+Json sim_event_json(const SimEvent& e) {
+  Json j = Json::object();
+  if (e.at_step >= 0) {
+    j["at_step"] = e.at_step;
+  } else {
+    j["at_s"] = e.at_s;
+  }
+  const char* name = sim_event_name(e.kind);
+  switch (e.kind) {
+    case SimEventKind::kKill:
+    case SimEventKind::kLeave:
+      j[name] = e.peers;
+      break;
+    case SimEventKind::kStart:
+      j[name] = e.count;
+      break;
+    case SimEventKind::kPartition:
+      j[name] = e.groups;
+      break;
+    case SimEventKind::kHeal:
+      j[name] = true;
+      break;
+    case SimEventKind::kSlowLink:
+      j[name] = {{"between", e.groups},
+                 {"latency_ms", e.latency_ms},
+                 {"bandwidth_mbit_s", e.bandwidth_mbit_s}};
+      break;
+    case SimEventKind::kDrop:
+      j[name] = e.fraction;
+      break;
+  }
+  return j;
+}
+
+Json sim_json(const SimConfig& s) {
+  Json events = Json::array();
+  for (const auto& e : s.events) events.push_back(sim_event_json(e));
+  return {{"peers", s.peers},           {"average_only", s.average_only},
+          {"duration_s", s.duration_s}, {"sample_every_s", s.sample_every_s},
+          {"eval_rows", s.eval_rows},   {"events", events}};
+}
+
 }  // namespace
 
 nlohmann::json to_json(const Config& c) {
   const MembershipConfig& m = c.membership;
   const NetConfig& n = c.net;
-  return {{"peer", peer_json(c.peer)},
-          {"model", model_json(c.model)},
-          {"optimizer", optimizer_json(c.optimizer)},
-          {"data", data_json(c.data)},
-          {"training", training_json(c.training)},
-          {"gossip", gossip_json(c.gossip)},
-          {"membership",
-           {{"probe_interval_ms", m.probe_interval_ms},
-            {"probe_timeout_ms", m.probe_timeout_ms},
-            {"indirect_probes", m.indirect_probes},
-            {"suspicion_mult", m.suspicion_mult},
-            {"sync_interval_ms", m.sync_interval_ms}}},
-          {"net",
-           {{"handshake_timeout_ms", n.handshake_timeout_ms},
-            {"idle_timeout_ms", n.idle_timeout_ms},
-            {"max_sessions", n.max_sessions},
-            {"max_pending_handshakes", n.max_pending_handshakes},
-            {"max_pending_per_address", n.max_pending_per_address},
-            {"max_control_frame", n.max_control_frame}}},
-          {"checkpoint",
-           {{"every_steps", c.checkpoint.every_steps},
-            {"keep", c.checkpoint.keep},
-            {"dir", c.checkpoint.dir.string()}}},
-          {"metrics",
-           {{"file", c.metrics.file.string()},
-            {"every_steps", c.metrics.every_steps},
-            {"progress_every_s", c.metrics.progress_every_s}}}};
+  Json j = {{"peer", peer_json(c.peer)},
+            {"model", model_json(c.model)},
+            {"optimizer", optimizer_json(c.optimizer)},
+            {"data", data_json(c.data)},
+            {"training", training_json(c.training)},
+            {"gossip", gossip_json(c.gossip)},
+            {"membership",
+             {{"probe_interval_ms", m.probe_interval_ms},
+              {"probe_timeout_ms", m.probe_timeout_ms},
+              {"indirect_probes", m.indirect_probes},
+              {"suspicion_mult", m.suspicion_mult},
+              {"sync_interval_ms", m.sync_interval_ms}}},
+            {"net",
+             {{"handshake_timeout_ms", n.handshake_timeout_ms},
+              {"idle_timeout_ms", n.idle_timeout_ms},
+              {"max_sessions", n.max_sessions},
+              {"max_pending_handshakes", n.max_pending_handshakes},
+              {"max_pending_per_address", n.max_pending_per_address},
+              {"max_control_frame", n.max_control_frame}}},
+            {"checkpoint",
+             {{"every_steps", c.checkpoint.every_steps},
+              {"keep", c.checkpoint.keep},
+              {"dir", c.checkpoint.dir.string()}}},
+            {"metrics",
+             {{"file", c.metrics.file.string()},
+              {"every_steps", c.metrics.every_steps},
+              {"progress_every_s", c.metrics.progress_every_s}}}};
+  // Only when present, so a peer config's effective form has no "sim" key.
+  if (c.sim.present) j["sim"] = sim_json(c.sim);
+  return j;
 }
 
 }  // namespace gossip::config

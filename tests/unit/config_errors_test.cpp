@@ -261,7 +261,7 @@ TEST_CASE("all problems are reported, one per line, in reading order") {
         "data.batch: expected a positive integer, got 0\n"
         "optimizer.lr: expected a number > 0, got -1\n"
         "bogus: unknown key (known keys at the top level: checkpoint, data, gossip, membership, "
-        "metrics, model, net, optimizer, peer or training)");
+        "metrics, model, net, optimizer, peer, sim or training)");
 }
 
 TEST_CASE("JSON syntax errors give line and column; duplicate keys are errors") {

@@ -1,0 +1,297 @@
+// Reader for the "sim" section (read only by gossip-sim): the swarm size,
+// the metrics cadence and the event script. Values and the script as a
+// whole are checked by check_sim_script (sim_script.cpp), which catches what
+// a reader of one event cannot see (a peer killed twice, an index that does
+// not exist yet, events out of time order).
+//
+// Shape (every key optional; "events" defaults to none):
+//   "sim": {"peers": 8, "average_only": false, "duration_s": 0, "sample_every_s": 2,
+//           "eval_rows": 2000,
+//           "events": [{"at_s": 30, "kill": [1, 2]},       // abrupt, no LEAVE
+//                      {"at_step": 400, "leave": [3]},     // graceful
+//                      {"at_s": 40, "start": 4},           // 4 new peers join through a
+//                                                          // random live member
+//                      {"at_s": 50, "partition": [[0, 1, 2], [3, 4, 5]]},
+//                      {"at_s": 70, "heal": true},
+//                      {"at_s": 80, "slow_link": {"between": [[0, 1], [2, 3]],
+//                                                "latency_ms": 50, "bandwidth_mbit_s": 100}},
+//                      {"at_s": 90, "drop": 0.2}]}
+// Each event object holds exactly one time key (at_s: seconds, at_step:
+// steps of the most advanced live peer) and exactly one event key. The
+// reader checks JSON types and names the key path; check_sim_script checks
+// values and the script as a whole, naming the event as
+// "sim.events[3] (kill): ...". parse_config runs the check only when the
+// section read cleanly, so one typo does not cascade into index errors.
+#include <algorithm>
+#include <cmath>
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "sections.hpp"
+
+namespace gossip::config::detail {
+
+namespace {
+
+const std::vector<std::string> kTimeKeys = {"at_s", "at_step"};
+
+// "a, b or c" (or "a and b" with `last` = " and ").
+std::string join(const std::vector<std::string>& names, const char* last = " or ") {
+  std::string out;
+  for (size_t i = 0; i < names.size(); ++i) {
+    if (i > 0) out += (i + 1 == names.size()) ? last : ", ";
+    out += names[i];
+  }
+  return out;
+}
+
+// The same "plausible typo" rule as the section readers' suggestions.
+std::string closest(const std::string& word, const std::vector<std::string>& candidates) {
+  std::string best;
+  size_t best_d = SIZE_MAX;
+  for (const auto& c : candidates) {
+    const size_t d = edit_distance(word, c);
+    if (d < best_d) {
+      best_d = d;
+      best = c;
+    }
+  }
+  return best_d <= std::max<size_t>(2, word.size() / 3) ? best : std::string();
+}
+
+// Whole numbers, also when written as 1e3.
+bool as_integer(const Json& v, int64_t min, int64_t max, int64_t& out) {
+  double d = NAN;
+  if (v.is_number_integer() || v.is_number_unsigned()) {
+    if (v.is_number_unsigned() && v.get<uint64_t>() > static_cast<uint64_t>(max)) return false;
+    if (v.is_number_unsigned()) {
+      out = static_cast<int64_t>(v.get<uint64_t>());
+    } else {
+      out = v.get<int64_t>();
+    }
+    return out >= min && out <= max;
+  }
+  if (v.is_number_float()) d = v.get<double>();
+  if (!std::isfinite(d) || std::trunc(d) != d || std::fabs(d) >= 9.0e18 ||
+      d < static_cast<double>(min) || d > static_cast<double>(max)) {
+    return false;
+  }
+  out = static_cast<int64_t>(d);
+  return true;
+}
+
+// A non-empty array of peer indices (range checks are check_sim_script's).
+bool read_indices(const Json& v, const std::string& path, std::vector<int>& out, Errors& errors) {
+  if (!v.is_array() || v.empty()) {
+    errors.add(path, "expected a non-empty array of peer indices, got " + show(v));
+    return false;
+  }
+  std::vector<int> list;
+  for (size_t i = 0; i < v.size(); ++i) {
+    int64_t index = 0;
+    if (!as_integer(v[i], INT32_MIN, INT32_MAX, index)) {
+      errors.add(path + "[" + std::to_string(i) + "]",
+                 "expected a peer index (an integer), got " + show(v[i]));
+      return false;
+    }
+    list.push_back(static_cast<int>(index));
+  }
+  out = std::move(list);
+  return true;
+}
+
+// An array of groups, each an array of peer indices.
+bool read_groups(const Json& v, const std::string& path, std::vector<std::vector<int>>& out,
+                 Errors& errors) {
+  if (!v.is_array() || v.empty() || !v[0].is_array()) {
+    errors.add(path,
+               "expected an array of groups of peer indices ([[0, 1], [2, 3]]), got " + show(v));
+    return false;
+  }
+  std::vector<std::vector<int>> groups(v.size());
+  for (size_t i = 0; i < v.size(); ++i) {
+    const std::string element = path + "[" + std::to_string(i) + "]";
+    if (!v[i].is_array()) {
+      errors.add(element, "expected a group (an array of peer indices), got " + show(v[i]));
+      return false;
+    }
+    // An empty group reads fine; check_sim_script names it.
+    if (!v[i].empty() && !read_indices(v[i], element, groups[i], errors)) return false;
+  }
+  out = std::move(groups);
+  return true;
+}
+
+bool read_slow_link(const Json& v, const std::string& path, const Path& base_dir, Errors& errors,
+                    SimEvent& out) {
+  if (!v.is_object()) {
+    errors.add(path,
+               "expected an object {\"between\": [[...], [...]], \"latency_ms\": ..., "
+               "\"bandwidth_mbit_s\": ...}, got " +
+                   show(v));
+    return false;
+  }
+  const size_t before = errors.size();
+  Section s(&v, path, base_dir, errors);
+  if (const Json* between = s.value("between")) {
+    read_groups(*between, s.key_path("between"), out.groups, errors);
+  } else {
+    s.error("between", "required: the two groups of peers whose links are slowed");
+  }
+  s.non_negative("latency_ms", out.latency_ms);
+  s.number("bandwidth_mbit_s", out.bandwidth_mbit_s, 0.0, false);
+  s.finish();
+  return errors.size() == before;
+}
+
+// One event object; false (with the problems recorded) when it is unusable.
+bool read_event(const Json& v, size_t index, const Path& base_dir, Errors& errors, SimEvent& out) {
+  const std::string path = sim_event_path(static_cast<int64_t>(index));
+  if (!v.is_object()) {
+    errors.add(path, "expected an object with one time key (" + join(kTimeKeys) +
+                         ") and one event key (" + join(kSimEventNames) + "), got " + show(v));
+    return false;
+  }
+  std::vector<std::string> known = kTimeKeys;
+  known.insert(known.end(), kSimEventNames.begin(), kSimEventNames.end());
+  std::vector<std::string> times;
+  std::vector<std::string> kinds;
+  bool unknown = false;
+  for (const auto& item : v.items()) {
+    const std::string& key = item.key();
+    if (item.value().is_null()) continue;  // null means absent, as everywhere in a config
+    if (std::find(kTimeKeys.begin(), kTimeKeys.end(), key) != kTimeKeys.end()) {
+      times.push_back(key);
+    } else if (std::find(kSimEventNames.begin(), kSimEventNames.end(), key) !=
+               kSimEventNames.end()) {
+      kinds.push_back(key);
+    } else {
+      unknown = true;
+      const std::string near = closest(key, known);
+      const bool time_like = std::find(kTimeKeys.begin(), kTimeKeys.end(), near) != kTimeKeys.end();
+      if (near.empty()) {
+        errors.add(path, "unknown key \"" + key + "\" (an event has one of " + join(kTimeKeys) +
+                             " and one of " + join(kSimEventNames) + ")");
+      } else {
+        errors.add(path, std::string(time_like ? "unknown key \"" : "unknown event key \"") + key +
+                             "\" (did you mean " + near + "?)");
+      }
+    }
+  }
+  bool ok = !unknown;
+  if (kinds.size() > 1) {
+    errors.add(path, "has " + join(kinds, " and ") +
+                         " (one event per entry; list the others as their own entries)");
+    ok = false;
+  } else if (kinds.empty()) {
+    if (!unknown) errors.add(path, "needs one of " + join(kSimEventNames, ", "));
+    ok = false;
+  }
+  if (times.size() > 1) {
+    errors.add(path, "has both at_s and at_step (give one)");
+    ok = false;
+  } else if (times.empty()) {
+    if (!unknown) errors.add(path, "needs one of at_s, at_step");
+    ok = false;
+  }
+  const std::string label = kinds.size() == 1 ? path + " (" + kinds[0] + ")" : path;
+
+  if (times.size() == 1 && times[0] == "at_s") {
+    const Json& t = v["at_s"];
+    if (!t.is_number() || !std::isfinite(t.get<double>())) {
+      errors.add(path + ".at_s", "expected seconds from the start (a number >= 0), got " + show(t));
+      ok = false;
+    } else if (t.get<double>() < 0) {
+      errors.add(label, sim_past_time("at_s", show(t)));
+      ok = false;
+    } else {
+      out.at_s = t.get<double>();
+    }
+  } else if (times.size() == 1) {
+    const Json& t = v["at_step"];
+    int64_t step = 0;
+    if (!as_integer(t, INT64_MIN, INT64_MAX, step)) {
+      errors.add(path + ".at_step", "expected a step count (an integer >= 0), got " + show(t));
+      ok = false;
+    } else if (step < 0) {
+      errors.add(label, sim_past_time("at_step", show(t)));
+      ok = false;
+    } else {
+      out.at_step = step;
+    }
+  }
+  if (kinds.size() != 1) return false;
+
+  const std::string& kind = kinds[0];
+  const std::string key_path = path + "." + kind;
+  const Json& value = v[kind];
+  out.kind = static_cast<SimEventKind>(
+      std::find(kSimEventNames.begin(), kSimEventNames.end(), kind) - kSimEventNames.begin());
+  switch (out.kind) {
+    case SimEventKind::kKill:
+    case SimEventKind::kLeave:
+      return read_indices(value, key_path, out.peers, errors) && ok;
+    case SimEventKind::kStart: {
+      int64_t count = 0;
+      if (!as_integer(value, INT32_MIN, INT32_MAX, count)) {
+        errors.add(key_path,
+                   "expected the number of new peers (an integer >= 1), got " + show(value));
+        return false;
+      }
+      out.count = static_cast<int>(count);
+      return ok;
+    }
+    case SimEventKind::kPartition:
+      return read_groups(value, key_path, out.groups, errors) && ok;
+    case SimEventKind::kHeal:
+      if (!value.is_boolean() || !value.get<bool>()) {
+        errors.add(
+            key_path,
+            "expected true (heal restores every link: ends partitions and slow links), got " +
+                show(value));
+        return false;
+      }
+      return ok;
+    case SimEventKind::kSlowLink:
+      return read_slow_link(value, key_path, base_dir, errors, out) && ok;
+    case SimEventKind::kDrop:
+      if (!value.is_number() || !std::isfinite(value.get<double>())) {
+        errors.add(key_path,
+                   "expected the fraction of exchanges that fail (a number in [0, 1]), "
+                   "got " +
+                       show(value));
+        return false;
+      }
+      out.fraction = value.get<double>();
+      return ok;
+  }
+  return false;
+}
+
+}  // namespace
+
+void read_sim(Section& top, Errors& errors, SimConfig& out) {
+  Section s = top.child("sim");
+  if (!s.present()) return;
+  out.present = true;
+  int64_t peers = out.peers;
+  if (s.integer("peers", peers, 1, kMaxSimPeers)) out.peers = static_cast<int>(peers);
+  s.boolean("average_only", out.average_only);
+  s.number("duration_s", out.duration_s, 0.0, false);
+  s.number("sample_every_s", out.sample_every_s, 0.0, true);
+  s.non_negative("eval_rows", out.eval_rows);
+  if (const Json* events = s.value("events")) {
+    if (!events->is_array()) {
+      s.error("events", "expected an array of event objects, got " + show(*events));
+    } else {
+      for (size_t i = 0; i < events->size(); ++i) {
+        SimEvent e;
+        if (read_event((*events)[i], i, s.base_dir(), errors, e)) out.events.push_back(e);
+      }
+    }
+  }
+  s.finish();
+}
+
+}  // namespace gossip::config::detail

@@ -92,6 +92,11 @@ int main(int argc, char** argv) {
     std::fprintf(stderr, "gossip-peer: %s\n", cfg.status().message().c_str());
     return 2;
   }
+  if (cfg->sim.present) {
+    std::fprintf(stderr, "gossip-peer: %s: has a \"sim\" section, so it describes a simulation: "
+                 "run it with gossip-sim --config %s\n", config_path.c_str(), config_path.c_str());
+    return 2;
+  }
   for (const auto& j : joins) {
     auto ep = config::parse_endpoint(j);
     if (!ep) return usage_error("--join " + j + ": " + ep.status().message());

@@ -15,6 +15,7 @@
 #include "gossip/core/log.hpp"
 #include "gossip/crypto/keys.hpp"
 #include "gossip/membership/swarm.hpp"
+#include "gossip/net/link_filter.hpp"
 #include "gossip/net/node.hpp"
 #include "gossip/net/router.hpp"
 
@@ -74,6 +75,7 @@ struct PeerNetwork::Parts {
   std::vector<std::thread> threads;
   std::shared_ptr<net::Node> node;
   std::shared_ptr<net::Router> router;
+  std::shared_ptr<net::LinkFilter> filter;
   std::unique_ptr<membership::Swarm> swarm;
   std::shared_ptr<SwarmDirectory> directory;
   std::unique_ptr<averaging::Engine> engine;
@@ -99,7 +101,8 @@ PeerNetwork::PeerNetwork(std::unique_ptr<Parts> parts) : parts_(std::move(parts)
 PeerNetwork::~PeerNetwork() = default;
 
 core::Result<std::unique_ptr<PeerNetwork>> PeerNetwork::start(const config::Config& config,
-                                                              Trainer& trainer, double weight) {
+                                                              Trainer& trainer, double weight,
+                                                              bool link_filter) {
   const auto& pc = config.peer;
   auto identity = crypto::load_identity_file(pc.identity_key);
   if (!identity) return key_error("identity_key", identity.status());
@@ -110,7 +113,13 @@ core::Result<std::unique_ptr<PeerNetwork>> PeerNetwork::start(const config::Conf
   parts->node = std::make_shared<net::Node>(parts->io, net_config_from(config.net),
                                             std::move(*identity), std::move(*swarm_key));
   parts->router = std::make_shared<net::Router>();
-  parts->node->set_handler(parts->router);
+  if (link_filter) {
+    parts->filter = std::make_shared<net::LinkFilter>(parts->router);
+    parts->node->set_handler(parts->filter);
+    parts->node->set_link_filter(parts->filter);
+  } else {
+    parts->node->set_handler(parts->router);
+  }
 
   membership::SwarmConfig sc;
   sc.protocol = membership::options_from(config.membership);
@@ -207,6 +216,18 @@ NetworkCounters PeerNetwork::counters() const {
   n.members_alive = static_cast<int64_t>(parts_->swarm->live_count()) + 1;
   if (c.exchanges_ok > 0) n.last_delta_norm = c.last_delta_norm;
   return n;
+}
+
+void PeerNetwork::wait_for_work(std::chrono::milliseconds max_wait) {
+  parts_->engine->wait_for_work(max_wait);
+}
+
+std::shared_ptr<net::LinkFilter> PeerNetwork::link_filter() const { return parts_->filter; }
+
+std::vector<std::string> PeerNetwork::live_member_ids() const {
+  std::vector<std::string> ids;
+  for (const auto& m : parts_->swarm->live_members()) ids.push_back(m.id);
+  return ids;
 }
 
 const std::string& PeerNetwork::peer_id() const { return parts_->node->peer_id(); }

@@ -7,6 +7,7 @@
 #include "gossip/peer/run.hpp"
 
 #include <chrono>
+#include <cmath>
 #include <cstdio>
 #include <filesystem>
 #include <nlohmann/json.hpp>
@@ -69,6 +70,7 @@ nlohmann::json to_json(const RunSummary& s) {
           {"model", s.model},
           {"start_step", s.start_step},
           {"stopped", s.stopped},
+          {"killed", s.killed},
           {"checkpoint", s.checkpoint},
           {"peer_id", s.peer_id},
           {"listen", s.listen},
@@ -78,8 +80,20 @@ nlohmann::json to_json(const RunSummary& s) {
 }
 
 core::Result<RunSummary> run_peer(const config::Config& config, const std::atomic<bool>& stop) {
+  return run_peer(config, stop, RunHooks{});
+}
+
+core::Result<RunSummary> run_peer(const config::Config& config, const std::atomic<bool>& stop,
+                                  const RunHooks& hooks) {
   if (config.peer.network) GOSSIP_RETURN_IF_ERROR(check_key_files(config.peer));
-  auto sets = data::make_datasets(config.data.dataset);
+  if (hooks.average_only && (!config.peer.network || config.gossip.interval_ms <= 0)) {
+    return core::invalid_argument(
+        "averaging only needs peer.network true and gossip.interval_ms > 0 (there are no "
+        "steps to count)");
+  }
+  auto killed = [&] { return hooks.kill && hooks.kill->load(std::memory_order_relaxed); };
+  auto sets = hooks.datasets.train ? core::Result<data::DatasetPair>(hooks.datasets)
+                                   : data::make_datasets(config.data.dataset);
   if (!sets) return sets.status().with_context("data.dataset");
   core::log_info("peer", "data: " + std::to_string(sets->train->size()) + " training rows, " +
                              std::to_string(sets->test ? sets->test->size() : 0) + " test rows");
@@ -108,14 +122,23 @@ core::Result<RunSummary> run_peer(const config::Config& config, const std::atomi
     summary.checkpoint = loaded->file.string();
   }
   std::unique_ptr<PeerNetwork> net;
+  // Declared after `net`, so it runs first on every way out.
+  struct NetworkClosing {
+    const RunHooks& hooks;
+    std::unique_ptr<PeerNetwork>& net;
+    ~NetworkClosing() {
+      if (net && hooks.on_network_closing) hooks.on_network_closing(*net);
+    }
+  } closing{hooks, net};
   if (config.peer.network) {
-    auto started = PeerNetwork::start(config, trainer, weight);
+    auto started = PeerNetwork::start(config, trainer, weight, hooks.link_filter);
     if (!started) return started.status();
     net = std::move(*started);
     summary.peer_id = net->peer_id();
     summary.listen = net->listen_address();
+    if (hooks.on_network) hooks.on_network(*net);
     GOSSIP_RETURN_IF_ERROR(net->join());
-    if (!resumed_from) {
+    if (!resumed_from && !hooks.average_only) {
       auto fetched = net->fetch_swarm_state(trainer);
       if (!fetched) {
         core::log_warn("peer", fetched.status().message() + "; starting from this peer's own "
@@ -209,12 +232,20 @@ core::Result<RunSummary> run_peer(const config::Config& config, const std::atomi
     epoch_steps = 0;
   };
 
-  while (!stop.load(std::memory_order_relaxed) && !trainer.budget_spent()) {
+  if (hooks.on_ready) hooks.on_ready(trainer);
+  while (!stop.load(std::memory_order_relaxed) && !killed() && hooks.average_only) {
+    net->wait_for_work(std::chrono::milliseconds(20));
+    net->between_steps(trainer);
+    if (hooks.between_steps) hooks.between_steps(trainer, std::nanf(""));
+  }
+  while (!stop.load(std::memory_order_relaxed) && !killed() && !hooks.average_only &&
+         !trainer.budget_spent()) {
     const auto t0 = Clock::now();
     const float loss = trainer.step();
     const double dt = seconds_since(t0);
     const int64_t step = trainer.progress().step;
     if (net) net->between_steps(trainer);
+    if (hooks.between_steps) hooks.between_steps(trainer, loss);
     train_s += dt;
     samples += trainer.last_batch_rows();
     epoch_loss_sum += loss;
@@ -245,8 +276,18 @@ core::Result<RunSummary> run_peer(const config::Config& config, const std::atomi
     }
   }
 
+  summary.steps = trainer.progress().step;
+  if (killed()) {
+    // A crash: the sockets close as the process would close them, and
+    // nothing else happens.
+    summary.killed = true;
+    if (net && hooks.on_network_closing) hooks.on_network_closing(*net);
+    net.reset();
+    summary.wall_s = seconds_since(start);
+    return summary;
+  }
   summary.stopped = !trainer.budget_spent();
-  if (summary.stopped) {
+  if (summary.stopped && !hooks.average_only) {
     core::log_info("peer", "stopping at step " + std::to_string(trainer.progress().step) +
                                ": writing the final checkpoint");
   }
@@ -256,8 +297,11 @@ core::Result<RunSummary> run_peer(const config::Config& config, const std::atomi
     summary.exchanges_ok = c.exchanges_ok;
     summary.exchanges_failed = c.exchanges_failed;
   }
+  if (hooks.on_exit) hooks.on_exit(trainer, net.get());
   write_train_record();
-  if (trainer.has_test_set() && last_eval != trainer.progress().step) evaluate();
+  if (trainer.has_test_set() && !hooks.average_only && last_eval != trainer.progress().step) {
+    evaluate();
+  }
   if (last_saved != trainer.progress().step) {
     if (auto st = save_checkpoint(); !st) {
       return core::Status(st.code(), "final checkpoint not written: " + st.message());

@@ -10,10 +10,14 @@
 // is called from the trainer thread.
 #pragma once
 
+#include <chrono>
 #include <cstdint>
 #include <memory>
+#include <string>
+#include <vector>
 
 #include "gossip/config/config.hpp"
+#include "gossip/net/link_filter.hpp"
 #include "gossip/core/status.hpp"
 #include "gossip/peer/metrics.hpp"
 #include "gossip/peer/trainer.hpp"
@@ -25,9 +29,12 @@ class PeerNetwork {
   // Loads peer.identity_key and peer.swarm_key (errors name the key and the
   // file; run_peer checks first that both exist), binds peer.listen
   // and starts the membership and averaging protocols for `trainer`'s model.
-  // `weight` is this peer's averaging weight.
+  // `weight` is this peer's averaging weight. With `link_filter`, a
+  // net::LinkFilter sits between the Node and the protocols (fault
+  // injection: partitions, slow links, dropped exchanges).
   static core::Result<std::unique_ptr<PeerNetwork>> start(const config::Config& config,
-                                                          Trainer& trainer, double weight);
+                                                          Trainer& trainer, double weight,
+                                                          bool link_filter = false);
   ~PeerNetwork();  // stops everything without a LEAVE (use leave() first)
   PeerNetwork(const PeerNetwork&) = delete;
   PeerNetwork& operator=(const PeerNetwork&) = delete;
@@ -45,6 +52,9 @@ class PeerNetwork {
   // After each training step: applies finished averaging deltas, answers
   // partners waiting for our snapshot, starts an exchange when due.
   void between_steps(Trainer& trainer);
+  // Averaging without training: waits up to `max_wait` for averaging work
+  // that between_steps() would do.
+  void wait_for_work(std::chrono::milliseconds max_wait);
 
   // One last exchange (bounded wait), then LEAVE to every member.
   void leave(Trainer& trainer);
@@ -54,6 +64,11 @@ class PeerNetwork {
   // This peer's id (hex of its static key) and listening address.
   const std::string& peer_id() const;
   std::string listen_address() const;
+  // The fault-injection filter (null unless started with link_filter).
+  // Any thread.
+  std::shared_ptr<net::LinkFilter> link_filter() const;
+  // Member ids this peer currently sees alive (not itself). Any thread.
+  std::vector<std::string> live_member_ids() const;
 
  private:
   struct Parts;

@@ -6,11 +6,13 @@
 #pragma once
 
 #include <atomic>
+#include <functional>
 #include <nlohmann/json_fwd.hpp>
 #include <string>
 
 #include "gossip/config/config.hpp"
 #include "gossip/core/status.hpp"
+#include "gossip/data/factory.hpp"
 
 namespace gossip::peer {
 
@@ -26,12 +28,48 @@ struct RunSummary {
   std::string model;       // ModelSpec::describe()
   int64_t start_step = 0;  // step resumed from (0: fresh start)
   bool stopped = false;    // stopped by the caller (a signal) before the budget was spent
+  bool killed = false;     // aborted through RunHooks::kill (no LEAVE, no final checkpoint)
   std::string checkpoint;  // the last checkpoint file written or resumed ("" none)
   std::string peer_id;     // networked peers: hex static key
   std::string listen;      // networked peers: bound address
   bool from_swarm_state = false;  // started from state downloaded from a member
   int64_t exchanges_ok = 0;
   int64_t exchanges_failed = 0;
+};
+
+class PeerNetwork;
+class Trainer;
+
+// What a host of many peers in one process (the simulator) adds to a run.
+// Every member is optional; the defaults give gossip-peer's behaviour.
+struct RunHooks {
+  // Datasets already loaded and shared read-only by several peers (null
+  // train set: load config.data.dataset).
+  data::DatasetPair datasets;
+  // Becoming true aborts the run the way a crash would: the loop stops after
+  // the current step, nothing is sent (no final exchange, no LEAVE), no final
+  // evaluation or checkpoint is written, and the network is torn down.
+  const std::atomic<bool>* kill = nullptr;
+  // Averaging only: no training steps and no state download; the peer keeps
+  // its own initial parameters and averages on gossip.interval_ms (which
+  // must be > 0) until stopped.
+  bool average_only = false;
+  // The network gets a net::LinkFilter (PeerNetwork::link_filter()).
+  bool link_filter = false;
+  // Trainer thread, once the network is listening (before joining).
+  std::function<void(PeerNetwork&)> on_network;
+  // Trainer thread, right before the network is torn down (whatever ends
+  // the run): whoever kept pointers into it from on_network drops them here.
+  std::function<void(PeerNetwork&)> on_network_closing;
+  // Trainer thread, once before the first step, after the resume or the
+  // state download: the state the peer starts training from.
+  std::function<void(Trainer&)> on_ready;
+  // Trainer thread, after every step and its averaging work; `loss` is the
+  // step's loss (NaN in average_only mode, where it runs every loop turn).
+  std::function<void(Trainer&, float loss)> between_steps;
+  // Trainer thread, once at the end of a run that was not killed: after the
+  // final exchange and LEAVE, before the final evaluation and checkpoint.
+  std::function<void(Trainer&, PeerNetwork*)> on_exit;
 };
 
 // The summary as the one-line JSON object gossip-peer prints last.
@@ -49,5 +87,8 @@ nlohmann::json to_json(const RunSummary& summary);
 // data files, model/data mismatch, unavailable device, checkpoint folder in
 // use or not writable, no seed answering, final checkpoint not written.
 core::Result<RunSummary> run_peer(const config::Config& config, const std::atomic<bool>& stop);
+// As above, with a host's hooks (see RunHooks).
+core::Result<RunSummary> run_peer(const config::Config& config, const std::atomic<bool>& stop,
+                                  const RunHooks& hooks);
 
 }  // namespace gossip::peer

@@ -1,0 +1,46 @@
+// gossip-sim's engine: N real peers in one process (DESIGN.md "Simulation
+// mode"). Each peer runs peer::run_peer on its own trainer thread with its
+// own keys, listener, membership and averaging over real loopback TCP and
+// real Noise encryption; all share one read-only copy of the dataset. A
+// script of events (config "sim" section) kills, stops, starts, partitions,
+// slows and drops; an observer that sees every replica writes swarm-wide
+// truth (consensus distance, accuracy of every peer and of the averaged
+// model, exchanges, bytes, members) to DIR/metrics.jsonl at a fixed cadence,
+// prints a progress line, and ends with a summary and DIR/report.html.
+#pragma once
+
+#include <atomic>
+#include <cstdint>
+#include <filesystem>
+#include <nlohmann/json.hpp>
+#include <string>
+
+#include "gossip/config/config.hpp"
+#include "gossip/core/status.hpp"
+
+namespace gossip::sim {
+
+struct SimOptions {
+  config::Config config;      // with a "sim" section
+  std::string name;           // shown in the report's title (the config's stem)
+  std::filesystem::path out;  // output folder; created; must not hold an earlier run
+  uint64_t seed = 1;          // model and shard seeds, joins, drops
+  bool progress = true;       // print a progress line per sample on stdout
+};
+
+// Runs the simulation until every peer's training budget is spent (or
+// sim.duration_s has passed, or `stop` becomes true: then the peers leave
+// gracefully), and returns the final summary object (also written to
+// DIR/summary.json and as the last record of DIR/metrics.jsonl), whose keys
+// README.md lists. Calling thread = the simulation's own. Errors: a config
+// without a sim section or with a bad script (naming the event), an output
+// folder that holds an earlier run, data that does not load, a first peer
+// that cannot start.
+core::Result<nlohmann::json> run_simulation(const SimOptions& options,
+                                            const std::atomic<bool>& stop);
+
+// The theoretical per-exchange factor of random pairwise gossip among n
+// peers: 1 - 1/(n-1) (DESIGN.md, Boyd et al. 2006); 0 for n < 2.
+double theory_factor(int n);
+
+}  // namespace gossip::sim

@@ -1,0 +1,394 @@
+// The simulation report: reads metrics.jsonl (tolerating a torn last line),
+// turns the swarm-wide samples into svg::Charts (accuracy per peer and of the
+// averaged model, consensus distance on a log axis with the theory curve in
+// averaging-only runs, exchanges and members), marks every scripted event on
+// every time chart, and lays out one self-contained HTML page around them.
+// Reading lives in report_read.cpp, the page around the charts in
+// report_page.cpp, the SVG drawing in report_svg.cpp.
+#include "gossip/sim/report.hpp"
+
+#include <algorithm>
+#include <cmath>
+#include <map>
+#include <optional>
+
+#include "report_page.hpp"
+#include "report_svg.hpp"
+
+namespace gossip::sim {
+namespace {
+
+using nlohmann::json;
+namespace fs = std::filesystem;
+
+constexpr size_t kMaxPoints = 2000;  // per series; more samples are thinned evenly
+
+std::optional<double> num(const json& j, const char* key) {
+  if (!j.is_object()) return std::nullopt;
+  auto it = j.find(key);
+  if (it == j.end() || !it->is_number()) return std::nullopt;
+  const double v = it->get<double>();
+  if (!std::isfinite(v)) return std::nullopt;
+  return v;
+}
+
+std::string str(const json& j, const char* key) {
+  if (!j.is_object()) return {};
+  auto it = j.find(key);
+  return it != j.end() && it->is_string() ? it->get<std::string>() : std::string();
+}
+
+std::string peer_color(int index) {
+  const double hue = std::fmod(static_cast<double>(index) * 137.508, 360.0);
+  return "hsl(" + svg::format_number(std::round(hue), 3) + ",65%,42%)";
+}
+
+// A time series of one sample field, broken where the field is missing.
+svg::Series field_series(const std::vector<const json*>& samples, const char* key,
+                         std::string css_class, std::string color, double width,
+                         bool dashed = false) {
+  svg::Series s;
+  s.css_class = std::move(css_class);
+  s.color = std::move(color);
+  s.width = width;
+  s.dashed = dashed;
+  s.segments.emplace_back();
+  for (const json* r : samples) {
+    auto t = num(*r, "t_s");
+    auto v = num(*r, key);
+    if (t && v) {
+      s.segments.back().push_back({*t, *v});
+    } else if (!s.segments.back().empty()) {
+      s.segments.emplace_back();
+    }
+  }
+  return s;
+}
+
+bool has_points(const svg::Series& s) {
+  return std::any_of(s.segments.begin(), s.segments.end(),
+                     [](const auto& g) { return !g.empty(); });
+}
+
+// Replaces y <= 0 by `floor` (a log axis cannot show them).
+int clamp_to_floor(svg::Series& s, double floor) {
+  int clamped = 0;
+  for (auto& seg : s.segments) {
+    for (auto& p : seg) {
+      if (p.y < floor) p.y = floor, ++clamped;
+    }
+  }
+  return clamped;
+}
+
+double smallest_positive(const std::vector<const svg::Series*>& series) {
+  double lo = 0;
+  for (const auto* s : series) {
+    for (const auto& seg : s->segments) {
+      for (const auto& p : seg) {
+        if (p.y > 0 && (lo == 0 || p.y < lo)) lo = p.y;
+      }
+    }
+  }
+  return lo;
+}
+
+struct Context {
+  const json* start = nullptr;
+  const json* final = nullptr;
+  std::vector<const json*> samples;  // thinned to kMaxPoints
+  std::vector<const json*> events;
+  bool average_only = false;
+  bool regression = false;
+  std::vector<std::string> notes;
+};
+
+svg::Chart accuracy_chart(const Context& c) {
+  const char* peer_key = c.regression ? "test_loss" : "test_accuracy";
+  const char* avg_key = c.regression ? "averaged_model_loss" : "averaged_model_accuracy";
+  std::map<int, svg::Series> peers;
+  for (const json* r : c.samples) {
+    auto it = r->find("peers");
+    if (it == r->end() || !it->is_array()) continue;
+    for (const auto& p : *it) {
+      auto idx = num(p, "index");
+      if (idx && *idx >= 0 && *idx < 1e6) peers.emplace(static_cast<int>(*idx), svg::Series{});
+    }
+  }
+  for (auto& [index, s] : peers) {
+    s.css_class = "series peer";
+    s.data_attrs = " data-peer=\"" + std::to_string(index) + "\"";
+    s.color = peer_color(index);
+    s.width = peers.size() > 16 ? 0.8 : 1.1;
+    s.tooltip = "peer " + std::to_string(index);
+    s.segments.emplace_back();
+  }
+  for (const json* r : c.samples) {
+    auto t = num(*r, "t_s");
+    std::map<int, double> values;
+    auto it = r->find("peers");
+    if (it != r->end() && it->is_array()) {
+      for (const auto& p : *it) {
+        auto idx = num(p, "index");
+        auto v = num(p, peer_key);
+        const bool alive = !p.contains("alive") || p["alive"] == true;
+        if (idx && v && alive) values[static_cast<int>(*idx)] = *v;
+      }
+    }
+    for (auto& [index, s] : peers) {
+      auto v = values.find(index);
+      if (t && v != values.end()) {
+        s.segments.back().push_back({*t, v->second});
+      } else if (!s.segments.back().empty()) {
+        s.segments.emplace_back();  // dead or absent here: the line breaks
+      }
+    }
+  }
+  svg::Chart ch;
+  ch.id = "chart-accuracy";
+  ch.title = c.regression
+                 ? "Test loss over time (regression task: no accuracy; loss plotted instead)"
+                 : "Test accuracy over time";
+  ch.x_label = "time since start (s)";
+  ch.y_label = c.regression ? "test loss" : "test accuracy";
+  for (auto& [index, s] : peers) {
+    if (has_points(s)) ch.series.push_back(std::move(s));
+  }
+  const size_t peer_lines = ch.series.size();
+  svg::Series avg = field_series(c.samples, avg_key, "series averaged", "#111", 3);
+  avg.tooltip = "averaged model";
+  if (has_points(avg)) ch.series.push_back(std::move(avg));
+  if (peer_lines > 0) {
+    ch.legend.push_back({std::to_string(peer_lines) + " peers (thin)", "#7a8aa0", 1.1, false});
+  }
+  if (ch.series.size() > peer_lines) ch.legend.push_back({"averaged model", "#111", 3, false});
+  // Regression losses can fall by orders of magnitude: use a log axis then.
+  if (c.regression) {
+    std::vector<const svg::Series*> all;
+    for (const auto& s : ch.series) all.push_back(&s);
+    double lo = smallest_positive(all), hi = 0;
+    for (const auto& s : ch.series)
+      for (const auto& g : s.segments)
+        for (const auto& p : g) hi = std::max(hi, p.y);
+    if (lo > 0 && hi / lo > 100) {
+      ch.log_y = true;
+      for (auto& s : ch.series) clamp_to_floor(s, lo);
+      ch.y_label += " (log)";
+    }
+  }
+  return ch;
+}
+
+// Consensus distance (and theory) over `x_key` ("t_s" or "exchange_pairs").
+svg::Chart consensus_chart(Context& c, bool over_exchanges) {
+  const char* x_key = over_exchanges ? "exchange_pairs" : "t_s";
+  auto series_of = [&](const char* key, std::string cls, std::string color, double width,
+                       bool dashed) {
+    svg::Series s;
+    s.css_class = std::move(cls);
+    s.color = std::move(color);
+    s.width = width;
+    s.dashed = dashed;
+    s.segments.emplace_back();
+    for (const json* r : c.samples) {
+      auto x = num(*r, x_key);
+      auto y = num(*r, key);
+      if (x && y) {
+        s.segments.back().push_back({*x, *y});
+      } else if (!s.segments.back().empty()) {
+        s.segments.emplace_back();
+      }
+    }
+    return s;
+  };
+  svg::Chart ch;
+  ch.id = over_exchanges ? "chart-consensus-exchanges" : "chart-consensus";
+  ch.log_y = true;
+  ch.x_label = over_exchanges ? "completed pairwise exchanges" : "time since start (s)";
+  ch.y_label = "consensus distance (log)";
+  svg::Series measured = series_of("consensus_distance", "series consensus", "#1f5fbf", 2.5, false);
+  measured.tooltip = "measured: mean ||x_i - xbar||^2 / ||xbar||^2";
+  svg::Series theory = series_of("theory_distance", "series theory", "#e07b00", 2, true);
+  theory.tooltip = "theory: D(0) * (1 - 1/(n-1))^k";
+  std::string factor;
+  if (c.start) {
+    if (auto f = num(*c.start, "theory_factor")) factor = svg::format_number(*f, 4);
+  }
+  ch.title = over_exchanges
+                 ? "Consensus distance against exchanges, next to the theory" +
+                       (factor.empty() ? std::string() : " (factor " + factor + " per exchange)")
+                 : "Consensus distance over time";
+  const bool with_theory = c.average_only && has_points(theory);
+  double floor = smallest_positive({&measured, &theory}) / 10;
+  if (!(floor > 0)) floor = 1e-12;
+  int clamped = clamp_to_floor(measured, floor) + (with_theory ? clamp_to_floor(theory, floor) : 0);
+  if (clamped > 0 && !over_exchanges) {
+    c.notes.push_back(std::to_string(clamped) +
+                      " consensus distance value(s) of 0 are drawn at the "
+                      "bottom of the log axis (" +
+                      svg::format_number(floor, 3) + ").");
+  }
+  if (has_points(measured)) {
+    ch.series.push_back(std::move(measured));
+    ch.legend.push_back({"measured", "#1f5fbf", 2.5, false});
+  }
+  if (with_theory) {
+    ch.series.push_back(std::move(theory));
+    ch.legend.push_back({"theory (Boyd et al.)", "#e07b00", 2, true});
+  }
+  return ch;
+}
+
+svg::Chart exchanges_chart(const Context& c) {
+  svg::Chart ch;
+  ch.id = "chart-exchanges";
+  ch.title = "Exchanges over time (cumulative, all peers)";
+  ch.x_label = "time since start (s)";
+  ch.y_label = "exchanges";
+  ch.y_from_zero = true;
+  const struct {
+    const char* key;
+    const char* cls;
+    const char* color;
+    const char* label;
+  } rows[] = {
+      {"exchanges_ok", "series exchanges-ok", "#2e8b57", "ok"},
+      {"exchanges_busy", "series exchanges-busy", "#e0a000", "busy"},
+      {"exchanges_failed", "series exchanges-failed", "#c0392b", "failed"},
+  };
+  for (const auto& row : rows) {
+    auto s = field_series(c.samples, row.key, row.cls, row.color, 2);
+    if (!has_points(s)) continue;
+    ch.series.push_back(std::move(s));
+    ch.legend.push_back({row.label, row.color, 2, false});
+  }
+  return ch;
+}
+
+svg::Chart members_chart(const Context& c) {
+  svg::Chart ch;
+  ch.id = "chart-members";
+  ch.title = "Live peers and membership views over time";
+  ch.x_label = "time since start (s)";
+  ch.y_label = "peers";
+  ch.y_from_zero = true;
+  const struct {
+    const char* key;
+    const char* cls;
+    const char* color;
+    double w;
+    bool dash;
+    const char* label;
+  } rows[] = {
+      {"alive", "series alive", "#111", 2.5, false, "alive peers"},
+      {"members_max", "series members-max", "#1f5fbf", 1.5, true, "largest view"},
+      {"members_min", "series members-min", "#8e44ad", 1.5, true, "smallest view"},
+  };
+  for (const auto& row : rows) {
+    auto s = field_series(c.samples, row.key, row.cls, row.color, row.w, row.dash);
+    if (!has_points(s)) continue;
+    ch.series.push_back(std::move(s));
+    ch.legend.push_back({row.label, row.color, row.w, row.dash});
+  }
+  return ch;
+}
+
+std::vector<svg::Marker> event_markers(const Context& c) {
+  std::vector<svg::Marker> out;
+  for (const json* e : c.events) {
+    auto t = num(*e, "t_s");
+    if (!t) continue;
+    svg::Marker m;
+    m.x = *t;
+    m.name = str(*e, "event");
+    if (m.name.empty()) m.name = "event";
+    m.detail = m.name + " at " + svg::format_number(*t, 4) + " s";
+    if (auto step = num(*e, "step_max"))
+      m.detail += " (step " + svg::format_number(*step, 10) + ")";
+    const std::string detail = str(*e, "detail");
+    if (!detail.empty()) m.detail += ": " + detail;
+    out.push_back(std::move(m));
+  }
+  return out;
+}
+
+}  // namespace
+
+core::Result<std::string> render_report(const std::vector<json>& records, const std::string& title,
+                                        const std::vector<std::string>& notes) {
+  Context c;
+  c.notes = notes;
+  std::vector<const json*> all_samples;
+  for (const auto& r : records) {
+    const std::string type = str(r, "type");
+    if (type == "start" && !c.start) c.start = &r;
+    if (type == "final") c.final = &r;
+    if (type == "event" && num(r, "t_s")) c.events.push_back(&r);
+    if (type == "sample" && num(r, "t_s")) all_samples.push_back(&r);
+  }
+  if (all_samples.empty()) {
+    return core::invalid_argument(
+        "no \"sample\" records to report on (the simulation stopped before its first sample?)");
+  }
+  const size_t stride = (all_samples.size() + kMaxPoints - 1) / kMaxPoints;
+  for (size_t i = 0; i < all_samples.size(); ++i) {
+    if (i % stride == 0 || i + 1 == all_samples.size()) c.samples.push_back(all_samples[i]);
+  }
+  if (stride > 1) {
+    c.notes.push_back("Charts show one sample in " + std::to_string(stride) + " of the " +
+                      std::to_string(all_samples.size()) + " (and the last one).");
+  }
+  const std::string mode = c.start ? str(*c.start, "mode") : (c.final ? str(*c.final, "mode") : "");
+  c.average_only = mode == "average_only" ||
+                   std::any_of(all_samples.begin(), all_samples.end(), [](const json* s) {
+                     return num(*s, "theory_distance").has_value();
+                   });
+  c.regression = c.start && str(*c.start, "task") == "regression";
+  if (!c.regression) {
+    bool any_acc = false, any_loss = false;
+    for (const json* s : all_samples) {
+      any_acc = any_acc || num(*s, "averaged_model_accuracy") || num(*s, "mean_test_accuracy");
+      any_loss = any_loss || num(*s, "averaged_model_loss") || num(*s, "mean_test_loss");
+    }
+    c.regression = !any_acc && any_loss;
+  }
+
+  const std::vector<svg::Marker> markers = event_markers(c);
+  std::vector<svg::Chart> charts;
+  charts.push_back(accuracy_chart(c));
+  charts.push_back(consensus_chart(c, false));
+  if (c.average_only) charts.push_back(consensus_chart(c, true));
+  charts.push_back(exchanges_chart(c));
+  charts.push_back(members_chart(c));
+
+  std::vector<std::string> rendered;
+  for (auto& ch : charts) {
+    if (ch.id != "chart-consensus-exchanges") ch.markers = markers;
+    if (ch.series.empty()) {
+      rendered.push_back("<p class=\"no-data\" id=\"" + ch.id + "-missing\">" +
+                         svg::escape(ch.title) + ": no data in this run.</p>\n");
+    } else {
+      rendered.push_back(svg::render_chart(ch));
+    }
+  }
+  PageInput page{title, c.start, c.final, all_samples.back(), c.events, c.notes, rendered};
+  return render_page(page);
+}
+
+core::Status write_report(const std::vector<json>& records, const fs::path& html_out,
+                          const std::string& title) {
+  auto html = render_report(records, title);
+  if (!html) return html.status();
+  return write_page(*html, html_out);
+}
+
+core::Status write_report(const fs::path& metrics_jsonl, const fs::path& html_out,
+                          const std::string& title) {
+  auto metrics = read_metrics(metrics_jsonl);
+  if (!metrics) return metrics.status();
+  auto html = render_report(metrics->records, title, metrics->notes);
+  if (!html) return html.status().with_context(metrics_jsonl.string());
+  return write_page(*html, html_out);
+}
+
+}  // namespace gossip::sim

@@ -1,0 +1,194 @@
+// SimPeer: a real peer on its own trainer thread, with the hooks that let the
+// simulation start, crash, stop and look at it.
+#include "sim_peer.hpp"
+
+#include <cmath>
+
+#include "gossip/core/log.hpp"
+#include "gossip/peer/network.hpp"
+#include "gossip/peer/trainer.hpp"
+
+namespace gossip::sim {
+
+const char* peer_state_name(PeerState state) {
+  switch (state) {
+    case PeerState::kStarting: return "starting";
+    case PeerState::kRunning: return "running";
+    case PeerState::kKilled: return "killed";
+    case PeerState::kLeft: return "left";
+    case PeerState::kFinished: return "finished";
+    case PeerState::kFailed: return "failed";
+  }
+  return "?";
+}
+
+SimPeer::SimPeer(int index, config::Config config, data::DatasetPair datasets, bool average_only)
+    : index_(index),
+      config_(std::move(config)),
+      datasets_(std::move(datasets)),
+      average_only_(average_only) {}
+
+SimPeer::~SimPeer() {
+  kill();
+  join();
+}
+
+void SimPeer::start(std::vector<config::Endpoint> bootstrap, bool hold) {
+  hold_.store(hold);
+  thread_ = std::thread([this, b = std::move(bootstrap)]() mutable { run(std::move(b)); });
+}
+
+void SimPeer::run(std::vector<config::Endpoint> bootstrap) {
+  config::Config config = config_;
+  config.peer.bootstrap = std::move(bootstrap);
+
+  peer::RunHooks hooks;
+  hooks.datasets = datasets_;
+  hooks.kill = &kill_;
+  hooks.average_only = average_only_;
+  hooks.link_filter = true;
+  hooks.on_network = [this](peer::PeerNetwork& net) {
+    net_ = &net;
+    std::lock_guard lock(mu_);
+    id_ = net.peer_id();
+    address_ = net.listen_address();
+    filter_ = net.link_filter();
+    listening_ = true;
+    cv_.notify_all();
+  };
+  hooks.on_network_closing = [this](peer::PeerNetwork&) {
+    std::lock_guard lock(mu_);
+    filter_.reset();
+  };
+  hooks.on_ready = [this](peer::Trainer& trainer) {
+    std::vector<float> params(trainer.backend().model().param_count());
+    trainer.backend().read_parameters(params);
+    step_.store(trainer.progress().step);
+    {
+      std::lock_guard lock(mu_);
+      ready_params_ = std::move(params);
+      state_.store(PeerState::kRunning);
+    }
+    while (hold_.load() && !kill_.load() && !stop_.load()) {
+      net_->wait_for_work(std::chrono::milliseconds(20));
+      net_->between_steps(trainer);
+    }
+  };
+  hooks.between_steps = [this](peer::Trainer& trainer, float loss) {
+    step_.store(trainer.progress().step, std::memory_order_relaxed);
+    if (!std::isnan(loss)) {
+      loss_sum_ += loss;
+      ++loss_steps_;
+    }
+    if (!want_sample_.load(std::memory_order_relaxed)) return;
+    Replica r = make_replica(trainer, net_);
+    std::lock_guard lock(mu_);
+    sample_ = std::move(r);
+    want_sample_.store(false);
+    cv_.notify_all();
+  };
+  hooks.on_exit = [this](peer::Trainer& trainer, peer::PeerNetwork* net) {
+    Replica r = make_replica(trainer, net);
+    std::lock_guard lock(mu_);
+    final_ = std::move(r);
+  };
+
+  auto result = peer::run_peer(config, stop_, hooks);
+  std::lock_guard lock(mu_);
+  net_ = nullptr;
+  if (!result) {
+    failure_ = result.status();
+    state_.store(PeerState::kFailed);
+    core::log_error("sim", "peer " + std::to_string(index_) + " failed: " + failure_.message());
+  } else {
+    summary_ = *result;
+    state_.store(result->killed ? PeerState::kKilled
+                 : leaving_     ? PeerState::kLeft
+                                : PeerState::kFinished);
+  }
+  ended_.store(true);
+  cv_.notify_all();
+}
+
+Replica SimPeer::make_replica(peer::Trainer& trainer, peer::PeerNetwork* net) {
+  Replica r;
+  r.step = trainer.progress().step;
+  r.params.resize(trainer.backend().model().param_count());
+  trainer.backend().read_parameters(r.params);
+  if (loss_steps_ > 0) r.train_loss = loss_sum_ / static_cast<double>(loss_steps_);
+  loss_sum_ = 0.0;
+  loss_steps_ = 0;
+  if (net) {
+    r.counters = net->counters();
+    r.members = net->live_member_ids();
+  }
+  return r;
+}
+
+core::Result<std::string> SimPeer::wait_listening(std::chrono::milliseconds timeout) {
+  std::unique_lock lock(mu_);
+  cv_.wait_for(lock, timeout, [&] { return listening_ || ended_.load(); });
+  if (listening_) return address_;
+  if (!failure_) return failure_;
+  return core::timeout_error("peer " + std::to_string(index_) +
+                             " did not start listening in time");
+}
+
+void SimPeer::release() { hold_.store(false); }
+
+void SimPeer::kill() { kill_.store(true); }
+
+void SimPeer::leave() {
+  {
+    std::lock_guard lock(mu_);
+    leaving_ = true;
+  }
+  stop_.store(true);
+}
+
+void SimPeer::stop_at_end() { stop_.store(true); }
+
+void SimPeer::join() {
+  if (thread_.joinable()) thread_.join();
+}
+
+bool SimPeer::running() const { return thread_.joinable() && !ended_.load(); }
+
+core::Status SimPeer::failure() const {
+  std::lock_guard lock(mu_);
+  return failure_;
+}
+
+void SimPeer::request_sample() {
+  std::lock_guard lock(mu_);
+  sample_.reset();
+  want_sample_.store(true);
+}
+
+std::optional<Replica> SimPeer::collect_sample(std::chrono::milliseconds timeout) {
+  std::unique_lock lock(mu_);
+  cv_.wait_for(lock, timeout, [&] { return sample_.has_value() || ended_.load(); });
+  want_sample_.store(false);
+  auto out = std::move(sample_);
+  sample_.reset();
+  return out;
+}
+
+std::optional<std::vector<float>> SimPeer::take_ready_params() {
+  std::lock_guard lock(mu_);
+  auto out = std::move(ready_params_);
+  ready_params_.reset();
+  return out;
+}
+
+std::optional<Replica> SimPeer::final_replica() const {
+  std::lock_guard lock(mu_);
+  return final_;
+}
+
+std::optional<peer::RunSummary> SimPeer::summary() const {
+  std::lock_guard lock(mu_);
+  return summary_;
+}
+
+}  // namespace gossip::sim

@@ -1,0 +1,137 @@
+// SimPeer: one simulated peer, private to the sim module. It is a real peer
+// (peer::run_peer on its own trainer thread, with its own keys, listener,
+// membership and averaging engine) that shares the simulation's datasets and
+// lets the simulation look at its replica between steps.
+//
+// Looking: the simulation asks for a Replica (request_sample), the trainer
+// thread fills it at its next between-steps point (a copy of the parameters,
+// the step, the mean training loss since the last sample, its counters and
+// the members it sees), and the simulation collects it (collect_sample).
+// The live parameters are only ever read on the trainer thread.
+#pragma once
+
+#include <atomic>
+#include <chrono>
+#include <condition_variable>
+#include <cstdint>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "gossip/config/config.hpp"
+#include "gossip/core/status.hpp"
+#include "gossip/net/link_filter.hpp"
+#include "gossip/peer/metrics.hpp"
+#include "gossip/peer/run.hpp"
+
+namespace gossip::sim {
+
+// What the simulation sees of one replica at one moment.
+struct Replica {
+  int64_t step = 0;
+  std::vector<float> params;
+  std::optional<double> train_loss;  // mean over the steps since the last sample
+  peer::NetworkCounters counters;
+  std::vector<std::string> members;  // live member ids this peer sees (not itself)
+};
+
+enum class PeerState { kStarting, kRunning, kKilled, kLeft, kFinished, kFailed };
+const char* peer_state_name(PeerState state);
+
+class SimPeer {
+ public:
+  // `config` is this peer's own config (keys, folder, shard already set).
+  SimPeer(int index, config::Config config, data::DatasetPair datasets, bool average_only);
+  ~SimPeer();  // kills the peer if it still runs, then joins its thread
+  SimPeer(const SimPeer&) = delete;
+  SimPeer& operator=(const SimPeer&) = delete;
+
+  // Starts the trainer thread; the peer joins through `bootstrap` (empty:
+  // it founds the swarm). With `hold`, it waits after joining and getting
+  // its state (still serving the network: state requests, exchanges) until
+  // release(), so a cohort of peers can start training together.
+  void start(std::vector<config::Endpoint> bootstrap, bool hold = false);
+  void release();
+  // Blocks until the peer listens (its address) or failed to start.
+  core::Result<std::string> wait_listening(std::chrono::milliseconds timeout);
+
+  // Crash (no LEAVE, no final checkpoint) / graceful leave / stop at the end
+  // of the simulation (graceful too). Non-blocking; join() waits.
+  void kill();
+  void leave();
+  void stop_at_end();
+  void join();
+
+  int index() const { return index_; }
+  PeerState state() const { return state_.load(); }
+  bool running() const;  // started and its thread has not ended
+  int64_t step() const { return step_.load(std::memory_order_relaxed); }
+  // Valid once listening.
+  const std::string& id() const { return id_; }
+  const std::string& address() const { return address_; }
+  // Runs `fn` on the peer's link filter while its network is up (under
+  // the peer's lock, so the network cannot be torn down meanwhile); false,
+  // doing nothing, otherwise.
+  template <typename F>
+  bool with_filter(F&& fn) {
+    std::lock_guard lock(mu_);
+    if (!filter_) return false;
+    fn(*filter_);
+    return true;
+  }
+  // Why the run failed (kFailed), else ok.
+  core::Status failure() const;
+
+  // Asks the trainer thread for a Replica at its next between-steps point.
+  void request_sample();
+  // Waits up to `timeout` for the requested Replica (nullopt: none came,
+  // e.g. the peer is still downloading state or has ended).
+  std::optional<Replica> collect_sample(std::chrono::milliseconds timeout);
+  // The parameters the peer started training from (after its state
+  // download), once; nullopt before it is ready or after it was taken.
+  std::optional<std::vector<float>> take_ready_params();
+  // The replica as the run ended normally (after its final exchange and
+  // LEAVE); nullopt while running or when killed.
+  std::optional<Replica> final_replica() const;
+  // The summary run_peer returned (once the thread ended without failing).
+  std::optional<peer::RunSummary> summary() const;
+
+ private:
+  void run(std::vector<config::Endpoint> bootstrap);
+  Replica make_replica(peer::Trainer& trainer, peer::PeerNetwork* net);
+
+  const int index_;
+  const config::Config config_;
+  const data::DatasetPair datasets_;
+  const bool average_only_;
+  std::thread thread_;
+  std::atomic<bool> stop_{false};
+  std::atomic<bool> kill_{false};
+  std::atomic<PeerState> state_{PeerState::kStarting};
+  std::atomic<bool> ended_{false};
+  std::atomic<int64_t> step_{0};
+  std::atomic<bool> want_sample_{false};
+  std::atomic<bool> hold_{false};
+  bool leaving_ = false;  // guarded by mu_
+
+  mutable std::mutex mu_;
+  std::condition_variable cv_;
+  bool listening_ = false;
+  std::string id_, address_;
+  std::shared_ptr<net::LinkFilter> filter_;
+  core::Status failure_ = core::Status::ok();
+  std::optional<Replica> sample_;
+  std::optional<std::vector<float>> ready_params_;
+  std::optional<Replica> final_;
+  std::optional<peer::RunSummary> summary_;
+
+  // Trainer thread only.
+  peer::PeerNetwork* net_ = nullptr;
+  double loss_sum_ = 0.0;
+  int64_t loss_steps_ = 0;
+};
+
+}  // namespace gossip::sim

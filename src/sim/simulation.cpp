@@ -1,0 +1,272 @@
+// Simulation: start-up (keys, shared data, observer, the first peers), the
+// clock that fires events and samples, and the end (every peer stopped, the
+// final measurement, summary.json and report.html).
+#include <algorithm>
+#include <cmath>
+#include <cstdio>
+#include <thread>
+
+#include "gossip/core/log.hpp"
+#include "gossip/crypto/keys.hpp"
+#include "gossip/sim/report.hpp"
+#include "simulation_impl.hpp"
+
+namespace gossip::sim {
+
+using std::chrono::milliseconds;
+
+double theory_factor(int n) { return n < 2 ? 0.0 : 1.0 - 1.0 / static_cast<double>(n - 1); }
+
+Simulation::Simulation(const SimOptions& options)
+    : options_(options), sim_(options_.config.sim), rng_(options.seed) {}
+
+double Simulation::now_s() const {
+  return std::chrono::duration<double>(Clock::now() - start_).count();
+}
+
+void Simulation::write_record(const nlohmann::json& record) {
+  metrics_ << record.dump() << '\n';
+  metrics_.flush();  // a crash loses at most the line being written
+}
+
+// One peer's config: the shared config with its own folder, keys, shard and
+// a free loopback port; no per-epoch evaluation (the observer measures) and
+// no progress lines of its own.
+config::Config Simulation::peer_config(int index) const {
+  config::Config c = options_.config;
+  const auto dir = options_.out / ("peer-" + std::to_string(index));
+  c.peer.network = true;
+  c.peer.listen = config::Endpoint{"127.0.0.1", 0};
+  c.peer.advertise = config::Endpoint{};
+  c.peer.data_dir = dir;
+  c.peer.identity_key = dir / "identity.key";
+  c.peer.swarm_key = options_.out / "swarm.key";
+  c.checkpoint.dir = dir;
+  c.metrics.file = dir / "metrics.jsonl";
+  c.metrics.progress_every_s = 0;
+  c.training.log_every_s = 0;
+  c.training.eval.every_epochs = 0;
+  c.training.eval.every_steps = 0;
+  c.model.seed = options_.seed + (sim_.average_only ? static_cast<uint64_t>(index) : 0);
+  c.data.seed = options_.seed;
+  c.data.dataset.seed = options_.seed;
+  if (options_.config.data.shard.num_shards <= 1) c.data.shard.num_shards = sim_.peers;
+  c.data.shard.index = index % c.data.shard.num_shards;
+  return c;
+}
+
+core::Status Simulation::prepare() {
+  const auto& cfg = options_.config;
+  if (!sim_.present) {
+    return core::invalid_argument("this config has no \"sim\" section (gossip-sim needs one; "
+                                  "see configs/sim-fashion-mnist.json)");
+  }
+  GOSSIP_RETURN_IF_ERROR(config::check_sim_script(sim_));
+  if (sim_.average_only && cfg.gossip.interval_ms <= 0) {
+    return core::invalid_argument("gossip.interval_ms: averaging only (sim.average_only) needs a "
+                                  "time-based schedule, interval_ms > 0");
+  }
+  std::error_code ec;
+  if (std::filesystem::exists(options_.out / "metrics.jsonl", ec)) {
+    return core::invalid_argument("--out " + options_.out.string() +
+                                  ": holds an earlier run (metrics.jsonl); choose a new folder");
+  }
+  std::filesystem::create_directories(options_.out, ec);
+  if (ec) return core::io_error(options_.out.string() + ": " + ec.message());
+  GOSSIP_RETURN_IF_ERROR(
+      crypto::write_swarm_key_file(options_.out / "swarm.key", crypto::SwarmKey::generate()));
+
+  auto sets = data::make_datasets(cfg.data.dataset);
+  if (!sets) return sets.status().with_context("data.dataset");
+  datasets_ = *sets;
+  auto observer = Observer::create(cfg, datasets_, sim_.eval_rows);
+  if (!observer) return observer.status();
+  observer_ = std::move(*observer);
+
+  metrics_.open(options_.out / "metrics.jsonl");
+  if (!metrics_) return core::io_error((options_.out / "metrics.jsonl").string() + ": cannot write");
+  return core::Status::ok();
+}
+
+core::Result<SimPeer*> Simulation::start_peer(std::vector<config::Endpoint> bootstrap,
+                                              bool hold) {
+  const int index = static_cast<int>(peers_.size());
+  auto config = peer_config(index);
+  std::error_code ec;
+  std::filesystem::create_directories(config.peer.data_dir, ec);
+  if (ec) return core::io_error(config.peer.data_dir.string() + ": " + ec.message());
+  GOSSIP_RETURN_IF_ERROR(
+      crypto::write_identity_file(config.peer.identity_key, crypto::StaticKeypair::generate()));
+  peers_.push_back(std::make_unique<SimPeer>(index, std::move(config), datasets_,
+                                             sim_.average_only));
+  SimPeer* p = peers_.back().get();
+  p->start(std::move(bootstrap), hold);
+  auto address = p->wait_listening(milliseconds(30000));
+  if (!address) return address.status();
+  apply_faults_to(*p);
+  return p;
+}
+
+bool Simulation::finished() const {
+  if (sim_.duration_s > 0 && now_s() >= sim_.duration_s) return true;
+  if (sim_.average_only) return false;
+  return std::none_of(peers_.begin(), peers_.end(), [](const auto& p) { return p->running(); });
+}
+
+// The first peer founds the swarm, the others join through it and download
+// its state; all wait until the last is ready, then train together from
+// t = 0.
+core::Status Simulation::start_cohort() {
+  const auto t0 = Clock::now();
+  auto first = start_peer({}, /*hold=*/true);
+  if (!first) return first.status().with_context("peer 0");
+  const auto seed_address = config::parse_endpoint((*first)->address());
+  for (int i = 1; i < sim_.peers; ++i) {
+    std::vector<config::Endpoint> bootstrap;
+    if (seed_address) bootstrap.push_back(*seed_address);
+    if (auto p = start_peer(bootstrap, /*hold=*/true); !p) {
+      core::log_error("sim", "peer " + std::to_string(i) + ": " + p.status().message());
+    }
+  }
+  const auto deadline = t0 + std::chrono::seconds(120);
+  for (auto& p : peers_) {
+    while (p->state() == PeerState::kStarting && Clock::now() < deadline) {
+      std::this_thread::sleep_for(milliseconds(10));
+    }
+    if (p->state() == PeerState::kStarting) {
+      core::log_error("sim", "peer " + std::to_string(p->index()) +
+                                 " was not ready after 120 s; the others start without it");
+    }
+  }
+  for (auto& p : peers_) p->release();
+  startup_s_ = std::chrono::duration<double>(Clock::now() - t0).count();
+  return core::Status::ok();
+}
+
+core::Result<nlohmann::json> Simulation::run(const std::atomic<bool>& stop) {
+  GOSSIP_RETURN_IF_ERROR(prepare());
+  const int n = sim_.peers;
+  const auto& model = options_.config.model;
+  GOSSIP_RETURN_IF_ERROR(start_cohort());
+  start_ = Clock::now();
+  write_record({{"type", "start"},
+                {"t_s", 0.0},
+                {"peers", n},
+                {"mode", sim_.average_only ? "average_only" : "train"},
+                {"model", model.describe()},
+                {"param_count", model.param_count()},
+                {"task", observer_->classification() ? "classification" : "regression"},
+                {"theory_factor", theory_factor(n)},
+                {"name", options_.name},
+                {"startup_s", startup_s_}});
+  next_sample_s_ = 0.0;  // the first look is at the start, before much training
+
+  while (!stop.load() && !finished()) {
+    while (next_event_ < sim_.events.size() && event_due(sim_.events[next_event_])) {
+      const size_t i = next_event_++;
+      if (auto st = apply_event(i, sim_.events[i]); !st) {
+        core::log_error("sim", "sim.events[" + std::to_string(i) + "]: " + st.message());
+      }
+    }
+    if (now_s() >= next_sample_s_) {
+      sample();
+      next_sample_s_ = now_s() + sim_.sample_every_s;
+    }
+    std::this_thread::sleep_for(milliseconds(50));
+  }
+  return finish();
+}
+
+nlohmann::json Simulation::finish() {
+  // One last look at everyone still running, then they leave gracefully and
+  // hand over the replica they ended with.
+  if (std::any_of(peers_.begin(), peers_.end(), [](const auto& p) { return p->running(); })) {
+    sample();
+  }
+  for (auto& p : peers_) {
+    if (p->running()) p->stop_at_end();
+  }
+  for (auto& p : peers_) p->join();
+
+  std::vector<std::optional<Replica>> finals(peers_.size());
+  for (size_t i = 0; i < peers_.size(); ++i) {
+    if (peers_[i]->state() == PeerState::kFinished) finals[i] = peers_[i]->final_replica();
+  }
+  nlohmann::json summary = measure(finals, /*final_eval=*/true);
+  summary["type"] = "final";
+  summary["t_s"] = now_s();
+  summary["wall_s"] = now_s();
+  summary["startup_s"] = startup_s_;
+  summary["peers"] = peers_.size();
+  summary["mode"] = sim_.average_only ? "average_only" : "train";
+  nlohmann::json tta = nlohmann::json::object();
+  for (double target : {0.85, 0.88}) {
+    nlohmann::json t = nullptr;
+    for (const auto& s : samples_) {
+      const auto& acc = s["averaged_model_accuracy"];
+      if (acc.is_number() && acc.get<double>() >= target) {
+        t = s["t_s"];
+        break;
+      }
+    }
+    char key[16];
+    std::snprintf(key, sizeof key, "%.2f", target);
+    tta[key] = t;
+  }
+  summary["time_to_accuracy_s"] = tta;
+  if (sim_.average_only) add_decay(summary);
+  nlohmann::json joiners = nlohmann::json::array();
+  for (const auto& [index, first] : joiner_first_) joiners.push_back(first);
+  summary["joiners"] = joiners;
+  nlohmann::json failed = nlohmann::json::array();
+  for (const auto& p : peers_) {
+    if (p->state() == PeerState::kFailed) {
+      failed.push_back({{"index", p->index()}, {"error", p->failure().message()}});
+    }
+  }
+  summary["failed_peers"] = failed;
+  summary["killed_still_in_views"] = last_sample_.value("killed_still_in_views", 0);
+  summary["out"] = options_.out.string();
+  summary["metrics"] = (options_.out / "metrics.jsonl").string();
+  summary["report"] = (options_.out / "report.html").string();
+  write_record(summary);
+  metrics_.close();
+  if (std::ofstream f(options_.out / "summary.json"); f) f << summary.dump(2) << '\n';
+  auto st = write_report(options_.out / "metrics.jsonl", options_.out / "report.html",
+                         "gossip-sim: " + options_.name);
+  if (!st) {
+    core::log_error("sim", "report not written: " + st.message());
+    summary["report"] = nullptr;
+  }
+  return summary;
+}
+
+// Averaging only: the measured per-exchange decay of the consensus distance
+// against the theory, from the first sample to the last one still well above
+// float rounding (D/D0 > 1e-9; below that the replicas agree to the last bit
+// and the distance stops falling).
+void Simulation::add_decay(nlohmann::json& summary) const {
+  summary["theory_factor"] = theory_factor(sim_.peers);
+  if (!d0_ || *d0_ <= 0) return;
+  const nlohmann::json* chosen = nullptr;
+  for (const auto& s : samples_) {
+    if (!s["consensus_distance"].is_number()) continue;
+    const double ratio = s["consensus_distance"].get<double>() / *d0_;
+    if (s["exchange_pairs"].get<int64_t>() > pairs0_ && ratio > 1e-9) chosen = &s;
+  }
+  if (!chosen) return;
+  const auto k = static_cast<double>((*chosen)["exchange_pairs"].get<int64_t>() - pairs0_);
+  const double ratio = (*chosen)["consensus_distance"].get<double>() / *d0_;
+  const double theory = std::pow(theory_factor(sim_.peers), k);
+  summary["measured_factor"] = std::pow(ratio, 1.0 / k);
+  summary["decay_exchanges"] = k;
+  summary["decay_vs_theory"] = ratio / theory;  // <= 1.1: no slower than 1.1x the theory
+}
+
+core::Result<nlohmann::json> run_simulation(const SimOptions& options,
+                                            const std::atomic<bool>& stop) {
+  Simulation sim(options);
+  return sim.run(stop);
+}
+
+}  // namespace gossip::sim

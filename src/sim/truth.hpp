@@ -1,0 +1,60 @@
+// Swarm-wide truth, private to the sim module: what only an observer that
+// sees every replica can measure. Consensus distance over the replicas and
+// their plain mean (the averaged model), and test-set evaluations of any
+// parameter vector on a backend of the observer's own (so no peer's training
+// is slowed or touched by being looked at).
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <optional>
+#include <span>
+#include <vector>
+
+#include "gossip/config/config.hpp"
+#include "gossip/core/status.hpp"
+#include "gossip/data/factory.hpp"
+
+namespace gossip::peer {
+class Trainer;
+}
+
+namespace gossip::sim {
+
+struct Evaluation {
+  std::optional<double> accuracy;  // null for regression tasks
+  double loss = 0.0;
+};
+
+class Observer {
+ public:
+  // Builds the observer's backends for `config`'s model. `eval_rows` bounds
+  // the rows of the periodic evaluations (0: all); final ones use all rows.
+  // Needs a test set (kInvalidArgument otherwise).
+  static core::Result<std::unique_ptr<Observer>> create(const config::Config& config,
+                                                        const data::DatasetPair& datasets,
+                                                        int64_t eval_rows);
+  ~Observer();
+
+  // Evaluates `params` (param_count floats) on the test set: the first
+  // eval_rows rows, or every row when `full`. Calling thread only.
+  Evaluation evaluate(std::span<const float> params, bool full);
+  bool classification() const { return classification_; }
+
+ private:
+  Observer(std::unique_ptr<peer::Trainer> periodic, std::unique_ptr<peer::Trainer> full,
+           bool classification);
+  std::unique_ptr<peer::Trainer> periodic_;
+  std::unique_ptr<peer::Trainer> full_;
+  bool classification_;
+};
+
+// The plain mean of `replicas` (all the same length, at least one) and the
+// consensus distance  mean_i ||x_i - xbar||^2 / ||xbar||^2  (0 when xbar is 0).
+struct Consensus {
+  std::vector<float> mean;
+  double distance = 0.0;
+};
+Consensus consensus(const std::vector<std::span<const float>>& replicas);
+
+}  // namespace gossip::sim

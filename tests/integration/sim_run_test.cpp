@@ -1,0 +1,244 @@
+// The simulator end to end, on the seed's small regression task so each run
+// takes seconds: real peers over loopback TCP with real Noise and real
+// membership, scripted churn and faults, the swarm-wide records and the
+// summary; plus an averaging-only run checked against the theory.
+#include <doctest/doctest.h>
+
+#include <atomic>
+#include <cmath>
+#include <filesystem>
+#include <fstream>
+#include <nlohmann/json.hpp>
+#include <set>
+#include <string>
+#include <vector>
+
+#include "gossip/config/config.hpp"
+#include "gossip/sim/simulation.hpp"
+#include "peer_process.hpp"
+
+namespace {
+
+using gossip::test::Json;
+namespace fs = std::filesystem;
+
+// The seed's regression task on `peers` peers with fast membership, plus
+// `sim_extra` merged into the sim section.
+gossip::config::Config regression_config(int peers, int64_t steps, const Json& sim_extra) {
+  Json j = {
+      {"model", {{"layers", {10, 20, 1}}, {"activation", "tanh"}, {"loss", "mse"}, {"seed", 1}}},
+      {"optimizer", {{"type", "sgd"}, {"lr", 0.05}, {"momentum", 0.9}}},
+      {"data",
+       {{"dataset", {{"type", "synthetic_regression"}, {"train_samples", 4096}}},
+        {"shard", {{"type", "random"}}},
+        {"batch", 32}}},
+      {"training", {{"device", "cpu"}}},
+      {"gossip", {{"interval_steps", 20}, {"exchange_timeout_ms", 3000}}},
+      {"membership", {{"probe_interval_ms", 200}, {"probe_timeout_ms", 100}}},
+      {"checkpoint", {{"every_steps", 0}, {"keep", 1}}},
+      {"sim", {{"peers", peers}, {"sample_every_s", 0.5}, {"eval_rows", 0}}}};
+  if (steps > 0) j["training"]["steps"] = steps;
+  j["sim"].update(sim_extra);
+  auto c = gossip::config::parse_config(j.dump(), fs::temp_directory_path());
+  REQUIRE_MESSAGE(static_cast<bool>(c), c.status().message());
+  return *c;
+}
+
+std::vector<Json> read_records(const fs::path& file) {
+  std::vector<Json> out;
+  std::ifstream in(file);
+  for (std::string line; std::getline(in, line);) {
+    if (!line.empty()) out.push_back(Json::parse(line));
+  }
+  return out;
+}
+
+Json run(const gossip::config::Config& config, const std::string& name) {
+  gossip::sim::SimOptions o;
+  o.config = config;
+  o.name = name;
+  o.out = gossip::test::temp_dir("sim", name) / "out";
+  o.progress = false;
+  std::atomic<bool> stop{false};
+  auto summary = gossip::sim::run_simulation(o, stop);
+  REQUIRE_MESSAGE(static_cast<bool>(summary), summary.status().message());
+  return *summary;
+}
+
+}  // namespace
+
+TEST_CASE("a 4-peer swarm trains, converges and reports the truth about itself") {
+  const Json s = run(regression_config(4, 40000, Json::object()), "basic");
+  CHECK(s["peers"] == 4);
+  CHECK(s["alive"] == 4);
+  CHECK(s["failed_peers"].empty());
+  CHECK(s["mode"] == "train");
+  CHECK(s["exchanges_ok"].get<int64_t>() > 20);
+  CHECK(s["bytes_total"].get<int64_t>() > 0);
+  // Regression: no accuracy, but the averaged model has learned the teacher.
+  CHECK(s["averaged_model_accuracy"].is_null());
+  CHECK(s["consensus_distance"].get<double>() < 0.05);
+
+  const auto records = read_records(s["metrics"].get<std::string>());
+  REQUIRE(records.size() >= 3);
+  CHECK(records.front()["type"] == "start");
+  CHECK(records.back()["type"] == "final");
+  std::vector<Json> samples;
+  for (const auto& r : records) {
+    if (r["type"] == "sample") samples.push_back(r);
+  }
+  REQUIRE(samples.size() >= 2);
+  double last_t = -1;
+  for (const auto& r : samples) {
+    CHECK(r["t_s"].get<double>() > last_t);
+    last_t = r["t_s"].get<double>();
+    CHECK(r["peers"].size() == 4);
+  }
+  // The averaged model's loss fell from the first look to the end.
+  const auto& first = samples.front();
+  REQUIRE(first["averaged_model_loss"].is_number());
+  CHECK(s["averaged_model_loss"].get<double>() < 0.5 * first["averaged_model_loss"].get<double>());
+  CHECK(fs::exists(s["report"].get<std::string>()));
+  CHECK(fs::exists(fs::path(s["out"].get<std::string>()) / "summary.json"));
+}
+
+TEST_CASE("churn: killed peers vanish from every view and joiners start from the swarm's state") {
+  // Time-based, so that failure detection (about 3 s with these settings)
+  // has finished well before the last look whatever the machine's speed.
+  const Json events = Json::array({{{"at_s", 1.0}, {"kill", {4, 5}}},
+                                   {{"at_s", 2.0}, {"start", 2}}});
+  const Json s = run(
+      regression_config(6, 100000000, {{"events", events}, {"duration_s", 8}}), "churn");
+  CHECK(s["peers"] == 8);
+  CHECK(s["alive"] == 6);
+  CHECK(s["failed_peers"].empty());
+  CHECK(s["killed_still_in_views"] == 0);
+  REQUIRE(s["joiners"].size() == 2);
+  for (const auto& j : s["joiners"]) {
+    // Started from downloaded state: far better than a fresh initialisation
+    // (whose loss is of the order of the targets' variance).
+    CHECK(j["first_test_loss"].get<double>() < 0.2);
+  }
+  const auto records = read_records(s["metrics"].get<std::string>());
+  std::vector<std::string> events_seen;
+  for (const auto& r : records) {
+    if (r["type"] == "event") events_seen.push_back(r["event"]);
+  }
+  CHECK(events_seen == std::vector<std::string>{"kill", "start"});
+  Json last;
+  for (const auto& r : records) {
+    if (r["type"] == "sample") last = r;
+  }
+  REQUIRE(last["t_s"].get<double>() > 6.0);
+  CHECK(last["killed_still_in_views"] == 0);
+  CHECK(last["members_min"] == 6);
+  for (const auto& p : last["peers"]) {
+    if (p["index"] == 4 || p["index"] == 5) CHECK(p["alive"] == false);
+  }
+}
+
+TEST_CASE("faults: a partition, a slow link and dropped exchanges, then the swarm heals") {
+  const Json events = Json::array(
+      {{{"at_s", 1.0}, {"partition", {{0, 1}, {2, 3}}}},
+       {{"at_s", 3.0}, {"heal", true}},
+       {{"at_s", 3.5}, {"slow_link", {{"between", {{0, 1}, {2, 3}}}, {"latency_ms", 30}}}},
+       {{"at_s", 4.0}, {"drop", 0.5}},
+       {{"at_s", 6.0}, {"drop", 0}}});
+  // Time-based events: the run lasts 8 s whatever the speed of the machine.
+  const Json s =
+      run(regression_config(4, 100000000, {{"events", events}, {"duration_s", 8}}), "faults");
+  CHECK(s["alive"] == 4);
+  CHECK(s["exchanges_failed"].get<int64_t>() > 0);
+  CHECK(s["consensus_distance"].get<double>() < 0.05);
+  const auto records = read_records(s["metrics"].get<std::string>());
+  int events_seen = 0;
+  for (const auto& r : records) events_seen += r["type"] == "event" ? 1 : 0;
+  CHECK(events_seen == 5);
+}
+
+TEST_CASE("averaging only: consensus decays at least as fast as random pairwise gossip") {
+  auto c = regression_config(8, 0, {{"average_only", true}, {"duration_s", 6}});
+  c.gossip.interval_steps = 0;
+  c.gossip.interval_ms = 40;
+  c.gossip.weight = gossip::config::WeightMode::kUniform;
+  const Json s = run(c, "consensus");
+  CHECK(s["mode"] == "average_only");
+  CHECK(s["alive"] == 8);
+  REQUIRE(s.contains("measured_factor"));
+  const double theory = s["theory_factor"].get<double>();
+  CHECK(theory == doctest::Approx(1.0 - 1.0 / 7.0));
+  CHECK(s["decay_exchanges"].get<double>() >= 20);
+  // D(K)/D(0) no worse than 1.1 (1 - 1/(n-1))^K.
+  CHECK(s["decay_vs_theory"].get<double>() <= 1.1);
+  const auto records = read_records(s["metrics"].get<std::string>());
+  int with_theory = 0;
+  for (const auto& r : records) with_theory += r.contains("theory_distance") ? 1 : 0;
+  CHECK(with_theory >= 3);
+}
+
+TEST_CASE("gossip-sim and gossip-peer reject what is not theirs, naming it") {
+  const auto dir = gossip::test::temp_dir("sim", "cli");
+  auto write = [&](const std::string& name, const Json& j) {
+    const auto p = dir / name;
+    std::ofstream(p) << j.dump(2);
+    return p;
+  };
+  auto run_cli = [&](const std::string& cmd) {
+    const auto err = dir / "stderr.txt";
+    const int rc = std::system((cmd + " >/dev/null 2>" + err.string()).c_str());
+    return std::make_pair(WIFEXITED(rc) ? WEXITSTATUS(rc) : -1, gossip::test::read_text(err));
+  };
+  const std::string root = gossip::test::build_root();
+  Json base = {{"model", {{"layers", {10, 20, 1}}, {"activation", "tanh"}, {"loss", "mse"}}},
+               {"data", {{"dataset", {{"type", "synthetic_regression"}}}}},
+               {"training", {{"steps", 100}}},
+               {"sim", {{"peers", 4}}}};
+
+  SUBCASE("a peer index out of range") {
+    Json j = base;
+    j["sim"]["events"] = Json::array({{{"at_s", 1}, {"kill", {7}}}});
+    const auto [rc, err] = run_cli(root + "/tools/gossip-sim --config " +
+                                   write("bad.json", j).string());
+    CHECK(rc == 2);
+    CHECK(err.find("sim.events[0] (kill): peer 7 does not exist") != std::string::npos);
+  }
+  SUBCASE("an unknown event") {
+    Json j = base;
+    j["sim"]["events"] = Json::array({{{"at_s", 1}, {"explode", true}}});
+    const auto [rc, err] = run_cli(root + "/tools/gossip-sim --config " +
+                                   write("bad.json", j).string());
+    CHECK(rc == 2);
+    CHECK(err.find("sim.events[0]") != std::string::npos);
+    CHECK(err.find("explode") != std::string::npos);
+  }
+  SUBCASE("a time in the past") {
+    Json j = base;
+    j["sim"]["events"] = Json::array({{{"at_s", -2}, {"leave", {1}}}});
+    const auto [rc, err] = run_cli(root + "/tools/gossip-sim --config " +
+                                   write("bad.json", j).string());
+    CHECK(rc == 2);
+    CHECK(err.find("sim.events[0] (leave): at_s -2 is a time in the past") != std::string::npos);
+  }
+  SUBCASE("--peers that leaves a scripted peer out") {
+    Json j = base;
+    j["sim"]["events"] = Json::array({{{"at_s", 1}, {"kill", {3}}}});
+    const auto [rc, err] = run_cli(root + "/tools/gossip-sim --peers 2 --config " +
+                                   write("ok.json", j).string());
+    CHECK(rc == 2);
+    CHECK(err.find("peer 3 does not exist") != std::string::npos);
+  }
+  SUBCASE("an output folder that holds an earlier run") {
+    fs::create_directories(dir / "used");
+    std::ofstream(dir / "used" / "metrics.jsonl") << "{}\n";
+    const auto [rc, err] = run_cli(root + "/tools/gossip-sim --out " + (dir / "used").string() +
+                                   " --config " + write("ok.json", base).string());
+    CHECK(rc == 2);
+    CHECK(err.find("holds an earlier run") != std::string::npos);
+  }
+  SUBCASE("gossip-peer refuses a simulation config") {
+    const auto [rc, err] =
+        run_cli(root + "/peers/gossip-peer --config " + write("sim.json", base).string());
+    CHECK(rc == 2);
+    CHECK(err.find("gossip-sim") != std::string::npos);
+  }
+}

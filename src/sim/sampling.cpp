@@ -16,11 +16,15 @@ using std::chrono::milliseconds;
 
 namespace {
 
-json opt(const std::optional<double>& v) { return v ? json(*v) : json(nullptr); }
+json opt(const std::optional<double>& v) {
+  return v ? json(*v) : json(nullptr);
+}
 
 }  // namespace
 
-void Simulation::note_counters(int index, const Replica& r) { counters_[index] = r.counters; }
+void Simulation::note_counters(int index, const Replica& r) {
+  counters_[index] = r.counters;
+}
 
 void Simulation::sample() {
   std::vector<std::optional<Replica>> replicas(peers_.size());
@@ -56,8 +60,8 @@ json Simulation::measure(std::vector<std::optional<Replica>>& replicas, bool fin
     const auto& r = replicas[i];
     row["alive"] = r.has_value();
     if (!r) {
-      for (const char* k : {"step", "test_accuracy", "test_loss", "train_loss", "exchanges_ok",
-                            "members"}) {
+      for (const char* k :
+           {"step", "test_accuracy", "test_loss", "train_loss", "exchanges_ok", "members"}) {
         row[k] = nullptr;
       }
       rows.push_back(row);
@@ -100,8 +104,9 @@ json Simulation::measure(std::vector<std::optional<Replica>>& replicas, bool fin
     return s / static_cast<double>(v.size());
   };
   out["mean_test_accuracy"] = mean(accuracies);
-  out["min_test_accuracy"] =
-      accuracies.empty() ? json(nullptr) : json(*std::min_element(accuracies.begin(), accuracies.end()));
+  out["min_test_accuracy"] = accuracies.empty()
+                                 ? json(nullptr)
+                                 : json(*std::min_element(accuracies.begin(), accuracies.end()));
   out["mean_test_loss"] = mean(test_losses);
   out["mean_train_loss"] = mean(train_losses);
   out["consensus_distance"] = nullptr;
@@ -139,9 +144,8 @@ json Simulation::measure(std::vector<std::optional<Replica>>& replicas, bool fin
       pairs0_ = pairs;
     }
     if (d0_) {
-      out["theory_distance"] =
-          *d0_ * std::pow(theory_factor(static_cast<int>(spans.size())),
-                          static_cast<double>(pairs - pairs0_));
+      out["theory_distance"] = *d0_ * std::pow(theory_factor(static_cast<int>(spans.size())),
+                                               static_cast<double>(pairs - pairs0_));
     }
   }
 
@@ -171,9 +175,10 @@ json Simulation::measure(std::vector<std::optional<Replica>>& replicas, bool fin
 void Simulation::print_progress(const json& r) const {
   auto pct = [](const json& v) { return v.is_number() ? 100.0 * v.get<double>() : NAN; };
   char line[320];
-  int len = std::snprintf(line, sizeof line, "sim %6.1fs  step %6lld  alive %lld/%zu",
-                          r["t_s"].get<double>(), static_cast<long long>(r["step_max"].get<int64_t>()),
-                          static_cast<long long>(r["alive"].get<int64_t>()), peers_.size());
+  int len =
+      std::snprintf(line, sizeof line, "sim %6.1fs  step %6lld  alive %lld/%zu",
+                    r["t_s"].get<double>(), static_cast<long long>(r["step_max"].get<int64_t>()),
+                    static_cast<long long>(r["alive"].get<int64_t>()), peers_.size());
   auto add = [&](const char* fmt, auto... args) {
     if (len >= 0 && static_cast<size_t>(len) < sizeof line) {
       len += std::snprintf(line + len, sizeof line - static_cast<size_t>(len), fmt, args...);
@@ -186,7 +191,8 @@ void Simulation::print_progress(const json& r) const {
     add("  test loss mean %.4g averaged %.4g", r["mean_test_loss"].get<double>(),
         r["averaged_model_loss"].get<double>());
   }
-  if (r["consensus_distance"].is_number()) add("  consensus %.2e", r["consensus_distance"].get<double>());
+  if (r["consensus_distance"].is_number())
+    add("  consensus %.2e", r["consensus_distance"].get<double>());
   if (r.contains("theory_distance")) add(" (theory %.2e)", r["theory_distance"].get<double>());
   add("  exchanges %lld ok %lld busy %lld failed  %.1f MB",
       static_cast<long long>(r["exchanges_ok"].get<int64_t>()),

@@ -12,12 +12,18 @@ namespace gossip::sim {
 
 const char* peer_state_name(PeerState state) {
   switch (state) {
-    case PeerState::kStarting: return "starting";
-    case PeerState::kRunning: return "running";
-    case PeerState::kKilled: return "killed";
-    case PeerState::kLeft: return "left";
-    case PeerState::kFinished: return "finished";
-    case PeerState::kFailed: return "failed";
+    case PeerState::kStarting:
+      return "starting";
+    case PeerState::kRunning:
+      return "running";
+    case PeerState::kKilled:
+      return "killed";
+    case PeerState::kLeft:
+      return "left";
+    case PeerState::kFinished:
+      return "finished";
+    case PeerState::kFailed:
+      return "failed";
   }
   return "?";
 }
@@ -130,13 +136,16 @@ core::Result<std::string> SimPeer::wait_listening(std::chrono::milliseconds time
   cv_.wait_for(lock, timeout, [&] { return listening_ || ended_.load(); });
   if (listening_) return address_;
   if (!failure_) return failure_;
-  return core::timeout_error("peer " + std::to_string(index_) +
-                             " did not start listening in time");
+  return core::timeout_error("peer " + std::to_string(index_) + " did not start listening in time");
 }
 
-void SimPeer::release() { hold_.store(false); }
+void SimPeer::release() {
+  hold_.store(false);
+}
 
-void SimPeer::kill() { kill_.store(true); }
+void SimPeer::kill() {
+  kill_.store(true);
+}
 
 void SimPeer::leave() {
   {
@@ -146,13 +155,17 @@ void SimPeer::leave() {
   stop_.store(true);
 }
 
-void SimPeer::stop_at_end() { stop_.store(true); }
+void SimPeer::stop_at_end() {
+  stop_.store(true);
+}
 
 void SimPeer::join() {
   if (thread_.joinable()) thread_.join();
 }
 
-bool SimPeer::running() const { return thread_.joinable() && !ended_.load(); }
+bool SimPeer::running() const {
+  return thread_.joinable() && !ended_.load();
+}
 
 core::Status SimPeer::failure() const {
   std::lock_guard lock(mu_);

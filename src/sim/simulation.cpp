@@ -15,7 +15,9 @@ namespace gossip::sim {
 
 using std::chrono::milliseconds;
 
-double theory_factor(int n) { return n < 2 ? 0.0 : 1.0 - 1.0 / static_cast<double>(n - 1); }
+double theory_factor(int n) {
+  return n < 2 ? 0.0 : 1.0 - 1.0 / static_cast<double>(n - 1);
+}
 
 Simulation::Simulation(const SimOptions& options)
     : options_(options), sim_(options_.config.sim), rng_(options.seed) {}
@@ -58,13 +60,15 @@ config::Config Simulation::peer_config(int index) const {
 core::Status Simulation::prepare() {
   const auto& cfg = options_.config;
   if (!sim_.present) {
-    return core::invalid_argument("this config has no \"sim\" section (gossip-sim needs one; "
-                                  "see configs/sim-fashion-mnist.json)");
+    return core::invalid_argument(
+        "this config has no \"sim\" section (gossip-sim needs one; "
+        "see configs/sim-fashion-mnist.json)");
   }
   GOSSIP_RETURN_IF_ERROR(config::check_sim_script(sim_));
   if (sim_.average_only && cfg.gossip.interval_ms <= 0) {
-    return core::invalid_argument("gossip.interval_ms: averaging only (sim.average_only) needs a "
-                                  "time-based schedule, interval_ms > 0");
+    return core::invalid_argument(
+        "gossip.interval_ms: averaging only (sim.average_only) needs a "
+        "time-based schedule, interval_ms > 0");
   }
   std::error_code ec;
   if (std::filesystem::exists(options_.out / "metrics.jsonl", ec)) {
@@ -84,12 +88,12 @@ core::Status Simulation::prepare() {
   observer_ = std::move(*observer);
 
   metrics_.open(options_.out / "metrics.jsonl");
-  if (!metrics_) return core::io_error((options_.out / "metrics.jsonl").string() + ": cannot write");
+  if (!metrics_)
+    return core::io_error((options_.out / "metrics.jsonl").string() + ": cannot write");
   return core::Status::ok();
 }
 
-core::Result<SimPeer*> Simulation::start_peer(std::vector<config::Endpoint> bootstrap,
-                                              bool hold) {
+core::Result<SimPeer*> Simulation::start_peer(std::vector<config::Endpoint> bootstrap, bool hold) {
   const int index = static_cast<int>(peers_.size());
   auto config = peer_config(index);
   std::error_code ec;
@@ -97,8 +101,8 @@ core::Result<SimPeer*> Simulation::start_peer(std::vector<config::Endpoint> boot
   if (ec) return core::io_error(config.peer.data_dir.string() + ": " + ec.message());
   GOSSIP_RETURN_IF_ERROR(
       crypto::write_identity_file(config.peer.identity_key, crypto::StaticKeypair::generate()));
-  peers_.push_back(std::make_unique<SimPeer>(index, std::move(config), datasets_,
-                                             sim_.average_only));
+  peers_.push_back(
+      std::make_unique<SimPeer>(index, std::move(config), datasets_, sim_.average_only));
   SimPeer* p = peers_.back().get();
   p->start(std::move(bootstrap), hold);
   auto address = p->wait_listening(milliseconds(30000));

@@ -76,7 +76,7 @@ class Simulation {
   std::map<int, peer::NetworkCounters> counters_;
   std::map<int, bool> joiner_;
   std::map<int, nlohmann::json> joiner_first_;  // index -> first evaluation
-  std::vector<std::string> gone_ids_;            // killed or left peers
+  std::vector<std::string> gone_ids_;           // killed or left peers
 
   // Consensus at the first sample, for the theory curve.
   std::optional<double> d0_;

@@ -105,10 +105,10 @@ TEST_CASE("a 4-peer swarm trains, converges and reports the truth about itself")
 TEST_CASE("churn: killed peers vanish from every view and joiners start from the swarm's state") {
   // Time-based, so that failure detection (about 3 s with these settings)
   // has finished well before the last look whatever the machine's speed.
-  const Json events = Json::array({{{"at_s", 1.0}, {"kill", {4, 5}}},
-                                   {{"at_s", 2.0}, {"start", 2}}});
-  const Json s = run(
-      regression_config(6, 100000000, {{"events", events}, {"duration_s", 8}}), "churn");
+  const Json events =
+      Json::array({{{"at_s", 1.0}, {"kill", {4, 5}}}, {{"at_s", 2.0}, {"start", 2}}});
+  const Json s =
+      run(regression_config(6, 100000000, {{"events", events}, {"duration_s", 8}}), "churn");
   CHECK(s["peers"] == 8);
   CHECK(s["alive"] == 6);
   CHECK(s["failed_peers"].empty());
@@ -197,16 +197,16 @@ TEST_CASE("gossip-sim and gossip-peer reject what is not theirs, naming it") {
   SUBCASE("a peer index out of range") {
     Json j = base;
     j["sim"]["events"] = Json::array({{{"at_s", 1}, {"kill", {7}}}});
-    const auto [rc, err] = run_cli(root + "/tools/gossip-sim --config " +
-                                   write("bad.json", j).string());
+    const auto [rc, err] =
+        run_cli(root + "/tools/gossip-sim --config " + write("bad.json", j).string());
     CHECK(rc == 2);
     CHECK(err.find("sim.events[0] (kill): peer 7 does not exist") != std::string::npos);
   }
   SUBCASE("an unknown event") {
     Json j = base;
     j["sim"]["events"] = Json::array({{{"at_s", 1}, {"explode", true}}});
-    const auto [rc, err] = run_cli(root + "/tools/gossip-sim --config " +
-                                   write("bad.json", j).string());
+    const auto [rc, err] =
+        run_cli(root + "/tools/gossip-sim --config " + write("bad.json", j).string());
     CHECK(rc == 2);
     CHECK(err.find("sim.events[0]") != std::string::npos);
     CHECK(err.find("explode") != std::string::npos);
@@ -214,16 +214,16 @@ TEST_CASE("gossip-sim and gossip-peer reject what is not theirs, naming it") {
   SUBCASE("a time in the past") {
     Json j = base;
     j["sim"]["events"] = Json::array({{{"at_s", -2}, {"leave", {1}}}});
-    const auto [rc, err] = run_cli(root + "/tools/gossip-sim --config " +
-                                   write("bad.json", j).string());
+    const auto [rc, err] =
+        run_cli(root + "/tools/gossip-sim --config " + write("bad.json", j).string());
     CHECK(rc == 2);
     CHECK(err.find("sim.events[0] (leave): at_s -2 is a time in the past") != std::string::npos);
   }
   SUBCASE("--peers that leaves a scripted peer out") {
     Json j = base;
     j["sim"]["events"] = Json::array({{{"at_s", 1}, {"kill", {3}}}});
-    const auto [rc, err] = run_cli(root + "/tools/gossip-sim --peers 2 --config " +
-                                   write("ok.json", j).string());
+    const auto [rc, err] =
+        run_cli(root + "/tools/gossip-sim --peers 2 --config " + write("ok.json", j).string());
     CHECK(rc == 2);
     CHECK(err.find("peer 3 does not exist") != std::string::npos);
   }

@@ -229,7 +229,11 @@ nlohmann::json Simulation::finish() {
     }
   }
   summary["failed_peers"] = failed;
-  summary["killed_still_in_views"] = last_sample_.value("killed_still_in_views", 0);
+  // Views as the last look saw them: the final replicas are taken after
+  // each peer's LEAVE, when its view is already emptying.
+  for (const char* k : {"killed_still_in_views", "members_min", "members_max"}) {
+    summary[k] = last_sample_.value(k, nlohmann::json(0));
+  }
   summary["out"] = options_.out.string();
   summary["metrics"] = (options_.out / "metrics.jsonl").string();
   summary["report"] = (options_.out / "report.html").string();

@@ -265,11 +265,15 @@ void Core::fail(std::shared_ptr<Exchange> ex, const core::Status& why, Outcome o
     slot_busy_ = false;
     if (want_snapshot_ == ex) want_snapshot_.reset();
     if (ex->initiator) {
-      fail_streak_ = std::min(fail_streak_ + 1, 6);
+      // BUSY is contention, not a broken link: the partner answered at once
+      // and is free again within one exchange, so the retry (usually with
+      // another member) comes after one jittered base backoff. Real failures
+      // (timeouts, cut connections, refusals) back off exponentially.
+      if (outcome != Outcome::kBusy) fail_streak_ = std::min(fail_streak_ + 1, 6);
       retry_pending_ = true;
       std::lock_guard r(rng_mu_);
       std::uniform_real_distribution<double> u(0.5, 1.5);
-      const auto base = opt_.backoff * (1 << (fail_streak_ - 1));
+      const auto base = opt_.backoff * (1 << std::max(fail_streak_ - 1, 0));
       next_attempt_ = Clock::now() + std::chrono::duration_cast<Clock::duration>(base * u(rng_));
     }
   }

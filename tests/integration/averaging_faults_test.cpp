@@ -198,3 +198,41 @@ TEST_CASE("hostile blobs, another model and a BUSY storm while training: no corr
   for (auto& x : swarm.parameters()) CHECK(finite(x));
   for (int i = 0; i < kGood; ++i) CHECK(task.accuracy(*swarm.peers[i]->backend) > 0.5);
 }
+
+TEST_CASE("a partner that stays busy is retried at the base backoff, not an ever-growing one") {
+  IoThreads io(2);
+  Swarm swarm(
+      io, 3, [](int i) { return small_model(20 + i); },
+      [](int i) {
+        Options o;
+        o.interval = 5ms;
+        o.backoff = 40ms;
+        o.exchange_timeout = 10s;
+        o.seed = 90 + i;
+        return o;
+      });
+  TestPeer& a = *swarm.peers[0];
+  TestPeer& b = *swarm.peers[1];
+  TestPeer& c = *swarm.peers[2];
+  a.directory->set({b.member()});
+  c.directory->set({b.member()});
+  a.engine->set_initiating(false);
+  b.engine->set_initiating(false);
+  b.paused = true;  // b accepts c's OFFER, then never snapshots: busy until c's timeout
+  swarm.start_loops();
+  const auto t0 = std::chrono::steady_clock::now();
+  while (b.engine->idle() && std::chrono::steady_clock::now() - t0 < 5s) std::this_thread::sleep_for(1ms);
+  REQUIRE_FALSE(b.engine->idle());
+  c.engine->set_initiating(false);
+  a.engine->set_initiating(true);
+  std::this_thread::sleep_for(1500ms);
+  const auto ca = a.engine->counters();
+  // Every attempt meets BUSY. Retries 20-60 ms apart give ~37 in 1.5 s; a
+  // backoff doubling per BUSY (40, 80, ... ms) would allow about 6.
+  CHECK(ca.exchanges_busy >= 15);
+  CHECK(ca.exchanges_failed == 0);
+  CHECK(ca.exchanges_ok == 0);
+  a.engine->set_initiating(false);
+  b.paused = false;  // c's exchange completes; nothing was applied to a
+  CHECK(swarm.quiesce(10s));
+}

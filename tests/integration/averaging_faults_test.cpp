@@ -27,7 +27,8 @@ class Hostile : public net::SessionHandler {
     cv.notify_all();
   }
   // Waits for a frame of `type` (or `alt`) whose body mentions `xid`.
-  std::optional<std::pair<uint8_t, std::string>> wait_for(uint64_t xid, std::vector<uint8_t> types) {
+  std::optional<std::pair<uint8_t, std::string>> wait_for(uint64_t xid,
+                                                          std::vector<uint8_t> types) {
     std::unique_lock l(mu);
     std::optional<std::pair<uint8_t, std::string>> hit;
     cv.wait_for(l, 5s, [&] {
@@ -68,11 +69,13 @@ TEST_CASE("partner killed mid-exchange: survivor applies nothing and carries on 
   const auto before = swarm.parameters()[0];
   swarm.start_loops();
   const auto t0 = std::chrono::steady_clock::now();
-  while (b.engine->idle() && std::chrono::steady_clock::now() - t0 < 5s) std::this_thread::sleep_for(1ms);
-  REQUIRE_FALSE(b.engine->idle());  // b is inside a's exchange
+  while (b.engine->idle() && std::chrono::steady_clock::now() - t0 < 5s)
+    std::this_thread::sleep_for(1ms);
+  REQUIRE_FALSE(b.engine->idle());    // b is inside a's exchange
   std::this_thread::sleep_for(20ms);  // a's snapshot streams to b meanwhile
   b.node->close();                    // b dies abruptly
-  while (a.engine->counters().exchanges_failed == 0 && std::chrono::steady_clock::now() - t0 < 10s) {
+  while (a.engine->counters().exchanges_failed == 0 &&
+         std::chrono::steady_clock::now() - t0 < 10s) {
     std::this_thread::sleep_for(1ms);
   }
   a.engine->set_initiating(false);
@@ -154,7 +157,8 @@ TEST_CASE("hostile blobs, another model and a BUSY storm while training: no corr
       std::vector<float> blob(attempt == 0 ? n - 1 : n, 0.01f);  // wrong size / NaN
       if (attempt == 1) blob[n / 2] = std::numeric_limits<float>::quiet_NaN();
       const auto header = blob_header(kSnapshotBlob, xid);
-      (void)io.run((*s)->send_blob(header, {reinterpret_cast<const uint8_t*>(blob.data()), blob.size() * 4}));
+      (void)io.run((*s)->send_blob(
+          header, {reinterpret_cast<const uint8_t*>(blob.data()), blob.size() * 4}));
       auto refused = hostile->wait_for(xid, {kRefuse});
       REQUIRE(refused.has_value());
       refusals.push_back(refused->second);
@@ -163,7 +167,8 @@ TEST_CASE("hostile blobs, another model and a BUSY storm while training: no corr
   }
   REQUIRE(refusals.size() == 2);
   CHECK(refusals[0].find("expected exactly") != std::string::npos);
-  CHECK(refusals[1].find("non-finite value at element " + std::to_string(n / 2)) != std::string::npos);
+  CHECK(refusals[1].find("non-finite value at element " + std::to_string(n / 2)) !=
+        std::string::npos);
 
   // Training keeps running throughout the storm.
   std::vector<int64_t> last(kGood + 1, -1);
@@ -221,7 +226,8 @@ TEST_CASE("a partner that stays busy is retried at the base backoff, not an ever
   b.paused = true;  // b accepts c's OFFER, then never snapshots: busy until c's timeout
   swarm.start_loops();
   const auto t0 = std::chrono::steady_clock::now();
-  while (b.engine->idle() && std::chrono::steady_clock::now() - t0 < 5s) std::this_thread::sleep_for(1ms);
+  while (b.engine->idle() && std::chrono::steady_clock::now() - t0 < 5s)
+    std::this_thread::sleep_for(1ms);
   REQUIRE_FALSE(b.engine->idle());
   c.engine->set_initiating(false);
   a.engine->set_initiating(true);

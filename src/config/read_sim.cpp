@@ -37,50 +37,6 @@ namespace {
 const std::vector<std::string> kTimeKeys = {"at_s", "at_step"};
 
 // "a, b or c" (or "a and b" with `last` = " and ").
-std::string join(const std::vector<std::string>& names, const char* last = " or ") {
-  std::string out;
-  for (size_t i = 0; i < names.size(); ++i) {
-    if (i > 0) out += (i + 1 == names.size()) ? last : ", ";
-    out += names[i];
-  }
-  return out;
-}
-
-// The same "plausible typo" rule as the section readers' suggestions.
-std::string closest(const std::string& word, const std::vector<std::string>& candidates) {
-  std::string best;
-  size_t best_d = SIZE_MAX;
-  for (const auto& c : candidates) {
-    const size_t d = edit_distance(word, c);
-    if (d < best_d) {
-      best_d = d;
-      best = c;
-    }
-  }
-  return best_d <= std::max<size_t>(2, word.size() / 3) ? best : std::string();
-}
-
-// Whole numbers, also when written as 1e3.
-bool as_integer(const Json& v, int64_t min, int64_t max, int64_t& out) {
-  double d = NAN;
-  if (v.is_number_integer() || v.is_number_unsigned()) {
-    if (v.is_number_unsigned() && v.get<uint64_t>() > static_cast<uint64_t>(max)) return false;
-    if (v.is_number_unsigned()) {
-      out = static_cast<int64_t>(v.get<uint64_t>());
-    } else {
-      out = v.get<int64_t>();
-    }
-    return out >= min && out <= max;
-  }
-  if (v.is_number_float()) d = v.get<double>();
-  if (!std::isfinite(d) || std::trunc(d) != d || std::fabs(d) >= 9.0e18 ||
-      d < static_cast<double>(min) || d > static_cast<double>(max)) {
-    return false;
-  }
-  out = static_cast<int64_t>(d);
-  return true;
-}
-
 // A non-empty array of peer indices (range checks are check_sim_script's).
 bool read_indices(const Json& v, const std::string& path, std::vector<int>& out, Errors& errors) {
   if (!v.is_array() || v.empty()) {
@@ -90,7 +46,7 @@ bool read_indices(const Json& v, const std::string& path, std::vector<int>& out,
   std::vector<int> list;
   for (size_t i = 0; i < v.size(); ++i) {
     int64_t index = 0;
-    if (!as_integer(v[i], INT32_MIN, INT32_MAX, index)) {
+    if (!whole_number(v[i], INT32_MIN, INT32_MAX, index)) {
       errors.add(path + "[" + std::to_string(i) + "]",
                  "expected a peer index (an integer), got " + show(v[i]));
       return false;
@@ -149,8 +105,9 @@ bool read_slow_link(const Json& v, const std::string& path, const Path& base_dir
 bool read_event(const Json& v, size_t index, const Path& base_dir, Errors& errors, SimEvent& out) {
   const std::string path = sim_event_path(static_cast<int64_t>(index));
   if (!v.is_object()) {
-    errors.add(path, "expected an object with one time key (" + join(kTimeKeys) +
-                         ") and one event key (" + join(kSimEventNames) + "), got " + show(v));
+    errors.add(path, "expected an object with one time key (" + join_names(kTimeKeys) +
+                         ") and one event key (" + join_names(kSimEventNames) + "), got " +
+                         show(v));
     return false;
   }
   std::vector<std::string> known = kTimeKeys;
@@ -171,8 +128,9 @@ bool read_event(const Json& v, size_t index, const Path& base_dir, Errors& error
       const std::string near = closest(key, known);
       const bool time_like = std::find(kTimeKeys.begin(), kTimeKeys.end(), near) != kTimeKeys.end();
       if (near.empty()) {
-        errors.add(path, "unknown key \"" + key + "\" (an event has one of " + join(kTimeKeys) +
-                             " and one of " + join(kSimEventNames) + ")");
+        errors.add(path, "unknown key \"" + key + "\" (an event has one of " +
+                             join_names(kTimeKeys) + " and one of " + join_names(kSimEventNames) +
+                             ")");
       } else {
         errors.add(path, std::string(time_like ? "unknown key \"" : "unknown event key \"") + key +
                              "\" (did you mean " + near + "?)");
@@ -181,11 +139,11 @@ bool read_event(const Json& v, size_t index, const Path& base_dir, Errors& error
   }
   bool ok = !unknown;
   if (kinds.size() > 1) {
-    errors.add(path, "has " + join(kinds, " and ") +
+    errors.add(path, "has " + join_names(kinds, " and ") +
                          " (one event per entry; list the others as their own entries)");
     ok = false;
   } else if (kinds.empty()) {
-    if (!unknown) errors.add(path, "needs one of " + join(kSimEventNames, ", "));
+    if (!unknown) errors.add(path, "needs one of " + join_names(kSimEventNames, ", "));
     ok = false;
   }
   if (times.size() > 1) {
@@ -211,7 +169,7 @@ bool read_event(const Json& v, size_t index, const Path& base_dir, Errors& error
   } else if (times.size() == 1) {
     const Json& t = v["at_step"];
     int64_t step = 0;
-    if (!as_integer(t, INT64_MIN, INT64_MAX, step)) {
+    if (!whole_number(t, INT64_MIN, INT64_MAX, step)) {
       errors.add(path + ".at_step", "expected a step count (an integer >= 0), got " + show(t));
       ok = false;
     } else if (step < 0) {
@@ -234,7 +192,7 @@ bool read_event(const Json& v, size_t index, const Path& base_dir, Errors& error
       return read_indices(value, key_path, out.peers, errors) && ok;
     case SimEventKind::kStart: {
       int64_t count = 0;
-      if (!as_integer(value, INT32_MIN, INT32_MAX, count)) {
+      if (!whole_number(value, INT32_MIN, INT32_MAX, count)) {
         errors.add(key_path,
                    "expected the number of new peers (an integer >= 1), got " + show(value));
         return false;

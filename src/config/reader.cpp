@@ -50,10 +50,6 @@ size_t edit_distance(const std::string& a, const std::string& b) {
   return d[n][m];
 }
 
-namespace {
-
-// The closest of `candidates` to `word`, or "" when none is close enough to
-// be a plausible typo.
 std::string closest(const std::string& word, const std::vector<std::string>& candidates) {
   std::string best;
   size_t best_d = SIZE_MAX;
@@ -68,14 +64,37 @@ std::string closest(const std::string& word, const std::vector<std::string>& can
   return best_d <= limit ? best : std::string();
 }
 
-std::string join_names(const std::vector<std::string>& names) {
+std::string join_names(const std::vector<std::string>& names, const char* last) {
   std::string out;
   for (size_t i = 0; i < names.size(); ++i) {
-    if (i > 0) out += (i + 1 == names.size()) ? " or " : ", ";
+    if (i > 0) out += (i + 1 == names.size()) ? last : ", ";
     out += names[i];
   }
   return out;
 }
+
+bool whole_number(const Json& v, int64_t min, int64_t max, int64_t& out) {
+  int64_t value = 0;
+  bool ok = false;
+  if (v.is_number_unsigned()) {
+    const uint64_t u = v.get<uint64_t>();
+    ok = u <= static_cast<uint64_t>(INT64_MAX);
+    value = static_cast<int64_t>(u);
+  } else if (v.is_number_integer()) {
+    value = v.get<int64_t>();
+    ok = true;
+  } else if (v.is_number_float()) {
+    // 1e6 parses as a float; accept it when it is a whole number.
+    const double d = v.get<double>();
+    ok = std::isfinite(d) && std::trunc(d) == d && std::fabs(d) < 9.0e18;
+    value = ok ? static_cast<int64_t>(d) : 0;
+  }
+  if (!ok || value < min || value > max) return false;
+  out = value;
+  return true;
+}
+
+namespace {
 
 std::string integer_expectation(int64_t min, int64_t max) {
   if (max == INT64_MAX || max == INT_MAX) {
@@ -143,26 +162,10 @@ bool Section::boolean(const char* key, bool& out) {
 bool Section::integer(const char* key, int64_t& out, int64_t min, int64_t max) {
   const Json* v = get(key);
   if (v == nullptr) return false;
-  int64_t value = 0;
-  bool ok = false;
-  if (v->is_number_unsigned()) {
-    const uint64_t u = v->get<uint64_t>();
-    ok = u <= static_cast<uint64_t>(INT64_MAX);
-    value = static_cast<int64_t>(u);
-  } else if (v->is_number_integer()) {
-    value = v->get<int64_t>();
-    ok = true;
-  } else if (v->is_number_float()) {
-    // 1e6 parses as a float; accept it when it is a whole number.
-    const double d = v->get<double>();
-    ok = std::isfinite(d) && std::trunc(d) == d && std::fabs(d) < 9.0e18;
-    value = ok ? static_cast<int64_t>(d) : 0;
-  }
-  if (!ok || value < min || value > max) {
+  if (!whole_number(*v, min, max, out)) {
     type_error(key, integer_expectation(min, max), *v);
     return false;
   }
-  out = value;
   return true;
 }
 

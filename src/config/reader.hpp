@@ -43,6 +43,17 @@ std::string num(double value);
 // Edit distance, for "did you mean" suggestions.
 size_t edit_distance(const std::string& a, const std::string& b);
 
+// The closest of `candidates` to `word`, or "" when none is close enough to
+// be a plausible typo.
+std::string closest(const std::string& word, const std::vector<std::string>& candidates);
+
+// "a, b or c" (`last` joins the last two).
+std::string join_names(const std::vector<std::string>& names, const char* last = " or ");
+
+// A whole number in [min, max] (also when written 1e3); false, leaving `out`
+// alone, otherwise.
+bool whole_number(const Json& v, int64_t min, int64_t max, int64_t& out);
+
 class Section {
  public:
   // `object` may be null (section absent: every read keeps its default).

@@ -26,6 +26,7 @@
 #include <thread>
 #include <vector>
 
+#include "temp_dir.hpp"
 #include "gossip/sim/report.hpp"
 #include "unit/sim_report_fixture.hpp"
 
@@ -36,22 +37,7 @@ namespace {
 
 constexpr auto kBrowserTimeout = std::chrono::seconds(60);
 
-class TempDir {
- public:
-  TempDir() {
-    std::string tmpl = (fs::temp_directory_path() / "gossip-browser-XXXXXX").string();
-    REQUIRE(::mkdtemp(tmpl.data()) != nullptr);
-    path_ = tmpl;
-  }
-  ~TempDir() {
-    std::error_code ec;
-    fs::remove_all(path_, ec);
-  }
-  const fs::path& path() const { return path_; }
-
- private:
-  fs::path path_;
-};
+using gossip::test::TempDir;
 
 std::optional<fs::path> find_on_path(const std::string& name) {
   const char* path = std::getenv("PATH");
@@ -213,7 +199,7 @@ void check_rendered(const Rendered& r, const std::set<std::string>& ids) {
 }  // namespace
 
 TEST_CASE("churn report renders in Chromium with every chart, peer line and event") {
-  TempDir dir;
+  TempDir dir("gossip-browser");
   const Rendered r = render_in_browser({}, dir);
   check_rendered(r, {"chart-accuracy", "chart-consensus", "chart-exchanges", "chart-members"});
   std::set<std::string> peers;
@@ -236,7 +222,7 @@ TEST_CASE("churn report renders in Chromium with every chart, peer line and even
 }
 
 TEST_CASE("averaging-only report renders in Chromium with the theory curve") {
-  TempDir dir;
+  TempDir dir("gossip-browser");
   sim_report_fixture::Options o;
   o.average_only = true;
   o.peers = 32;

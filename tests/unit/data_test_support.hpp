@@ -13,25 +13,14 @@
 #include <string>
 #include <vector>
 
+#include "temp_dir.hpp"
+
 namespace gossip::data::testing {
 
-class TempDir {
+// The shared temp folder (tests/temp_dir.hpp), named for the data tests.
+class TempDir : public gossip::test::TempDir {
  public:
-  TempDir() {
-    std::string tmpl = (std::filesystem::temp_directory_path() / "gossip-data-XXXXXX").string();
-    if (::mkdtemp(tmpl.data()) == nullptr) throw std::runtime_error("mkdtemp failed");
-    path_ = tmpl;
-  }
-  ~TempDir() {
-    std::error_code ec;
-    std::filesystem::remove_all(path_, ec);
-  }
-  TempDir(const TempDir&) = delete;
-  TempDir& operator=(const TempDir&) = delete;
-  std::string file(const std::string& name) const { return (path_ / name).string(); }
-
- private:
-  std::filesystem::path path_;
+  TempDir() : gossip::test::TempDir("gossip-data") {}
 };
 
 inline void write_bytes(const std::string& path, const std::vector<uint8_t>& bytes) {

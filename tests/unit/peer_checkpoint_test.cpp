@@ -18,6 +18,7 @@
 #include <string>
 #include <vector>
 
+#include "temp_dir.hpp"
 #include "gossip/config/config.hpp"
 #include "gossip/data/factory.hpp"
 #include "gossip/peer/checkpoint.hpp"
@@ -32,22 +33,7 @@ using peer::CheckpointStore;
 
 namespace {
 
-class TempDir {
- public:
-  TempDir() {
-    std::string tmpl = (fs::temp_directory_path() / "gossip-ckpt-XXXXXX").string();
-    REQUIRE(::mkdtemp(tmpl.data()) != nullptr);
-    path_ = tmpl;
-  }
-  ~TempDir() {
-    std::error_code ec;
-    fs::remove_all(path_, ec);
-  }
-  const fs::path& path() const { return path_; }
-
- private:
-  fs::path path_;
-};
+using gossip::test::TempDir;
 
 // A small model's state: 3-4-2 MLP (26 parameters), SGD momentum state.
 CheckpointState small_state(int64_t step) {
@@ -81,7 +67,7 @@ void write_bytes(const fs::path& p, const std::vector<uint8_t>& b) {
 
 // Runs `fn` with stderr redirected to a file; returns what was written.
 std::string capture_stderr(const std::function<void()>& fn) {
-  TempDir dir;
+  TempDir dir("gossip-ckpt");
   const fs::path file = dir.path() / "stderr.txt";
   std::fflush(stderr);
   const int saved = ::dup(2);
@@ -181,7 +167,7 @@ TEST_CASE("a checkpoint of another model is refused, naming both models") {
 }
 
 TEST_CASE("the store saves atomically, keeps the newest K and ignores temp leftovers") {
-  TempDir dir;
+  TempDir dir("gossip-ckpt");
   {
     auto store = CheckpointStore::open(dir.path(), 3, small_expect());
     REQUIRE(store.is_ok());
@@ -217,7 +203,7 @@ TEST_CASE("the store saves atomically, keeps the newest K and ignores temp lefto
 }
 
 TEST_CASE("a corrupt newest checkpoint is reported and the previous one is used") {
-  TempDir dir;
+  TempDir dir("gossip-ckpt");
   {
     auto store = CheckpointStore::open(dir.path(), 3, small_expect());
     REQUIRE(store.is_ok());
@@ -318,7 +304,7 @@ TEST_CASE("a trainer resumed from a checkpoint continues bit for bit") {
   REQUIRE(b.is_ok());
   for (int i = 0; i < 37; ++i) (*a)->step();  // crosses an epoch (16 batches each)
 
-  TempDir dir;
+  TempDir dir("gossip-ckpt");
   auto store = CheckpointStore::open(dir.path(), 2, (*a)->checkpoint_expect());
   REQUIRE(store.is_ok());
   REQUIRE(store->save((*a)->checkpoint_state(42.0)).is_ok());
@@ -338,7 +324,7 @@ TEST_CASE("a trainer resumed from a checkpoint continues bit for bit") {
 }
 
 TEST_CASE("metrics lines are JSON, appended, and a torn last line is cut off") {
-  TempDir dir;
+  TempDir dir("gossip-ckpt");
   const fs::path file = dir.path() / "m" / "metrics.jsonl";
   {
     auto log = peer::MetricsLog::open(file);

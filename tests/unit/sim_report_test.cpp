@@ -15,6 +15,7 @@
 #include <sstream>
 #include <string>
 
+#include "temp_dir.hpp"
 #include "gossip/sim/report.hpp"
 #include "unit/sim_report_fixture.hpp"
 
@@ -26,22 +27,7 @@ using sim_report_fixture::write_jsonl;
 
 namespace {
 
-class TempDir {
- public:
-  TempDir() {
-    std::string tmpl = (fs::temp_directory_path() / "gossip-report-XXXXXX").string();
-    REQUIRE(::mkdtemp(tmpl.data()) != nullptr);
-    path_ = tmpl;
-  }
-  ~TempDir() {
-    std::error_code ec;
-    fs::remove_all(path_, ec);
-  }
-  const fs::path& path() const { return path_; }
-
- private:
-  fs::path path_;
-};
+using gossip::test::TempDir;
 
 std::string read_text(const fs::path& p) {
   std::ifstream in(p, std::ios::binary);
@@ -91,7 +77,7 @@ std::string report_of(const Options& o, const TempDir& dir) {
 }  // namespace
 
 TEST_CASE("churn run: charts, one line per peer, averaged model, events, summary") {
-  TempDir dir;
+  TempDir dir("gossip-report");
   const std::string html = report_of(Options{}, dir);
 
   for (const char* id : {"chart-accuracy", "chart-consensus", "chart-exchanges", "chart-members"}) {
@@ -151,7 +137,7 @@ TEST_CASE("churn run: charts, one line per peer, averaged model, events, summary
 }
 
 TEST_CASE("no final record: the summary is the last sample's") {
-  TempDir dir;
+  TempDir dir("gossip-report");
   auto records = make_records();
   records.pop_back();
   const fs::path html = dir.path() / "out" / "report.html";  // the folder is created
@@ -165,7 +151,7 @@ TEST_CASE("no final record: the summary is the last sample's") {
 }
 
 TEST_CASE("average_only run: theory curve and consensus against exchanges") {
-  TempDir dir;
+  TempDir dir("gossip-report");
   Options o;
   o.average_only = true;
   o.peers = 32;
@@ -188,7 +174,7 @@ TEST_CASE("average_only run: theory curve and consensus against exchanges") {
 }
 
 TEST_CASE("regression run: test loss plotted instead of accuracy") {
-  TempDir dir;
+  TempDir dir("gossip-report");
   Options o;
   o.regression = true;
   o.peers = 4;
@@ -202,7 +188,7 @@ TEST_CASE("regression run: test loss plotted instead of accuracy") {
 }
 
 TEST_CASE("a corrupt line is an error naming it; a torn last line is skipped with a note") {
-  TempDir dir;
+  TempDir dir("gossip-report");
   const fs::path metrics = dir.path() / "metrics.jsonl";
   const fs::path html = dir.path() / "report.html";
   auto records = make_records();
@@ -246,7 +232,7 @@ TEST_CASE("a corrupt line is an error naming it; a torn last line is skipped wit
 }
 
 TEST_CASE("missing file, no samples") {
-  TempDir dir;
+  TempDir dir("gossip-report");
   core::Status st = sim::write_report(dir.path() / "nope.jsonl", dir.path() / "r.html", "x");
   CHECK(st.code() == core::Code::kNotFound);
   CHECK(st.message().find("nope.jsonl: no such file") != std::string::npos);

@@ -9,6 +9,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <initializer_list>
 #include <map>
 #include <optional>
 
@@ -239,6 +240,25 @@ svg::Chart consensus_chart(Context& c, bool over_exchanges) {
   return ch;
 }
 
+// One line per sample field that has any points, with its legend entry.
+struct FieldLine {
+  const char* key;
+  const char* cls;
+  const char* color;
+  double width;
+  bool dashed;
+  const char* label;
+};
+
+void add_field_lines(svg::Chart& ch, const Context& c, std::initializer_list<FieldLine> lines) {
+  for (const auto& line : lines) {
+    auto s = field_series(c.samples, line.key, line.cls, line.color, line.width, line.dashed);
+    if (!has_points(s)) continue;
+    ch.series.push_back(std::move(s));
+    ch.legend.push_back({line.label, line.color, line.width, line.dashed});
+  }
+}
+
 svg::Chart exchanges_chart(const Context& c) {
   svg::Chart ch;
   ch.id = "chart-exchanges";
@@ -246,22 +266,10 @@ svg::Chart exchanges_chart(const Context& c) {
   ch.x_label = "time since start (s)";
   ch.y_label = "exchanges";
   ch.y_from_zero = true;
-  const struct {
-    const char* key;
-    const char* cls;
-    const char* color;
-    const char* label;
-  } rows[] = {
-      {"exchanges_ok", "series exchanges-ok", "#2e8b57", "ok"},
-      {"exchanges_busy", "series exchanges-busy", "#e0a000", "busy"},
-      {"exchanges_failed", "series exchanges-failed", "#c0392b", "failed"},
-  };
-  for (const auto& row : rows) {
-    auto s = field_series(c.samples, row.key, row.cls, row.color, 2);
-    if (!has_points(s)) continue;
-    ch.series.push_back(std::move(s));
-    ch.legend.push_back({row.label, row.color, 2, false});
-  }
+  add_field_lines(ch, c,
+                  {{"exchanges_ok", "series exchanges-ok", "#2e8b57", 2, false, "ok"},
+                   {"exchanges_busy", "series exchanges-busy", "#e0a000", 2, false, "busy"},
+                   {"exchanges_failed", "series exchanges-failed", "#c0392b", 2, false, "failed"}});
   return ch;
 }
 
@@ -272,24 +280,10 @@ svg::Chart members_chart(const Context& c) {
   ch.x_label = "time since start (s)";
   ch.y_label = "peers";
   ch.y_from_zero = true;
-  const struct {
-    const char* key;
-    const char* cls;
-    const char* color;
-    double w;
-    bool dash;
-    const char* label;
-  } rows[] = {
-      {"alive", "series alive", "#111", 2.5, false, "alive peers"},
-      {"members_max", "series members-max", "#1f5fbf", 1.5, true, "largest view"},
-      {"members_min", "series members-min", "#8e44ad", 1.5, true, "smallest view"},
-  };
-  for (const auto& row : rows) {
-    auto s = field_series(c.samples, row.key, row.cls, row.color, row.w, row.dash);
-    if (!has_points(s)) continue;
-    ch.series.push_back(std::move(s));
-    ch.legend.push_back({row.label, row.color, row.w, row.dash});
-  }
+  add_field_lines(ch, c,
+                  {{"alive", "series alive", "#111", 2.5, false, "alive peers"},
+                   {"members_max", "series members-max", "#1f5fbf", 1.5, true, "largest view"},
+                   {"members_min", "series members-min", "#8e44ad", 1.5, true, "smallest view"}});
   return ch;
 }
 

@@ -97,7 +97,7 @@ core::Status Simulation::apply_event(size_t index, const config::SimEvent& event
     case SimEventKind::kStart:
       for (int k = 0; k < event.count; ++k) {
         const int index = static_cast<int>(peers_.size());
-        joiner_[index] = true;
+        joiners_.insert(index);
         auto p = start_peer(random_live_address());
         if (!p) return p.status().with_context("peer " + std::to_string(index));
       }

@@ -22,10 +22,6 @@ json opt(const std::optional<double>& v) {
 
 }  // namespace
 
-void Simulation::note_counters(int index, const Replica& r) {
-  counters_[index] = r.counters;
-}
-
 void Simulation::sample() {
   std::vector<std::optional<Replica>> replicas(peers_.size());
   for (auto& p : peers_) {
@@ -67,7 +63,7 @@ json Simulation::measure(std::vector<std::optional<Replica>>& replicas, bool fin
       rows.push_back(row);
       continue;
     }
-    note_counters(p.index(), *r);
+    counters_[p.index()] = r->counters;
     spans.emplace_back(r->params);
     step_max = std::max(step_max, r->step);
     const auto members = static_cast<int64_t>(r->members.size()) + 1;
@@ -152,7 +148,7 @@ json Simulation::measure(std::vector<std::optional<Replica>>& replicas, bool fin
   // Peers started by events: how their first state compares with the swarm.
   for (auto& p : peers_) {
     auto params = p->take_ready_params();
-    if (!params || !joiner_.count(p->index()) || !evaluate) continue;
+    if (!params || !joiners_.count(p->index()) || !evaluate) continue;
     const auto e = observer_->evaluate(*params, /*full=*/false);
     double others = 0;
     int n = 0;

@@ -13,6 +13,7 @@
 #include <nlohmann/json.hpp>
 #include <optional>
 #include <random>
+#include <set>
 #include <string>
 #include <vector>
 
@@ -54,7 +55,6 @@ class Simulation {
   void sample();
   nlohmann::json measure(std::vector<std::optional<Replica>>& replicas, bool final_eval);
   void print_progress(const nlohmann::json& record) const;
-  void note_counters(int index, const Replica& r);
 
   const SimOptions options_;
   const config::SimConfig& sim_;
@@ -74,7 +74,7 @@ class Simulation {
   // Per peer (by index): the last counters seen, kept after it is gone so
   // swarm totals never go backwards; whether it was started by an event.
   std::map<int, peer::NetworkCounters> counters_;
-  std::map<int, bool> joiner_;
+  std::set<int> joiners_;
   std::map<int, nlohmann::json> joiner_first_;  // index -> first evaluation
   std::vector<std::string> gone_ids_;           // killed or left peers
 

@@ -1,12 +1,17 @@
 // Wire-format conversions: branch-free bit manipulation (selects, not jumps)
-// so that GCC vectorises every loop at -O2/-O3 on baseline x86-64. The fp16
-// routines follow F. Giesen's float_to_half_fast3_rtne / half_to_float.
+// so that GCC vectorises every loop at -O3. The fp16 routines follow
+// F. Giesen's float_to_half_fast3_rtne / half_to_float. Every loop over a
+// whole blob is one function in the kernels section, built for baseline
+// x86-64 and for AVX2 (GOSSIP_VECTOR_CLONES); the public functions below it
+// pick the kernel for the format and handle the rare error paths.
 #include "gossip/averaging/wire_format.hpp"
 
 #include <bit>
 #include <algorithm>
 #include <cassert>
 #include <cstring>
+
+#include "gossip/core/vector_clones.hpp"
 
 namespace gossip::averaging {
 
@@ -63,44 +68,6 @@ float bf16_to_float(uint16_t h) { return from_bits(static_cast<uint32_t>(h) << 1
 uint16_t float_to_fp16(float x) { return fp16_of(bits(x)); }
 float fp16_to_float(uint16_t h) { return from_bits(fp16_bits_to_float_bits(h)); }
 
-void encode(WireFormat format, std::span<const float> in, std::span<uint8_t> wire,
-            std::span<float> dequantized) {
-  assert(wire.size() == wire_bytes(format, in.size()));
-  assert(dequantized.empty() || dequantized.size() == in.size());
-  const size_t n = in.size();
-  const float* __restrict src = in.data();
-  uint8_t* __restrict dst = wire.data();
-  float* __restrict dq = dequantized.empty() ? nullptr : dequantized.data();
-  switch (format) {
-    case WireFormat::kFp32:
-      if (static_cast<const void*>(dst) != static_cast<const void*>(src)) std::memcpy(dst, src, n * 4);
-      if (dq != nullptr && dq != src) std::memcpy(dq, src, n * 4);
-      return;
-    case WireFormat::kBf16:
-      if (dq != nullptr) {
-        for (size_t i = 0; i < n; ++i) {
-          const uint16_t h = bf16_of(bits(src[i]));
-          store16(dst + 2 * i, h);
-          dq[i] = from_bits(static_cast<uint32_t>(h) << 16);
-        }
-      } else {
-        for (size_t i = 0; i < n; ++i) store16(dst + 2 * i, bf16_of(bits(src[i])));
-      }
-      return;
-    case WireFormat::kFp16:
-      if (dq != nullptr) {
-        for (size_t i = 0; i < n; ++i) {
-          const uint16_t h = fp16_of(bits(src[i]));
-          store16(dst + 2 * i, h);
-          dq[i] = from_bits(fp16_bits_to_float_bits(h));
-        }
-      } else {
-        for (size_t i = 0; i < n; ++i) store16(dst + 2 * i, fp16_of(bits(src[i])));
-      }
-      return;
-  }
-}
-
 namespace {
 
 // Element i of a wire array, dequantized; one type per format so that the
@@ -125,9 +92,11 @@ struct DqFp16 {
 constexpr size_t kLanes = 16;
 constexpr size_t kBlock = 4096;
 
+// Inlined into each kernel below, so it is compiled for that kernel's ISA.
 template <class Dq, bool kApply>
-double delta_pass(float scale, const uint8_t* __restrict a, const uint8_t* __restrict b,
-                  float* __restrict x, size_t n) {
+[[gnu::always_inline]] inline double delta_pass(float scale, const uint8_t* __restrict a,
+                                                const uint8_t* __restrict b, float* __restrict x,
+                                                size_t n) {
   double sum = 0;
   size_t i = 0;
   for (; i + kBlock <= n; i += kBlock) {
@@ -152,24 +121,138 @@ double delta_pass(float scale, const uint8_t* __restrict a, const uint8_t* __res
   return sum + part;
 }
 
+// --- kernels: one pass over a blob each ------------------------------------
+
+GOSSIP_VECTOR_CLONES void encode_bf16(const float* __restrict src, uint8_t* __restrict dst,
+                                      float* __restrict dq, size_t n) {
+  if (dq != nullptr) {
+    for (size_t i = 0; i < n; ++i) {
+      const uint16_t h = bf16_of(bits(src[i]));
+      store16(dst + 2 * i, h);
+      dq[i] = from_bits(static_cast<uint32_t>(h) << 16);
+    }
+  } else {
+    for (size_t i = 0; i < n; ++i) store16(dst + 2 * i, bf16_of(bits(src[i])));
+  }
+}
+
+GOSSIP_VECTOR_CLONES void encode_fp16(const float* __restrict src, uint8_t* __restrict dst,
+                                      float* __restrict dq, size_t n) {
+  if (dq != nullptr) {
+    for (size_t i = 0; i < n; ++i) {
+      const uint16_t h = fp16_of(bits(src[i]));
+      store16(dst + 2 * i, h);
+      dq[i] = from_bits(fp16_bits_to_float_bits(h));
+    }
+  } else {
+    for (size_t i = 0; i < n; ++i) store16(dst + 2 * i, fp16_of(bits(src[i])));
+  }
+}
+
+// Nonzero when any of the n 32-bit floats at p is infinite or NaN.
+GOSSIP_VECTOR_CLONES uint32_t any_non_finite32(const uint8_t* __restrict p, size_t n) {
+  uint32_t bad = 0;
+  for (size_t i = 0; i < n; ++i) {
+    uint32_t u;
+    std::memcpy(&u, p + 4 * i, 4);
+    bad |= static_cast<uint32_t>((u & 0x7f800000u) == 0x7f800000u);
+  }
+  return bad;
+}
+
+// Nonzero when any of the n 16-bit values at p has all exponent bits set.
+GOSSIP_VECTOR_CLONES uint32_t any_non_finite16(const uint8_t* __restrict p, size_t n, uint32_t exp_mask) {
+  uint32_t bad = 0;
+  for (size_t i = 0; i < n; ++i) bad |= static_cast<uint32_t>((load16(p + 2 * i) & exp_mask) == exp_mask);
+  return bad;
+}
+
+// Dequantize n values; nonzero when any was infinite or NaN.
+GOSSIP_VECTOR_CLONES uint32_t decode_bf16(const uint8_t* __restrict src, float* __restrict dst, size_t n) {
+  uint32_t bad = 0;
+  for (size_t i = 0; i < n; ++i) {
+    const uint32_t h = load16(src + 2 * i);
+    bad |= static_cast<uint32_t>((h & 0x7f80u) == 0x7f80u);
+    dst[i] = from_bits(h << 16);
+  }
+  return bad;
+}
+
+GOSSIP_VECTOR_CLONES uint32_t decode_fp16(const uint8_t* __restrict src, float* __restrict dst, size_t n) {
+  uint32_t bad = 0;
+  for (size_t i = 0; i < n; ++i) {
+    const uint32_t h = load16(src + 2 * i);
+    bad |= static_cast<uint32_t>((h & 0x7c00u) == 0x7c00u);
+    dst[i] = from_bits(fp16_bits_to_float_bits(h));
+  }
+  return bad;
+}
+
+GOSSIP_VECTOR_CLONES double apply_fp32(float scale, const uint8_t* a, const uint8_t* b, float* x, size_t n) {
+  return delta_pass<DqFp32, true>(scale, a, b, x, n);
+}
+GOSSIP_VECTOR_CLONES double apply_bf16(float scale, const uint8_t* a, const uint8_t* b, float* x, size_t n) {
+  return delta_pass<DqBf16, true>(scale, a, b, x, n);
+}
+GOSSIP_VECTOR_CLONES double apply_fp16(float scale, const uint8_t* a, const uint8_t* b, float* x, size_t n) {
+  return delta_pass<DqFp16, true>(scale, a, b, x, n);
+}
+GOSSIP_VECTOR_CLONES double distance_fp32(const uint8_t* a, const uint8_t* b, size_t n) {
+  return delta_pass<DqFp32, false>(0.0f, a, b, nullptr, n);
+}
+
+// --- rare paths --------------------------------------------------------------
+
+uint32_t exp_mask_of(WireFormat format) { return format == WireFormat::kBf16 ? 0x7f80u : 0x7c00u; }
+
+// Index of the first non-finite element (n if none): only called once a
+// kernel has said there is one.
+size_t find_non_finite(WireFormat format, const uint8_t* p, size_t n) {
+  for (size_t i = 0; i < n; ++i) {
+    if (format == WireFormat::kFp32) {
+      uint32_t u;
+      std::memcpy(&u, p + 4 * i, 4);
+      if ((u & 0x7f800000u) == 0x7f800000u) return i;
+    } else if ((load16(p + 2 * i) & exp_mask_of(format)) == exp_mask_of(format)) {
+      return i;
+    }
+  }
+  return n;
+}
+
 }  // namespace
+
+void encode(WireFormat format, std::span<const float> in, std::span<uint8_t> wire,
+            std::span<float> dequantized) {
+  assert(wire.size() == wire_bytes(format, in.size()));
+  assert(dequantized.empty() || dequantized.size() == in.size());
+  const size_t n = in.size();
+  const float* src = in.data();
+  uint8_t* dst = wire.data();
+  float* dq = dequantized.empty() ? nullptr : dequantized.data();
+  switch (format) {
+    case WireFormat::kFp32:
+      if (static_cast<const void*>(dst) != static_cast<const void*>(src)) std::memcpy(dst, src, n * 4);
+      if (dq != nullptr && dq != src) std::memcpy(dq, src, n * 4);
+      return;
+    case WireFormat::kBf16: encode_bf16(src, dst, dq, n); return;
+    case WireFormat::kFp16: encode_fp16(src, dst, dq, n); return;
+  }
+}
 
 double squared_distance(std::span<const float> a, std::span<const float> b) {
   assert(a.size() == b.size());
-  return delta_pass<DqFp32, false>(0.0f, reinterpret_cast<const uint8_t*>(a.data()),
-                                   reinterpret_cast<const uint8_t*>(b.data()), nullptr, a.size());
+  return distance_fp32(reinterpret_cast<const uint8_t*>(a.data()), reinterpret_cast<const uint8_t*>(b.data()),
+                       a.size());
 }
 
 double apply_wire_delta(WireFormat format, float scale, std::span<const uint8_t> other,
                         std::span<const uint8_t> own, std::span<float> x) {
   assert(other.size() == wire_bytes(format, x.size()) && own.size() == other.size());
   switch (format) {
-    case WireFormat::kFp32:
-      return delta_pass<DqFp32, true>(scale, other.data(), own.data(), x.data(), x.size());
-    case WireFormat::kBf16:
-      return delta_pass<DqBf16, true>(scale, other.data(), own.data(), x.data(), x.size());
-    case WireFormat::kFp16:
-      return delta_pass<DqFp16, true>(scale, other.data(), own.data(), x.data(), x.size());
+    case WireFormat::kFp32: return apply_fp32(scale, other.data(), own.data(), x.data(), x.size());
+    case WireFormat::kBf16: return apply_bf16(scale, other.data(), own.data(), x.data(), x.size());
+    case WireFormat::kFp16: return apply_fp16(scale, other.data(), own.data(), x.data(), x.size());
   }
   return 0;
 }
@@ -178,75 +261,31 @@ size_t first_non_finite_wire(WireFormat format, std::span<const uint8_t> wire) {
   const size_t eb = wire_element_bytes(format);
   assert(wire.size() % eb == 0);
   const size_t n = wire.size() / eb;
-  const uint8_t* __restrict p = wire.data();
-  if (format == WireFormat::kFp32) {
-    uint32_t bad = 0;
-    for (size_t i = 0; i < n; ++i) {
-      uint32_t u;
-      std::memcpy(&u, p + 4 * i, 4);
-      bad |= static_cast<uint32_t>((u & 0x7f800000u) == 0x7f800000u);
-    }
-    if (bad == 0) return n;
-    for (size_t i = 0; i < n; ++i) {
-      uint32_t u;
-      std::memcpy(&u, p + 4 * i, 4);
-      if ((u & 0x7f800000u) == 0x7f800000u) return i;
-    }
-    return n;
-  }
-  const uint32_t exp_mask = format == WireFormat::kBf16 ? 0x7f80u : 0x7c00u;
-  uint32_t bad = 0;
-  for (size_t i = 0; i < n; ++i) {
-    bad |= static_cast<uint32_t>((load16(p + 2 * i) & exp_mask) == exp_mask);
-  }
-  if (bad == 0) return n;
-  for (size_t i = 0; i < n; ++i) {
-    if ((load16(p + 2 * i) & exp_mask) == exp_mask) return i;
-  }
-  return n;
+  const uint32_t bad = format == WireFormat::kFp32 ? any_non_finite32(wire.data(), n)
+                                                   : any_non_finite16(wire.data(), n, exp_mask_of(format));
+  return bad == 0 ? n : find_non_finite(format, wire.data(), n);
 }
 
 size_t first_non_finite(std::span<const float> values) {
-  const float* __restrict v = values.data();
+  const auto* p = reinterpret_cast<const uint8_t*>(values.data());
   const size_t n = values.size();
-  uint32_t bad = 0;
-  for (size_t i = 0; i < n; ++i) bad |= static_cast<uint32_t>((bits(v[i]) & 0x7f800000u) == 0x7f800000u);
-  if (bad == 0) return n;
-  for (size_t i = 0; i < n; ++i) {
-    if ((bits(v[i]) & 0x7f800000u) == 0x7f800000u) return i;
-  }
-  return n;
+  return any_non_finite32(p, n) == 0 ? n : find_non_finite(WireFormat::kFp32, p, n);
 }
 
 size_t decode(WireFormat format, std::span<const uint8_t> wire, std::span<float> out) {
   assert(wire.size() == wire_bytes(format, out.size()));
   const size_t n = out.size();
-  const uint8_t* __restrict src = wire.data();
-  float* __restrict dst = out.data();
-  if (format == WireFormat::kFp32) {
-    if (static_cast<const void*>(dst) != static_cast<const void*>(src)) std::memcpy(dst, src, n * 4);
-    return first_non_finite(out);
-  }
-  const uint32_t exp_mask = format == WireFormat::kBf16 ? 0x7f80u : 0x7c00u;
+  const uint8_t* src = wire.data();
+  float* dst = out.data();
   uint32_t bad = 0;
-  if (format == WireFormat::kBf16) {
-    for (size_t i = 0; i < n; ++i) {
-      const uint32_t h = load16(src + 2 * i);
-      bad |= static_cast<uint32_t>((h & exp_mask) == exp_mask);
-      dst[i] = from_bits(h << 16);
-    }
-  } else {
-    for (size_t i = 0; i < n; ++i) {
-      const uint32_t h = load16(src + 2 * i);
-      bad |= static_cast<uint32_t>((h & exp_mask) == exp_mask);
-      dst[i] = from_bits(fp16_bits_to_float_bits(h));
-    }
+  switch (format) {
+    case WireFormat::kFp32:
+      if (static_cast<const void*>(dst) != static_cast<const void*>(src)) std::memcpy(dst, src, n * 4);
+      return first_non_finite(out);
+    case WireFormat::kBf16: bad = decode_bf16(src, dst, n); break;
+    case WireFormat::kFp16: bad = decode_fp16(src, dst, n); break;
   }
-  if (bad == 0) return n;
-  for (size_t i = 0; i < n; ++i) {
-    if ((load16(src + 2 * i) & exp_mask) == exp_mask) return i;
-  }
-  return n;
+  return bad == 0 ? n : find_non_finite(format, src, n);
 }
 
 }  // namespace gossip::averaging

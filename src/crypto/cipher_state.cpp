@@ -1,7 +1,8 @@
-// Noise CipherState over ChaCha20-Poly1305 IETF. The detached libsodium calls
-// let callers encrypt and decrypt in place, so the transport path makes no
-// copies: the only per-message work besides the AEAD is building the 12-byte
-// nonce (4 zero bytes, then the 64-bit counter little-endian).
+// Noise CipherState over ChaCha20-Poly1305 IETF or AES-256-GCM. The detached
+// libsodium calls let callers encrypt and decrypt in place, so the transport
+// path makes no copies: the only per-message work besides the AEAD is
+// building the 12-byte nonce (4 zero bytes, then the 64-bit counter,
+// little-endian for ChaChaPoly and big-endian for AESGCM, as Noise says).
 #include <sodium.h>
 
 #include <cstring>
@@ -14,13 +15,36 @@ namespace {
 
 constexpr uint64_t kNonceExhausted = std::numeric_limits<uint64_t>::max();
 
-void make_nonce(uint64_t n, uint8_t out[crypto_aead_chacha20poly1305_IETF_NPUBBYTES]) {
-  static_assert(crypto_aead_chacha20poly1305_IETF_NPUBBYTES == 12);
+constexpr size_t kNonceBytes = 12;
+static_assert(crypto_aead_chacha20poly1305_IETF_NPUBBYTES == kNonceBytes);
+static_assert(crypto_aead_aes256gcm_NPUBBYTES == kNonceBytes);
+static_assert(crypto_aead_chacha20poly1305_IETF_ABYTES == kTagBytes);
+static_assert(crypto_aead_aes256gcm_ABYTES == kTagBytes);
+
+void make_nonce(Cipher cipher, uint64_t n, uint8_t out[kNonceBytes]) {
   std::memset(out, 0, 4);
-  for (int i = 0; i < 8; ++i) out[4 + i] = static_cast<uint8_t>(n >> (8 * i));
+  for (int i = 0; i < 8; ++i) {
+    const int shift = cipher == Cipher::kAesGcm ? 8 * (7 - i) : 8 * i;
+    out[4 + i] = static_cast<uint8_t>(n >> shift);
+  }
 }
 
 }  // namespace
+
+std::string_view cipher_name(Cipher cipher) {
+  return cipher == Cipher::kAesGcm ? "AESGCM" : "ChaChaPoly";
+}
+
+core::Status check_cipher_available(Cipher cipher) {
+  if (cipher == Cipher::kChaChaPoly) return core::Status::ok();
+  ensure_sodium();
+  if (crypto_aead_aes256gcm_is_available() == 0) {
+    return core::unavailable(
+        "cipher AESGCM needs a CPU with AES-NI and PCLMUL, which this one lacks; "
+        "use chachapoly (on every peer of the swarm)");
+  }
+  return core::Status::ok();
+}
 
 core::Result<size_t> CipherState::encrypt(std::span<const uint8_t> ad,
                                           std::span<const uint8_t> plaintext,
@@ -39,11 +63,17 @@ core::Result<size_t> CipherState::encrypt(std::span<const uint8_t> ad,
   if (out.size() < plaintext.size() + kTagBytes) {
     return core::invalid_argument("encrypt: output buffer too small for ciphertext and tag");
   }
-  uint8_t npub[crypto_aead_chacha20poly1305_IETF_NPUBBYTES];
-  make_nonce(nonce_, npub);
-  crypto_aead_chacha20poly1305_ietf_encrypt_detached(
-      out.data(), out.data() + plaintext.size(), nullptr, plaintext.data(), plaintext.size(),
-      ad.data(), ad.size(), nullptr, npub, key_.data());
+  uint8_t npub[kNonceBytes];
+  make_nonce(cipher_, nonce_, npub);
+  if (cipher_ == Cipher::kAesGcm) {
+    crypto_aead_aes256gcm_encrypt_detached(out.data(), out.data() + plaintext.size(), nullptr,
+                                           plaintext.data(), plaintext.size(), ad.data(), ad.size(),
+                                           nullptr, npub, key_.data());
+  } else {
+    crypto_aead_chacha20poly1305_ietf_encrypt_detached(
+        out.data(), out.data() + plaintext.size(), nullptr, plaintext.data(), plaintext.size(),
+        ad.data(), ad.size(), nullptr, npub, key_.data());
+  }
   ++nonce_;
   return plaintext.size() + kTagBytes;
 }
@@ -67,13 +97,19 @@ core::Result<size_t> CipherState::decrypt(std::span<const uint8_t> ad,
   }
   const size_t n = ciphertext.size() - kTagBytes;
   if (out.size() < n) return core::invalid_argument("decrypt: output buffer too small");
-  uint8_t npub[crypto_aead_chacha20poly1305_IETF_NPUBBYTES];
-  make_nonce(nonce_, npub);
+  uint8_t npub[kNonceBytes];
+  make_nonce(cipher_, nonce_, npub);
   // libsodium verifies the tag before writing any plaintext (and zeroes `out`
   // on failure), so in-place decryption never releases unauthenticated bytes.
-  if (crypto_aead_chacha20poly1305_ietf_decrypt_detached(out.data(), nullptr, ciphertext.data(), n,
-                                                         ciphertext.data() + n, ad.data(),
-                                                         ad.size(), npub, key_.data()) != 0) {
+  const int rc =
+      cipher_ == Cipher::kAesGcm
+          ? crypto_aead_aes256gcm_decrypt_detached(out.data(), nullptr, ciphertext.data(), n,
+                                                   ciphertext.data() + n, ad.data(), ad.size(), npub,
+                                                   key_.data())
+          : crypto_aead_chacha20poly1305_ietf_decrypt_detached(out.data(), nullptr, ciphertext.data(),
+                                                               n, ciphertext.data() + n, ad.data(),
+                                                               ad.size(), npub, key_.data());
+  if (rc != 0) {
     return core::auth_error(
         "decrypt: authentication failed (message forged, corrupted, "
         "replayed or out of order)");

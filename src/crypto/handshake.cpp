@@ -1,4 +1,4 @@
-// Noise HandshakeState for XX and XXpsk3 over 25519/ChaChaPoly/SHA256
+// Noise HandshakeState for XX and XXpsk3 over 25519/ChaChaPoly|AESGCM/SHA256
 // (spec rev 34, sections 5.3 and 9). The pattern is a table of tokens per
 // message; write_message / read_message walk it. Any failure kills the state
 // (Noise: an error aborts the handshake), and every DH output and ephemeral
@@ -8,6 +8,7 @@
 #include <algorithm>
 #include <cstring>
 #include <stdexcept>
+#include <string>
 #include <utility>
 
 #include "gossip/crypto/noise.hpp"
@@ -39,9 +40,9 @@ std::span<const Token> message_tokens(Pattern pattern, int index) {
   }
 }
 
-std::string_view protocol_name(Pattern pattern) {
-  return pattern == Pattern::kXXpsk3 ? "Noise_XXpsk3_25519_ChaChaPoly_SHA256"
-                                     : "Noise_XX_25519_ChaChaPoly_SHA256";
+std::string protocol_name(Pattern pattern, Cipher cipher) {
+  return std::string(pattern == Pattern::kXXpsk3 ? "Noise_XXpsk3" : "Noise_XX") + "_25519_" +
+         std::string(cipher_name(cipher)) + "_SHA256";
 }
 
 // X25519 with libsodium; a non-zero return (all-zero output, i.e. a
@@ -86,7 +87,7 @@ struct HandshakeState::Impl {
   bool spent = false;
 
   explicit Impl(const HandshakeConfig& c)
-      : pattern(c.pattern), role(c.role), ss(protocol_name(c.pattern)) {}
+      : pattern(c.pattern), role(c.role), ss(protocol_name(c.pattern, c.cipher), c.cipher) {}
 
   bool initiator() const { return role == Role::kInitiator; }
   bool my_turn() const { return !dead && index < kMessages && (index % 2 == 0) == initiator(); }
@@ -144,6 +145,9 @@ HandshakeState::HandshakeState(const HandshakeConfig& config) : impl_(nullptr) {
   }
   if (config.pattern == Pattern::kXXpsk3 && config.psk == nullptr) {
     throw std::invalid_argument("HandshakeConfig: psk is required for XXpsk3");
+  }
+  if (auto st = check_cipher_available(config.cipher); !st) {
+    throw std::invalid_argument("HandshakeConfig: " + st.message());
   }
   impl_ = new Impl(config);
   impl_->s = *config.local_static;

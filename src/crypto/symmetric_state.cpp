@@ -41,7 +41,7 @@ void hkdf(const uint8_t chaining_key[kHashLen], std::span<const uint8_t> ikm,
   sodium_memzero(o2, sizeof o2);
 }
 
-SymmetricState::SymmetricState(std::string_view protocol_name) {
+SymmetricState::SymmetricState(std::string_view protocol_name, Cipher cipher) : kind_(cipher) {
   if (protocol_name.size() <= kHashLen) {
     std::copy(protocol_name.begin(), protocol_name.end(), h_.begin());
   } else {
@@ -54,7 +54,7 @@ SymmetricState::SymmetricState(std::string_view protocol_name) {
 void SymmetricState::mix_key(std::span<const uint8_t> ikm) {
   SymmetricKey temp_k;
   hkdf(ck_.data(), ikm, ck_.data(), temp_k.data(), nullptr);
-  cipher_ = CipherState(temp_k);
+  cipher_ = CipherState(temp_k, kind_);
 }
 
 void SymmetricState::mix_hash(std::span<const uint8_t> data) {
@@ -72,7 +72,7 @@ void SymmetricState::mix_key_and_hash(std::span<const uint8_t> ikm) {
   hkdf(ck_.data(), ikm, ck_.data(), temp_h.data(), temp_k.data());
   mix_hash(temp_h);
   sodium_memzero(temp_h.data(), temp_h.size());
-  cipher_ = CipherState(temp_k);
+  cipher_ = CipherState(temp_k, kind_);
 }
 
 core::Status SymmetricState::encrypt_and_hash(std::span<const uint8_t> plaintext,
@@ -106,8 +106,8 @@ void SymmetricState::split(CipherState& c1, CipherState& c2) {
   SymmetricKey k1;
   SymmetricKey k2;
   hkdf(ck_.data(), {}, k1.data(), k2.data(), nullptr);
-  c1 = CipherState(k1);
-  c2 = CipherState(k2);
+  c1 = CipherState(k1, kind_);
+  c2 = CipherState(k2, kind_);
 }
 
 void SymmetricState::wipe() {

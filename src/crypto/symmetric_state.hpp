@@ -24,8 +24,8 @@ void hkdf(const uint8_t chaining_key[kHashLen], std::span<const uint8_t> ikm,
 
 class SymmetricState {
  public:
-  // InitializeSymmetric(protocol_name).
-  explicit SymmetricState(std::string_view protocol_name);
+  // InitializeSymmetric(protocol_name); `cipher` is the AEAD the name says.
+  SymmetricState(std::string_view protocol_name, Cipher cipher);
 
   void mix_key(std::span<const uint8_t> ikm);
   void mix_hash(std::span<const uint8_t> data);
@@ -47,6 +47,7 @@ class SymmetricState {
  private:
   SecretBytes ck_;
   Hash h_{};
+  Cipher kind_;
   CipherState cipher_;
 };
 

@@ -171,7 +171,9 @@ void read_training(Section& top, TrainingConfig& out) {
   e.non_negative("max_rows", out.eval.max_rows);
   e.positive("batch", out.eval.batch);
   e.finish();
-  s.number("log_every_s", out.log_every_s, 0.0, false);
+  // An early key that never did anything: refused with a pointer to the
+  // setting that does, rather than silently accepted.
+  s.only_if("log_every_s", false, "any more: the periodic training line is metrics.progress_every_s");
   s.finish();
 }
 

@@ -120,6 +120,7 @@ void read_net(Section& top, NetConfig& out) {
                                            std::to_string(out.max_pending_per_address));
   }
   s.integer("max_control_frame", out.max_control_frame, 1024, 16 << 20);
+  s.choice("cipher", {"chachapoly", "aesgcm"}, out.cipher);
   s.finish();
 }
 

@@ -130,8 +130,7 @@ Json training_json(const TrainingConfig& t) {
            {{"every_epochs", t.eval.every_epochs},
             {"every_steps", t.eval.every_steps},
             {"max_rows", t.eval.max_rows},
-            {"batch", t.eval.batch}}},
-          {"log_every_s", t.log_every_s}};
+            {"batch", t.eval.batch}}}};
 }
 
 Json gossip_json(const GossipConfig& g) {
@@ -221,7 +220,8 @@ nlohmann::json to_json(const Config& c) {
               {"max_sessions", n.max_sessions},
               {"max_pending_handshakes", n.max_pending_handshakes},
               {"max_pending_per_address", n.max_pending_per_address},
-              {"max_control_frame", n.max_control_frame}}},
+              {"max_control_frame", n.max_control_frame},
+              {"cipher", n.cipher}}},
             {"checkpoint",
              {{"every_steps", c.checkpoint.every_steps},
               {"keep", c.checkpoint.keep},

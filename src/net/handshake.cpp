@@ -48,10 +48,24 @@ asio::awaitable<Status> SecureSession::handshake(std::optional<crypto::PublicKey
   hc.psk = &core_->swarm_key;
   hc.prologue = {reinterpret_cast<const uint8_t*>(crypto::kPrologue.data()),
                  crypto::kPrologue.size()};
+  hc.cipher = core_->config.cipher;
   crypto::HandshakeState hs(hc);
   std::vector<uint8_t> buf;
   const auto fail = [this](Status s) {
     return closed_ && !close_reason_.is_ok() ? close_reason_ : s;
+  };
+  const std::string cipher(crypto::cipher_name(hc.cipher));
+  int next_read = role_ == crypto::Role::kInitiator ? 2 : 1;  // handshake message number
+  // What a failure to read message `n` most likely means: the Noise
+  // protocol name (and so net.cipher) keys message 1 already, the swarm key
+  // only message 3.
+  const auto read_failure = [&](int n) -> std::string {
+    switch (n) {
+      case 1: return "it uses another Noise protocol: a different net.cipher (this peer uses " + cipher +
+                     ") or gossip-train version, or the message was corrupted";
+      case 2: return "corrupted message or not a gossip-train peer";
+      default: return "wrong swarm key or corrupted message";
+    }
   };
   while (!hs.is_complete()) {
     if (hs.is_my_turn()) {
@@ -76,13 +90,26 @@ asio::awaitable<Status> SecureSession::handshake(std::optional<crypto::PublicKey
       if (Status s = co_await write_noise(*msg); !s) co_return fail(s);
     } else {
       auto got = co_await read_noise(buf);
-      if (!got) co_return fail(got.status());
+      if (!got) {
+        if (next_read == 2 && got.status().code() == core::Code::kClosed && !closed_) {
+          // The responder hung up on our message 1.
+          co_return core::Status(core::Code::kClosed,
+                                 "handshake with " + remote_address_string() +
+                                     ": the peer closed the connection after our first message (" +
+                                     got.status().message() +
+                                     "); it may use a different net.cipher (this peer uses " + cipher +
+                                     "), be at its handshake limit, or not be a gossip-train peer");
+        }
+        co_return fail(got.status());
+      }
       auto payload = hs.read_message(std::span<const uint8_t>(buf.data(), *got));
       if (!payload) {
-        co_return fail(core::auth_error("handshake with " + remote_address_string() +
-                                        " failed (wrong swarm key or corrupted message): " +
-                                        payload.status().message()));
+        failed_message_ = next_read;
+        co_return fail(core::auth_error("handshake with " + remote_address_string() + " failed at message " +
+                                        std::to_string(next_read) + " (" + read_failure(next_read) +
+                                        "): " + payload.status().message()));
       }
+      next_read += 2;
     }
   }
   const auto rs = hs.remote_static();
@@ -127,7 +154,8 @@ asio::awaitable<void> SecureSession::run_responder() {
   if (closed_) co_return;
   if (!s) {
     if (s.code() != core::Code::kTimeout) {
-      core_->refuse(core_->counters.handshake_failed, "handshake", s.to_string());
+      core_->refuse(core_->counters.handshake_failed, "handshake-" + std::to_string(failed_message_),
+                    s.to_string());
     }
     close_on_strand(s);
     co_return;
@@ -155,7 +183,8 @@ asio::awaitable<Status> SecureSession::run_initiator(asio::ip::tcp::endpoint end
   if (closed_) co_return close_reason_;
   if (!s) {
     if (s.code() == core::Code::kAuth && s.message().rfind("handshake", 0) == 0) {
-      core_->refuse(core_->counters.handshake_failed, "handshake", s.to_string());
+      core_->refuse(core_->counters.handshake_failed, "handshake-" + std::to_string(failed_message_),
+                    s.to_string());
     }
     close_on_strand(s);
     co_return s;

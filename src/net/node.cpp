@@ -1,5 +1,7 @@
 // Node: the accept loop, dialing, admission control (pending-handshake and
 // session caps) and the registry that lets close() reach every session.
+#include <stdexcept>
+
 #include "gossip/net/node.hpp"
 
 #include <asio/co_spawn.hpp>
@@ -146,9 +148,11 @@ asio::awaitable<void> accept_loop(std::shared_ptr<NodeCore> core) {
 }  // namespace detail
 
 Node::Node(asio::io_context& io, NetConfig config, crypto::StaticKeypair identity,
-           crypto::SwarmKey swarm_key)
-    : core_(std::make_shared<detail::NodeCore>(io, std::move(config), std::move(identity),
-                                               std::move(swarm_key))) {}
+           crypto::SwarmKey swarm_key) {
+  // Here rather than at the first handshake, where it would throw on a strand.
+  if (auto st = crypto::check_cipher_available(config.cipher); !st) throw std::invalid_argument(st.message());
+  core_ = std::make_shared<detail::NodeCore>(io, std::move(config), std::move(identity), std::move(swarm_key));
+}
 
 Node::~Node() { close(); }
 

@@ -141,6 +141,9 @@ class SecureSession final : public Session, private FrameSink {
   Clock::time_point last_rx_, last_tx_;
   bool keepalive_due_ = false;
   bool watchdog_started_ = false;
+  // The handshake message this side failed to read (1..3; 0: none), so that
+  // the log rate-limits a protocol mismatch apart from a wrong swarm key.
+  int failed_message_ = 0;
   asio::steady_timer watchdog_timer_, writer_cv_, space_cv_, blob_cv_;
   std::deque<std::vector<uint8_t>> ctrl_pending_;
   size_t ctrl_off_ = 0;

@@ -14,6 +14,7 @@
 #include "gossip/averaging/engine.hpp"
 #include "gossip/core/log.hpp"
 #include "gossip/crypto/keys.hpp"
+#include "gossip/crypto/noise.hpp"
 #include "gossip/membership/swarm.hpp"
 #include "gossip/net/link_filter.hpp"
 #include "gossip/net/node.hpp"
@@ -60,6 +61,7 @@ net::NetConfig net_config_from(const config::NetConfig& c) {
   n.max_pending_handshakes = static_cast<size_t>(c.max_pending_handshakes);
   n.max_pending_per_address = static_cast<size_t>(c.max_pending_per_address);
   n.frames.max_control_body = static_cast<size_t>(c.max_control_frame);
+  n.cipher = c.cipher == "aesgcm" ? crypto::Cipher::kAesGcm : crypto::Cipher::kChaChaPoly;
   return n;
 }
 
@@ -109,9 +111,10 @@ core::Result<std::unique_ptr<PeerNetwork>> PeerNetwork::start(const config::Conf
   auto swarm_key = crypto::load_swarm_key_file(pc.swarm_key);
   if (!swarm_key) return key_error("swarm_key", swarm_key.status());
 
+  const net::NetConfig net_config = net_config_from(config.net);
+  if (auto st = crypto::check_cipher_available(net_config.cipher); !st) return st.with_context("net.cipher");
   auto parts = std::make_unique<Parts>();
-  parts->node = std::make_shared<net::Node>(parts->io, net_config_from(config.net),
-                                            std::move(*identity), std::move(*swarm_key));
+  parts->node = std::make_shared<net::Node>(parts->io, net_config, std::move(*identity), std::move(*swarm_key));
   parts->router = std::make_shared<net::Router>();
   if (link_filter) {
     parts->filter = std::make_shared<net::LinkFilter>(parts->router);

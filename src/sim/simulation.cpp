@@ -46,7 +46,6 @@ config::Config Simulation::peer_config(int index) const {
   c.checkpoint.dir = dir;
   c.metrics.file = dir / "metrics.jsonl";
   c.metrics.progress_every_s = 0;
-  c.training.log_every_s = 0;
   c.training.eval.every_epochs = 0;
   c.training.eval.every_steps = 0;
   c.model.seed = options_.seed + (sim_.average_only ? static_cast<uint64_t>(index) : 0);

@@ -1,11 +1,16 @@
 // Secure sessions over real loopback TCP with real keys: handshake, a 100 MB
 // blob each way at once (bytes must match), control frames flowing during a
 // blob, queued blobs of edge sizes, STATUS_REQ, peer-id checks, self-dial,
-// wrong swarm key, idle timeout.
+// wrong swarm key, idle timeout, the AESGCM cipher and a cipher mismatch.
 #include <doctest/doctest.h>
 
+#include <unistd.h>
+
+#include <cstdio>
 #include <cstring>
+#include <fstream>
 #include <nlohmann/json.hpp>
+#include <sstream>
 
 #include "net_test_support.hpp"
 
@@ -227,4 +232,79 @@ TEST_CASE("a refused blob is drained and the session keeps working") {
   CHECK(rb->blob_ends.empty());
   CHECK(b->counters().blob_refused == 1);
   CHECK((*s)->is_open());
+}
+
+namespace {
+// Everything written to file descriptor 2 while it lives (the log goes there).
+class StderrCapture {
+ public:
+  StderrCapture() : file_(std::tmpfile()), saved_(dup(2)) {
+    std::fflush(stderr);
+    dup2(fileno(file_), 2);
+  }
+  ~StderrCapture() {
+    restore();
+    std::fclose(file_);
+  }
+  std::string text() {
+    restore();
+    std::fflush(file_);
+    std::rewind(file_);
+    std::string out;
+    char buf[4096];
+    while (size_t n = std::fread(buf, 1, sizeof buf, file_)) out.append(buf, n);
+    return out;
+  }
+
+ private:
+  void restore() {
+    if (saved_ < 0) return;
+    std::fflush(stderr);
+    dup2(saved_, 2);
+    close(saved_);
+    saved_ = -1;
+  }
+  std::FILE* file_;
+  int saved_;
+};
+}  // namespace
+
+TEST_CASE("net.cipher aesgcm: peers that agree stream a blob; a ChaChaPoly peer is told why not") {
+  if (auto st = crypto::check_cipher_available(crypto::Cipher::kAesGcm); !st) {
+    MESSAGE("skipped: ", st.message());
+    return;
+  }
+  IoThreads io;
+  const auto swarm = crypto::SwarmKey::generate();
+  NetConfig aes = test_config();
+  aes.cipher = crypto::Cipher::kAesGcm;
+  auto ra = std::make_shared<Recorder>(), rb = std::make_shared<Recorder>();
+  auto a = make_node(io.io, swarm, ra, aes);
+  auto b = make_node(io.io, swarm, rb, aes);
+  constexpr size_t kSize = 3u << 20;
+  rb->expected_blob = kSize;
+  auto s = io.run(a->dial(b->local_endpoint(), b->peer_id()));
+  REQUIRE(s.is_ok());
+  const auto out = pattern(kSize, 5);
+  CHECK(io.run((*s)->send_blob(bytes_of(R"({"xid":1})"), out)).is_ok());
+  REQUIRE(rb->wait([&] { return rb->blob_ends.size() == 1; }, 30s));
+  CHECK(rb->blob_ends[0].is_ok());
+  CHECK(std::memcmp(rb->blob.data(), out.data(), kSize) == 0);
+
+  // A peer left at the default cipher: the AESGCM responder rejects its
+  // first message and says which setting differs; the dialer learns that
+  // the responder hung up on its first message and is told the same.
+  auto chacha = make_node(io.io, swarm, std::make_shared<Recorder>());
+  StderrCapture log;
+  auto r = io.run(chacha->dial(b->local_endpoint(), b->peer_id()));
+  REQUIRE_FALSE(r.is_ok());
+  CHECK(r.status().message().find("after our first message") != std::string::npos);
+  CHECK(r.status().message().find("net.cipher (this peer uses ChaChaPoly)") != std::string::npos);
+  for (int i = 0; i < 100 && b->counters().handshake_failed == 0; ++i) std::this_thread::sleep_for(20ms);
+  CHECK(b->counters().handshake_failed == 1);
+  const std::string text = log.text();
+  CAPTURE(text);
+  CHECK(text.find("failed at message 1") != std::string::npos);
+  CHECK(text.find("a different net.cipher (this peer uses AESGCM)") != std::string::npos);
+  CHECK(b->counters().handshakes_ok == 1);  // only a's session
 }

@@ -60,7 +60,7 @@ TEST_CASE("unknown keys at any depth name the full path and the closest known ke
   j = base();
   j["net"]["colour"] = "red";
   CHECK(error_of(j) ==
-        "net.colour: unknown key (known keys in net: handshake_timeout_ms, idle_timeout_ms, "
+        "net.colour: unknown key (known keys in net: cipher, handshake_timeout_ms, idle_timeout_ms, "
         "max_control_frame, max_pending_handshakes, max_pending_per_address or max_sessions)");
 }
 
@@ -169,6 +169,19 @@ TEST_CASE("impossible values are named") {
   j = base();
   j["net"]["max_control_frame"] = 100;
   CHECK(error_of(j) == "net.max_control_frame: expected an integer in [1024, 16777216], got 100");
+
+  j = base();
+  j["training"]["log_every_s"] = 5;
+  CHECK(error_of(j) ==
+        "training.log_every_s: not used any more: the periodic training line is metrics.progress_every_s");
+
+  j = base();
+  j["net"]["cipher"] = "aes";
+  const std::string cipher_error = error_of(j);
+  CAPTURE(cipher_error);
+  CHECK(cipher_error.rfind("net.cipher: ", 0) == 0);
+  CHECK(cipher_error.find("\"aes\"") != std::string::npos);
+  CHECK(cipher_error.find("aesgcm") != std::string::npos);
 }
 
 TEST_CASE("keys that belong to another type are rejected, not ignored") {

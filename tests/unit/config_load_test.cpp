@@ -94,6 +94,7 @@ TEST_CASE("absent sections and keys take the documented defaults") {
   CHECK(c.gossip.weight == WeightMode::kSamples);
   CHECK(c.membership.probe_interval_ms == 1000);
   CHECK(c.net.max_control_frame == 65536);
+  CHECK(c.net.cipher == "chachapoly");
   CHECK(c.checkpoint.dir == c.peer.data_dir);
   CHECK(c.metrics.file == "/srv/cfg/gossip-data/metrics.jsonl");
 
@@ -169,7 +170,7 @@ TEST_CASE("to_json writes every section and round-trips through the parser") {
                       {"allow_tf32", true},
                       {"eval", {{"every_steps", 500}, {"max_rows", 2000}}}};
   full["gossip"] = {{"interval_ms", 200}, {"wire", "bf16"}, {"weight", 2.5}};
-  full["net"] = {{"max_sessions", 16}, {"max_pending_handshakes", 8}};
+  full["net"] = {{"max_sessions", 16}, {"max_pending_handshakes", 8}, {"cipher", "aesgcm"}};
   check_round_trip(full);
 
   Json step = base();

@@ -76,7 +76,6 @@ struct TrainingConfig {
   int64_t epochs = 0;  // at most one of epochs/steps > 0;
   int64_t steps = 0;   // both 0: run until stopped
   EvalConfig eval;
-  double log_every_s = 10.0;  // 0: no periodic training log line
 };
 
 enum class WireFormat { kFp32, kBf16, kFp16 };
@@ -110,6 +109,7 @@ struct NetConfig {
   int max_pending_handshakes = 64;
   int max_pending_per_address = 4;
   int64_t max_control_frame = 65536;  // bytes; 1024 .. 16 MiB
+  std::string cipher = "chachapoly";  // Noise AEAD: "chachapoly" | "aesgcm" (same on every peer)
 };
 
 struct CheckpointConfig {

@@ -8,6 +8,7 @@
 #include <cstddef>
 #include <cstdint>
 
+#include "gossip/crypto/noise.hpp"
 #include "gossip/net/frames.hpp"
 
 namespace gossip::net {
@@ -28,6 +29,10 @@ struct NetConfig {
   size_t send_queue_frames = 256;           // control frames queued before senders wait
   size_t max_batch_messages = 4;            // 64 KiB Noise messages (blob chunks) per socket write
   int socket_buffer_bytes = 0;              // SO_SNDBUF/SO_RCVBUF; 0 = kernel autotuning
+  // The Noise AEAD (every peer of a swarm the same); the Node constructor
+  // throws std::invalid_argument for one this CPU lacks, so check
+  // crypto::check_cipher_available first.
+  crypto::Cipher cipher = crypto::Cipher::kChaChaPoly;
 };
 
 // Plain snapshot of the counters (see NetCounters).

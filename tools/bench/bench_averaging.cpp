@@ -12,7 +12,8 @@
 // same vector through MPI_Allreduce with OpenMPI over TCP (tools/bench/
 // mpi_allreduce.c, compiled with mpicc here; skipped with a note when
 // OpenMPI is absent), and a two-peer exchange against the single-core AEAD
-// rate. The last line of stdout is one JSON object.
+// rate. Each with ChaChaPoly (the default) and, where the CPU has AES-NI,
+// AESGCM (net.cipher). The last line of stdout is one JSON object.
 //
 // Where the time goes: the process's CPU time per round (user + system,
 // getrusage) against the cores there are, and the crypto floor, the time
@@ -67,7 +68,7 @@ struct RoundTimes {
 
 // Runs `timed` timed rounds (after one warm-up) of `peers` peers.
 RoundTimes rounds(asio::io_context& io, int peers, size_t params, averaging::WireFormat wire,
-                           int timed) {
+                  crypto::Cipher cipher, int timed) {
   const auto key = crypto::SwarmKey::generate();
   train::ModelSpec spec;
   spec.layers = {1000, static_cast<int>(params / 1001)};
@@ -81,7 +82,9 @@ RoundTimes rounds(asio::io_context& io, int peers, size_t params, averaging::Wir
   for (int i = 0; i < peers; ++i) {
     auto p = std::make_unique<Peer>();
     auto router = std::make_shared<net::Router>();
-    p->node = std::make_unique<net::Node>(io, net::NetConfig{}, crypto::StaticKeypair::generate(), key);
+    net::NetConfig nc;
+    nc.cipher = cipher;
+    p->node = std::make_unique<net::Node>(io, nc, crypto::StaticKeypair::generate(), key);
     p->node->set_handler(router);
     if (auto st = p->node->listen({asio::ip::make_address("127.0.0.1"), 0}); !st) {
       throw std::runtime_error(st.to_string());
@@ -143,8 +146,8 @@ RoundTimes rounds(asio::io_context& io, int peers, size_t params, averaging::Wir
   return out;
 }
 
-double aead_gbps() {
-  crypto::CipherState cs(crypto::SwarmKey::generate().key);
+double aead_gbps(crypto::Cipher cipher) {
+  crypto::CipherState cs(crypto::SwarmKey::generate().key, cipher);
   constexpr size_t kMsg = 65536 - crypto::kTagBytes;
   std::vector<uint8_t> buf(kMsg + crypto::kTagBytes, 0x5a);
   const size_t n = (size_t{1} << 30) / kMsg;
@@ -234,55 +237,70 @@ int run_averaging(int argc, char** argv) {
 
   std::printf("gossip-bench averaging: %d peers, %zu parameters, %d io threads, %u cores\n", peers,
               params, threads, std::thread::hardware_concurrency());
-  const double aead = aead_gbps();
   const unsigned cores = std::max(1u, std::thread::hardware_concurrency());
-  // Every peer seals its blob and opens its partner's (2 x peers x blob
-  // bytes), on the io threads, at most one per core.
-  auto floor_s = [&](averaging::WireFormat w, int n) {
-    return 2.0 * n * static_cast<double>(averaging::wire_bytes(w, params)) / (aead * 1e9) /
-           std::min(cores, static_cast<unsigned>(threads));
-  };
-  nlohmann::json j = {{"peers", peers}, {"params", params}, {"cores", cores}, {"aead_gbps_1core", aead}};
-  auto report = [&](const char* label, const char* key, const RoundTimes& t, double floor) {
-    const double cpu = median_of(t.cpu);
-    std::printf("%-40s %8.3f s (median %.3f); CPU %.2f core-s of %.2f available; crypto floor %.3f s\n",
-                label, min_of(t.wall), median_of(t.wall), cpu, cores * median_of(t.wall), floor);
-    j[std::string("round_s_") + key] = min_of(t.wall);
-    j[std::string("round_median_s_") + key] = median_of(t.wall);
-    j[std::string("round_cpu_s_") + key] = cpu;
-    j[std::string("crypto_floor_s_") + key] = floor;
-  };
-  const auto fp32 = rounds(io, peers, params, averaging::WireFormat::kFp32, repeat);
-  report("gossip round, fp32 wire", "fp32", fp32, floor_s(averaging::WireFormat::kFp32, peers));
-  const auto bf16 = rounds(io, peers, params, averaging::WireFormat::kBf16, repeat);
-  report("gossip round, bf16 wire", "bf16", bf16, floor_s(averaging::WireFormat::kBf16, peers));
-  const auto pair = rounds(io, 2, params, averaging::WireFormat::kFp32, repeat);
-  const double pair_gbps = static_cast<double>(params) * 4 / min_of(pair.wall) / 1e9;
-  std::printf("%-40s %8.3f s = %.3f GB/s per direction\n", "two-peer exchange, fp32", min_of(pair.wall),
-              pair_gbps);
-  std::printf("%-40s %8.3f GB/s (%.0f%% reached per direction)\n", "AEAD ChaCha20-Poly1305, 1 core", aead,
-              100 * pair_gbps / aead);
+  nlohmann::json j = {{"peers", peers}, {"params", params}, {"cores", cores}, {"allreduce_s", nullptr}};
+  // ChaChaPoly (the default, DESIGN.md's v1) keys its figures plainly;
+  // AESGCM (net.cipher, where the CPU has AES-NI) adds "_aesgcm".
+  std::vector<crypto::Cipher> ciphers;
+  for (auto c : {crypto::Cipher::kChaChaPoly, crypto::Cipher::kAesGcm}) {
+    if (crypto::check_cipher_available(c)) ciphers.push_back(c);
+  }
+  for (const crypto::Cipher cipher : ciphers) {
+    const std::string name(crypto::cipher_name(cipher));
+    const std::string suffix = cipher == crypto::Cipher::kAesGcm ? "_aesgcm" : "";
+    const double aead = aead_gbps(cipher);
+    // Every peer seals its blob and opens its partner's (2 x peers x blob
+    // bytes), on the io threads, at most one per core.
+    auto floor_s = [&](averaging::WireFormat w, int n) {
+      return 2.0 * n * static_cast<double>(averaging::wire_bytes(w, params)) / (aead * 1e9) /
+             std::min(cores, static_cast<unsigned>(threads));
+    };
+    j["aead_gbps_1core" + suffix] = aead;
+    for (auto wire : {averaging::WireFormat::kFp32, averaging::WireFormat::kBf16}) {
+      const std::string key = std::string(config::wire_format_name(wire)) + suffix;
+      const auto t = rounds(io, peers, params, wire, cipher, repeat);
+      const double cpu = median_of(t.cpu), floor = floor_s(wire, peers);
+      const std::string label = "gossip round, " + std::string(config::wire_format_name(wire)) + ", " + name;
+      std::printf("%-40s %8.3f s (median %.3f); CPU %.2f core-s of %.2f available; crypto floor %.3f s\n",
+                  label.c_str(), min_of(t.wall), median_of(t.wall), cpu, cores * median_of(t.wall), floor);
+      j["round_s_" + key] = min_of(t.wall);
+      j["round_median_s_" + key] = median_of(t.wall);
+      j["round_cpu_s_" + key] = cpu;
+      j["crypto_floor_s_" + key] = floor;
+    }
+    const auto pair = rounds(io, 2, params, averaging::WireFormat::kFp32, cipher, repeat);
+    const double pair_gbps = static_cast<double>(params) * 4 / min_of(pair.wall) / 1e9;
+    std::printf("%-40s %8.3f s = %.3f GB/s per direction\n", ("two-peer exchange, fp32, " + name).c_str(),
+                min_of(pair.wall), pair_gbps);
+    std::printf("%-40s %8.3f GB/s (%.0f%% reached per direction)\n", ("AEAD " + name + ", 1 core").c_str(), aead,
+                100 * pair_gbps / aead);
+    j["pair_exchange_s_fp32" + suffix] = min_of(pair.wall);
+    j["pair_gbps_per_direction" + suffix] = pair_gbps;
+  }
   guard.reset();
   io.stop();
   for (auto& t : pool) t.join();
-  j["pair_exchange_s_fp32"] = min_of(pair.wall);
-  j["pair_gbps_per_direction"] = pair_gbps;
-  j["allreduce_s"] = nullptr;
   if (mpi) {
     auto m = run_mpi(peers, params, repeat);
     if (m.contains("allreduce_s")) {
       const double ar = m["allreduce_s"].get<double>();
       j["allreduce_s"] = ar;
       j["allreduce_median_s"] = m["allreduce_median_s"];
-      j["fp32_vs_allreduce"] = min_of(fp32.wall) / ar;
-      j["bf16_vs_allreduce"] = min_of(bf16.wall) / ar;
-      j["crypto_floor_fp32_vs_allreduce"] = j["crypto_floor_s_fp32"].get<double>() / ar;
-      j["crypto_floor_bf16_vs_allreduce"] = j["crypto_floor_s_bf16"].get<double>() / ar;
-      std::printf("%-40s %8.3f s (median %.3f)  fp32 %.2fx, bf16 %.2fx (targets 1.5x, 1.0x)\n",
-                  "MPI_Allreduce, OpenMPI btl tcp", ar, m["allreduce_median_s"].get<double>(),
-                  min_of(fp32.wall) / ar, min_of(bf16.wall) / ar);
-      std::printf("%-40s fp32 %.2fx, bf16 %.2fx of MPI_Allreduce\n", "crypto floor alone",
-                  j["crypto_floor_fp32_vs_allreduce"].get<double>(), j["crypto_floor_bf16_vs_allreduce"].get<double>());
+      std::printf("%-40s %8.3f s (median %.3f); targets: fp32 round 1.5x, bf16 1.0x\n",
+                  "MPI_Allreduce, OpenMPI btl tcp", ar, m["allreduce_median_s"].get<double>());
+      for (const crypto::Cipher cipher : ciphers) {
+        const std::string suffix = cipher == crypto::Cipher::kAesGcm ? "_aesgcm" : "";
+        for (const char* w : {"fp32", "bf16"}) {
+          const std::string key = w + suffix;
+          j[key + "_vs_allreduce"] = j["round_s_" + key].get<double>() / ar;
+          j["crypto_floor_" + key + "_vs_allreduce"] = j["crypto_floor_s_" + key].get<double>() / ar;
+        }
+        std::printf("%-40s round fp32 %.2fx, bf16 %.2fx; crypto floor alone fp32 %.2fx, bf16 %.2fx\n",
+                    ("vs MPI_Allreduce, " + std::string(crypto::cipher_name(cipher))).c_str(),
+                    j["fp32" + suffix + "_vs_allreduce"].get<double>(), j["bf16" + suffix + "_vs_allreduce"].get<double>(),
+                    j["crypto_floor_fp32" + suffix + "_vs_allreduce"].get<double>(),
+                    j["crypto_floor_bf16" + suffix + "_vs_allreduce"].get<double>());
+      }
     } else {
       j["mpi_note"] = m.value("note", "");
       std::printf("MPI_Allreduce skipped: %s\n", j["mpi_note"].get<std::string>().c_str());

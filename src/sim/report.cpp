@@ -10,6 +10,7 @@
 #include <algorithm>
 #include <cmath>
 #include <initializer_list>
+#include <limits>
 #include <map>
 #include <optional>
 
@@ -181,6 +182,51 @@ svg::Chart accuracy_chart(const Context& c) {
 }
 
 // Consensus distance (and theory) over `x_key` ("t_s" or "exchange_pairs").
+// y extent of every point of `ch` at x >= from: {lo, hi}, or {0, 0} if none.
+std::pair<double, double> y_extent(const svg::Chart& ch, double from) {
+  double lo = std::numeric_limits<double>::infinity(), hi = -lo;
+  for (const auto& s : ch.series)
+    for (const auto& g : s.segments)
+      for (const auto& p : g) {
+        if (p.x < from) continue;
+        lo = std::min(lo, p.y);
+        hi = std::max(hi, p.y);
+      }
+  return lo <= hi ? std::pair{lo, hi} : std::pair{0.0, 0.0};
+}
+
+// The accuracy chart once more over the second half of the run. Once the
+// swarm has converged its peers differ by a point or two, which the full
+// chart's axis (from the first samples' 10-30%) squeezes into one line.
+// Empty (not drawn) when zooming would not show more.
+svg::Chart late_accuracy_chart(const svg::Chart& full) {
+  double t_end = 0;
+  for (const auto& s : full.series)
+    for (const auto& g : s.segments)
+      for (const auto& p : g) t_end = std::max(t_end, p.x);
+  const double from = t_end / 2;
+  svg::Chart late;
+  const auto [all_lo, all_hi] = y_extent(full, -std::numeric_limits<double>::infinity());
+  const auto [lo, hi] = y_extent(full, from);
+  if (!(hi - lo < 0.5 * (all_hi - all_lo))) return late;
+  late = full;
+  late.id = "chart-accuracy-late";
+  late.title = "Test accuracy over the second half of the run (y axis zoomed)";
+  for (auto& s : late.series) {
+    std::vector<std::vector<svg::Point>> kept;
+    for (const auto& g : s.segments) {
+      std::vector<svg::Point> part;
+      for (const auto& p : g) {
+        if (p.x >= from) part.push_back(p);
+      }
+      if (!part.empty()) kept.push_back(std::move(part));
+    }
+    s.segments = std::move(kept);
+  }
+  std::erase_if(late.series, [](const svg::Series& s) { return !has_points(s); });
+  return late;
+}
+
 svg::Chart consensus_chart(Context& c, bool over_exchanges) {
   const char* x_key = over_exchanges ? "exchange_pairs" : "t_s";
   auto series_of = [&](const char* key, std::string cls, std::string color, double width,
@@ -350,6 +396,9 @@ core::Result<std::string> render_report(const std::vector<json>& records, const 
   const std::vector<svg::Marker> markers = event_markers(c);
   std::vector<svg::Chart> charts;
   charts.push_back(accuracy_chart(c));
+  if (!c.regression) {
+    if (auto late = late_accuracy_chart(charts.back()); !late.series.empty()) charts.push_back(std::move(late));
+  }
   charts.push_back(consensus_chart(c, false));
   if (c.average_only) charts.push_back(consensus_chart(c, true));
   charts.push_back(exchanges_chart(c));
@@ -357,7 +406,16 @@ core::Result<std::string> render_report(const std::vector<json>& records, const 
 
   std::vector<std::string> rendered;
   for (auto& ch : charts) {
-    if (ch.id != "chart-consensus-exchanges") ch.markers = markers;
+    if (ch.id == "chart-accuracy-late") {
+      double from = std::numeric_limits<double>::infinity();  // events before the span are left out
+      for (const auto& sr : ch.series)
+        for (const auto& g : sr.segments) from = std::min(from, g.front().x);
+      for (const auto& m : markers) {
+        if (m.x >= from) ch.markers.push_back(m);
+      }
+    } else if (ch.id != "chart-consensus-exchanges") {
+      ch.markers = markers;
+    }
     if (ch.series.empty()) {
       rendered.push_back("<p class=\"no-data\" id=\"" + ch.id + "-missing\">" +
                          svg::escape(ch.title) + ": no data in this run.</p>\n");

@@ -104,6 +104,18 @@ TEST_CASE("churn run: charts, one line per peer, averaged model, events, summary
   CHECK(count(acc, "<polyline class=\"series averaged\"") == 1);
   CHECK(acc.find("stroke-width=\"3\"") != std::string::npos);  // averaged line is the thick one
 
+  // The second half again, zoomed: 30..60 s, where the peers sit at 86-89%.
+  const std::string late = chart(html, "chart-accuracy-late");
+  REQUIRE(!late.empty());
+  CHECK(late.find("second half of the run") != std::string::npos);
+  CHECK(count(late, "<g class=\"event\" data-event=\"start\">") == 1);  // at 40 s
+  CHECK(count(late, "<g class=\"event\" data-event=\"kill\">") == 0);   // at 20 s: before the span
+  CHECK(count(late, "<polyline class=\"series averaged\"") == 1);
+  const auto late_lines = peer_lines(late);
+  CHECK(std::set<int>(late_lines.begin(), late_lines.end()) == std::set<int>{0, 3, 4, 5, 6, 7, 8, 9});
+  CHECK(late.find(">0.2<") == std::string::npos);  // no tick down at the early values
+  CHECK(acc.find(">0.4<") != std::string::npos);
+
   const std::string cons = chart(html, "chart-consensus");
   CHECK(count(cons, "<polyline class=\"series consensus\"") == 1);
   CHECK(cons.find(">1e-") != std::string::npos);  // decade ticks of the log axis

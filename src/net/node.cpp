@@ -1,13 +1,12 @@
 // Node: the accept loop, dialing, admission control (pending-handshake and
 // session caps) and the registry that lets close() reach every session.
-#include <stdexcept>
-
 #include "gossip/net/node.hpp"
 
 #include <asio/co_spawn.hpp>
 #include <asio/detached.hpp>
 #include <asio/post.hpp>
 #include <asio/steady_timer.hpp>
+#include <stdexcept>
 
 #include "gossip/core/log.hpp"
 #include "gossip/net/link_filter.hpp"

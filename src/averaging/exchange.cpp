@@ -81,7 +81,7 @@ asio::awaitable<void> Core::run_initiator(std::shared_ptr<Exchange> ex, Member p
 void Core::handle_offer(std::shared_ptr<net::Session> s, Offer offer) {
   std::string reason;
   if (offer.fingerprint != fingerprint_) {
-    reason = "model mismatch: peer " + short_id(s->peer_id()) + " has model fingerprint " +
+    reason = std::string(kModelMismatch) + " peer " + short_id(s->peer_id()) + " has model fingerprint " +
              offer.fingerprint + ", peer " + short_id(node_.peer_id()) + " has " + fingerprint_ +
              " (different architecture: cannot average)";
   } else if (offer.count != model_.param_count) {
@@ -173,7 +173,12 @@ void Core::handle_busy(net::Session* s, uint64_t xid) {
 
 void Core::handle_refuse(net::Session* s, Refuse refuse) {
   if (auto f = fetch_for(s, refuse.xid)) {
-    finish_fetch(f, core::protocol_error("donor refused: " + refuse.reason));
+    // A donor with another model (handle_state_req's reason) refuses for
+    // good: kInvalidArgument, so fetch_state can tell a misconfigured joiner
+    // from members that are merely busy or gone.
+    const bool model = refuse.reason.rfind(kModelMismatch, 0) == 0;
+    finish_fetch(f, core::Status(model ? core::Code::kInvalidArgument : core::Code::kProtocol,
+                                 "donor refused: " + refuse.reason));
     return;
   }
   auto ex = current_match(current_, s, refuse.xid);

@@ -23,7 +23,7 @@ std::span<uint8_t> bytes_of(std::vector<float>& v) {
 void Core::handle_state_req(std::shared_ptr<net::Session> s, StateRequest req) {
   std::string reason;
   if (req.fingerprint != fingerprint_) {
-    reason = "model mismatch: joiner " + short_id(s->peer_id()) + " has model fingerprint " +
+    reason = std::string(kModelMismatch) + " joiner " + short_id(s->peer_id()) + " has model fingerprint " +
              req.fingerprint + ", donor " + short_id(node_.peer_id()) + " has " + fingerprint_;
   } else if (req.param_count != model_.param_count || req.state_count != model_.state_count) {
     reason = "state size mismatch: joiner expects " + std::to_string(req.param_count) + " + " +
@@ -161,6 +161,7 @@ core::Result<FetchedState> Engine::fetch_state(train::Backend& backend, std::vec
     return core::invalid_argument("fetch_state: backend does not match the engine's model");
   }
   std::string errors;
+  bool all_model_refusals = true;  // every donor tried refused our model
   for (const Member& m : candidates) {
     if (m.peer_id == c.node_.peer_id()) continue;
     auto f = std::make_shared<detail::StateFetch>(c.strand_);
@@ -188,6 +189,10 @@ core::Result<FetchedState> Engine::fetch_state(train::Backend& backend, std::vec
                                     m.address() + " failed: " + st.to_string() +
                                     (&m != &candidates.back() ? "; trying the next member" : ""));
     errors += (errors.empty() ? "" : "; ") + m.address() + ": " + st.to_string();
+    all_model_refusals = all_model_refusals && st.code() == core::Code::kInvalidArgument;
+  }
+  if (!errors.empty() && all_model_refusals) {
+    return core::invalid_argument("every member refused this peer's model (" + errors + ")");
   }
   return core::unavailable("no member could serve the training state" +
                            (errors.empty() ? std::string(" (no candidates)") : " (" + errors + ")"));

@@ -3,10 +3,12 @@
 // first donor tried dies in the middle of the download (its Node is closed
 // while the state blob streams through a relay): the joiner must fall back to
 // another member, and its first evaluation must be within 1 point of the
-// swarm's accuracy.
+// swarm's accuracy. Failures: nobody reachable (kUnavailable naming each
+// address), and donors that refuse another model (kInvalidArgument).
 #include <doctest/doctest.h>
 
 #include "averaging_test_support.hpp"
+#include "gossip/averaging/protocol.hpp"
 
 using namespace gossip;
 using namespace gossip::averaging;
@@ -114,4 +116,31 @@ TEST_CASE("fetch_state with no reachable member reports every failure") {
   REQUIRE_FALSE(r.is_ok());
   CHECK(r.status().code() == core::Code::kUnavailable);
   CHECK(r.status().message().find("127.0.0.1:1") != std::string::npos);
+}
+
+TEST_CASE("fetch_state: donors with another model refuse for good (kInvalidArgument), not 'unavailable'") {
+  IoThreads io(2);
+  // Two members of a 16-32-4 swarm; the joiner has 16-48-4.
+  Swarm swarm(io, 2, [](int i) { return small_model(10 + i, {16, 32, 4}); }, [](int) {
+    Options o;
+    o.state_timeout = 2s;
+    return o;
+  });
+  Options jo;
+  jo.state_timeout = 2s;
+  TestPeer& joiner = swarm.add_peer(small_model(99, {16, 48, 4}), jo);
+  auto r = joiner.engine->fetch_state(*joiner.backend, {swarm.peers[0]->member(), swarm.peers[1]->member()});
+  REQUIRE_FALSE(r.is_ok());
+  CHECK(r.status().code() == core::Code::kInvalidArgument);
+  CAPTURE(r.status().message());
+  CHECK(r.status().message().find("every member refused this peer's model") != std::string::npos);
+  CHECK(r.status().message().find(fingerprint_hex(swarm.peers[0]->backend->model().fingerprint())) !=
+        std::string::npos);
+
+  // One refusal and one dead member: not a settled mismatch, so the usual
+  // 'unavailable' (the peer may still find a matching member later).
+  auto mixed = joiner.engine->fetch_state(*joiner.backend, {swarm.peers[0]->member(),
+                                                            {std::string(64, 'b'), "127.0.0.1", 1}});
+  REQUIRE_FALSE(mixed.is_ok());
+  CHECK(mixed.status().code() == core::Code::kUnavailable);
 }

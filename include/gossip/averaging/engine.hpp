@@ -134,8 +134,9 @@ class Engine {
   // Trainer thread, before training starts: downloads parameters, optimizer
   // state and step from the candidates, in the given order (shuffle them for
   // a random live member), moving on when one fails, refuses or exceeds
-  // state_timeout; writes the state into `backend`. kUnavailable naming each
-  // failure when none could serve.
+  // state_timeout; writes the state into `backend`. kInvalidArgument when
+  // every donor refused this peer's model (it can never average with them),
+  // else kUnavailable naming each failure when none could serve.
   core::Result<FetchedState> fetch_state(train::Backend& backend, std::vector<Member> candidates);
 
   // Starts/stops initiating exchanges (offers are still answered). Any thread.

@@ -46,6 +46,7 @@
 #include <cstdint>
 #include <span>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "gossip/averaging/wire_format.hpp"
@@ -88,6 +89,9 @@ struct Refuse {
   uint64_t xid = 0;
   std::string reason;
 };
+// How a REFUSE reason starts when the peers' models differ (a permanent
+// refusal: the two can never average).
+inline constexpr std::string_view kModelMismatch = "model mismatch:";
 struct StateRequest {
   uint64_t xid = 0;
   std::string fingerprint;

@@ -58,6 +58,7 @@ asio::awaitable<void> SwarmCore::timer_loop() {
 
 void SwarmCore::deliver(const std::shared_ptr<net::Session>& session, Message message) {
   if (stopped || !machine || machine->has_left()) return;
+  fresh_seed_sessions.erase(session.get());  // the seed spoke: its handshake went through
   add_session(session, false);
   const auto now = Clock::now();
   if (auto it = links.find(session->peer_id()); it != links.end()) it->second.last_used = now;
@@ -96,7 +97,8 @@ void SwarmCore::update_snapshot() {
   protocol_snap = machine->stats();
 }
 
-asio::awaitable<Status> SwarmCore::join_on_strand(std::vector<std::string> seeds, Millis timeout) {
+asio::awaitable<Status> SwarmCore::join_on_strand(std::vector<std::string> seeds, Millis timeout,
+                                                  std::function<bool()> cancelled) {
   auto self = shared_from_this();
   if (!machine) co_return Status(core::Code::kClosed, "join: the swarm is not started (call start() first)");
   if (stopped || machine->has_left()) co_return Status(core::Code::kClosed, "join: the swarm was stopped");
@@ -109,12 +111,30 @@ asio::awaitable<Status> SwarmCore::join_on_strand(std::vector<std::string> seeds
       tried.push_back(s);
   }
   join_errors.clear();
-  for (const auto& s : tried) seed_dials[s].retry_at = TimePoint{};  // a fresh try for each
+  for (const auto& s : tried) {  // a fresh try for each
+    SeedDial& d = seed_dials[s];
+    d.retry_at = TimePoint{};
+    d.given_up = false;
+    d.warned_closed = false;
+  }
   machine->join(tried, Clock::now());
   pump();
   const auto deadline = Clock::now() + timeout;
+  // Every seed failed in a way that cannot change: waiting longer is useless.
+  const auto all_given_up = [&] {
+    return !tried.empty() && std::all_of(tried.begin(), tried.end(), [&](const std::string& s) {
+      auto it = seed_dials.find(s);
+      return it != seed_dials.end() && it->second.given_up;
+    });
+  };
+  bool was_cancelled = false;
   asio::steady_timer wait(strand);
-  while (!stopped && !machine->joined() && !machine->has_left() && Clock::now() < deadline) {
+  while (!stopped && !machine->joined() && !machine->has_left() && Clock::now() < deadline &&
+         !all_given_up()) {
+    if (cancelled && cancelled()) {
+      was_cancelled = true;
+      break;
+    }
     wait.expires_after(Millis(20));
     co_await wait.async_wait(use_nothrow);
   }
@@ -122,12 +142,15 @@ asio::awaitable<Status> SwarmCore::join_on_strand(std::vector<std::string> seeds
     core::log_debug("membership", "joined: " + std::to_string(machine->live_count()) + " live members");
     co_return Status::ok();
   }
+  if (was_cancelled) co_return Status(core::Code::kClosed, "join: cancelled before any seed answered");
+  if (stopped || machine->has_left()) co_return Status(core::Code::kClosed, "join: the swarm was stopped");
   std::string list;
   for (const auto& s : tried) {
     auto it = join_errors.find(s);
     list += (list.empty() ? "" : ", ") + s + " (" +
             (it != join_errors.end() ? it->second : std::string("no answer")) + ")";
   }
+  if (all_given_up()) co_return core::unavailable("could not join the swarm: no seed can be joined; tried " + list);
   co_return core::unavailable("could not join the swarm: no seed answered within " +
                               std::to_string(timeout.count()) + " ms; tried " + list);
 }
@@ -159,6 +182,7 @@ void SwarmCore::stop_on_strand() {
   }
   seed_dials.clear();
   dial_queue.clear();
+  fresh_seed_sessions.clear();
 }
 
 }  // namespace detail
@@ -181,8 +205,10 @@ Status Swarm::start() {
     const auto ep = node ? node->local_endpoint() : asio::ip::tcp::endpoint{};
     if (ep.port() == 0 || ep.address().is_unspecified()) {
       return core::invalid_argument(
-          "membership: no address to advertise: set the advertised address (the node listens on " +
-          ep.address().to_string() + ":" + std::to_string(ep.port()) + ")");
+          "membership: no address to advertise: the node listens on " + ep.address().to_string() +
+          ":" + std::to_string(ep.port()) +
+          ", which other peers cannot dial; set the address they can reach this peer at "
+          "(peer.advertise)");
     }
     address = ep.address().is_v6() ? "[" + ep.address().to_string() + "]:" + std::to_string(ep.port())
                                    : ep.address().to_string() + ":" + std::to_string(ep.port());
@@ -207,14 +233,18 @@ Status Swarm::start() {
   return Status::ok();
 }
 
-asio::awaitable<Status> Swarm::join(std::vector<std::string> seeds, Millis timeout) {
+asio::awaitable<Status> Swarm::join(std::vector<std::string> seeds, Millis timeout,
+                                    std::function<bool()> cancelled) {
   auto core = core_;
-  co_return co_await asio::co_spawn(core->strand, core->join_on_strand(std::move(seeds), timeout),
-                                    asio::use_awaitable);
+  co_return co_await asio::co_spawn(
+      core->strand, core->join_on_strand(std::move(seeds), timeout, std::move(cancelled)),
+      asio::use_awaitable);
 }
 
-Status Swarm::join_wait(std::vector<std::string> seeds, Millis timeout) {
-  return asio::co_spawn(core_->strand, core_->join_on_strand(std::move(seeds), timeout),
+Status Swarm::join_wait(std::vector<std::string> seeds, Millis timeout,
+                        std::function<bool()> cancelled) {
+  return asio::co_spawn(core_->strand,
+                        core_->join_on_strand(std::move(seeds), timeout, std::move(cancelled)),
                         asio::use_future)
       .get();
 }

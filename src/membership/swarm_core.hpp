@@ -8,6 +8,7 @@
 #include <asio/strand.hpp>
 #include <atomic>
 #include <deque>
+#include <functional>
 #include <map>
 #include <memory>
 #include <mutex>
@@ -46,6 +47,11 @@ struct Link {
 struct SeedDial {
   std::deque<Frame> queue;
   bool dialing = false;
+  // The last failure can never turn into success (this peer's own key at
+  // the other end, a host that does not exist): no more dials to it until
+  // the next join().
+  bool given_up = false;
+  bool warned_closed = false;  // "closed right after the handshake" logged
   TimePoint retry_at{};
   Millis backoff{0};
 };
@@ -60,7 +66,8 @@ struct SwarmCore final : net::SessionHandler, std::enable_shared_from_this<Swarm
 
   // swarm.cpp (strand): driving the state machine.
   asio::awaitable<void> timer_loop();
-  asio::awaitable<core::Status> join_on_strand(std::vector<std::string> seeds, Millis timeout);
+  asio::awaitable<core::Status> join_on_strand(std::vector<std::string> seeds, Millis timeout,
+                                               std::function<bool()> cancelled);
   asio::awaitable<void> leave_on_strand(Millis flush);
   void deliver(const std::shared_ptr<net::Session>& session, Message message);
   void pump();  // outbox -> sessions, events -> handler, snapshot, timer
@@ -75,6 +82,12 @@ struct SwarmCore final : net::SessionHandler, std::enable_shared_from_this<Swarm
   void start_dials();
   asio::awaitable<void> dial_peer(std::string peer_id, std::string address);
   asio::awaitable<void> dial_seed(std::string address);
+  // One dial to a seed: by name (resolved here, so that a host that does
+  // not exist is told from a temporary resolver failure) or by IP address.
+  asio::awaitable<core::Result<std::shared_ptr<net::Session>>> dial_seed_address(
+      const std::string& address, bool& permanent);
+  void seed_given_up(const std::string& address, const std::string& why);
+  void seed_closed_fresh(const std::string& address);
   void add_session(const std::shared_ptr<net::Session>& session, bool own);
   void close_idle(TimePoint now);
   bool flushed() const;  // nothing queued, no dial in flight
@@ -101,6 +114,11 @@ struct SwarmCore final : net::SessionHandler, std::enable_shared_from_this<Swarm
   std::deque<std::string> dial_queue;              // peer ids waiting for a slot
   size_t dials_in_flight = 0;
   std::map<std::string, std::string> join_errors;  // address -> why the last try failed
+  // Sessions dialed to a seed from which no membership frame has come yet
+  // (session -> seed address): a close by the seed before its first frame
+  // most likely means the handshake failed on its side (XXpsk3: the swarm
+  // key is checked on the responder's last read).
+  std::map<const net::Session*, std::string> fresh_seed_sessions;
   TimePoint next_housekeeping{};
 
   // Snapshot (any thread, under mu).

@@ -5,10 +5,18 @@
 // session with the peer, or wait in a small queue while one is dialed with
 // the member's expected peer id; dials are coroutines of their own, capped
 // at max_dials, with a per-peer backoff after failures. Sessions this Swarm
-// dialed are closed when idle or beyond max_own_sessions.
+// dialed are closed when idle or beyond max_own_sessions. JOIN dials to
+// seeds resolve host names here, so that a host that does not exist gives
+// the seed up at once (as does a dial that reaches this peer's own identity
+// key), and a seed that closes a fresh session before its first frame is
+// reported as most likely using another swarm key.
 #include <asio/co_spawn.hpp>
 #include <asio/detached.hpp>
+#include <asio/experimental/as_tuple.hpp>
+#include <asio/ip/address.hpp>
+#include <asio/ip/tcp.hpp>
 #include <asio/post.hpp>
+#include <asio/use_awaitable.hpp>
 #include <algorithm>
 
 #include "gossip/core/log.hpp"
@@ -21,6 +29,7 @@ using core::Status;
 
 namespace {
 constexpr Millis kForgetLink{600000};  // links with nothing open are forgotten after this
+constexpr auto use_nothrow = asio::experimental::as_tuple(asio::use_awaitable);
 
 Millis next_backoff(Millis now_backoff, const SwarmConfig& c) {
   return std::clamp(now_backoff.count() == 0 ? c.min_dial_backoff : now_backoff * 2,
@@ -55,6 +64,11 @@ void SwarmCore::on_frame(net::Session& session, uint8_t type, std::span<const ui
 
 void SwarmCore::on_closed(net::Session& session, const core::Status& /*reason*/) {
   asio::post(strand, [self = shared_from_this(), s = &session, id = session.peer_id()] {
+    if (auto f = self->fresh_seed_sessions.find(s); f != self->fresh_seed_sessions.end()) {
+      const std::string address = f->second;
+      self->fresh_seed_sessions.erase(f);
+      if (!self->stopped) self->seed_closed_fresh(address);
+    }
     auto it = self->links.find(id);
     if (it == self->links.end()) return;
     Link& l = it->second;
@@ -102,6 +116,10 @@ void SwarmCore::send(Outgoing out) {
   const auto now = Clock::now();
   if (out.peer_id.empty()) {  // JOIN to a seed address
     SeedDial& d = seed_dials[out.address];
+    if (d.given_up) {
+      frames_dropped++;  // this seed can never answer
+      return;
+    }
     if (!d.dialing && now < d.retry_at) {
       frames_dropped++;  // backing off; the machine re-sends JOIN later
       return;
@@ -181,14 +199,38 @@ asio::awaitable<void> SwarmCore::dial_peer(std::string peer_id, std::string addr
   start_dials();
 }
 
+asio::awaitable<core::Result<std::shared_ptr<net::Session>>> SwarmCore::dial_seed_address(
+    const std::string& address, bool& permanent) {
+  permanent = false;
+  auto n = node.lock();
+  if (!n) co_return Status(core::Code::kClosed, "the node is gone");
+  auto hp = net::split_host_port(address);
+  if (!hp) co_return hp.status();
+  asio::error_code ec;
+  (void)asio::ip::make_address(hp->first, ec);
+  if (!ec) co_return co_await n->dial(address);  // an IP address: nothing to resolve
+  asio::ip::tcp::resolver resolver(strand);
+  auto [rec, results] =
+      co_await resolver.async_resolve(hp->first, std::to_string(hp->second), use_nothrow);
+  if (rec == asio::error::host_not_found) {
+    permanent = true;
+    co_return core::unavailable("resolve " + address + ": " + rec.message() +
+                                " (check the address)");
+  }
+  if (rec || results.empty()) {
+    co_return core::unavailable("resolve " + address + ": " +
+                                (rec ? rec.message() : std::string("no address")));
+  }
+  co_return co_await n->dial(results.begin()->endpoint(), std::nullopt);
+}
+
 asio::awaitable<void> SwarmCore::dial_seed(std::string address) {
   auto self = shared_from_this();
   dials++;
+  bool permanent = false;
   // (No co_await inside a conditional expression: GCC 12 destroys its
   // result too early.)
-  core::Result<std::shared_ptr<net::Session>> result =
-      Status(core::Code::kClosed, "the node is gone");
-  if (auto n = node.lock()) result = co_await n->dial(address);
+  core::Result<std::shared_ptr<net::Session>> result = co_await dial_seed_address(address, permanent);
   SeedDial& d = seed_dials[address];
   d.dialing = false;
   if (stopped) {
@@ -201,10 +243,24 @@ asio::awaitable<void> SwarmCore::dial_seed(std::string address) {
     d.backoff = next_backoff(d.backoff, config);
     d.retry_at = Clock::now() + d.backoff;
     drop(d.queue);
+    // The dial reached a peer with this peer's own identity key: the same
+    // answer comes every time.
+    if (result.status().code() == core::Code::kAuth &&
+        result.status().message().rfind("self-connection", 0) == 0) {
+      permanent = true;
+    }
+    if (permanent) seed_given_up(address, result.status().message());
     co_return;
   }
-  join_errors[address] = "session open, but no member list received";
+  // (Once a fresh session to this seed was closed on us, that stays the
+  // likely cause: the next one goes the same way.)
+  if (!d.warned_closed) join_errors[address] = "session open, but no member list received";
   d.backoff = Millis(0);
+  if (!(*result)->is_open()) {  // closed before this strand heard of it
+    seed_closed_fresh(address);
+  } else {
+    fresh_seed_sessions[result->get()] = address;
+  }
   add_session(*result, true);
   Link& link = links[(*result)->peer_id()];
   if (link.address.empty()) link.address = address;
@@ -213,6 +269,27 @@ asio::awaitable<void> SwarmCore::dial_seed(std::string address) {
     if (!send_now(link, f)) frames_dropped++;
   }
   d.queue.clear();
+}
+
+void SwarmCore::seed_given_up(const std::string& address, const std::string& why) {
+  SeedDial& d = seed_dials[address];
+  if (d.given_up) return;
+  d.given_up = true;
+  core::log_warn("membership", "giving up on seed " + address + ": " + why);
+}
+
+void SwarmCore::seed_closed_fresh(const std::string& address) {
+  auto it = join_errors.find(address);
+  // Only while the join still waits for this seed (a late close changes
+  // nothing once the seed answered or the join ended).
+  if (it == join_errors.end() || !machine || machine->joined()) return;
+  it->second =
+      "the member closed the connection right after the handshake: most likely a different "
+      "swarm key (peer.swarm_key) or net.cipher";
+  SeedDial& d = seed_dials[address];
+  if (d.warned_closed) return;
+  d.warned_closed = true;
+  core::log_warn("membership", "seed " + address + ": " + it->second);
 }
 
 void SwarmCore::add_session(const std::shared_ptr<net::Session>& session, bool own) {
@@ -232,6 +309,7 @@ void SwarmCore::close_idle(TimePoint now) {
   for (auto it = links.begin(); it != links.end();) {
     Link& l = it->second;
     if (l.own && (!l.own->is_open() || now - l.last_used >= config.session_idle)) {
+      fresh_seed_sessions.erase(l.own.get());
       l.own->close(Status(core::Code::kClosed, "membership: idle"));
       std::erase(l.sessions, l.own);
       l.own.reset();
@@ -244,6 +322,7 @@ void SwarmCore::close_idle(TimePoint now) {
   std::sort(own.begin(), own.end());
   for (size_t i = 0; i + config.max_own_sessions < own.size(); ++i) {
     Link& l = links[own[i].second];
+    fresh_seed_sessions.erase(l.own.get());
     l.own->close(Status(core::Code::kClosed, "membership: too many sessions"));
     std::erase(l.sessions, l.own);
     l.own.reset();

@@ -17,6 +17,12 @@ namespace gossip::net::detail {
 
 using core::Status;
 
+namespace {
+// The other way the remote static key can equal ours.
+constexpr const char* kSameIdentity =
+    ", or another peer uses the same identity key (peer.identity_key)";
+}  // namespace
+
 asio::awaitable<Status> SecureSession::write_noise(std::span<const uint8_t> message) {
   uint8_t len[2];
   put_be16(len, static_cast<uint16_t>(message.size()));
@@ -72,9 +78,10 @@ asio::awaitable<Status> SecureSession::handshake(std::optional<crypto::PublicKey
       if (const auto rs = hs.remote_static()) {  // initiator, before message 3
         if (*rs == core_->identity.public_key) {
           core_->refuse(core_->counters.self_connection, "self-connection",
-                        "dialed " + remote_address_string() + " and reached this peer itself");
+                        "dialed " + remote_address_string() + " and reached this peer itself" +
+                            kSameIdentity);
           co_return core::auth_error("self-connection: the remote peer is this peer (" +
-                                     core_->peer_id + ")");
+                                     core_->peer_id + ")" + kSameIdentity);
         }
         if (expected && *rs != *expected) {
           const std::string got = crypto::peer_id(*rs);
@@ -116,8 +123,10 @@ asio::awaitable<Status> SecureSession::handshake(std::optional<crypto::PublicKey
   if (!rs) co_return core::internal_error("handshake complete without a remote static key");
   if (*rs == core_->identity.public_key) {
     core_->refuse(core_->counters.self_connection, "self-connection",
-                  "connection from " + remote_address_string() + " carries this peer's own key");
-    co_return core::auth_error("self-connection: the remote peer is this peer");
+                  "connection from " + remote_address_string() + " carries this peer's own key" +
+                      kSameIdentity);
+    co_return core::auth_error(std::string("self-connection: the remote peer is this peer") +
+                               kSameIdentity);
   }
   peer_id_ = crypto::peer_id(*rs);
   keys_ = hs.split();

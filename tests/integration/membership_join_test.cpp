@@ -1,10 +1,15 @@
 // Joining a swarm over real loopback TCP with real encryption: 32 peers each
 // joining through a random earlier member, 16 peers joining through one seed
-// at the same moment, and a join that no seed answers.
+// at the same moment, and a join that no seed answers. A join notices a
+// cancel request at once; seeds that can never answer (this peer's own
+// identity key, a host that does not exist) are given up at once; a seed
+// with another swarm key is named as the likely cause.
 #include <doctest/doctest.h>
 
+#include <atomic>
 #include <future>
 #include <random>
+#include <thread>
 
 #include "gossip/config/config.hpp"
 #include "membership_cluster.hpp"
@@ -101,6 +106,141 @@ TEST_CASE("a join that no seed answers fails with a message naming every address
   CHECK(bad.message().find("nohost") != std::string::npos);
   asio::post(c.io(), [&] { mute.close(); });
   std::this_thread::sleep_for(50ms);
+}
+
+namespace {
+
+// A peer outside the cluster with keys of its own choosing, on the
+// cluster's io_context: a Node on 127.0.0.1 and a started Swarm.
+struct LonePeer {
+  LonePeer(Cluster& c, crypto::StaticKeypair identity, crypto::SwarmKey key) {
+    net::NetConfig nc;
+    nc.handshake_timeout = 2s;
+    node = std::make_shared<net::Node>(c.io(), nc, std::move(identity), std::move(key));
+    router = std::make_shared<net::Router>();
+    node->set_handler(router);
+    SwarmConfig sc;
+    sc.protocol = fast_options();
+    swarm = std::make_unique<Swarm>(c.io(), node, *router, sc);
+    REQUIRE(node->listen({asio::ip::make_address("127.0.0.1"), 0}).is_ok());
+    REQUIRE(swarm->start().is_ok());
+  }
+  ~LonePeer() {
+    swarm->stop();
+    node->close();
+    std::this_thread::sleep_for(50ms);
+  }
+  std::shared_ptr<net::Node> node;
+  std::shared_ptr<net::Router> router;
+  std::unique_ptr<Swarm> swarm;
+};
+
+double seconds_since(std::chrono::steady_clock::time_point t0) {
+  return std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+}
+
+bool contains(const std::string& text, const std::string& what) {
+  return text.find(what) != std::string::npos;
+}
+
+}  // namespace
+
+TEST_CASE("a join ends within 100 ms of a cancel request") {
+  Cluster c(fast_options());
+  c.start(c.add());
+  uint16_t closed_port = 0;
+  {
+    asio::ip::tcp::acceptor probe(c.io(), {asio::ip::make_address("127.0.0.1"), 0});
+    closed_port = probe.local_endpoint().port();
+  }
+  std::atomic<bool> stop{false};
+  std::thread stopper([&] {
+    std::this_thread::sleep_for(300ms);
+    stop = true;
+  });
+  const auto t0 = std::chrono::steady_clock::now();
+  const auto st = c.peer(0).swarm->join_wait({"127.0.0.1:" + std::to_string(closed_port)}, 10s,
+                                             [&] { return stop.load(); });
+  const double took = seconds_since(t0);
+  stopper.join();
+  MESSAGE(st.to_string() << " after " << took << " s");
+  CHECK(st.code() == core::Code::kClosed);
+  CHECK(contains(st.message(), "cancelled"));
+  CHECK(took >= 0.29);
+  CHECK(took < 0.45);
+  CHECK_FALSE(c.peer(0).swarm->joined());
+}
+
+TEST_CASE("a seed with another swarm key: the joiner's error names peer.swarm_key") {
+  Cluster c(fast_options());
+  REQUIRE(c.start_and_join(c.add(), {}).is_ok());
+  LonePeer stranger(c, crypto::StaticKeypair::generate(), crypto::SwarmKey::generate());
+  const auto st = stranger.swarm->join_wait({c.peer(0).address}, 2s);
+  MESSAGE(st.to_string());
+  CHECK(st.code() == core::Code::kUnavailable);
+  CHECK(contains(st.message(), c.peer(0).address));
+  CHECK(contains(st.message(), "closed the connection right after the handshake"));
+  CHECK(contains(st.message(), "peer.swarm_key"));
+  CHECK_FALSE(stranger.swarm->joined());
+  CHECK(c.peer(0).swarm->live_count() == 0);
+}
+
+TEST_CASE("a seed with this peer's own identity key is given up at once, naming peer.identity_key") {
+  Cluster c(fast_options());
+  REQUIRE(c.start_and_join(c.add(), {}).is_ok());
+  LonePeer twin(c, c.peer(0).identity, c.swarm_key());
+  const auto t0 = std::chrono::steady_clock::now();
+  const auto st = twin.swarm->join_wait({c.peer(0).address}, 5s);
+  const double took = seconds_since(t0);
+  MESSAGE(st.to_string() << " after " << took << " s");
+  CHECK(st.code() == core::Code::kUnavailable);
+  CHECK(contains(st.message(), "self-connection"));
+  CHECK(contains(st.message(), "peer.identity_key"));
+  CHECK(contains(st.message(), "no seed can be joined"));
+  CHECK(took < 1.5);  // not the 5 s timeout
+  // The twin made one dial, not one per JOIN retry.
+  CHECK(twin.swarm->stats().dials == 1);
+}
+
+TEST_CASE("a seed host that does not exist is given up at once; other seeds are still waited for") {
+  const std::string host = "no.such.host.invalid";
+  {
+    // Only meaningful where the resolver answers "no such host" (not "try
+    // again": no resolver reachable).
+    asio::io_context io;
+    asio::ip::tcp::resolver r(io);
+    asio::error_code ec;
+    (void)r.resolve(host, "7400", ec);
+    if (ec != asio::error::host_not_found) {
+      MESSAGE("skipped: the resolver says '" << ec.message() << "' for " << host);
+      return;
+    }
+  }
+  Cluster c(fast_options());
+  c.start(c.add());
+  const std::string bad = host + ":7400";
+  const auto t0 = std::chrono::steady_clock::now();
+  const auto st = c.peer(0).swarm->join_wait({bad}, 5s);
+  const double took = seconds_since(t0);
+  MESSAGE(st.to_string() << " after " << took << " s");
+  CHECK(st.code() == core::Code::kUnavailable);
+  CHECK(contains(st.message(), bad));
+  CHECK(contains(st.message(), "no seed can be joined"));
+  CHECK(took < 1.5);
+  // With a seed that might still answer, the join waits for it.
+  uint16_t closed_port = 0;
+  {
+    asio::ip::tcp::acceptor probe(c.io(), {asio::ip::make_address("127.0.0.1"), 0});
+    closed_port = probe.local_endpoint().port();
+  }
+  const std::string closed = "127.0.0.1:" + std::to_string(closed_port);
+  const auto t1 = std::chrono::steady_clock::now();
+  const auto mixed = c.peer(0).swarm->join_wait({bad, closed}, 1s);
+  const double took_mixed = seconds_since(t1);
+  CHECK(took_mixed >= 0.95);
+  CHECK(contains(mixed.message(), "no seed answered within 1000 ms"));
+  CHECK(contains(mixed.message(), bad + " (resolve"));
+  CHECK(contains(mixed.message(), closed + " (connect"));
 }
 
 TEST_CASE("the membership section of a config maps onto the protocol options") {

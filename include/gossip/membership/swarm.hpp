@@ -121,13 +121,23 @@ class Swarm {
   // Joins through `seeds` ("host:port", tried together, JOIN re-sent every
   // protocol.join_retry, with a dial backoff per address) and completes when
   // a seed answered with its member list, or fails after `timeout` with a
-  // kUnavailable message naming every address tried and why it failed. With
-  // no seeds (or only this peer's own address) this peer founds a swarm and
-  // it completes at once. After a failure the machine keeps trying in the
-  // background until leave()/stop(). Requires start().
-  asio::awaitable<core::Status> join(std::vector<std::string> seeds, Millis timeout);
+  // kUnavailable message naming every address tried and why it failed. A
+  // seed whose failure cannot change (the dial reached this peer's own
+  // identity key; its host name does not exist) is given up at once, and
+  // when every seed is given up the join fails without waiting for
+  // `timeout`. A seed that closes the session right after the handshake,
+  // before sending anything, is reported as most likely using another swarm
+  // key. `cancelled` (optional) is polled every 20 ms on the Swarm's strand
+  // (so it must be cheap and thread-safe); once it returns true the join
+  // fails with kClosed. With no seeds (or only this peer's own address)
+  // this peer founds a swarm and it completes at once. After a failure the
+  // machine keeps trying in the background until leave()/stop(). Requires
+  // start().
+  asio::awaitable<core::Status> join(std::vector<std::string> seeds, Millis timeout,
+                                     std::function<bool()> cancelled = {});
   // Blocking join(); must not be called from a thread running `io`.
-  core::Status join_wait(std::vector<std::string> seeds, Millis timeout);
+  core::Status join_wait(std::vector<std::string> seeds, Millis timeout,
+                         std::function<bool()> cancelled = {});
 
   // Leaves gracefully: LEAVE to every live member, then waits up to `flush`
   // for those frames to be handed to sessions and written. The Swarm is

@@ -1,7 +1,9 @@
 // gossip-peer: one peer of a gossip-train swarm. Thin main: parse the command
 // line, load the config, hand over to the peer module, print the summary.
-// Exit status: 0 success, 2 bad usage or config, 1 runtime failure; each
-// failure prints a one-line reason on stderr.
+// Exit status: 0 success, 2 bad usage or config (a model that does not match
+// the swarm's included), 1 runtime failure (a diverged run included: its
+// summary line is still printed); each failure prints a one-line reason on
+// stderr.
 #include <atomic>
 #include <csignal>
 #include <cstdio>
@@ -97,6 +99,11 @@ int main(int argc, char** argv) {
                  "run it with gossip-sim --config %s\n", config_path.c_str(), config_path.c_str());
     return 2;
   }
+  if (!cfg->peer.network && (!joins.empty() || !listen.empty())) {
+    return usage_error(std::string(joins.empty() ? "--listen" : "--join") + " needs a network, "
+                       "but " + config_path + " sets peer.network false (a swarm of one): set "
+                       "it true or drop the option");
+  }
   for (const auto& j : joins) {
     auto ep = config::parse_endpoint(j);
     if (!ep) return usage_error("--join " + j + ": " + ep.status().message());
@@ -134,5 +141,10 @@ int main(int argc, char** argv) {
     return summary.status().code() == core::Code::kInvalidArgument ? 2 : 1;
   }
   std::cout << peer::to_json(*summary).dump() << std::endl;
+  if (!summary->error.empty()) {
+    // Stopped on a failure the summary still describes (a diverged loss).
+    std::fprintf(stderr, "gossip-peer: %s\n", summary->error.c_str());
+    return 1;
+  }
   return 0;
 }

@@ -69,6 +69,34 @@ std::string default_out(const std::string& name) {
   return "runs/" + name + "-" + stamp;
 }
 
+// What would make the simulation refuse to start, checked before the start
+// line is printed: a config without a sim section, an averaging-only run
+// without a time-based schedule, an --out that is not a usable, fresh folder.
+// (sim::run_simulation checks the same again.)
+std::string check_before_start(const gossip::config::Config& cfg, const std::string& config_path,
+                               const std::filesystem::path& out) {
+  namespace fs = std::filesystem;
+  if (!cfg.sim.present) {
+    return config_path + ": has no \"sim\" section, so it is not a simulation (add one, see "
+           "configs/sim-fashion-mnist.json; a peer config runs with gossip-peer --config " +
+           config_path + ")";
+  }
+  if (cfg.sim.average_only && cfg.gossip.interval_ms <= 0) {
+    return config_path + ": gossip.interval_ms: averaging only (sim.average_only) needs a "
+           "time-based schedule, interval_ms > 0";
+  }
+  std::error_code ec;
+  if (fs::exists(out, ec) && !fs::is_directory(out, ec)) {
+    return "--out " + out.string() + ": exists and is not a folder";
+  }
+  if (fs::exists(out / "metrics.jsonl", ec)) {
+    return "--out " + out.string() + ": holds an earlier run (metrics.jsonl); choose a new folder";
+  }
+  fs::create_directories(out, ec);
+  if (ec) return "--out " + out.string() + ": cannot create the folder: " + ec.message();
+  return "";
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -109,7 +137,7 @@ int main(int argc, char** argv) {
     std::fprintf(stderr, "gossip-sim: %s\n", cfg.status().message().c_str());
     return 2;
   }
-  if (peers > 0) {
+  if (peers > 0 && cfg->sim.present) {  // without a sim section: the error below
     cfg->sim.peers = static_cast<int>(peers);
     if (auto st = config::check_sim_script(cfg->sim); !st) {
       std::fprintf(stderr, "gossip-sim: %s: with --peers %lld: %s\n", config_path.c_str(), peers,
@@ -124,6 +152,10 @@ int main(int argc, char** argv) {
   options.name = std::filesystem::path(config_path).stem().string();
   options.out = out.empty() ? default_out(options.name) : out;
   options.seed = static_cast<uint64_t>(seed);
+  if (const std::string why = check_before_start(*cfg, config_path, options.out); !why.empty()) {
+    std::fprintf(stderr, "gossip-sim: %s\n", why.c_str());
+    return 2;
+  }
 
   std::signal(SIGINT, on_signal);
   std::signal(SIGTERM, on_signal);

@@ -182,6 +182,10 @@ core::Result<Config> parse_config(const std::string& json_text, const Path& base
 }
 
 core::Result<Config> load_config(const Path& path) {
+  std::error_code dir_ec;
+  if (std::filesystem::is_directory(path, dir_ec)) {
+    return core::invalid_argument(path.string() + " is a directory, not a config file");
+  }
   std::ifstream in(path, std::ios::binary);
   if (!in) {
     return core::not_found(path.string() + ": cannot open config file (" +

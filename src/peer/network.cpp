@@ -7,6 +7,7 @@
 #include <asio/executor_work_guard.hpp>
 #include <asio/io_context.hpp>
 #include <asio/ip/address.hpp>
+#include <functional>
 #include <random>
 #include <thread>
 #include <vector>
@@ -24,6 +25,9 @@ namespace gossip::peer {
 namespace {
 
 using std::chrono::milliseconds;
+
+// How long join() waits for a seed's member list.
+constexpr milliseconds kJoinTimeout{30000};
 
 // The membership view as the averaging engine's directory of partners.
 class SwarmDirectory final : public averaging::PeerDirectory {
@@ -84,6 +88,7 @@ struct PeerNetwork::Parts {
   std::vector<std::string> seeds;
   std::atomic<int64_t> step{0};
   std::string listen;
+  bool joined = false;  // join() succeeded (trainer thread only)
 
   ~Parts() {
     if (engine) engine->stop();
@@ -166,22 +171,30 @@ core::Result<std::unique_ptr<PeerNetwork>> PeerNetwork::start(const config::Conf
                   ":" + std::to_string(bound.port());
   const int io_threads = 2;
   for (int i = 0; i < io_threads; ++i) parts->threads.emplace_back([raw] { raw->io.run(); });
-  GOSSIP_RETURN_IF_ERROR(parts->swarm->start().with_context("membership"));
+  GOSSIP_RETURN_IF_ERROR(parts->swarm->start());  // its messages start with "membership: "
   for (const auto& b : pc.bootstrap) parts->seeds.push_back(b.to_string());
   core::log_info("peer", "peer " + parts->node->peer_id().substr(0, 12) + "… listening on " +
                              parts->listen);
   return std::unique_ptr<PeerNetwork>(new PeerNetwork(std::move(parts)));
 }
 
-core::Status PeerNetwork::join() {
+core::Status PeerNetwork::join(const std::atomic<bool>* stop) {
   if (parts_->seeds.empty()) {
     core::log_info("swarm", "no bootstrap addresses: founding a new swarm");
   }
-  const auto timeout = milliseconds(30000);
-  return parts_->swarm->join_wait(parts_->seeds, timeout);
+  std::function<bool()> cancelled;
+  if (stop) cancelled = [stop] { return stop->load(std::memory_order_relaxed); };
+  core::Status st = parts_->swarm->join_wait(parts_->seeds, kJoinTimeout, std::move(cancelled));
+  if (st) {
+    parts_->joined = true;
+  } else if (stop && stop->load(std::memory_order_relaxed)) {
+    return core::Status(core::Code::kClosed, "stopped before joining the swarm");
+  }
+  return st;
 }
 
 core::Result<bool> PeerNetwork::fetch_swarm_state(Trainer& trainer) {
+  if (!parts_->joined) return false;  // the join was stopped: nobody to ask
   auto candidates = parts_->directory->live_peers();
   if (candidates.empty()) return false;
   std::shuffle(candidates.begin(), candidates.end(), std::mt19937_64(std::random_device{}()));
@@ -198,8 +211,10 @@ void PeerNetwork::between_steps(Trainer& trainer) {
   parts_->engine->between_steps(trainer.backend(), trainer.progress().step);
 }
 
-void PeerNetwork::leave(Trainer& trainer) {
-  if (parts_->swarm->live_count() > 0) {
+void PeerNetwork::leave(Trainer& trainer, bool final_exchange) {
+  // Not after a join stopped half-way: the peer never took part, whatever
+  // the membership learned in the background since.
+  if (final_exchange && parts_->joined && parts_->swarm->live_count() > 0) {
     auto st = parts_->engine->final_exchange(trainer.backend(), trainer.progress().step,
                                              milliseconds(5000));
     if (!st) core::log_info("peer", "no final exchange before leaving: " + st.message());

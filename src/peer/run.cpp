@@ -2,17 +2,25 @@
 // checkpoint (or, when networked and without one, from the swarm's state),
 // evaluates per epoch (and per eval.every_steps), averages with the swarm
 // between steps, writes checkpoints and metrics records on schedule, prints
-// the per-epoch line and the periodic progress line, and always ends with a
-// final checkpoint (after a graceful leave when networked).
+// the per-epoch line and the periodic progress line, and ends with a final
+// checkpoint (after a graceful leave when networked). A non-finite loss stops
+// training: no checkpoint of the diverged parameters is written, and the
+// summary carries the error.
 #include "gossip/peer/run.hpp"
 
+#include <algorithm>
 #include <chrono>
 #include <cmath>
 #include <cstdio>
 #include <filesystem>
 #include <nlohmann/json.hpp>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
 
 #include "gossip/averaging/engine.hpp"
+#include "gossip/averaging/protocol.hpp"
 #include "gossip/core/log.hpp"
 #include "gossip/data/factory.hpp"
 #include "gossip/peer/checkpoint.hpp"
@@ -56,12 +64,33 @@ core::Status check_key_files(const config::PeerConfig& peer) {
   return core::Status::ok();
 }
 
+// Why training stops when the loss (or, at a checkpoint, a parameter) is no
+// longer a finite number: the run has diverged and every further step would
+// train on garbage.
+std::string diverged_message(const Trainer& trainer, const std::string& what) {
+  char lr[32];
+  std::snprintf(lr, sizeof lr, "%g", trainer.current_lr());
+  return "training diverged at step " + std::to_string(trainer.progress().step) + " (" + what +
+         "): lower optimizer.lr (" + lr + " at this step) and restart; no checkpoint of the "
+         "diverged parameters was written";
+}
+
+// The error that ends a joiner whose model every member refused (fetch_state
+// says so with kInvalidArgument): it could never average with the swarm, so
+// training alone would be a silent misconfiguration.
+core::Status model_refusal(const train::ModelSpec& model, const core::Status& fetch_error) {
+  return core::invalid_argument(
+      "model mismatch: this config's model " + model.describe() + " (fingerprint " +
+      averaging::fingerprint_hex(model.fingerprint()) + ") is not the swarm's: " + fetch_error.message() +
+      "; give this peer the swarm's model.layers, model.activation and model.loss");
+}
+
 }  // namespace
 
 nlohmann::json to_json(const RunSummary& s) {
   return {{"test_accuracy", s.test_accuracy},
           {"test_loss", s.test_loss},
-          {"train_loss", s.train_loss},
+          {"train_loss", s.train_loss ? nlohmann::json(*s.train_loss) : nlohmann::json()},
           {"epochs", s.epochs},
           {"steps", s.steps},
           {"wall_s", s.wall_s},
@@ -76,7 +105,8 @@ nlohmann::json to_json(const RunSummary& s) {
           {"listen", s.listen},
           {"from_swarm_state", s.from_swarm_state},
           {"exchanges_ok", s.exchanges_ok},
-          {"exchanges_failed", s.exchanges_failed}};
+          {"exchanges_failed", s.exchanges_failed},
+          {"error", s.error.empty() ? nlohmann::json() : nlohmann::json(s.error)}};
 }
 
 core::Result<RunSummary> run_peer(const config::Config& config, const std::atomic<bool>& stop) {
@@ -137,10 +167,20 @@ core::Result<RunSummary> run_peer(const config::Config& config, const std::atomi
     summary.peer_id = net->peer_id();
     summary.listen = net->listen_address();
     if (hooks.on_network) hooks.on_network(*net);
-    GOSSIP_RETURN_IF_ERROR(net->join());
+    if (auto joined = net->join(&stop); !joined) {
+      // A stop request while joining ends the run like any other stop
+      // (final checkpoint as usual); there is nobody to download from or
+      // to make a final exchange with.
+      if (!stop.load(std::memory_order_relaxed)) return joined;
+      core::log_info("peer", "stopped before joining the swarm");
+    }
     if (!resumed_from && !hooks.average_only) {
       auto fetched = net->fetch_swarm_state(trainer);
       if (!fetched) {
+        if (fetched.status().code() == core::Code::kInvalidArgument) {
+          net->leave(trainer, false);  // the others see it go rather than time it out
+          return model_refusal(config.model, fetched.status());
+        }
         core::log_warn("peer", fetched.status().message() + "; starting from this peer's own "
                                "initialisation");
       } else {
@@ -163,6 +203,9 @@ core::Result<RunSummary> run_peer(const config::Config& config, const std::atomi
   int64_t samples = 0;
   double epoch_loss_sum = 0.0;
   int64_t epoch_steps = 0;
+  double run_loss_sum = 0.0;  // every step of this run, for a run without a whole epoch
+  int64_t run_steps = 0;
+  std::string diverged;  // why training stopped on a non-finite loss or parameters
   int64_t last_saved = resumed_from ? summary.start_step : -1;
   int64_t last_eval = -1;
   std::optional<double> last_accuracy, last_test_loss;
@@ -195,7 +238,14 @@ core::Result<RunSummary> run_peer(const config::Config& config, const std::atomi
     return stats;
   };
   auto save_checkpoint = [&]() -> core::Status {
-    auto file = store->save(trainer.checkpoint_state(weight));
+    const CheckpointState state = trainer.checkpoint_state(weight);
+    if (!std::all_of(state.params.begin(), state.params.end(),
+                     [](float v) { return std::isfinite(v); })) {
+      // The last step's loss was finite but its update was not.
+      diverged = diverged_message(trainer, "its update made the parameters non-finite");
+      return core::Status(core::Code::kInternal, diverged);
+    }
+    auto file = store->save(state);
     if (!file) return file.status();
     last_saved = trainer.progress().step;
     summary.checkpoint = file->string();
@@ -244,12 +294,20 @@ core::Result<RunSummary> run_peer(const config::Config& config, const std::atomi
     const float loss = trainer.step();
     const double dt = seconds_since(t0);
     const int64_t step = trainer.progress().step;
+    if (!std::isfinite(loss)) {  // before these parameters reach the swarm
+      char what[64];
+      std::snprintf(what, sizeof what, "loss %g", static_cast<double>(loss));
+      diverged = diverged_message(trainer, what);
+      break;
+    }
     if (net) net->between_steps(trainer);
     if (hooks.between_steps) hooks.between_steps(trainer, loss);
     train_s += dt;
     samples += trainer.last_batch_rows();
     epoch_loss_sum += loss;
     ++epoch_steps;
+    run_loss_sum += loss;
+    ++run_steps;
     record_meter.add(loss, trainer.last_batch_rows(), dt);
     progress_meter.add(loss, trainer.last_batch_rows(), dt);
 
@@ -263,6 +321,7 @@ core::Result<RunSummary> run_peer(const config::Config& config, const std::atomi
     }
     if (config.checkpoint.every_steps > 0 && step % config.checkpoint.every_steps == 0) {
       if (auto st = save_checkpoint(); !st) {
+        if (!diverged.empty()) break;
         core::log_rate_limited(core::LogLevel::kError, "checkpoint", "periodic",
                                "checkpoint not written (training goes on): " + st.message(),
                                std::chrono::seconds(60));
@@ -286,27 +345,43 @@ core::Result<RunSummary> run_peer(const config::Config& config, const std::atomi
     summary.wall_s = seconds_since(start);
     return summary;
   }
-  summary.stopped = !trainer.budget_spent();
+  summary.stopped = diverged.empty() && !trainer.budget_spent();
   if (summary.stopped && !hooks.average_only) {
     core::log_info("peer", "stopping at step " + std::to_string(trainer.progress().step) +
                                ": writing the final checkpoint");
   }
   if (net) {
-    net->leave(trainer);
+    net->leave(trainer, diverged.empty());  // nobody should average with diverged parameters
     const auto c = net->counters();
     summary.exchanges_ok = c.exchanges_ok;
     summary.exchanges_failed = c.exchanges_failed;
   }
   if (hooks.on_exit) hooks.on_exit(trainer, net.get());
   write_train_record();
-  if (trainer.has_test_set() && !hooks.average_only && last_eval != trainer.progress().step) {
+  // A diverged replica is neither evaluated nor saved: the newest checkpoint
+  // stays the last good one.
+  if (diverged.empty() && trainer.has_test_set() && !hooks.average_only &&
+      last_eval != trainer.progress().step) {
     evaluate();
   }
-  if (last_saved != trainer.progress().step) {
-    if (auto st = save_checkpoint(); !st) {
+  if (diverged.empty() && last_saved != trainer.progress().step) {
+    if (auto st = save_checkpoint(); st) {
+      core::log_info("checkpoint", "final checkpoint " + summary.checkpoint);
+    } else if (diverged.empty()) {
       return core::Status(st.code(), "final checkpoint not written: " + st.message());
     }
-    core::log_info("checkpoint", "final checkpoint " + summary.checkpoint);
+  }
+  if (!diverged.empty()) {
+    // Logged here too for hosts of many peers (the simulator), which show
+    // the log rather than the summary.
+    summary.error = diverged;
+    core::log_error("peer", diverged + (summary.checkpoint.empty()
+                                            ? std::string()
+                                            : " (the last good checkpoint: " +
+                                                  summary.checkpoint + ")"));
+  }
+  if (!summary.train_loss && run_steps > 0) {
+    summary.train_loss = run_loss_sum / static_cast<double>(run_steps);
   }
   summary.steps = trainer.progress().step;
   summary.epochs = trainer.epochs_done();

@@ -2,6 +2,7 @@
 // evaluates on the test set.
 #include "gossip/peer/trainer.hpp"
 
+#include <string>
 #include <utility>
 
 #include "gossip/data/shard.hpp"
@@ -18,6 +19,19 @@ uint64_t batch_seed(uint64_t seed, int shard_index) {
   return z ^ (z >> 31);
 }
 
+// make_shard's errors speak of "shards: ..." or "shard.<key>: ..."; a user
+// reads them under the config section data.shard, named once.
+core::Status shard_error(const core::Status& st) {
+  const std::string& m = st.message();
+  for (const std::string prefix : {"shards: ", "shard: "}) {
+    if (m.rfind(prefix, 0) == 0) {
+      return core::Status(st.code(), "data.shard: " + m.substr(prefix.size()));
+    }
+  }
+  if (m.rfind("shard.", 0) == 0) return core::Status(st.code(), "data." + m);
+  return st.with_context("data.shard");
+}
+
 }  // namespace
 
 core::Result<std::unique_ptr<Trainer>> Trainer::create(
@@ -30,7 +44,7 @@ core::Result<std::unique_ptr<Trainer>> Trainer::create(
 
   auto shard = data::make_shard(*train_set, config.data.shard.spec, config.data.shard.num_shards,
                                 config.data.shard.index, config.data.seed);
-  if (!shard) return shard.status().with_context("data.shard");
+  if (!shard) return shard_error(shard.status());
   if (shard->empty()) {
     return core::invalid_argument("data.shard: shard " + std::to_string(config.data.shard.index) +
                                   " of " + std::to_string(config.data.shard.num_shards) +
@@ -51,7 +65,9 @@ core::Result<std::unique_ptr<Trainer>> Trainer::create(
 
   auto backend =
       train::make_backend(resolved.model, resolved.optimizer, config::backend_options(resolved));
-  if (!backend) return backend.status().with_context("training.device");
+  // make_backend's errors already name their key (training.device,
+  // optimizer.lr, ...).
+  if (!backend) return backend.status();
 
   return std::unique_ptr<Trainer>(new Trainer(resolved, std::move(train_set), std::move(test_set),
                                               std::move(*shard), std::move(*backend)));

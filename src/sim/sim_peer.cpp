@@ -106,6 +106,11 @@ void SimPeer::run(std::vector<config::Endpoint> bootstrap) {
     failure_ = result.status();
     state_.store(PeerState::kFailed);
     core::log_error("sim", "peer " + std::to_string(index_) + " failed: " + failure_.message());
+  } else if (!result->error.empty()) {  // e.g. diverged: it ran, but did not finish well
+    summary_ = *result;
+    failure_ = core::Status(core::Code::kInternal, result->error);
+    state_.store(PeerState::kFailed);
+    core::log_error("sim", "peer " + std::to_string(index_) + " failed: " + result->error);
   } else {
     summary_ = *result;
     state_.store(result->killed ? PeerState::kKilled

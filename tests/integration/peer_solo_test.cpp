@@ -3,12 +3,14 @@
 #include <doctest/doctest.h>
 #include <sys/wait.h>
 
+#include <cmath>
 #include <cstdio>
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
 #include <nlohmann/json.hpp>
 #include <string>
+#include <vector>
 
 namespace fs = std::filesystem;
 
@@ -146,6 +148,149 @@ TEST_CASE("bad usage and bad configs exit 2 with a one-line reason naming the pr
     CHECK(run_peer("--config " + (dir / "nope.json").string(), dir).status == 2);
     CHECK(run_peer("--frobnicate", dir).status == 2);
     CHECK(run_peer("", dir).status == 2);
+  }
+  fs::remove_all(dir);
+}
+
+namespace {
+
+// A swarm of one on the synthetic regression task, `steps` steps at `lr`,
+// checkpoints every `every` steps (0: only the final one) in <dir>/run.
+fs::path regression_config(const fs::path& dir, const std::string& name, double lr,
+                           int64_t steps, int64_t every) {
+  const fs::path p = dir / (name + ".json");
+  std::ofstream(p) << nlohmann::json{
+      {"peer", {{"network", false}, {"data_dir", (dir / "run").string()}}},
+      {"model", {{"layers", {10, 20, 1}}, {"loss", "mse"}, {"activation", "tanh"}}},
+      {"optimizer", {{"type", "sgd"}, {"lr", lr}}},
+      {"data", {{"dataset", {{"type", "synthetic_regression"}}}, {"batch", 32}}},
+      {"training", {{"device", "cpu"}, {"steps", steps}}},
+      {"checkpoint", {{"every_steps", every}}}}.dump(2);
+  return p;
+}
+
+}  // namespace
+
+TEST_CASE("a diverged run stops with an error, keeps the last good checkpoint and exits 1") {
+  const fs::path dir = temp_dir("diverge");
+  // 40 good steps leave a checkpoint at step 40.
+  const fs::path good_cfg = regression_config(dir, "good", 0.05, 40, 0);
+  const Run good = run_peer("--config " + good_cfg.string(), dir);
+  INFO(good.out);
+  REQUIRE(good.status == 0);
+  const std::string good_ckpt = nlohmann::json::parse(good.last_line).at("checkpoint");
+  REQUIRE(fs::exists(good_ckpt));
+
+  // Resumed with an absurd learning rate and a checkpoint every step: the
+  // loss overflows within a few steps.
+  const Run bad = run_peer("--config " + regression_config(dir, "bad", 1e30, 400, 1).string(), dir);
+  INFO(bad.out);
+  CHECK(bad.status == 1);
+  CHECK(bad.out.find("training diverged at step ") != std::string::npos);
+  CHECK(bad.out.find("lower optimizer.lr") != std::string::npos);
+  CHECK(bad.out.find("gossip-peer: training diverged at step ") != std::string::npos);
+  const auto summary = nlohmann::json::parse(bad.last_line);
+  const int64_t steps = summary.at("steps");
+  CHECK(steps > 40);
+  CHECK(steps < 400);
+  CHECK(summary.at("stopped") == false);
+  CHECK(summary.at("error").get<std::string>().find("training diverged at step " +
+                                                    std::to_string(steps)) == 0);
+  // train_loss is the finite mean of the steps before the divergence.
+  REQUIRE(summary.at("train_loss").is_number());
+  CHECK(std::isfinite(summary.at("train_loss").get<double>()));
+  // The summary names the last good checkpoint, written before the divergence.
+  const std::string last_good = summary.at("checkpoint");
+  REQUIRE(fs::exists(last_good));
+
+  // Every checkpoint left is loadable: the next start resumes from one.
+  const Run again = run_peer("--config " + good_cfg.string(), dir);
+  INFO(again.out);
+  CHECK(again.status == 0);
+  CHECK(again.out.find("non-finite") == std::string::npos);
+  CHECK(again.out.find(last_good) != std::string::npos);
+  CHECK(nlohmann::json::parse(again.last_line).at("start_step") ==
+        nlohmann::json::parse(bad.last_line).at("steps").get<int64_t>() - 1);
+  for (const auto& e : fs::directory_iterator(dir / "run")) {
+    CHECK(e.path().extension() != ".rejected");
+  }
+  fs::remove_all(dir);
+}
+
+TEST_CASE("train_loss is the mean of the steps done without a whole epoch, null without steps") {
+  const fs::path dir = temp_dir("trainloss");
+  const fs::path cfg = regression_config(dir, "short", 0.05, 5, 0);
+  const Run first = run_peer("--config " + cfg.string(), dir);
+  INFO(first.out);
+  REQUIRE(first.status == 0);
+  const auto s1 = nlohmann::json::parse(first.last_line);
+  CHECK(s1.at("epochs") == 0);
+  CHECK(s1.at("steps") == 5);
+  REQUIRE(s1.at("train_loss").is_number());
+  // Targets have unit variance: an untrained model's MSE is near 1, not 0.
+  CHECK(s1.at("train_loss").get<double>() > 0.1);
+  CHECK(s1.at("error").is_null());
+
+  // Resumed with the budget already spent: no step, so no training loss.
+  const Run second = run_peer("--config " + cfg.string(), dir);
+  INFO(second.out);
+  REQUIRE(second.status == 0);
+  const auto s2 = nlohmann::json::parse(second.last_line);
+  CHECK(s2.at("start_step") == 5);
+  CHECK(s2.at("train_loss").is_null());
+  fs::remove_all(dir);
+}
+
+TEST_CASE("--join and --listen need peer.network true") {
+  const fs::path dir = temp_dir("nonet");
+  const fs::path cfg = regression_config(dir, "solo", 0.05, 5, 0);
+  for (const std::string opt : {"--join 127.0.0.1:7400", "--listen 127.0.0.1:0"}) {
+    INFO(opt);
+    const Run r = run_peer("--config " + cfg.string() + " " + opt, dir);
+    CHECK(r.status == 2);
+    CHECK(r.out.find(opt.substr(0, opt.find(' ')) + " needs a network") != std::string::npos);
+    CHECK(r.out.find("peer.network false") != std::string::npos);
+    CHECK_FALSE(fs::exists(dir / "run"));  // rejected before anything started
+  }
+  fs::remove_all(dir);
+}
+
+TEST_CASE("a folder given as --config is named as a folder, with exit status 2") {
+  const fs::path dir = temp_dir("cfgdir");
+  const Run r = run_peer("--config " + dir.string(), dir);
+  CHECK(r.status == 2);
+  CHECK(r.out.find(dir.string() + " is a directory, not a config file") != std::string::npos);
+  CHECK(r.out.find("invalid JSON") == std::string::npos);
+  fs::remove_all(dir);
+}
+
+TEST_CASE("errors from the backend and the shard name their config key once") {
+  const fs::path dir = temp_dir("prefix");
+  SUBCASE("training.device cuda") {
+    const fs::path cfg = write_config(dir, R"({"peer": {"network": false},
+      "model": {"layers": [10, 20, 1], "loss": "mse"},
+      "data": {"dataset": {"type": "synthetic_regression"}},
+      "training": {"device": "cuda", "steps": 1}})");
+    const Run r = run_peer("--config " + cfg.string(), dir);
+    INFO(r.out);
+    if (r.status == 0) {
+      MESSAGE("skipped: this machine has a CUDA device");
+    } else {
+      CHECK(r.status == 1);
+      CHECK(r.out.find("gossip-peer: training.device: cuda requested") != std::string::npos);
+      CHECK(r.out.find("training.device: training.device") == std::string::npos);
+    }
+  }
+  SUBCASE("more shards than rows") {
+    const fs::path cfg = write_config(dir, R"({"peer": {"network": false},
+      "model": {"layers": [10, 20, 1], "loss": "mse"},
+      "data": {"dataset": {"type": "synthetic_regression"}, "shard": {"num_shards": 9000}},
+      "training": {"device": "cpu", "steps": 1}})");
+    const Run r = run_peer("--config " + cfg.string(), dir);
+    INFO(r.out);
+    CHECK(r.status == 2);
+    CHECK(r.out.find("gossip-peer: data.shard: 9000 shards but synthetic_regression/train has "
+                     "only 8192 samples") != std::string::npos);
   }
   fs::remove_all(dir);
 }

@@ -3,8 +3,10 @@
 // second to fourth joining by the first's address; one is killed with
 // SIGKILL mid-run and restarted with the same config, resumes from its
 // checkpoint and rejoins while the others never stop; all reach 85% test
-// accuracy. Two peers with different models refuse each other's parameters
-// (and the joiner's state download) naming both fingerprints, and neither
+// accuracy. A joiner without a checkpoint whose model differs from the
+// swarm's is refused the state download by every member and exits 2 naming
+// both models. Two peers with different models (the joiner resuming its own
+// checkpoint) refuse each other's parameters naming both fingerprints, and neither
 // crashes. A missing key file is a config error naming the key and the
 // gossip-keygen command. Waits poll for conditions, so a loaded machine only
 // makes the tests slower.
@@ -393,11 +395,33 @@ TEST_CASE("two peers with different models refuse each other's parameters and ca
   make_identity(dir / "a.key");
   make_identity(dir / "b.key");
   fs::path cfg_a, cfg_b;
-  Proc a, b;
-  Reaper reaper{{&a, &b}};
+  Proc a, b, fresh, founder;
+  Reaper reaper{{&a, &b, &fresh, &founder}};
   a = start_listening([&](int port) { return cfg_a = mismatch_config(dir, "a", port, 32, 0); }, dir,
                       "a");
   const std::string first = Json::parse(read_text(cfg_a))["peer"]["listen"];
+
+  // Without a checkpoint of its own, b would start from the swarm's state:
+  // every member refuses it, so b stops naming both models (exit 2, a
+  // config that does not fit the swarm) instead of training alone.
+  fresh = spawn(mismatch_config(dir, "b", free_port(), 16, 3000), dir, "fresh", {"--join", first});
+  const int rc_fresh = wait_exit(fresh, 120);
+  const std::string err_fresh = read_text(fresh.err);
+  {
+    INFO("b (fresh): " << err_fresh);
+    CHECK(rc_fresh == 2);
+    CHECK(contains(err_fresh, "gossip-peer: model mismatch: this config's model 10-16-1 tanh mse"));
+    CHECK(contains(err_fresh, "donor refused: model mismatch"));
+    CHECK_FALSE(contains(err_fresh, "starting from this peer's own initialisation"));
+    CHECK_FALSE(has_checkpoint(dir / "b"));
+    CHECK(!exited(a));
+  }
+
+  // With a checkpoint of its own (50 steps as the founder of its own swarm)
+  // b resumes, joins a and trains; averaging offers are refused both ways.
+  founder = spawn(mismatch_config(dir, "b", free_port(), 16, 50), dir, "founder");
+  REQUIRE_MESSAGE(wait_exit(founder, 120) == 0, read_text(founder.err));
+  REQUIRE(has_checkpoint(dir / "b"));
   b = start_listening([&](int port) { return cfg_b = mismatch_config(dir, "b", port, 16, 3000); },
                       dir, "b", {"--join", first});
   // b's budget is 3000 steps; a runs until b is done.
@@ -413,10 +437,13 @@ TEST_CASE("two peers with different models refuse each other's parameters and ca
 
   const std::string fp_a = fingerprint_hex(cfg_a), fp_b = fingerprint_hex(cfg_b);
   REQUIRE(fp_a != fp_b);
-  // The joiner's state download is refused; it starts from its own init.
+  // The fresh joiner's state download was refused, both fingerprints named.
   CHECK(contains(err_a, "refused STATE_REQ: model mismatch"));
-  CHECK(contains(err_b, "donor refused: model mismatch"));
-  CHECK(contains(err_b, "starting from this peer's own initialisation"));
+  CHECK(contains(err_fresh, "(fingerprint " + fp_b + ") is not the swarm's: "));
+  CHECK(contains(err_fresh, "every member refused this peer's model"));
+  CHECK(contains(err_fresh, " has " + fp_a));
+  // The resumed b asked for no state.
+  CHECK_FALSE(contains(err_b, "donor refused"));
   // Averaging offers are refused both ways, naming both fingerprints.
   for (const std::string* err : {&err_a, &err_b}) {
     CHECK(contains(*err, "refused OFFER: model mismatch"));
@@ -427,6 +454,7 @@ TEST_CASE("two peers with different models refuse each other's parameters and ca
   const Json sa = summary_of(a), sb = summary_of(b);
   CHECK(sb.at("stopped") == false);  // its own budget finished
   CHECK(sb.at("steps") == 3000);
+  CHECK(sb.at("start_step") == 50);
   CHECK(sb.at("from_swarm_state") == false);
   CHECK(sb.at("exchanges_ok") == 0);
   CHECK(sa.at("stopped") == true);
@@ -468,5 +496,129 @@ TEST_CASE("a missing key file is a config error naming the key and the keygen co
     CHECK(contains(err, "gossip-keygen swarm --out " + (dir / "swarm.key").string()));
     CHECK(err.find('\n') == err.size() - 1);
   }
+  fs::remove_all(dir);
+}
+
+// --- joining: stop requests and seeds that cannot answer --------------------
+
+namespace {
+
+// Rewrites the JSON config `file` through `edit`.
+template <typename Edit>
+void edit_config(const fs::path& file, Edit edit) {
+  Json j = Json::parse(read_text(file));
+  edit(j);
+  std::ofstream(file) << j.dump(2);
+}
+
+}  // namespace
+
+TEST_CASE("SIGINT or SIGTERM while joining ends the peer at once, as any stop does") {
+  const fs::path dir = temp_dir("joinstop");
+  shell(build_root() + "/tools/gossip-keygen swarm --out " + (dir / "swarm.key").string() +
+        " >/dev/null");
+  for (const int sig : {SIGINT, SIGTERM}) {
+    const std::string tag = sig == SIGINT ? "int" : "term";
+    CAPTURE(tag);
+    make_identity(dir / (tag + ".key"));
+    // Nobody listens at the seed: the join would wait its full 30 s.
+    const std::string seed = "127.0.0.1:" + std::to_string(free_port());
+    Proc p;
+    Reaper reaper{{&p}};
+    p = start_listening(
+        [&](int port) {
+          const fs::path cfg = mismatch_config(dir, tag, port, 8, 0);
+          edit_config(cfg, [&](Json& j) { j["peer"]["bootstrap"] = {seed}; });
+          return cfg;
+        },
+        dir, tag);
+    std::this_thread::sleep_for(std::chrono::milliseconds(300));  // inside the join wait
+    const auto t0 = Clock::now();
+    ::kill(p.pid, sig);
+    const int rc = wait_exit(p, 15);
+    const double took = seconds_since(t0);
+    const std::string err = read_text(p.err);
+    INFO(err);
+    MESSAGE("exited " << took << " s after the signal");
+    CHECK(rc == 0);
+    CHECK(took < 3.0);
+    CHECK(contains(err, "stopped before joining the swarm"));
+    CHECK_FALSE(contains(err, "could not join"));
+    CHECK_FALSE(contains(err, "final exchange"));
+    const Json s = summary_of(p);
+    CHECK(s.at("stopped") == true);
+    CHECK(s.at("steps") == 0);
+    CHECK(s.at("exchanges_ok") == 0);
+    CHECK(s.at("from_swarm_state") == false);
+    // The final checkpoint, as after any stop.
+    CHECK(fs::exists(s.at("checkpoint").get<std::string>()));
+  }
+  fs::remove_all(dir);
+}
+
+TEST_CASE("joining with another swarm key or with a member's identity key: the joiner names the key") {
+  const fs::path dir = temp_dir("joinkeys");
+  const std::string keygen = build_root() + "/tools/gossip-keygen";
+  shell(keygen + " swarm --out " + (dir / "swarm.key").string() + " >/dev/null");
+  shell(keygen + " swarm --out " + (dir / "other.key").string() + " >/dev/null");
+  make_identity(dir / "a.key");
+  make_identity(dir / "b.key");
+  fs::path cfg_a;
+  Proc a, b, twin;
+  Reaper reaper{{&a, &b, &twin}};
+  a = start_listening([&](int port) { return cfg_a = mismatch_config(dir, "a", port, 8, 0); }, dir,
+                      "a");
+  const std::string first = Json::parse(read_text(cfg_a))["peer"]["listen"];
+
+  // Another swarm key: a refuses the handshake's last message; b says why.
+  b = start_listening(
+      [&](int port) {
+        const fs::path cfg = mismatch_config(dir, "b", port, 8, 0);
+        edit_config(cfg, [&](Json& j) { j["peer"]["swarm_key"] = (dir / "other.key").string(); });
+        return cfg;
+      },
+      dir, "b", {"--join", first});
+  wait_for({&a, &b}, [&] { return contains(read_text(b.err), "peer.swarm_key"); },
+           "the joiner's warning naming peer.swarm_key", 20);
+  ::kill(b.pid, SIGTERM);
+  CHECK(wait_exit(b, 15) == 0);
+  const std::string err_b = read_text(b.err);
+  INFO("b: " << err_b);
+  CHECK(contains(err_b, "the member closed the connection right after the handshake"));
+  CHECK(contains(read_text(a.err), "wrong swarm key"));
+
+  // a's identity key: the dial reaches "itself"; the join fails at once.
+  const auto t0 = Clock::now();
+  const fs::path cfg_twin = mismatch_config(dir, "twin", free_port(), 8, 0);
+  edit_config(cfg_twin, [&](Json& j) { j["peer"]["identity_key"] = (dir / "a.key").string(); });
+  twin = spawn(cfg_twin, dir, "twin", {"--join", first});
+  const int rc_twin = wait_exit(twin, 20);  // before: 30 s of retries
+  const double took = seconds_since(t0);
+  const std::string err_twin = read_text(twin.err);
+  INFO("twin: " << err_twin);
+  MESSAGE("the twin gave up after " << took << " s");
+  CHECK(rc_twin == 1);
+  CHECK(contains(err_twin, "could not join the swarm"));
+  CHECK(contains(err_twin, "self-connection"));
+  CHECK(contains(err_twin, "another peer uses the same identity key (peer.identity_key)"));
+
+  ::kill(a.pid, SIGTERM);
+  CHECK(wait_exit(a, 30) == 0);
+  fs::remove_all(dir);
+}
+
+TEST_CASE("a wildcard listen address without peer.advertise is named once") {
+  const fs::path dir = temp_dir("advertise");
+  shell(build_root() + "/tools/gossip-keygen swarm --out " + (dir / "swarm.key").string() +
+        " >/dev/null");
+  make_identity(dir / "w.key");
+  Proc p = spawn(mismatch_config(dir, "w", free_port(), 8, 0), dir, "w", {"--listen", "0.0.0.0:0"});
+  Reaper reaper{{&p}};
+  CHECK(wait_exit(p, 30) == 2);
+  const std::string err = read_text(p.err);
+  INFO(err);
+  CHECK(contains(err, "gossip-peer: membership: no address to advertise"));
+  CHECK(contains(err, "peer.advertise"));
+  CHECK_FALSE(contains(err, "membership: membership"));
   fs::remove_all(dir);
 }

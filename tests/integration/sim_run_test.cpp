@@ -4,6 +4,8 @@
 // summary; plus an averaging-only run checked against the theory.
 #include <doctest/doctest.h>
 
+#include <chrono>
+
 #include <atomic>
 #include <cmath>
 #include <filesystem>
@@ -11,6 +13,7 @@
 #include <nlohmann/json.hpp>
 #include <set>
 #include <string>
+#include <tuple>
 #include <vector>
 
 #include "gossip/config/config.hpp"
@@ -101,6 +104,20 @@ TEST_CASE("a 4-peer swarm trains, converges and reports the truth about itself")
   CHECK(s["averaged_model_loss"].get<double>() < 0.5 * first["averaged_model_loss"].get<double>());
   CHECK(fs::exists(s["report"].get<std::string>()));
   CHECK(fs::exists(fs::path(s["out"].get<std::string>()) / "summary.json"));
+}
+
+TEST_CASE("a diverging swarm: every peer stops and is listed as failed with the reason") {
+  auto c = regression_config(3, 1000, Json::object());
+  c.optimizer.lr = 1e30;  // the loss is non-finite within a few steps
+  const auto t0 = std::chrono::steady_clock::now();
+  const Json s = run(c, "diverged");
+  const double took = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  MESSAGE("diverged run took " << took << " s");
+  REQUIRE(s["failed_peers"].size() == 3);
+  for (const auto& f : s["failed_peers"]) {
+    CHECK(f["error"].get<std::string>().find("training diverged at step") != std::string::npos);
+  }
+  CHECK(took < 4);  // no final exchange (up to 5 s) of diverged parameters to wait for
 }
 
 TEST_CASE("churn: killed peers vanish from every view and joiners start from the swarm's state") {
@@ -237,6 +254,47 @@ TEST_CASE("gossip-sim and gossip-peer reject what is not theirs, naming it") {
                                    " --config " + write("ok.json", base).string());
     CHECK(rc == 2);
     CHECK(err.find("holds an earlier run") != std::string::npos);
+  }
+  // stdout and stderr of a command, apart.
+  auto run_cli_both = [&](const std::string& cmd) {
+    const auto out = dir / "stdout.txt", err = dir / "stderr.txt";
+    const int rc = std::system((cmd + " >" + out.string() + " 2>" + err.string()).c_str());
+    return std::make_tuple(WIFEXITED(rc) ? WEXITSTATUS(rc) : -1, gossip::test::read_text(out),
+                           gossip::test::read_text(err));
+  };
+  SUBCASE("a config without a sim section: refused before the start line") {
+    Json j = base;
+    j.erase("sim");
+    const auto cfg = write("peer.json", j);
+    for (const std::string extra : {"", " --peers 3"}) {
+      const auto [rc, out, err] = run_cli_both(root + "/tools/gossip-sim --out " +
+                                               (dir / "nosim").string() + extra + " --config " +
+                                               cfg.string());
+      INFO(err);
+      CHECK(rc == 2);
+      CHECK(err.find(cfg.string() + ": has no \"sim\" section") != std::string::npos);
+      CHECK(err.find("gossip-peer --config") != std::string::npos);
+      CHECK(out.empty());  // no "gossip-sim: N peers, ..., output in ..." line
+      CHECK_FALSE(fs::exists(dir / "nosim"));
+    }
+  }
+  SUBCASE("an --out that is unusable: refused before the start line") {
+    std::ofstream(dir / "afile") << "x\n";
+    fs::create_directories(dir / "used2");
+    std::ofstream(dir / "used2" / "metrics.jsonl") << "{}\n";
+    const auto cfg = write("ok.json", base);
+    const auto [rc1, out1, err1] = run_cli_both(root + "/tools/gossip-sim --out " +
+                                                (dir / "afile").string() + " --config " +
+                                                cfg.string());
+    CHECK(rc1 == 2);
+    CHECK(err1.find("afile: exists and is not a folder") != std::string::npos);
+    CHECK(out1.empty());
+    const auto [rc2, out2, err2] = run_cli_both(root + "/tools/gossip-sim --out " +
+                                                (dir / "used2").string() + " --config " +
+                                                cfg.string());
+    CHECK(rc2 == 2);
+    CHECK(err2.find("holds an earlier run") != std::string::npos);
+    CHECK(out2.empty());
   }
   SUBCASE("gossip-peer refuses a simulation config") {
     const auto [rc, err] =

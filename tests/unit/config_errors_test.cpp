@@ -2,7 +2,9 @@
 // names the full key path and says what is wrong (exact texts, since users
 // read them and other modules' docs quote them).
 #include <doctest/doctest.h>
+#include <unistd.h>
 
+#include <filesystem>
 #include <nlohmann/json.hpp>
 #include <string>
 
@@ -292,4 +294,15 @@ TEST_CASE("JSON syntax errors give line and column; duplicate keys are errors") 
   // Comments are allowed.
   CHECK(error_of_text("// a peer\n{\"model\": {\"layers\": [784, 10]}, /* data */ "
                       "\"data\": {\"dataset\": {\"type\": \"fashion_mnist\"}}}") == "");
+}
+
+TEST_CASE("a folder given as the config file is named as such") {
+  const std::filesystem::path dir =
+      std::filesystem::temp_directory_path() / ("gossip-config-dir-" + std::to_string(::getpid()));
+  std::filesystem::create_directories(dir);
+  auto c = gossip::config::load_config(dir);
+  REQUIRE_FALSE(c.is_ok());
+  CHECK(c.status().code() == gossip::core::Code::kInvalidArgument);
+  CHECK(c.status().message() == dir.string() + " is a directory, not a config file");
+  std::filesystem::remove_all(dir);
 }

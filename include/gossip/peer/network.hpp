@@ -10,6 +10,7 @@
 // is called from the trainer thread.
 #pragma once
 
+#include <atomic>
 #include <chrono>
 #include <cstdint>
 #include <memory>
@@ -40,8 +41,12 @@ class PeerNetwork {
   PeerNetwork& operator=(const PeerNetwork&) = delete;
 
   // Joins through peer.bootstrap (none: this peer founds the swarm). Fails
-  // naming every address tried when none answers in time.
-  core::Status join();
+  // naming every address tried when none answers in time (30 s), or sooner
+  // when no seed can ever answer (see membership::Swarm::join). With `stop`,
+  // a stop request (*stop becoming true) ends the wait within ~20 ms with a
+  // kClosed "stopped before joining the swarm"; fetch_swarm_state() then
+  // finds nobody and leave() makes no final exchange.
+  core::Status join(const std::atomic<bool>* stop = nullptr);
 
   // Downloads parameters, optimizer state and step from a random live member
   // (falling back to the others) into `trainer`. Returns false, doing
@@ -56,8 +61,10 @@ class PeerNetwork {
   // that between_steps() would do.
   void wait_for_work(std::chrono::milliseconds max_wait);
 
-  // One last exchange (bounded wait), then LEAVE to every member.
-  void leave(Trainer& trainer);
+  // One last exchange (bounded wait; skipped with final_exchange false, for
+  // parameters nobody should take: a diverged run, a model the swarm
+  // refused), then LEAVE to every member.
+  void leave(Trainer& trainer, bool final_exchange = true);
 
   // Exchanges, bytes and members for metrics and progress lines.
   NetworkCounters counters() const;

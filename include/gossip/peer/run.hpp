@@ -8,6 +8,7 @@
 #include <atomic>
 #include <functional>
 #include <nlohmann/json_fwd.hpp>
+#include <optional>
 #include <string>
 
 #include "gossip/config/config.hpp"
@@ -19,7 +20,9 @@ namespace gossip::peer {
 struct RunSummary {
   double test_accuracy = 0.0;  // fraction in [0,1]; 0 without a test set
   double test_loss = 0.0;
-  double train_loss = 0.0;  // mean loss over the last epoch's steps
+  // Mean loss over the last completed epoch's steps; when no epoch
+  // completed, over the steps this run did; none without steps.
+  std::optional<double> train_loss;
   int64_t epochs = 0;       // completed epochs
   int64_t steps = 0;
   double wall_s = 0.0;         // whole run, data loading excluded
@@ -35,6 +38,10 @@ struct RunSummary {
   bool from_swarm_state = false;  // started from state downloaded from a member
   int64_t exchanges_ok = 0;
   int64_t exchanges_failed = 0;
+  // Non-empty when the run stopped on a failure that still leaves a summary
+  // to print: the loss became non-finite ("training diverged at step N
+  // ..."). No final checkpoint was written then (the last good one stays).
+  std::string error;
 };
 
 class PeerNetwork;
@@ -85,7 +92,10 @@ nlohmann::json to_json(const RunSummary& summary);
 // metrics.progress_every_s seconds. Calling thread = trainer thread. Errors:
 // missing key files (invalid argument, checked before anything loads), bad
 // data files, model/data mismatch, unavailable device, checkpoint folder in
-// use or not writable, no seed answering, final checkpoint not written.
+// use or not writable, no seed answering, a swarm whose every member refused
+// the state download because its model differs (invalid argument, naming
+// both models), final checkpoint not written. A loss that becomes non-finite
+// stops training: the summary comes back with `error` set (see RunSummary).
 core::Result<RunSummary> run_peer(const config::Config& config, const std::atomic<bool>& stop);
 // As above, with a host's hooks (see RunHooks).
 core::Result<RunSummary> run_peer(const config::Config& config, const std::atomic<bool>& stop,

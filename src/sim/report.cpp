@@ -211,7 +211,8 @@ svg::Chart late_accuracy_chart(const svg::Chart& full) {
   if (!(hi - lo < 0.5 * (all_hi - all_lo))) return late;
   late = full;
   late.id = "chart-accuracy-late";
-  late.title = "Test accuracy over the second half of the run (y axis zoomed)";
+  late.title = "Test accuracy over the second half of the run (zoomed)";
+  late.x_from_zero = false;
   for (auto& s : late.series) {
     std::vector<std::vector<svg::Point>> kept;
     for (const auto& g : s.segments) {

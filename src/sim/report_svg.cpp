@@ -182,7 +182,7 @@ std::string render_chart(const Chart& chart) {
   double xlo, xhi, ylo, yhi;
   bounds(xs, xlo, xhi);
   bounds(ys, ylo, yhi);
-  const Axis ax = linear_axis(std::min(0.0, xlo), xhi);
+  const Axis ax = linear_axis(chart.x_from_zero ? std::min(0.0, xlo) : xlo, xhi);
   const Axis ay = chart.log_y ? log_axis(std::max(ylo, 1e-300), std::max(yhi, 1e-300))
                               : linear_axis(chart.y_from_zero ? std::min(0.0, ylo) : ylo, yhi);
 

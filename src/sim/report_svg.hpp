@@ -49,6 +49,7 @@ struct Chart {
   std::string y_label;
   bool log_y = false;        // every y must then be > 0 (the caller clamps)
   bool y_from_zero = false;  // linear y axis starts at 0 (counts)
+  bool x_from_zero = true;   // the x axis starts at 0 (time since start); false: at the data
   std::vector<Series> series;
   std::vector<Marker> markers;
   std::vector<LegendEntry> legend;

@@ -114,6 +114,8 @@ TEST_CASE("churn run: charts, one line per peer, averaged model, events, summary
   const auto late_lines = peer_lines(late);
   CHECK(std::set<int>(late_lines.begin(), late_lines.end()) == std::set<int>{0, 3, 4, 5, 6, 7, 8, 9});
   CHECK(late.find(">0.2<") == std::string::npos);  // no tick down at the early values
+  CHECK(late.find(">10<") == std::string::npos);  // nor a time axis from 0 with the first half empty
+  CHECK(late.find(">40<") != std::string::npos);
   CHECK(acc.find(">0.4<") != std::string::npos);
 
   const std::string cons = chart(html, "chart-consensus");

@@ -140,7 +140,10 @@ struct Core final : net::SessionHandler, std::enable_shared_from_this<Core> {
   void own_snapshot_ready(std::shared_ptr<Exchange> ex);
   void send_own(std::shared_ptr<Exchange> ex);
   void maybe_complete(std::shared_ptr<Exchange> ex);
-  enum class Outcome { kBusy, kFailed, kRefused, kRemote };
+  // kStopped: abandoned because this engine is stopping (the peer leaves);
+  // not a failure of the partner or the link, so neither counted nor logged
+  // as one.
+  enum class Outcome { kBusy, kFailed, kRefused, kRemote, kStopped };
   void fail(std::shared_ptr<Exchange> ex, const core::Status& why, Outcome outcome);  // by value: may reset current_
   std::shared_ptr<net::Session> find_session(const std::string& peer_id);
   void arm_timer(const std::shared_ptr<Exchange>& ex);

@@ -482,7 +482,7 @@ void Engine::stop() {
     }
     if (self->current_) {
       self->fail(self->current_, core::Status(core::Code::kClosed, "averaging engine stopped"),
-                 Core::Outcome::kFailed);
+                 Core::Outcome::kStopped);
     }
     auto fetches = self->fetches_;
     for (auto& [xid, f] : fetches) {

@@ -55,7 +55,7 @@ asio::awaitable<void> Core::run_initiator(std::shared_ptr<Exchange> ex, Member p
     stopping = stopping_;
   }
   if (stopping) {
-    fail(ex, core::Status(core::Code::kClosed, "averaging engine stopped"), Outcome::kFailed);
+    fail(ex, core::Status(core::Code::kClosed, "averaging engine stopped"), Outcome::kStopped);
     co_return;
   }
   auto s = find_session(peer.peer_id);
@@ -251,7 +251,9 @@ void Core::fail(std::shared_ptr<Exchange> ex, const core::Status& why, Outcome o
     }
   }
   add_counters([&](Counters& c) {
-    if (outcome == Outcome::kBusy) {
+    if (outcome == Outcome::kStopped) {
+      return;
+    } else if (outcome == Outcome::kBusy) {
       c.exchanges_busy++;
     } else {
       c.exchanges_failed++;
@@ -261,6 +263,9 @@ void Core::fail(std::shared_ptr<Exchange> ex, const core::Status& why, Outcome o
   });
   if (outcome == Outcome::kBusy) {
     core::log_debug("averaging", "partner " + short_id(ex->peer_id) + " busy; backing off");
+  } else if (outcome == Outcome::kStopped) {
+    core::log_info("averaging", "exchange " + std::string(ex->initiator ? "with " : "from ") +
+                                    short_id(ex->peer_id) + " abandoned, nothing applied: this peer is leaving");
   } else {
     log_failure("exchange " + std::string(ex->initiator ? "with " : "from ") + short_id(ex->peer_id) +
                 " failed, nothing applied: " + why.to_string());

@@ -236,6 +236,21 @@ nlohmann::json Simulation::finish() {
     }
   }
   summary["failed_peers"] = failed;
+  // Events the run ended before (an at_step the swarm never reached, an at_s
+  // past the end): a script that did not happen must not pass unnoticed.
+  nlohmann::json not_fired = nlohmann::json::array();
+  for (size_t i = next_event_; i < sim_.events.size(); ++i) {
+    const auto& e = sim_.events[i];
+    char at_s[32];
+    std::snprintf(at_s, sizeof at_s, "%g s", e.at_s);
+    const std::string at = e.at_step >= 0 ? "step " + std::to_string(e.at_step) : std::string(at_s);
+    core::log_warn("sim", "sim.events[" + std::to_string(i) + "] (" + config::sim_event_name(e.kind) +
+                              " at " + at + ") never happened: the run ended first");
+    not_fired.push_back({{"index", i}, {"event", config::sim_event_name(e.kind)},
+                         {"at_s", e.at_s >= 0 ? nlohmann::json(e.at_s) : nlohmann::json()},
+                         {"at_step", e.at_step >= 0 ? nlohmann::json(e.at_step) : nlohmann::json()}});
+  }
+  summary["events_not_fired"] = not_fired;
   // Views as the last look saw them: the final replicas are taken after
   // each peer's LEAVE, when its view is already emptying.
   for (const char* k : {"killed_still_in_views", "members_min", "members_max"}) {

@@ -120,6 +120,21 @@ TEST_CASE("a diverging swarm: every peer stops and is listed as failed with the 
   CHECK(took < 4);  // no final exchange (up to 5 s) of diverged parameters to wait for
 }
 
+TEST_CASE("events the run ended before are listed, not silently dropped") {
+  const Json events =
+      Json::array({{{"at_step", 50}, {"kill", {2}}}, {{"at_step", 1000000}, {"kill", {1}}}});
+  const Json s = run(regression_config(3, 400, {{"events", events}}), "not_fired");
+  REQUIRE(s["events_not_fired"].size() == 1);
+  CHECK(s["events_not_fired"][0]["index"] == 1);
+  CHECK(s["events_not_fired"][0]["event"] == "kill");
+  CHECK(s["events_not_fired"][0]["at_step"] == 1000000);
+  bool first_kill_logged = false;  // the first one did happen
+  for (const auto& r : read_records(s["metrics"].get<std::string>())) {
+    first_kill_logged = first_kill_logged || (r["type"] == "event" && r["index"] == 0);
+  }
+  CHECK(first_kill_logged);
+}
+
 TEST_CASE("churn: killed peers vanish from every view and joiners start from the swarm's state") {
   // Time-based, so that failure detection (about 3 s with these settings)
   // has finished well before the last look whatever the machine's speed.

@@ -158,7 +158,10 @@ void read_training(Section& top, TrainingConfig& out) {
   } else {
     s.choice("device", kDeviceNames, out.device);
   }
-  s.non_negative("cpu_threads", out.cpu_threads);
+  {
+    int64_t threads = out.cpu_threads;  // OpenBLAS caps its pool far below this anyway
+    if (s.integer("cpu_threads", threads, 0, 1024)) out.cpu_threads = static_cast<int>(threads);
+  }
   s.boolean("allow_tf32", out.allow_tf32);
   s.positive("epochs", out.epochs);
   s.positive("steps", out.steps);

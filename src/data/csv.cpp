@@ -8,6 +8,7 @@
 #include <algorithm>
 #include <charconv>
 #include <cmath>
+#include <cstdlib>
 #include <map>
 #include <string_view>
 #include <unordered_map>
@@ -135,8 +136,17 @@ core::Status map_labels(const std::string& path, const std::string& column,
       }
       ids[r] = static_cast<int32_t>(v);
       max_id = std::max(max_id, v);
-    } else if (first_text < 0) {
-      first_text = static_cast<int64_t>(r);
+    } else {
+      // A number that is not a whole one ("1.5", "1e30"): a mistyped id,
+      // not a class name.
+      char* end = nullptr;
+      const std::string& t = texts[r];
+      (void)std::strtod(t.c_str(), &end);
+      if (!t.empty() && end == t.c_str() + t.size()) {
+        return core::corrupt(where(path, lines[r]) + ": column '" + column + "': label '" + t +
+                             "' is a number but not a class id (a whole number in [0, 2^31 - 1))");
+      }
+      if (first_text < 0) first_text = static_cast<int64_t>(r);
     }
   }
   if (first_int >= 0 && first_text >= 0) {

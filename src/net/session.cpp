@@ -53,8 +53,10 @@ asio::awaitable<void> SecureSession::watchdog() {
         core_->refuse(core_->counters.handshake_timeout, "handshake-timeout",
                       "handshake with " + remote_address_string() + " not finished within " +
                           std::to_string(cfg.handshake_timeout.count()) + " ms");
-        close_on_strand(core::timeout_error("handshake not finished within " +
-                                            std::to_string(cfg.handshake_timeout.count()) + " ms"));
+        close_on_strand(core::timeout_error(
+            "handshake not finished within " + std::to_string(cfg.handshake_timeout.count()) +
+            " ms (the other end accepted TCP but did not answer as a gossip-train peer: another "
+            "service at that port, or an overloaded peer)"));
         co_return;
       }
       next = deadline_;

@@ -22,6 +22,7 @@
 #include "gossip/averaging/engine.hpp"
 #include "gossip/averaging/protocol.hpp"
 #include "gossip/core/log.hpp"
+#include "gossip/crypto/keys.hpp"
 #include "gossip/data/factory.hpp"
 #include "gossip/peer/checkpoint.hpp"
 #include "gossip/peer/metrics.hpp"
@@ -44,8 +45,10 @@ double initial_weight(const config::Config& config, const Trainer& trainer) {
   return averaging::options_from(config.gossip, trainer.shard_size()).weight;
 }
 
-// Missing key files are config errors: reject them before the data is
-// loaded, naming the key and the command that creates the file.
+// Key files are part of the config: reject a missing, unreadable, too open,
+// damaged or wrong-kind one before the data is loaded (invalid argument,
+// so every key problem exits 2), naming the key and, for a missing file,
+// the command that creates it.
 core::Status check_key_files(const config::PeerConfig& peer) {
   const struct {
     const char* key;
@@ -60,6 +63,12 @@ core::Status check_key_files(const config::PeerConfig& peer) {
                                     ": no such file (create it with: gossip-keygen " + k.kind +
                                     " --out " + k.file.string() + ")");
     }
+  }
+  if (auto id = crypto::load_identity_file(peer.identity_key); !id) {
+    return core::invalid_argument("peer.identity_key: " + id.status().message());
+  }
+  if (auto swarm = crypto::load_swarm_key_file(peer.swarm_key); !swarm) {
+    return core::invalid_argument("peer.swarm_key: " + swarm.status().message());
   }
   return core::Status::ok();
 }

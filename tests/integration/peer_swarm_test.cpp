@@ -7,8 +7,8 @@
 // swarm's is refused the state download by every member and exits 2 naming
 // both models. Two peers with different models (the joiner resuming its own
 // checkpoint) refuse each other's parameters naming both fingerprints, and neither
-// crashes. A missing key file is a config error naming the key and the
-// gossip-keygen command. Waits poll for conditions, so a loaded machine only
+// crashes. A missing, damaged or too open key file is a config error (exit
+// 2) naming the key (and, when missing, the gossip-keygen command). Waits poll for conditions, so a loaded machine only
 // makes the tests slower.
 #include <doctest/doctest.h>
 #include <fcntl.h>
@@ -495,6 +495,33 @@ TEST_CASE("a missing key file is a config error naming the key and the keygen co
     CHECK(contains(err, "peer.swarm_key"));
     CHECK(contains(err, "gossip-keygen swarm --out " + (dir / "swarm.key").string()));
     CHECK(err.find('\n') == err.size() - 1);
+  }
+  SUBCASE("damaged, too open or of the wrong kind: exit 2 too, before the data is loaded") {
+    const fs::path cfg = mismatch_config(dir, "present", free_port(), 8, 100);
+    const std::string identity = (dir / "present.key").string();
+    struct Case {
+      const char* name;
+      std::string setup;  // shell, run before the peer starts
+      std::string expect;
+    } cases[] = {
+        {"truncated", "head -c 40 " + identity + " > " + identity + ".t && mv " + identity + ".t " +
+                          identity + " && chmod 600 " + identity,
+         "peer.identity_key: " + identity},
+        {"too open", "chmod 644 " + identity, "chmod 600"},
+        {"swarm key as identity", "cp " + (dir / "swarm.key").string() + " " + identity,
+         "peer.identity_key: " + identity},
+    };
+    for (const auto& c : cases) {
+      CAPTURE(c.name);
+      make_identity(dir / "present.key.fresh");
+      shell("mv " + identity + ".fresh " + identity + " && " + c.setup);
+      Proc p = spawn(cfg, dir, std::string("bad-") + c.name);
+      CHECK(wait_exit(p) == 2);
+      const std::string err = read_text(p.err);
+      INFO(err);
+      CHECK(contains(err, c.expect));
+      CHECK(err.find('\n') == err.size() - 1);  // one line: nothing loaded or started
+    }
   }
   fs::remove_all(dir);
 }

@@ -80,7 +80,11 @@ int main(int argc, char** argv) {
     } else if (arg == "--listen") {
       if (!value(listen)) return usage_error("--listen needs HOST:PORT");
     } else if (arg == "--data-dir") {
-      if (!value(data_dir)) return usage_error("--data-dir needs a folder");
+      if (!value(data_dir) || data_dir.empty()) return usage_error("--data-dir needs a folder");
+      std::error_code ec;
+      if (std::filesystem::exists(data_dir, ec) && !std::filesystem::is_directory(data_dir, ec)) {
+        return usage_error("--data-dir " + data_dir + ": exists and is not a folder");
+      }
     } else if (arg == "--print-config") {
       print_config = true;
     } else {

@@ -144,6 +144,17 @@ TEST_CASE("bad usage and bad configs exit 2 with a one-line reason naming the pr
     CHECK(r.status == 2);
     CHECK(r.out.find("model.layers") != std::string::npos);
   }
+  SUBCASE("--data-dir that is empty or a file") {
+    const fs::path cfg = write_config(dir, R"({"peer": {"network": false},
+      "model": {"layers": [10, 1], "loss": "mse"},
+      "data": {"dataset": {"type": "synthetic_regression"}}, "training": {"steps": 5}})");
+    Run r = run_peer("--config " + cfg.string() + " --data-dir ''", dir);
+    CHECK(r.status == 2);
+    CHECK(r.out.find("--data-dir needs a folder") != std::string::npos);
+    r = run_peer("--config " + cfg.string() + " --data-dir " + cfg.string(), dir);
+    CHECK(r.status == 2);
+    CHECK(r.out.find("--data-dir " + cfg.string() + ": exists and is not a folder") != std::string::npos);
+  }
   SUBCASE("missing config file and unknown option") {
     CHECK(run_peer("--config " + (dir / "nope.json").string(), dir).status == 2);
     CHECK(run_peer("--frobnicate", dir).status == 2);

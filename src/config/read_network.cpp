@@ -104,6 +104,7 @@ void read_membership(Section& top, MembershipConfig& out) {
   s.non_negative("indirect_probes", out.indirect_probes);
   s.number("suspicion_mult", out.suspicion_mult, 1.0, false);
   s.positive("sync_interval_ms", out.sync_interval_ms);
+  s.positive("join_timeout_ms", out.join_timeout_ms);
   s.finish();
 }
 

@@ -26,9 +26,6 @@ namespace {
 
 using std::chrono::milliseconds;
 
-// How long join() waits for a seed's member list.
-constexpr milliseconds kJoinTimeout{30000};
-
 // The membership view as the averaging engine's directory of partners.
 class SwarmDirectory final : public averaging::PeerDirectory {
  public:
@@ -86,6 +83,7 @@ struct PeerNetwork::Parts {
   std::shared_ptr<SwarmDirectory> directory;
   std::unique_ptr<averaging::Engine> engine;
   std::vector<std::string> seeds;
+  int64_t join_timeout_ms = 30000;
   std::atomic<int64_t> step{0};
   std::string listen;
   bool joined = false;  // join() succeeded (trainer thread only)
@@ -172,6 +170,7 @@ core::Result<std::unique_ptr<PeerNetwork>> PeerNetwork::start(const config::Conf
   const int io_threads = 2;
   for (int i = 0; i < io_threads; ++i) parts->threads.emplace_back([raw] { raw->io.run(); });
   GOSSIP_RETURN_IF_ERROR(parts->swarm->start());  // its messages start with "membership: "
+  parts->join_timeout_ms = config.membership.join_timeout_ms;
   for (const auto& b : pc.bootstrap) parts->seeds.push_back(b.to_string());
   core::log_info("peer", "peer " + parts->node->peer_id().substr(0, 12) + "… listening on " +
                              parts->listen);
@@ -184,7 +183,8 @@ core::Status PeerNetwork::join(const std::atomic<bool>* stop) {
   }
   std::function<bool()> cancelled;
   if (stop) cancelled = [stop] { return stop->load(std::memory_order_relaxed); };
-  core::Status st = parts_->swarm->join_wait(parts_->seeds, kJoinTimeout, std::move(cancelled));
+  core::Status st = parts_->swarm->join_wait(
+      parts_->seeds, milliseconds(parts_->join_timeout_ms), std::move(cancelled));
   if (st) {
     parts_->joined = true;
   } else if (stop && stop->load(std::memory_order_relaxed)) {

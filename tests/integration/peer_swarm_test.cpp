@@ -540,6 +540,26 @@ void edit_config(const fs::path& file, Edit edit) {
 
 }  // namespace
 
+TEST_CASE("membership.join_timeout_ms bounds how long a peer tries its seeds") {
+  const fs::path dir = temp_dir("jointimeout");
+  shell(build_root() + "/tools/gossip-keygen swarm --out " + (dir / "swarm.key").string() +
+        " >/dev/null");
+  make_identity(dir / "late.key");
+  const std::string seed = "127.0.0.1:" + std::to_string(free_port());  // nobody listens
+  const fs::path cfg = mismatch_config(dir, "late", free_port(), 8, 0);
+  edit_config(cfg, [&](Json& j) {
+    j["peer"]["bootstrap"] = {seed};
+    j["membership"]["join_timeout_ms"] = 700;
+  });
+  Proc p = spawn(cfg, dir, "late");
+  Reaper reaper{{&p}};
+  CHECK(wait_exit(p, 20) == 1);
+  const std::string err = read_text(p.err);
+  INFO(err);
+  CHECK(contains(err, "could not join the swarm: no seed answered within 700 ms; tried " + seed));
+  fs::remove_all(dir);
+}
+
 TEST_CASE("SIGINT or SIGTERM while joining ends the peer at once, as any stop does") {
   const fs::path dir = temp_dir("joinstop");
   shell(build_root() + "/tools/gossip-keygen swarm --out " + (dir / "swarm.key").string() +

@@ -173,6 +173,10 @@ TEST_CASE("impossible values are named") {
   CHECK(error_of(j) == "net.max_control_frame: expected an integer in [1024, 16777216], got 100");
 
   j = base();
+  j["membership"]["join_timeout_ms"] = 0;
+  CHECK(error_of(j) == "membership.join_timeout_ms: expected a positive integer, got 0");
+
+  j = base();
   j["training"]["cpu_threads"] = 100000;
   CHECK(error_of(j) == "training.cpu_threads: expected an integer in [0, 1024], got 100000");
 

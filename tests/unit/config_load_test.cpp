@@ -93,6 +93,7 @@ TEST_CASE("absent sections and keys take the documented defaults") {
   CHECK(c.gossip.wire == WireFormat::kFp32);
   CHECK(c.gossip.weight == WeightMode::kSamples);
   CHECK(c.membership.probe_interval_ms == 1000);
+  CHECK(c.membership.join_timeout_ms == 30000);
   CHECK(c.net.max_control_frame == 65536);
   CHECK(c.net.cipher == "chachapoly");
   CHECK(c.checkpoint.dir == c.peer.data_dir);

@@ -100,6 +100,7 @@ struct MembershipConfig {
   int indirect_probes = 3;
   double suspicion_mult = 4.0;       // suspect -> dead after mult * log2(n+1) * probe_interval
   int64_t sync_interval_ms = 10000;  // full member-list sync with a random member
+  int64_t join_timeout_ms = 30000;   // how long a joining peer tries its seeds
 };
 
 struct NetConfig {

@@ -6,12 +6,12 @@
 
 #include <bit>
 #include <cinttypes>
-#include <cmath>
 #include <cstdio>
 #include <cstring>
 #include <fstream>
 #include <nlohmann/json.hpp>
 
+#include "gossip/averaging/wire_format.hpp"
 #include "gossip/peer/checkpoint.hpp"
 
 namespace gossip::peer {
@@ -209,10 +209,8 @@ core::Result<CheckpointState> decode_checkpoint(std::span<const uint8_t> bytes,
   const uint8_t* data = p + kPrefix + header_len;
   s.params = get_floats(data, static_cast<size_t>(params));
   s.optimizer_state = get_floats(data + 4 * params, static_cast<size_t>(states));
-  for (float v : s.params) {
-    if (!std::isfinite(v)) {
-      return core::corrupt("parameters hold a non-finite value (the run had diverged)");
-    }
+  if (averaging::first_non_finite(s.params) < s.params.size()) {
+    return core::corrupt("parameters hold a non-finite value (the run had diverged)");
   }
   return s;
 }

@@ -8,7 +8,6 @@
 // summary carries the error.
 #include "gossip/peer/run.hpp"
 
-#include <algorithm>
 #include <chrono>
 #include <cmath>
 #include <cstdio>
@@ -16,11 +15,10 @@
 #include <nlohmann/json.hpp>
 #include <optional>
 #include <string>
-#include <string_view>
-#include <vector>
 
 #include "gossip/averaging/engine.hpp"
 #include "gossip/averaging/protocol.hpp"
+#include "gossip/averaging/wire_format.hpp"
 #include "gossip/core/log.hpp"
 #include "gossip/crypto/keys.hpp"
 #include "gossip/data/factory.hpp"
@@ -248,8 +246,7 @@ core::Result<RunSummary> run_peer(const config::Config& config, const std::atomi
   };
   auto save_checkpoint = [&]() -> core::Status {
     const CheckpointState state = trainer.checkpoint_state(weight);
-    if (!std::all_of(state.params.begin(), state.params.end(),
-                     [](float v) { return std::isfinite(v); })) {
+    if (averaging::first_non_finite(state.params) < state.params.size()) {
       // The last step's loss was finite but its update was not.
       diverged = diverged_message(trainer, "its update made the parameters non-finite");
       return core::Status(core::Code::kInternal, diverged);

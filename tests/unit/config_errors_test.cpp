@@ -8,26 +8,15 @@
 #include <nlohmann/json.hpp>
 #include <string>
 
+#include "config_test_support.hpp"
 #include "gossip/config/config.hpp"
 
 using gossip::config::parse_config;
-using Json = nlohmann::json;
+using config_test::base;
+using config_test::error_of;
+using config_test::Json;
 
 namespace {
-
-// The smallest valid config: everything else takes its default.
-Json base() {
-  return Json::parse(R"({
-    "model": {"layers": [784, 32, 10]},
-    "data": {"dataset": {"type": "fashion_mnist"}}
-  })");
-}
-
-// Parses `j` and returns the error message ("" when it parsed).
-std::string error_of(const Json& j) {
-  auto c = parse_config(j.dump(), "/tmp/gossip-config-test");
-  return c ? std::string() : c.status().message();
-}
 
 std::string error_of_text(const std::string& text) {
   auto c = parse_config(text, "/tmp/gossip-config-test");

@@ -2,7 +2,6 @@
 // from files (real files in a temp folder), the dataset check, and every
 // example config shipped in configs/.
 #include <doctest/doctest.h>
-#include <unistd.h>
 
 #include <cstdlib>
 #include <filesystem>
@@ -11,40 +10,19 @@
 #include <string>
 #include <vector>
 
+#include "config_test_support.hpp"
 #include "gossip/config/config.hpp"
+#include "temp_dir.hpp"
 
 using namespace gossip::config;
-using Json = nlohmann::json;
+using config_test::base;
+using config_test::Json;
+using config_test::parse_ok;
 namespace fs = std::filesystem;
 
+using gossip::test::TempDir;
+
 namespace {
-
-Json base() {
-  return Json::parse(R"({
-    "model": {"layers": [784, 32, 10]},
-    "data": {"dataset": {"type": "fashion_mnist"}}
-  })");
-}
-
-Config parse_ok(const Json& j, const fs::path& dir = "/srv/cfg") {
-  auto c = parse_config(j.dump(), dir);
-  REQUIRE_MESSAGE(c.is_ok(), c.status().message());
-  return std::move(c).value();
-}
-
-// A fresh folder under the system temp dir, removed at scope exit.
-struct TempDir {
-  fs::path path;
-  TempDir() {
-    path = fs::temp_directory_path() /
-           ("gossip-config-" + std::to_string(::getpid()) + "-" + std::to_string(std::rand()));
-    fs::create_directories(path);
-  }
-  ~TempDir() {
-    std::error_code ec;
-    fs::remove_all(path, ec);
-  }
-};
 
 void write_file(const fs::path& p, const std::string& text) {
   std::ofstream out(p);
@@ -204,14 +182,14 @@ TEST_CASE("to_json writes every section and round-trips through the parser") {
 }
 
 TEST_CASE("load_config reads a file, resolves against its folder, and prefixes errors") {
-  TempDir tmp;
-  fs::create_directories(tmp.path / "configs");
-  const fs::path file = tmp.path / "configs" / "peer.json";
+  TempDir tmp("gossip-config");
+  fs::create_directories(tmp.path() / "configs");
+  const fs::path file = tmp.path() / "configs" / "peer.json";
   write_file(file, R"({"peer": {"data_dir": "../runs/a"},
     "model": {"layers": [784, 10]}, "data": {"dataset": {"type": "fashion_mnist"}}})");
   auto c = load_config(file);
   REQUIRE_MESSAGE(c.is_ok(), c.status().message());
-  CHECK(c->peer.data_dir == (tmp.path / "runs" / "a").lexically_normal());
+  CHECK(c->peer.data_dir == (tmp.path() / "runs" / "a").lexically_normal());
 
   write_file(file,
              R"({"model": {"layers": [784, 10]}, "data": {"dataset": {"type": "fashion_mnist"},
@@ -227,11 +205,11 @@ TEST_CASE("load_config reads a file, resolves against its folder, and prefixes e
   REQUIRE_FALSE(c.is_ok());
   CHECK(c.status().message().rfind(file.string() + ": line 4, column 1: invalid JSON: ", 0) == 0);
 
-  c = load_config(tmp.path / "missing.json");
+  c = load_config(tmp.path() / "missing.json");
   REQUIRE_FALSE(c.is_ok());
   CHECK(c.status().code() == gossip::core::Code::kNotFound);
   CHECK(c.status().message() ==
-        (tmp.path / "missing.json").string() + ": cannot open config file (no such file)");
+        (tmp.path() / "missing.json").string() + ": cannot open config file (no such file)");
 }
 
 TEST_CASE("validate_against_dataset names model.layers") {

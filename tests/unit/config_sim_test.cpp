@@ -13,19 +13,17 @@
 #include <string>
 #include <vector>
 
+#include "config_test_support.hpp"
 #include "gossip/config/config.hpp"
 
 using namespace gossip::config;
-using Json = nlohmann::json;
+using config_test::base;
+using config_test::error_of;
+using config_test::Json;
+using config_test::parse_ok;
 
 namespace {
 
-Json base() {
-  return Json::parse(R"({
-    "model": {"layers": [784, 32, 10]},
-    "data": {"dataset": {"type": "fashion_mnist"}}
-  })");
-}
 
 // The script from the section's documentation.
 Json full_sim() {
@@ -53,17 +51,6 @@ Json with_events(const Json& events) {
   Json sim = Json::object();
   sim["events"] = events;
   return with_sim(sim);
-}
-
-Config parse_ok(const Json& j, const std::filesystem::path& dir = "/srv/cfg") {
-  auto c = parse_config(j.dump(), dir);
-  REQUIRE_MESSAGE(c.is_ok(), c.status().message());
-  return std::move(c).value();
-}
-
-std::string error_of(const Json& j) {
-  auto c = parse_config(j.dump(), "/tmp/gossip-config-test");
-  return c ? std::string() : c.status().message();
 }
 
 std::string error_of_events(const char* events_text) {

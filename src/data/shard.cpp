@@ -20,11 +20,11 @@ constexpr int kLabelSkewAttempts = 200;
 
 core::Status check_count(const Dataset& dataset, int num_shards) {
   if (num_shards <= 0) {
-    return core::invalid_argument("shards: num_shards must be > 0, got " +
+    return core::invalid_argument("shard: num_shards must be > 0, got " +
                                   std::to_string(num_shards));
   }
   if (num_shards > dataset.size()) {
-    return core::invalid_argument("shards: " + std::to_string(num_shards) + " shards but " +
+    return core::invalid_argument("shard: " + std::to_string(num_shards) + " shards but " +
                                   dataset.name() + " has only " + std::to_string(dataset.size()) +
                                   " samples");
   }
@@ -81,11 +81,11 @@ class LabelSkewShards final : public ShardStrategy {
                                uint64_t seed) const override {
     GOSSIP_RETURN_IF_ERROR(check_count(dataset, num_shards));
     if (dataset.task() != Task::kClassification) {
-      return core::invalid_argument("shards: label_skew needs a classification dataset; " +
+      return core::invalid_argument("shard: label_skew needs a classification dataset; " +
                                     dataset.name() + " is a regression dataset");
     }
     if (min_size_ * num_shards > dataset.size()) {
-      return core::invalid_argument("shards: " + std::to_string(num_shards) +
+      return core::invalid_argument("shard: " + std::to_string(num_shards) +
                                     " shards of at least " + std::to_string(min_size_) +
                                     " samples do not fit in " + std::to_string(dataset.size()) +
                                     " samples");
@@ -136,7 +136,7 @@ class LabelSkewShards final : public ShardStrategy {
       }
       if (ok) return plan;
     }
-    return core::invalid_argument("shards: label_skew with alpha " + std::to_string(alpha_) +
+    return core::invalid_argument("shard: label_skew with alpha " + std::to_string(alpha_) +
                                   " could not give each of " + std::to_string(num_shards) +
                                   " shards at least " + std::to_string(min_size_) + " samples in " +
                                   std::to_string(kLabelSkewAttempts) +
@@ -173,7 +173,7 @@ core::Result<std::unique_ptr<ShardStrategy>> make_shard_strategy(const ShardSpec
 core::Result<std::vector<int64_t>> make_shard(const Dataset& dataset, const ShardSpec& spec,
                                               int num_shards, int shard_index, uint64_t seed) {
   if (shard_index < 0 || shard_index >= num_shards) {
-    return core::invalid_argument("shards: shard index " + std::to_string(shard_index) +
+    return core::invalid_argument("shard: shard index " + std::to_string(shard_index) +
                                   " is outside [0, " + std::to_string(num_shards) + ")");
   }
   auto strategy = make_shard_strategy(spec);

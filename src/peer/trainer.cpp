@@ -19,19 +19,6 @@ uint64_t batch_seed(uint64_t seed, int shard_index) {
   return z ^ (z >> 31);
 }
 
-// make_shard's errors speak of "shards: ..." or "shard.<key>: ..."; a user
-// reads them under the config section data.shard, named once.
-core::Status shard_error(const core::Status& st) {
-  const std::string& m = st.message();
-  for (const std::string prefix : {"shards: ", "shard: "}) {
-    if (m.rfind(prefix, 0) == 0) {
-      return core::Status(st.code(), "data.shard: " + m.substr(prefix.size()));
-    }
-  }
-  if (m.rfind("shard.", 0) == 0) return core::Status(st.code(), "data." + m);
-  return st.with_context("data.shard");
-}
-
 }  // namespace
 
 core::Result<std::unique_ptr<Trainer>> Trainer::create(
@@ -44,7 +31,7 @@ core::Result<std::unique_ptr<Trainer>> Trainer::create(
 
   auto shard = data::make_shard(*train_set, config.data.shard.spec, config.data.shard.num_shards,
                                 config.data.shard.index, config.data.seed);
-  if (!shard) return shard_error(shard.status());
+  if (!shard) return core::Status(shard.status().code(), "data." + shard.status().message());
   if (shard->empty()) {
     return core::invalid_argument("data.shard: shard " + std::to_string(config.data.shard.index) +
                                   " of " + std::to_string(config.data.shard.num_shards) +

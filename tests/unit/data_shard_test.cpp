@@ -174,9 +174,9 @@ TEST_CASE("shard factory and plans reject bad requests with clear messages") {
   ShardSpec random;
   auto too_many = make_shard(d, random, 11, 0, 1);
   REQUIRE_FALSE(too_many.is_ok());
-  CHECK(too_many.status().message() == "shards: 11 shards but blocks has only 10 samples");
+  CHECK(too_many.status().message() == "shard: 11 shards but blocks has only 10 samples");
   CHECK(make_shard(d, random, 2, 2, 1).status().message() ==
-        "shards: shard index 2 is outside [0, 2)");
+        "shard: shard index 2 is outside [0, 2)");
 
   auto reg = Dataset::regression_f32("reg", 4, 1, {1, 2, 3, 4}, {1, 2, 3, 4}, 1);
   REQUIRE(reg.is_ok());
@@ -184,5 +184,5 @@ TEST_CASE("shard factory and plans reject bad requests with clear messages") {
   auto skew_reg = make_shard(*reg, spec, 2, 0, 1);
   REQUIRE_FALSE(skew_reg.is_ok());
   CHECK(skew_reg.status().message() ==
-        "shards: label_skew needs a classification dataset; reg is a regression dataset");
+        "shard: label_skew needs a classification dataset; reg is a regression dataset");
 }

@@ -46,7 +46,9 @@ class ShardStrategy {
 };
 
 // The factory: invalid_argument naming the type when it is unknown or the
-// spec's values are out of range.
+// spec's values are out of range. Every error of this file starts with the
+// key it concerns, relative to the config's data section ("shard: ...",
+// "shard.alpha: ..."), so a caller names the section with a "data." prefix.
 core::Result<std::unique_ptr<ShardStrategy>> make_shard_strategy(const ShardSpec& spec);
 
 // Convenience: builds the plan and returns shard `shard_index` (in

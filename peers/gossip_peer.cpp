@@ -1,9 +1,10 @@
 // gossip-peer: one peer of a gossip-train swarm. Thin main: parse the command
 // line, load the config, hand over to the peer module, print the summary.
 // Exit status: 0 success, 2 bad usage or config (a model that does not match
-// the swarm's included), 1 runtime failure (a diverged run included: its
-// summary line is still printed); each failure prints a one-line reason on
-// stderr.
+// the swarm's included), 1 runtime failure (a diverged run included). Each
+// failure prints a one-line reason on stderr; once the run has begun (the
+// config loaded), the summary line is printed too, its "error" naming the
+// cause.
 #include <atomic>
 #include <csignal>
 #include <cstdio>
@@ -40,7 +41,9 @@ options:
 
 config sections: peer, model, optimizer, data, training, gossip, membership,
 net, checkpoint, metrics. The last line of stdout is one JSON object with the
-run's summary (test_accuracy, epochs, steps, wall_s, samples_per_s, device).
+run's summary (test_accuracy, epochs, steps, wall_s, samples_per_s, device,
+error: null, or why the run failed). Exit status: 0 success, 2 bad usage or
+config, 1 runtime failure.
 )";
 
 std::atomic<bool> g_stop{false};
@@ -141,12 +144,14 @@ int main(int argc, char** argv) {
   std::signal(SIGTERM, on_signal);
   auto summary = peer::run_peer(*cfg, g_stop);
   if (!summary) {
+    std::cout << peer::to_json(peer::failed_run(*cfg, summary.status())).dump() << std::endl;
     std::fprintf(stderr, "gossip-peer: %s\n", summary.status().message().c_str());
     return summary.status().code() == core::Code::kInvalidArgument ? 2 : 1;
   }
   std::cout << peer::to_json(*summary).dump() << std::endl;
   if (!summary->error.empty()) {
-    // Stopped on a failure the summary still describes (a diverged loss).
+    // Failed after training began (a diverged loss, a backend error, a final
+    // checkpoint not written): the summary still describes the run.
     std::fprintf(stderr, "gossip-peer: %s\n", summary->error.c_str());
     return 1;
   }

@@ -1,7 +1,10 @@
 // gossip-sim: many real peers in one process (module sim). Thin main: parse
 // the command line, load the config, hand over to sim::run_simulation, print
 // the summary as the last line of stdout.
-// Exit status: 0 success, 2 bad usage or config, 1 runtime failure.
+// Exit status: 0 success, 2 bad usage or config, 1 runtime failure: the
+// simulation could not run, a peer failed, or no peer finished (the summary's
+// "error" says which). Once the run has begun, the summary line is printed
+// in every case.
 #include <atomic>
 #include <chrono>
 #include <csignal>
@@ -39,6 +42,9 @@ options:
   -h, --help     this text
 
 Peers log warnings and errors only (GOSSIP_LOG=info for everything).
+Exit status: 0 success, 2 bad usage or config, 1 runtime failure (the run
+could not go on, a peer failed, or no peer finished; the summary's "error"
+says which).
 )";
 
 std::atomic<bool> g_stop{false};
@@ -166,6 +172,8 @@ int main(int argc, char** argv) {
   std::fflush(stdout);
   auto summary = sim::run_simulation(options, g_stop);
   if (!summary) {
+    const nlohmann::json failed = {{"type", "final"}, {"error", summary.status().message()}};
+    std::cout << failed.dump() << std::endl;
     std::fprintf(stderr, "gossip-sim: %s\n", summary.status().message().c_str());
     return summary.status().code() == core::Code::kInvalidArgument ? 2 : 1;
   }
@@ -173,5 +181,9 @@ int main(int argc, char** argv) {
     std::printf("report: %s\n", (*summary)["report"].get<std::string>().c_str());
   }
   std::cout << summary->dump() << std::endl;
+  if (const auto& error = (*summary)["error"]; error.is_string()) {
+    std::fprintf(stderr, "gossip-sim: %s\n", error.get<std::string>().c_str());
+    return 1;
+  }
   return 0;
 }

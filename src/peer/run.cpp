@@ -3,14 +3,16 @@
 // evaluates per epoch (and per eval.every_steps), averages with the swarm
 // between steps, writes checkpoints and metrics records on schedule, prints
 // the per-epoch line and the periodic progress line, and ends with a final
-// checkpoint (after a graceful leave when networked). A non-finite loss stops
-// training: no checkpoint of the diverged parameters is written, and the
-// summary carries the error.
+// checkpoint (after a graceful leave when networked). A non-finite loss or an
+// exception from the backend stops training: no checkpoint of that state is
+// written, the peer leaves without a final exchange, and the summary carries
+// the error. So does a final checkpoint that cannot be written.
 #include "gossip/peer/run.hpp"
 
 #include <chrono>
 #include <cmath>
 #include <cstdio>
+#include <exception>
 #include <filesystem>
 #include <nlohmann/json.hpp>
 #include <optional>
@@ -92,12 +94,27 @@ core::Status model_refusal(const train::ModelSpec& model, const core::Status& fe
       "; give this peer the swarm's model.layers, model.activation and model.loss");
 }
 
+// Why training stopped when the backend threw in the middle of the run (a
+// CudaError from a lost device, a failed allocation): its state can no longer
+// be trusted or even read, so nothing of it is sent or saved.
+std::string backend_failure(const Trainer& trainer, const std::exception& e) {
+  return "training failed at step " + std::to_string(trainer.progress().step) + ": " + e.what() +
+         "; no checkpoint of this state was written";
+}
+
+nlohmann::json optional_json(const std::optional<double>& v) {
+  return v ? nlohmann::json(*v) : nlohmann::json();
+}
+
+core::Result<RunSummary> run(const config::Config& config, const std::atomic<bool>& stop,
+                             const RunHooks& hooks);
+
 }  // namespace
 
 nlohmann::json to_json(const RunSummary& s) {
-  return {{"test_accuracy", s.test_accuracy},
-          {"test_loss", s.test_loss},
-          {"train_loss", s.train_loss ? nlohmann::json(*s.train_loss) : nlohmann::json()},
+  return {{"test_accuracy", optional_json(s.test_accuracy)},
+          {"test_loss", optional_json(s.test_loss)},
+          {"train_loss", optional_json(s.train_loss)},
           {"epochs", s.epochs},
           {"steps", s.steps},
           {"wall_s", s.wall_s},
@@ -120,8 +137,28 @@ core::Result<RunSummary> run_peer(const config::Config& config, const std::atomi
   return run_peer(config, stop, RunHooks{});
 }
 
+RunSummary failed_run(const config::Config& config, const core::Status& why) {
+  RunSummary summary;
+  summary.model = config.model.describe();
+  summary.error = why.message();
+  return summary;
+}
+
 core::Result<RunSummary> run_peer(const config::Config& config, const std::atomic<bool>& stop,
                                   const RunHooks& hooks) {
+  try {
+    return run(config, stop, hooks);
+  } catch (const std::exception& e) {
+    // Thrown before training began (e.g. by the backend while resuming or
+    // applying the swarm's state); later ones are caught around the loop.
+    return core::internal_error(std::string("the backend failed before training: ") + e.what());
+  }
+}
+
+namespace {
+
+core::Result<RunSummary> run(const config::Config& config, const std::atomic<bool>& stop,
+                             const RunHooks& hooks) {
   if (config.peer.network) GOSSIP_RETURN_IF_ERROR(check_key_files(config.peer));
   if (hooks.average_only && (!config.peer.network || config.gossip.interval_ms <= 0)) {
     return core::invalid_argument(
@@ -158,6 +195,10 @@ core::Result<RunSummary> run_peer(const config::Config& config, const std::atomi
     summary.start_step = loaded->state.step;
     summary.checkpoint = loaded->file.string();
   }
+  // Opened before the network starts: a metrics file that cannot be written
+  // fails the run before this peer joins anyone.
+  auto metrics = MetricsLog::open(config.metrics.file);
+  if (!metrics) return metrics.status().with_context("metrics.file");
   std::unique_ptr<PeerNetwork> net;
   // Declared after `net`, so it runs first on every way out.
   struct NetworkClosing {
@@ -201,8 +242,6 @@ core::Result<RunSummary> run_peer(const config::Config& config, const std::atomi
     return net->counters();
   };
 
-  auto metrics = MetricsLog::open(config.metrics.file);
-  if (!metrics) return metrics.status();
   (void)metrics->write_start(trainer.progress().step, trainer.epoch(), resumed_from);
 
   const auto start = Clock::now();
@@ -213,6 +252,7 @@ core::Result<RunSummary> run_peer(const config::Config& config, const std::atomi
   double run_loss_sum = 0.0;  // every step of this run, for a run without a whole epoch
   int64_t run_steps = 0;
   std::string diverged;  // why training stopped on a non-finite loss or parameters
+  std::string failed;    // why training stopped on an exception from the backend
   int64_t last_saved = resumed_from ? summary.start_step : -1;
   int64_t last_eval = -1;
   std::optional<double> last_accuracy, last_test_loss;
@@ -231,7 +271,7 @@ core::Result<RunSummary> run_peer(const config::Config& config, const std::atomi
   };
   auto evaluate = [&] {
     const auto stats = trainer.evaluate();
-    summary.test_accuracy = stats.accuracy();
+    if (!config.data.regression()) summary.test_accuracy = stats.accuracy();
     summary.test_loss = stats.mean_loss();
     last_eval = trainer.progress().step;
     if (config.data.regression()) {
@@ -288,57 +328,61 @@ core::Result<RunSummary> run_peer(const config::Config& config, const std::atomi
     epoch_steps = 0;
   };
 
-  if (hooks.on_ready) hooks.on_ready(trainer);
-  while (!stop.load(std::memory_order_relaxed) && !killed() && hooks.average_only) {
-    net->wait_for_work(std::chrono::milliseconds(20));
-    net->between_steps(trainer);
-    if (hooks.between_steps) hooks.between_steps(trainer, std::nanf(""));
-  }
-  while (!stop.load(std::memory_order_relaxed) && !killed() && !hooks.average_only &&
-         !trainer.budget_spent()) {
-    const auto t0 = Clock::now();
-    const float loss = trainer.step();
-    const double dt = seconds_since(t0);
-    const int64_t step = trainer.progress().step;
-    if (!std::isfinite(loss)) {  // before these parameters reach the swarm
-      char what[64];
-      std::snprintf(what, sizeof what, "loss %g", static_cast<double>(loss));
-      diverged = diverged_message(trainer, what);
-      break;
+  try {
+    if (hooks.on_ready) hooks.on_ready(trainer);
+    while (!stop.load(std::memory_order_relaxed) && !killed() && hooks.average_only) {
+      net->wait_for_work(std::chrono::milliseconds(20));
+      net->between_steps(trainer);
+      if (hooks.between_steps) hooks.between_steps(trainer, std::nanf(""));
     }
-    if (net) net->between_steps(trainer);
-    if (hooks.between_steps) hooks.between_steps(trainer, loss);
-    train_s += dt;
-    samples += trainer.last_batch_rows();
-    epoch_loss_sum += loss;
-    ++epoch_steps;
-    run_loss_sum += loss;
-    ++run_steps;
-    record_meter.add(loss, trainer.last_batch_rows(), dt);
-    progress_meter.add(loss, trainer.last_batch_rows(), dt);
+    while (!stop.load(std::memory_order_relaxed) && !killed() && !hooks.average_only &&
+           !trainer.budget_spent()) {
+      const auto t0 = Clock::now();
+      const float loss = trainer.step();
+      const double dt = seconds_since(t0);
+      const int64_t step = trainer.progress().step;
+      if (!std::isfinite(loss)) {  // before these parameters reach the swarm
+        char what[64];
+        std::snprintf(what, sizeof what, "loss %g", static_cast<double>(loss));
+        diverged = diverged_message(trainer, what);
+        break;
+      }
+      if (net) net->between_steps(trainer);
+      if (hooks.between_steps) hooks.between_steps(trainer, loss);
+      train_s += dt;
+      samples += trainer.last_batch_rows();
+      epoch_loss_sum += loss;
+      ++epoch_steps;
+      run_loss_sum += loss;
+      ++run_steps;
+      record_meter.add(loss, trainer.last_batch_rows(), dt);
+      progress_meter.add(loss, trainer.last_batch_rows(), dt);
 
-    if (config.metrics.every_steps > 0 && step % config.metrics.every_steps == 0) {
-      write_train_record();
-    }
-    if (trainer.at_epoch_end()) report_epoch(trainer.epoch() + 1);
-    if (trainer.has_test_set() && eval_cfg.every_steps > 0 && step % eval_cfg.every_steps == 0 &&
-        last_eval != step) {
-      evaluate();
-    }
-    if (config.checkpoint.every_steps > 0 && step % config.checkpoint.every_steps == 0) {
-      if (auto st = save_checkpoint(); !st) {
-        if (!diverged.empty()) break;
-        core::log_rate_limited(core::LogLevel::kError, "checkpoint", "periodic",
-                               "checkpoint not written (training goes on): " + st.message(),
-                               std::chrono::seconds(60));
+      if (config.metrics.every_steps > 0 && step % config.metrics.every_steps == 0) {
+        write_train_record();
+      }
+      if (trainer.at_epoch_end()) report_epoch(trainer.epoch() + 1);
+      if (trainer.has_test_set() && eval_cfg.every_steps > 0 && step % eval_cfg.every_steps == 0 &&
+          last_eval != step) {
+        evaluate();
+      }
+      if (config.checkpoint.every_steps > 0 && step % config.checkpoint.every_steps == 0) {
+        if (auto st = save_checkpoint(); !st) {
+          if (!diverged.empty()) break;
+          core::log_rate_limited(core::LogLevel::kError, "checkpoint", "periodic",
+                                 "checkpoint not written (training goes on): " + st.message(),
+                                 std::chrono::seconds(60));
+        }
+      }
+      if (progress_line.due()) {
+        const auto r = progress_meter.take();
+        ProgressLine::print({step, total_steps, trainer.epoch() + 1, config.training.epochs,
+                             r.mean_loss, trainer.current_lr(), r.samples_per_s, last_accuracy,
+                             last_test_loss, last_saved, network_counters()});
       }
     }
-    if (progress_line.due()) {
-      const auto r = progress_meter.take();
-      ProgressLine::print({step, total_steps, trainer.epoch() + 1, config.training.epochs,
-                           r.mean_loss, trainer.current_lr(), r.samples_per_s, last_accuracy,
-                           last_test_loss, last_saved, network_counters()});
-    }
+  } catch (const std::exception& e) {
+    failed = backend_failure(trainer, e);
   }
 
   summary.steps = trainer.progress().step;
@@ -351,40 +395,46 @@ core::Result<RunSummary> run_peer(const config::Config& config, const std::atomi
     summary.wall_s = seconds_since(start);
     return summary;
   }
-  summary.stopped = diverged.empty() && !trainer.budget_spent();
+  // A diverged or failed replica is neither sent, evaluated nor saved: the
+  // newest checkpoint stays the last good one.
+  const bool healthy = diverged.empty() && failed.empty();
+  summary.stopped = healthy && !trainer.budget_spent();
   if (summary.stopped && !hooks.average_only) {
     core::log_info("peer", "stopping at step " + std::to_string(trainer.progress().step) +
                                ": writing the final checkpoint");
   }
+  std::string unsaved;  // why the final checkpoint was not written
+  try {
+    if (net) net->leave(trainer, healthy);  // nobody should average with a broken replica
+    if (healthy && hooks.on_exit) hooks.on_exit(trainer, net.get());
+    write_train_record();
+    if (healthy && trainer.has_test_set() && !hooks.average_only &&
+        last_eval != trainer.progress().step) {
+      evaluate();
+    }
+    if (healthy && last_saved != trainer.progress().step) {
+      if (auto st = save_checkpoint(); st) {
+        core::log_info("checkpoint", "final checkpoint " + summary.checkpoint);
+      } else if (diverged.empty()) {
+        unsaved = "final checkpoint not written: " + st.message();
+      }
+    }
+  } catch (const std::exception& e) {
+    failed = backend_failure(trainer, e);
+  }
   if (net) {
-    net->leave(trainer, diverged.empty());  // nobody should average with diverged parameters
     const auto c = net->counters();
     summary.exchanges_ok = c.exchanges_ok;
     summary.exchanges_failed = c.exchanges_failed;
   }
-  if (hooks.on_exit) hooks.on_exit(trainer, net.get());
-  write_train_record();
-  // A diverged replica is neither evaluated nor saved: the newest checkpoint
-  // stays the last good one.
-  if (diverged.empty() && trainer.has_test_set() && !hooks.average_only &&
-      last_eval != trainer.progress().step) {
-    evaluate();
-  }
-  if (diverged.empty() && last_saved != trainer.progress().step) {
-    if (auto st = save_checkpoint(); st) {
-      core::log_info("checkpoint", "final checkpoint " + summary.checkpoint);
-    } else if (diverged.empty()) {
-      return core::Status(st.code(), "final checkpoint not written: " + st.message());
-    }
-  }
-  if (!diverged.empty()) {
+  summary.error = !diverged.empty() ? diverged : !failed.empty() ? failed : unsaved;
+  if (!summary.error.empty()) {
     // Logged here too for hosts of many peers (the simulator), which show
     // the log rather than the summary.
-    summary.error = diverged;
-    core::log_error("peer", diverged + (summary.checkpoint.empty()
-                                            ? std::string()
-                                            : " (the last good checkpoint: " +
-                                                  summary.checkpoint + ")"));
+    core::log_error(
+        "peer", summary.error + (summary.checkpoint.empty() || !unsaved.empty()
+                                     ? std::string()
+                                     : " (the last good checkpoint: " + summary.checkpoint + ")"));
   }
   if (!summary.train_loss && run_steps > 0) {
     summary.train_loss = run_loss_sum / static_cast<double>(run_steps);
@@ -396,4 +446,5 @@ core::Result<RunSummary> run_peer(const config::Config& config, const std::atomi
   return summary;
 }
 
+}  // namespace
 }  // namespace gossip::peer

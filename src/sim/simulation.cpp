@@ -236,6 +236,7 @@ nlohmann::json Simulation::finish() {
     }
   }
   summary["failed_peers"] = failed;
+  summary["error"] = run_error(failed);
   // Events the run ended before (an at_step the swarm never reached, an at_s
   // past the end): a script that did not happen must not pass unnoticed.
   nlohmann::json not_fired = nlohmann::json::array();
@@ -269,6 +270,27 @@ nlohmann::json Simulation::finish() {
     summary["report"] = nullptr;
   }
   return summary;
+}
+
+// Why the run as a whole failed (gossip-sim then exits 1), or null: no peer
+// finished (each was killed or failed, so there is no final model to
+// measure), or some peer's run failed (failed_peers names each). Peers a
+// script killed are not failures: the swarm is meant to survive them.
+nlohmann::json Simulation::run_error(const nlohmann::json& failed_peers) const {
+  const auto finished = std::count_if(peers_.begin(), peers_.end(), [](const auto& p) {
+    return p->state() == PeerState::kFinished || p->state() == PeerState::kLeft;
+  });
+  std::string why;
+  if (finished == 0) why = "no peer finished";
+  if (!failed_peers.empty()) {
+    why += (why.empty() ? "" : ": ") + std::to_string(failed_peers.size()) + " of " +
+           std::to_string(peers_.size()) + " peers failed (first, peer " +
+           std::to_string(failed_peers[0]["index"].get<int>()) + ": " +
+           failed_peers[0]["error"].get<std::string>() + ")";
+  } else if (finished == 0) {
+    why += ": every peer was killed";
+  }
+  return why.empty() ? nlohmann::json() : nlohmann::json(why);
 }
 
 // Averaging only: the measured per-exchange decay factor of the consensus

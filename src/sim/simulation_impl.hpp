@@ -40,6 +40,7 @@ class Simulation {
   double now_s() const;
   nlohmann::json finish();
   void add_decay(nlohmann::json& summary) const;
+  nlohmann::json run_error(const nlohmann::json& failed_peers) const;
   void write_record(const nlohmann::json& record);
 
   // events.cpp

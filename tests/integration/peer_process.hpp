@@ -7,6 +7,7 @@
 #include <doctest/doctest.h>
 #include <fcntl.h>
 #include <signal.h>
+#include <sys/resource.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -58,9 +59,11 @@ struct Proc {
 };
 
 // Starts gossip-peer --config <config> [extra...] at log level info, with
-// stdout/stderr in <dir>/<tag>.{out,err}.
+// stdout/stderr in <dir>/<tag>.{out,err}. A `file_size_limit` > 0 caps every
+// file the process writes (RLIMIT_FSIZE, SIGXFSZ ignored): writes past it
+// fail with EFBIG, as on a full disk.
 inline Proc spawn(const fs::path& config, const fs::path& dir, const std::string& tag,
-                  const std::vector<std::string>& extra = {}) {
+                  const std::vector<std::string>& extra = {}, rlim_t file_size_limit = 0) {
   Proc p{-1, dir / (tag + ".out"), dir / (tag + ".err")};
   const std::string bin = build_root() + "/peers/gossip-peer", cfg = config.string(),
                     out = p.out.string(), err = p.err.string();
@@ -72,6 +75,12 @@ inline Proc spawn(const fs::path& config, const fs::path& dir, const std::string
     const int o = ::open(out.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
     const int e = ::open(err.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
     if (o < 0 || e < 0 || ::dup2(o, 1) < 0 || ::dup2(e, 2) < 0) ::_exit(99);
+    if (file_size_limit > 0) {
+      const rlimit cap{file_size_limit, file_size_limit};
+      if (::signal(SIGXFSZ, SIG_IGN) == SIG_ERR || ::setrlimit(RLIMIT_FSIZE, &cap) != 0) {
+        ::_exit(97);
+      }
+    }
     ::setenv("GOSSIP_LOG", "info", 1);
     std::vector<char*> argv{const_cast<char*>(bin.c_str()), const_cast<char*>("--config"),
                             const_cast<char*>(cfg.c_str())};

@@ -207,6 +207,9 @@ TEST_CASE("a diverged run stops with an error, keeps the last good checkpoint an
   CHECK(summary.at("stopped") == false);
   CHECK(summary.at("error").get<std::string>().find("training diverged at step " +
                                                     std::to_string(steps)) == 0);
+  // No evaluation ran on the diverged parameters: nothing to report.
+  CHECK(summary.at("test_loss").is_null());
+  CHECK(summary.at("test_accuracy").is_null());
   // train_loss is the finite mean of the steps before the divergence.
   REQUIRE(summary.at("train_loss").is_number());
   CHECK(std::isfinite(summary.at("train_loss").get<double>()));

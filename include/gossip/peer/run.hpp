@@ -18,8 +18,11 @@
 namespace gossip::peer {
 
 struct RunSummary {
-  double test_accuracy = 0.0;  // fraction in [0,1]; 0 without a test set
-  double test_loss = 0.0;
+  // The last evaluation on the test set: accuracy as a fraction in [0,1]
+  // (none for regression) and mean loss. None when no evaluation ran (no
+  // test set, a diverged, failed or killed run).
+  std::optional<double> test_accuracy;
+  std::optional<double> test_loss;
   // Mean loss over the last completed epoch's steps; when no epoch
   // completed, over the steps this run did; none without steps.
   std::optional<double> train_loss;
@@ -38,11 +41,19 @@ struct RunSummary {
   bool from_swarm_state = false;  // started from state downloaded from a member
   int64_t exchanges_ok = 0;
   int64_t exchanges_failed = 0;
-  // Non-empty when the run stopped on a failure that still leaves a summary
-  // to print: the loss became non-finite ("training diverged at step N
-  // ..."). No final checkpoint was written then (the last good one stays).
+  // Non-empty when the run failed after training began, so that a summary
+  // is still there to print: the loss became non-finite ("training diverged
+  // at step N ..."), the backend threw in the middle of the run (a lost CUDA
+  // device: "training failed at step N ..."), or the final checkpoint could
+  // not be written. After a divergence or a backend failure no final
+  // checkpoint is written (the last good one stays) and the peer leaves
+  // without a final exchange.
   std::string error;
 };
+
+// The summary of a run that failed before it could train (run_peer returned
+// `why`): the model and the error, every measured field empty.
+RunSummary failed_run(const config::Config& config, const core::Status& why);
 
 class PeerNetwork;
 class Trainer;
@@ -74,8 +85,9 @@ struct RunHooks {
   // Trainer thread, after every step and its averaging work; `loss` is the
   // step's loss (NaN in average_only mode, where it runs every loop turn).
   std::function<void(Trainer&, float loss)> between_steps;
-  // Trainer thread, once at the end of a run that was not killed: after the
-  // final exchange and LEAVE, before the final evaluation and checkpoint.
+  // Trainer thread, once at the end of a run that was neither killed, nor
+  // diverged, nor failed in its backend: after the final exchange and LEAVE,
+  // before the final evaluation and checkpoint.
   std::function<void(Trainer&, PeerNetwork*)> on_exit;
 };
 
@@ -94,8 +106,10 @@ nlohmann::json to_json(const RunSummary& summary);
 // data files, model/data mismatch, unavailable device, checkpoint folder in
 // use or not writable, no seed answering, a swarm whose every member refused
 // the state download because its model differs (invalid argument, naming
-// both models), final checkpoint not written. A loss that becomes non-finite
-// stops training: the summary comes back with `error` set (see RunSummary).
+// both models), an exception from the backend before training began. Once
+// training has begun, failures come back as a summary with `error` set (see
+// RunSummary): a non-finite loss, an exception from the backend (e.g.
+// CudaError), a final checkpoint that could not be written.
 core::Result<RunSummary> run_peer(const config::Config& config, const std::atomic<bool>& stop);
 // As above, with a host's hooks (see RunHooks).
 core::Result<RunSummary> run_peer(const config::Config& config, const std::atomic<bool>& stop,

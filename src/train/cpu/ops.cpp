@@ -2,8 +2,6 @@
 // definitions every backend must match). Written once as templates and
 // instantiated for float (training) and double (gradient checks), so the
 // tests check exactly the code that trains.
-#include <cblas.h>
-
 #include <algorithm>
 #include <cmath>
 #include <numbers>
@@ -12,46 +10,17 @@
 #include <vector>
 
 #include "gossip/train/cpu_ops.hpp"
+#include "kernels.hpp"
 
 namespace gossip::train::cpu {
 
-namespace {
-
-// Row-major GEMM in the scalar type: C = alpha op(A) op(B) + beta C.
-void gemm(bool trans_a, bool trans_b, int m, int n, int k, const float* a, int lda, const float* b,
-          int ldb, float beta, float* c, int ldc) {
-  cblas_sgemm(CblasRowMajor, trans_a ? CblasTrans : CblasNoTrans,
-              trans_b ? CblasTrans : CblasNoTrans, m, n, k, 1.0f, a, lda, b, ldb, beta, c, ldc);
-}
-void gemm(bool trans_a, bool trans_b, int m, int n, int k, const double* a, int lda,
-          const double* b, int ldb, double beta, double* c, int ldc) {
-  cblas_dgemm(CblasRowMajor, trans_a ? CblasTrans : CblasNoTrans,
-              trans_b ? CblasTrans : CblasNoTrans, m, n, k, 1.0, a, lda, b, ldb, beta, c, ldc);
-}
-
-template <typename T>
-constexpr T kGeluK = static_cast<T>(0.7978845608028654);  // sqrt(2/pi)
-template <typename T>
-constexpr T kGeluC = static_cast<T>(0.044715);
-
-template <typename T>
-inline T gelu(T x) {
-  return T(0.5) * x * (T(1) + std::tanh(kGeluK<T> * (x + kGeluC<T> * x * x * x)));
-}
-
-template <typename T>
-inline T gelu_grad(T x) {
-  const T u = kGeluK<T> * (x + kGeluC<T> * x * x * x);
-  const T t = std::tanh(u);
-  const T du = kGeluK<T> * (T(1) + T(3) * kGeluC<T> * x * x);
-  return T(0.5) * (T(1) + t) + T(0.5) * x * (T(1) - t * t) * du;
-}
-
-}  // namespace
+using detail::gelu;
+using detail::gelu_grad;
+using detail::gemm;
 
 template <typename T>
 void linear_forward(T* out, const T* inp, const T* weight, int rows, int in_dim, int out_dim) {
-  gemm(false, true, rows, out_dim, in_dim, inp, in_dim, weight, in_dim, T(0), out, out_dim);
+  gemm(false, true, rows, out_dim, in_dim, T(1), inp, in_dim, weight, in_dim, T(0), out, out_dim);
 }
 
 template <typename T>
@@ -109,9 +78,11 @@ template <typename T>
 void linear_backward(T* dinp, T* dweight, T* dbias, const T* dout, const T* inp, const T* weight,
                      int rows, int in_dim, int out_dim, T grad_beta) {
   if (dinp != nullptr) {
-    gemm(false, false, rows, in_dim, out_dim, dout, out_dim, weight, in_dim, T(0), dinp, in_dim);
+    gemm(false, false, rows, in_dim, out_dim, T(1), dout, out_dim, weight, in_dim, T(0), dinp,
+         in_dim);
   }
-  gemm(true, false, out_dim, in_dim, rows, dout, out_dim, inp, in_dim, grad_beta, dweight, in_dim);
+  gemm(true, false, out_dim, in_dim, rows, T(1), dout, out_dim, inp, in_dim, grad_beta, dweight,
+       in_dim);
   T* __restrict db = dbias;
   if (grad_beta == T(0)) {
     for (int c = 0; c < out_dim; ++c) db[c] = T(0);  // like BLAS, never read what beta 0 drops

@@ -1,0 +1,158 @@
+// GptModel: the GPT's forward and backward passes over the CPU reference
+// operations, in llm.c's order. The residual stream's gradient flows through
+// one buffer (dres_) from the final LayerNorm down to the embeddings; each
+// block adds its two branches' contributions to it.
+#include <algorithm>
+#include <stdexcept>
+#include <string>
+
+#include "gossip/train/gpt_cpu.hpp"
+
+namespace gossip::train::cpu {
+
+namespace {
+
+template <typename T>
+void zero(std::vector<T>& v) {
+  std::fill(v.begin(), v.end(), T(0));
+}
+
+}  // namespace
+
+template <typename T>
+GptModel<T>::GptModel(const GptSpec& spec, int max_batch)
+    : spec_(spec), off_(spec.offsets()), max_batch_(max_batch) {
+  if (auto st = spec.validate(); !st) throw std::invalid_argument(st.message());
+  if (max_batch < 1) throw std::invalid_argument("GptModel: max_batch must be >= 1");
+  const size_t n = static_cast<size_t>(max_batch) * spec.block;
+  const size_t c = spec.embd;
+  const size_t att = static_cast<size_t>(max_batch) * spec.heads * spec.block * spec.block;
+  tokens_.resize(n);
+  encoded_.resize(n * c);
+  lnf_.resize(n * c);
+  lnf_mean_.resize(n);
+  lnf_rstd_.resize(n);
+  logits_.resize(n * spec.vocab);
+  blocks_.resize(static_cast<size_t>(spec.layers));
+  for (Block& b : blocks_) {
+    for (auto* v : {&b.ln1, &b.atty, &b.attn_proj, &b.res2, &b.ln2, &b.fc_proj, &b.res3}) {
+      v->resize(n * c);
+    }
+    for (auto* v : {&b.ln1_mean, &b.ln1_rstd, &b.ln2_mean, &b.ln2_rstd}) v->resize(n);
+    b.qkv.resize(n * 3 * c);
+    b.att.resize(att);
+    b.fch.resize(n * 4 * c);
+    b.fch_gelu.resize(n * 4 * c);
+  }
+  dlogits_.resize(n * spec.vocab);
+  dres_.resize(n * c);
+  dln_.resize(n * c);
+  datty_.resize(n * c);
+  dqkv_.resize(n * 3 * c);
+  dfch_.resize(n * 4 * c);
+  dfch_gelu_.resize(n * 4 * c);
+  dscores_.resize(static_cast<size_t>(spec.block) * spec.block);
+}
+
+template <typename T>
+TokenLossSums GptModel<T>::forward(const T* params, const int32_t* tokens, const int32_t* targets,
+                                   int B, int Tn, bool for_backward) {
+  if (B < 1 || B > max_batch_ || Tn < 1 || Tn > spec_.block) {
+    throw std::invalid_argument("GptModel::forward: batch " + std::to_string(B) + " x " +
+                                std::to_string(Tn) + " outside 1.." + std::to_string(max_batch_) +
+                                " x 1.." + std::to_string(spec_.block));
+  }
+  const int C = spec_.embd, NH = spec_.heads, V = spec_.vocab, N = B * Tn;
+  for (int i = 0; i < N; ++i) {
+    if (tokens[i] < 0 || tokens[i] >= V) {
+      throw std::out_of_range("GptModel::forward: token " + std::to_string(tokens[i]) +
+                              " at position " + std::to_string(i) + " is outside the vocabulary");
+    }
+    tokens_[static_cast<size_t>(i)] = tokens[i];
+  }
+  B_ = B;
+  Tn_ = Tn;
+  const T* p = params;
+  encoder_forward(encoded_.data(), tokens, p + off_.wte, p + off_.wpe, B, Tn, C);
+  const T* residual = encoded_.data();
+  for (size_t l = 0; l < blocks_.size(); ++l) {
+    Block& a = blocks_[l];
+    const GptBlockOffsets& w = off_.blocks[l];
+    layernorm_forward(a.ln1.data(), a.ln1_mean.data(), a.ln1_rstd.data(), residual, p + w.ln1_w,
+                      p + w.ln1_b, N, C);
+    matmul_forward(a.qkv.data(), a.ln1.data(), p + w.qkv_w, p + w.qkv_b, N, C, 3 * C);
+    attention_forward(a.atty.data(), a.att.data(), a.qkv.data(), B, Tn, C, NH);
+    matmul_forward(a.attn_proj.data(), a.atty.data(), p + w.attn_proj_w, p + w.attn_proj_b, N, C,
+                   C);
+    residual_forward(a.res2.data(), residual, a.attn_proj.data(), int64_t(N) * C);
+    layernorm_forward(a.ln2.data(), a.ln2_mean.data(), a.ln2_rstd.data(), a.res2.data(),
+                      p + w.ln2_w, p + w.ln2_b, N, C);
+    matmul_forward(a.fch.data(), a.ln2.data(), p + w.fc_w, p + w.fc_b, N, C, 4 * C);
+    gelu_forward(a.fch_gelu.data(), a.fch.data(), int64_t(N) * 4 * C);
+    matmul_forward(a.fc_proj.data(), a.fch_gelu.data(), p + w.fc_proj_w, p + w.fc_proj_b, N, 4 * C,
+                   C);
+    residual_forward(a.res3.data(), a.res2.data(), a.fc_proj.data(), int64_t(N) * C);
+    residual = a.res3.data();
+  }
+  layernorm_forward(lnf_.data(), lnf_mean_.data(), lnf_rstd_.data(), residual, p + off_.lnf_w,
+                    p + off_.lnf_b, N, C);
+  // The output head is the token embedding, transposed (weight tying).
+  matmul_forward(logits_.data(), lnf_.data(), p + off_.wte, static_cast<const T*>(nullptr), N, C,
+                 V);
+  have_grad_ = targets != nullptr && for_backward;
+  if (targets == nullptr) return {};
+  return crossentropy_forward_backward(have_grad_ ? dlogits_.data() : nullptr, logits_.data(),
+                                       targets, N, V);
+}
+
+template <typename T>
+void GptModel<T>::backward(const T* params, T* grads) {
+  if (!have_grad_) {
+    throw std::logic_error("GptModel::backward: no forward with targets and for_backward");
+  }
+  const int B = B_, Tn = Tn_, C = spec_.embd, NH = spec_.heads, V = spec_.vocab, N = B * Tn;
+  const T* p = params;
+  T* g = grads;
+  std::fill(grads, grads + spec_.param_count(), T(0));
+  zero(dln_);
+  matmul_backward(dln_.data(), g + off_.wte, static_cast<T*>(nullptr), dlogits_.data(), lnf_.data(),
+                  p + off_.wte, N, C, V);
+  const T* last = blocks_.empty() ? encoded_.data() : blocks_.back().res3.data();
+  zero(dres_);
+  layernorm_backward(dres_.data(), g + off_.lnf_w, g + off_.lnf_b, dln_.data(), last,
+                     p + off_.lnf_w, lnf_mean_.data(), lnf_rstd_.data(), N, C);
+  for (size_t l = blocks_.size(); l-- > 0;) {
+    Block& a = blocks_[l];
+    const GptBlockOffsets& w = off_.blocks[l];
+    const T* residual = l == 0 ? encoded_.data() : blocks_[l - 1].res3.data();
+    // res3 = res2 + fc_proj: both receive dres_ as it stands.
+    zero(dfch_gelu_);
+    matmul_backward(dfch_gelu_.data(), g + w.fc_proj_w, g + w.fc_proj_b, dres_.data(),
+                    a.fch_gelu.data(), p + w.fc_proj_w, N, 4 * C, C);
+    zero(dfch_);
+    gelu_backward(dfch_.data(), a.fch.data(), dfch_gelu_.data(), int64_t(N) * 4 * C);
+    zero(dln_);
+    matmul_backward(dln_.data(), g + w.fc_w, g + w.fc_b, dfch_.data(), a.ln2.data(), p + w.fc_w, N,
+                    C, 4 * C);
+    layernorm_backward(dres_.data(), g + w.ln2_w, g + w.ln2_b, dln_.data(), a.res2.data(),
+                       p + w.ln2_w, a.ln2_mean.data(), a.ln2_rstd.data(), N, C);
+    // dres_ is now the gradient wrt res2 = residual + attn_proj.
+    zero(datty_);
+    matmul_backward(datty_.data(), g + w.attn_proj_w, g + w.attn_proj_b, dres_.data(),
+                    a.atty.data(), p + w.attn_proj_w, N, C, C);
+    zero(dqkv_);
+    attention_backward(dqkv_.data(), dscores_.data(), datty_.data(), a.qkv.data(), a.att.data(), B,
+                       Tn, C, NH);
+    zero(dln_);
+    matmul_backward(dln_.data(), g + w.qkv_w, g + w.qkv_b, dqkv_.data(), a.ln1.data(), p + w.qkv_w,
+                    N, C, 3 * C);
+    layernorm_backward(dres_.data(), g + w.ln1_w, g + w.ln1_b, dln_.data(), residual, p + w.ln1_w,
+                       a.ln1_mean.data(), a.ln1_rstd.data(), N, C);
+  }
+  encoder_backward(g + off_.wte, g + off_.wpe, dres_.data(), tokens_.data(), B, Tn, C);
+}
+
+template class GptModel<float>;
+template class GptModel<double>;
+
+}  // namespace gossip::train::cpu

@@ -83,6 +83,11 @@ CudaBackend::CudaBackend(const ModelSpec& model, const OptimizerSpec& optimizer,
 
   batch_stage_ = PinnedBuffer(input_bytes_);
   stats_host_ = PinnedBuffer(sizeof(LossStats));
+  // The averaging traffic's buffers too: a peer that started must not find
+  // the device full at its first exchange.
+  snapshot_host_ = PinnedBuffer(n_params_ * sizeof(float));
+  delta_stage_ = PinnedBuffer(2 * n_params_ * sizeof(float));
+  delta_dev_ = DeviceBuffer(2 * n_params_ * sizeof(float));
 
   // The ones vector for bias gradients, and zeroed optimizer state.
   std::vector<float> ones(max_batch, 1.0f);
@@ -107,7 +112,6 @@ void CudaBackend::check_size(const char* op, size_t got, size_t want) const {
 
 std::span<const float> CudaBackend::snapshot() {
   activate();
-  if (snapshot_host_.bytes() == 0) snapshot_host_ = PinnedBuffer(n_params_ * sizeof(float));
   float* host = snapshot_host_.as<float>();
   CUDA_CHECK(cudaMemcpyAsync(host, params_.as<float>(), n_params_ * sizeof(float),
                              cudaMemcpyDeviceToHost, stream_.get()));
@@ -121,10 +125,6 @@ void CudaBackend::apply_delta(float scale, std::span<const float> other,
   check_size("apply_delta(other)", other.size(), n_params_);
   check_size("apply_delta(own)", own.size(), n_params_);
   const size_t bytes = n_params_ * sizeof(float);
-  if (delta_stage_.bytes() == 0) {
-    delta_stage_ = PinnedBuffer(2 * bytes);
-    delta_dev_ = DeviceBuffer(2 * bytes);
-  }
   float* stage = delta_stage_.as<float>();
   CUDA_CHECK(cudaEventSynchronize(delta_staged_.get()));
   std::memcpy(stage, other.data(), bytes);

@@ -5,13 +5,16 @@
 //
 // Memory: the parameters are ONE device allocation, the gradients one, the
 // optimizer state one, and every activation/scratch buffer is carved out of
-// one workspace sized for BackendOptions::max_batch, so a step allocates
-// nothing. All work runs on the backend's own stream. A training step makes
-// one host->device copy (the batch, staged in pinned memory) and one small
-// device->host copy (the loss); it waits only for that loss, so the backward
-// pass and the update of step k overlap the host preparing batch k+1. Anything
-// that hands device state to the host (snapshot, read_*, evaluate) waits for
-// the stream. Every method is called from the peer's trainer thread only.
+// one workspace sized for BackendOptions::max_batch; the pinned and device
+// buffers of snapshot() and apply_delta() are allocated with them. All of it
+// happens in the constructor, so no method allocates and an out-of-memory
+// device fails make_cuda_backend(), not a running peer. All work runs on the
+// backend's own stream. A training step makes one host->device copy (the
+// batch, staged in pinned memory) and one small device->host copy (the loss);
+// it waits only for that loss, so the backward pass and the update of step k
+// overlap the host preparing batch k+1. Anything that hands device state to
+// the host (snapshot, read_*, evaluate) waits for the stream. Every method is
+// called from the peer's trainer thread only.
 #pragma once
 
 #include <cstddef>
@@ -102,11 +105,11 @@ class CudaBackend final : public Backend {
   DeviceBuffer grads_;
   DeviceBuffer state_;
   DeviceBuffer work_;
-  DeviceBuffer delta_dev_;  // other | own, allocated by the first apply_delta
+  DeviceBuffer delta_dev_;  // other | own, the two wire snapshots of apply_delta()
   PinnedBuffer batch_stage_;
   PinnedBuffer stats_host_;
-  PinnedBuffer snapshot_host_;  // allocated by the first snapshot()
-  PinnedBuffer delta_stage_;    // allocated by the first apply_delta()
+  PinnedBuffer snapshot_host_;  // what snapshot() returns a view of
+  PinnedBuffer delta_stage_;    // other | own, staged for the upload
 
   // Views into work_.
   std::vector<Layer> layers_;

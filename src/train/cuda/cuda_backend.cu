@@ -1,9 +1,10 @@
 // The CUDA backend's construction and its state traffic with the host:
 // snapshot (one D2H copy into pinned memory), apply_delta (one H2D copy of
 // both wire snapshots plus one fused axpy), whole-state reads and writes; and
-// the library's entry points device_present() / make_cuda_backend().
+// the library's entry points probe_device() / make_cuda_backend().
 #include <algorithm>
 #include <cstring>
+#include <filesystem>
 #include <stdexcept>
 #include <string>
 #include <vector>
@@ -169,14 +170,58 @@ void CudaBackend::write_optimizer_state(std::span<const float> in) {
   CUDA_CHECK(cudaStreamSynchronize(stream_.get()));
 }
 
-bool device_present() {
-  int count = 0;
-  const cudaError_t err = cudaGetDeviceCount(&count);
-  if (err != cudaSuccess) {
-    (void)cudaGetLastError();  // clear it: "no driver" must not poison later calls
-    return false;
+namespace {
+
+// "12.4" from the runtime's 12040.
+std::string cuda_version(int v) {
+  return std::to_string(v / 1000) + "." + std::to_string(v % 1000 / 10);
+}
+
+}  // namespace
+
+CudaProbe classify_probe(const ProbeAnswers& a) {
+  const auto err = static_cast<cudaError_t>(a.count_error);
+  CudaProbe p;
+  if (err == cudaSuccess && a.count > 0) {
+    p.outcome = CudaProbe::Outcome::kPresent;
+    p.detail = std::to_string(a.count) + " CUDA device(s), driver for CUDA " +
+               cuda_version(a.driver_version) + ", runtime " + cuda_version(a.runtime_version);
+    return p;
   }
-  return count > 0;
+  if (err == cudaSuccess || err == cudaErrorNoDevice) {
+    p.outcome = CudaProbe::Outcome::kNoDevice;
+    p.detail = "the CUDA driver reports no device (check nvidia-smi and CUDA_VISIBLE_DEVICES)";
+    return p;
+  }
+  // No driver library: no device either, unless the kernel module made its
+  // device node (then the driver's user-space part is what is missing).
+  if (a.driver_version == 0 && !a.device_node) {
+    p.outcome = CudaProbe::Outcome::kNoDevice;
+    p.detail = "no CUDA driver is installed (libcuda.so.1 not found) and no GPU device node exists";
+    return p;
+  }
+  std::string driver = "driver for CUDA " + cuda_version(a.driver_version);
+  if (a.driver_version == 0) driver = "no driver library (libcuda.so.1) loads";
+  if (a.driver_version < 0) driver = "driver version unknown";
+  p.outcome = CudaProbe::Outcome::kFailed;
+  p.detail = std::string("the CUDA runtime cannot use this machine's GPU: cudaGetDeviceCount: ") +
+             cudaGetErrorName(err) + " (" + cudaGetErrorString(err) + "); " + driver +
+             (a.device_node ? ", /dev/nvidiactl present" : "") + ", runtime " +
+             cuda_version(a.runtime_version);
+  return p;
+}
+
+CudaProbe probe_device() {
+  ProbeAnswers a;
+  // Neither version call needs a device; without a driver library the
+  // driver version is 0 (and cudaGetDeviceCount says "insufficient driver").
+  if (cudaDriverGetVersion(&a.driver_version) != cudaSuccess) a.driver_version = -1;
+  if (cudaRuntimeGetVersion(&a.runtime_version) != cudaSuccess) a.runtime_version = 0;
+  a.count_error = static_cast<int>(cudaGetDeviceCount(&a.count));
+  (void)cudaGetLastError();  // clear it: a failed probe must not poison later calls
+  std::error_code ec;
+  a.device_node = std::filesystem::exists("/dev/nvidiactl", ec);
+  return classify_probe(a);
 }
 
 core::Result<std::unique_ptr<Backend>> make_cuda_backend(const ModelSpec& model,
@@ -188,10 +233,8 @@ core::Result<std::unique_ptr<Backend>> make_cuda_backend(const ModelSpec& model,
     return core::invalid_argument("training.max_batch: must be >= 1, got " +
                                   std::to_string(options.max_batch));
   }
-  if (!device_present()) {
-    return core::unavailable(
-        "cuda: no CUDA device is present (or the driver is missing); use device \"cpu\" or "
-        "\"auto\"");
+  if (const CudaProbe probe = probe_device(); probe.outcome != CudaProbe::Outcome::kPresent) {
+    return core::unavailable("cuda: " + probe.detail + "; use device \"cpu\" or \"auto\"");
   }
   try {
     auto backend = std::make_unique<CudaBackend>(model, optimizer, options);

@@ -1,9 +1,10 @@
 // make_backend(): the one factory of the Backend family, keyed by the
 // "device" string of the training config.
 //
-// "auto" prefers CUDA and falls back to the CPU, saying so once per process so
+// "auto" prefers CUDA and falls back to the CPU, saying why once per process so
 // a swarm of simulated peers does not repeat it; "cuda" on a machine or build
-// without it is an error the user can act on, never a silent CPU run.
+// without a usable device is an error that names the cause (probe_cuda()),
+// never a silent CPU run.
 #include <mutex>
 #include <string>
 
@@ -25,12 +26,18 @@ bool cuda_compiled() {
 #endif
 }
 
-bool cuda_device_present() {
+CudaProbe probe_cuda() {
 #ifdef GOSSIP_HAVE_CUDA
-  return cuda::device_present();
+  return cuda::probe_device();
 #else
-  return false;
+  return {CudaProbe::Outcome::kNotCompiled,
+          "this build has no CUDA backend (rebuild with nvcc and cuBLAS installed and "
+          "-Dcuda=enabled)"};
 #endif
+}
+
+bool cuda_device_present() {
+  return probe_cuda().outcome == CudaProbe::Outcome::kPresent;
 }
 
 core::Result<std::unique_ptr<Backend>> make_backend(const ModelSpec& model,
@@ -42,23 +49,24 @@ core::Result<std::unique_ptr<Backend>> make_backend(const ModelSpec& model,
     return core::invalid_argument("training.device: unknown device '" + device +
                                   "' (expected auto, cpu or cuda)");
   }
-  const bool compiled = cuda_compiled();
-  const bool present = compiled && cuda_device_present();
-  if (device == "cuda" && !present) {
-    return core::unavailable(
-        compiled ? "training.device: cuda requested but no CUDA device is present "
-                   "(check nvidia-smi and CUDA_VISIBLE_DEVICES, or use device auto/cpu)"
-                 : "training.device: cuda requested but this build has no CUDA backend "
-                   "(rebuild with nvcc and cuBLAS installed and -Dcuda=enabled, or use "
-                   "device auto/cpu)");
-  }
+  const CudaProbe probe = probe_cuda();
 #ifdef GOSSIP_HAVE_CUDA
-  if (present) return cuda::make_cuda_backend(model, optimizer, options);
+  if (probe.outcome == CudaProbe::Outcome::kPresent) {
+    return cuda::make_cuda_backend(model, optimizer, options);
+  }
 #endif
+  if (device == "cuda") {
+    return core::unavailable("training.device: cuda requested but " + probe.detail +
+                             " (or use device auto/cpu)");
+  }
   static std::once_flag logged;
-  std::call_once(logged, [compiled] {
-    core::log_info("train", compiled ? "device auto: no CUDA device present, training on the CPU"
-                                     : "device auto: built without CUDA, training on the CPU");
+  std::call_once(logged, [&probe] {
+    const std::string line = "device auto: " + probe.detail + "; training on the CPU";
+    if (probe.outcome == CudaProbe::Outcome::kFailed) {
+      core::log_warn("train", line);
+    } else {
+      core::log_info("train", line);
+    }
   });
   return cpu::make_cpu_backend(model, optimizer, options);
 }

@@ -1,5 +1,4 @@
-// Shared helpers of the gpu suite: the skip rule (exit 77, Meson's "skipped",
-// when no CUDA device is present or the build has no CUDA backend), random
+// Shared helpers of the gpu suite: the skip rule (require_device()), random
 // problems, backend construction through make_backend, and a float-tolerance
 // comparison that reports the worst element.
 #pragma once
@@ -19,16 +18,27 @@
 
 namespace gossip::train::gpu_test {
 
-// Ends the process with 77 unless a CUDA device can be used. Called first in
-// every test case, so the result does not depend on test order or filters.
+// The skip rule, called first in every test case so the result does not
+// depend on test order or filters. Exits 77 (Meson's "skipped") only when
+// there is nothing to test: a build without the CUDA backend, or a machine
+// with no CUDA driver and no GPU, or whose driver reports no device. Any other
+// probe failure (a driver older than the toolkit, a device node without its
+// driver library) fails the suite with the CUDA error: that machine has a GPU
+// the backend cannot use.
 inline void require_device() {
-  static const bool present = cuda_device_present();
-  if (!present) {
-    std::fprintf(stderr, "%s\n",
-                 cuda_compiled() ? "no CUDA device present: skipping the gpu suite"
-                                 : "built without the CUDA backend: skipping the gpu suite");
-    std::exit(77);
+  static const CudaProbe probe = probe_cuda();
+  switch (probe.outcome) {
+    case CudaProbe::Outcome::kPresent:
+      return;
+    case CudaProbe::Outcome::kNotCompiled:
+    case CudaProbe::Outcome::kNoDevice:
+      std::fprintf(stderr, "skipping the gpu suite: %s\n", probe.detail.c_str());
+      std::exit(77);
+    case CudaProbe::Outcome::kFailed:
+      break;
   }
+  std::fprintf(stderr, "the gpu suite cannot run: %s\n", probe.detail.c_str());
+  std::exit(1);
 }
 
 // A random regression or classification problem shaped for `model`.

@@ -12,6 +12,8 @@
 #include <string>
 #include <vector>
 
+#include "gossip/train/backend.hpp"
+
 namespace fs = std::filesystem;
 
 namespace {
@@ -91,7 +93,12 @@ TEST_CASE("a swarm of one trains Fashion-MNIST and ends with a JSON summary") {
   const auto summary = nlohmann::json::parse(r.last_line);
   CHECK(summary.at("epochs") == 1);
   CHECK(summary.at("steps") == 938);  // ceil(60000 / 64)
-  CHECK(summary.at("device") == "cpu");
+  // device auto: the GPU when one is usable, else the CPU.
+  if (gossip::train::cuda_device_present()) {
+    CHECK(summary.at("device").get<std::string>().rfind("cuda:", 0) == 0);
+  } else {
+    CHECK(summary.at("device") == "cpu");
+  }
   CHECK(summary.at("samples_per_s").get<double>() > 0);
   CHECK(summary.at("wall_s").get<double>() > 0);
   // One epoch of this MLP reaches ~84%; far above chance (10%).
@@ -287,8 +294,11 @@ TEST_CASE("errors from the backend and the shard name their config key once") {
       "training": {"device": "cuda", "steps": 1}})");
     const Run r = run_peer("--config " + cfg.string(), dir);
     INFO(r.out);
-    if (r.status == 0) {
-      MESSAGE("skipped: this machine has a CUDA device");
+    if (gossip::train::cuda_device_present()) {
+      // With a device the run must succeed on it, not fall back to the CPU.
+      REQUIRE(r.status == 0);
+      CHECK(nlohmann::json::parse(r.last_line).at("device").get<std::string>().rfind("cuda:", 0) ==
+            0);
     } else {
       CHECK(r.status == 1);
       CHECK(r.out.find("gossip-peer: training.device: cuda requested") != std::string::npos);

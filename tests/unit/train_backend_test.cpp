@@ -253,16 +253,31 @@ TEST_CASE("bad batches are programmer errors with a clear message") {
 TEST_CASE("factory: cpu, auto fallback, errors for unknown or missing devices") {
   const ModelSpec m = small_model();
   BackendOptions opts;
-  opts.device = "auto";
-  if (!cuda_device_present()) {
+  // Both branches run somewhere: CPU-only hosts take the second, GPU hosts
+  // (tools/gpu_check runs this test there) the first.
+  const CudaProbe probe = probe_cuda();
+  INFO("probe: " << probe.detail);
+  CHECK_FALSE(probe.detail.empty());
+  CHECK((probe.outcome == CudaProbe::Outcome::kNotCompiled) == !cuda_compiled());
+  CHECK((probe.outcome == CudaProbe::Outcome::kPresent) == cuda_device_present());
+  for (const char* device : {"auto", "cuda"}) {
+    INFO("device " << device);
+    opts.device = device;
     auto b = make_backend(m, OptimizerSpec{}, opts);
-    REQUIRE(b.is_ok());
-    CHECK((*b)->device_name() == "cpu");
-    opts.device = "cuda";
-    auto c = make_backend(m, OptimizerSpec{}, opts);
-    REQUIRE_FALSE(c.is_ok());
-    CHECK(c.status().code() == gossip::core::Code::kUnavailable);
-    CHECK(c.status().message().find("training.device: cuda") == 0);
+    if (probe.outcome == CudaProbe::Outcome::kPresent) {
+      // A GPU is there: auto must pick it, and cuda must not fail.
+      REQUIRE_MESSAGE(b.is_ok(), b.status().to_string());
+      CHECK((*b)->device_name().rfind("cuda:", 0) == 0);
+    } else if (opts.device == "auto") {
+      REQUIRE(b.is_ok());
+      CHECK((*b)->device_name() == "cpu");
+    } else {
+      // Never a silent CPU run: the error says why there is no device.
+      REQUIRE_FALSE(b.is_ok());
+      CHECK(b.status().code() == gossip::core::Code::kUnavailable);
+      CHECK(b.status().message() ==
+            "training.device: cuda requested but " + probe.detail + " (or use device auto/cpu)");
+    }
   }
   opts.device = "tpu";
   auto t = make_backend(m, OptimizerSpec{}, opts);

@@ -92,15 +92,34 @@ class Backend {
   virtual void set_optimizer_steps(int64_t steps) = 0;
 };
 
-// Builds a backend for `options.device`: "cpu", "cuda" (error when no GPU or
-// when built without CUDA), or "auto" (CUDA when a device is present, else the
-// CPU, logging the fallback once per process). Parameters start from
+// Builds a backend for `options.device`: "cpu", "cuda" (error naming
+// probe_cuda()'s detail unless a device is present), or "auto" (CUDA when a
+// device is present, else the CPU, logging why once per process: at warn level
+// when a driver is installed but unusable). Parameters start from
 // init_parameters(model); optimizer state starts at zero.
 core::Result<std::unique_ptr<Backend>> make_backend(const ModelSpec& model,
                                                     const OptimizerSpec& optimizer,
                                                     const BackendOptions& options);
 
-// Whether this build includes the CUDA backend, and whether a device is present.
+// What this build and machine offer for device "cuda".
+struct CudaProbe {
+  enum class Outcome {
+    kNotCompiled,  // this build has no CUDA backend
+    kNoDevice,     // no CUDA driver and no GPU device node, or the driver reports no device
+    kPresent,      // the runtime sees at least one device
+    kFailed,       // a driver or a GPU is there but the runtime cannot use it (e.g. a driver
+                   // older than the toolkit): detail names the CUDA error
+  };
+  Outcome outcome = Outcome::kNotCompiled;
+  std::string detail;  // why, in words a user can act on; never empty
+};
+
+// Asks the CUDA runtime (cheap after the first call); never crashes without a
+// driver or GPU, and leaves no CUDA error behind. Any thread.
+CudaProbe probe_cuda();
+
+// Whether this build includes the CUDA backend, and whether probe_cuda() finds
+// a device. Any thread.
 bool cuda_compiled();
 bool cuda_device_present();
 

@@ -1,9 +1,10 @@
 // The CUDA backend's construction and its state traffic with the host:
 // snapshot (one D2H copy into pinned memory), apply_delta (one H2D copy of
 // both wire snapshots plus one fused axpy), whole-state reads and writes; and
-// the library's entry points device_present() / make_cuda_backend().
+// the library's entry points probe_device() / make_cuda_backend().
 #include <algorithm>
 #include <cstring>
+#include <filesystem>
 #include <stdexcept>
 #include <string>
 #include <vector>
@@ -24,6 +25,12 @@ CudaBackend::CudaBackend(const ModelSpec& model, const OptimizerSpec& optimizer,
   check_kernel_image();
   CUBLAS_CHECK(cublasSetMathMode(
       blas_.get(), options_.allow_tf32 ? CUBLAS_TF32_TENSOR_OP_MATH : CUBLAS_DEFAULT_MATH));
+  // cuBLAS's workspace is ours too, so that no product allocates mid-run; the
+  // size cuBLAS recommends: 32 MiB from Hopper on, 4 MiB before. Set after
+  // cublasSetStream (BlasHandle), which would reset it to cuBLAS's own pool.
+  blas_workspace_ = DeviceBuffer(prop.major >= 9 ? size_t{32} << 20 : size_t{4} << 20);
+  CUBLAS_CHECK(
+      cublasSetWorkspace(blas_.get(), blas_workspace_.as<void>(), blas_workspace_.bytes()));
   n_params_ = model_.param_count();
   n_state_ = optimizer_.state_count(n_params_);
   inputs_ = model_.layers.front();
@@ -83,6 +90,11 @@ CudaBackend::CudaBackend(const ModelSpec& model, const OptimizerSpec& optimizer,
 
   batch_stage_ = PinnedBuffer(input_bytes_);
   stats_host_ = PinnedBuffer(sizeof(LossStats));
+  // The averaging traffic's buffers too: a peer that started must not find
+  // the device full at its first exchange.
+  snapshot_host_ = PinnedBuffer(n_params_ * sizeof(float));
+  delta_stage_ = PinnedBuffer(2 * n_params_ * sizeof(float));
+  delta_dev_ = DeviceBuffer(2 * n_params_ * sizeof(float));
 
   // The ones vector for bias gradients, and zeroed optimizer state.
   std::vector<float> ones(max_batch, 1.0f);
@@ -107,7 +119,6 @@ void CudaBackend::check_size(const char* op, size_t got, size_t want) const {
 
 std::span<const float> CudaBackend::snapshot() {
   activate();
-  if (snapshot_host_.bytes() == 0) snapshot_host_ = PinnedBuffer(n_params_ * sizeof(float));
   float* host = snapshot_host_.as<float>();
   CUDA_CHECK(cudaMemcpyAsync(host, params_.as<float>(), n_params_ * sizeof(float),
                              cudaMemcpyDeviceToHost, stream_.get()));
@@ -121,10 +132,6 @@ void CudaBackend::apply_delta(float scale, std::span<const float> other,
   check_size("apply_delta(other)", other.size(), n_params_);
   check_size("apply_delta(own)", own.size(), n_params_);
   const size_t bytes = n_params_ * sizeof(float);
-  if (delta_stage_.bytes() == 0) {
-    delta_stage_ = PinnedBuffer(2 * bytes);
-    delta_dev_ = DeviceBuffer(2 * bytes);
-  }
   float* stage = delta_stage_.as<float>();
   CUDA_CHECK(cudaEventSynchronize(delta_staged_.get()));
   std::memcpy(stage, other.data(), bytes);
@@ -169,14 +176,58 @@ void CudaBackend::write_optimizer_state(std::span<const float> in) {
   CUDA_CHECK(cudaStreamSynchronize(stream_.get()));
 }
 
-bool device_present() {
-  int count = 0;
-  const cudaError_t err = cudaGetDeviceCount(&count);
-  if (err != cudaSuccess) {
-    (void)cudaGetLastError();  // clear it: "no driver" must not poison later calls
-    return false;
+namespace {
+
+// "12.4" from the runtime's 12040.
+std::string cuda_version(int v) {
+  return std::to_string(v / 1000) + "." + std::to_string(v % 1000 / 10);
+}
+
+}  // namespace
+
+CudaProbe classify_probe(const ProbeAnswers& a) {
+  const auto err = static_cast<cudaError_t>(a.count_error);
+  CudaProbe p;
+  if (err == cudaSuccess && a.count > 0) {
+    p.outcome = CudaProbe::Outcome::kPresent;
+    p.detail = std::to_string(a.count) + " CUDA device(s), driver for CUDA " +
+               cuda_version(a.driver_version) + ", runtime " + cuda_version(a.runtime_version);
+    return p;
   }
-  return count > 0;
+  if (err == cudaSuccess || err == cudaErrorNoDevice) {
+    p.outcome = CudaProbe::Outcome::kNoDevice;
+    p.detail = "the CUDA driver reports no device (check nvidia-smi and CUDA_VISIBLE_DEVICES)";
+    return p;
+  }
+  // No driver library: no device either, unless the kernel module made its
+  // device node (then the driver's user-space part is what is missing).
+  if (a.driver_version == 0 && !a.device_node) {
+    p.outcome = CudaProbe::Outcome::kNoDevice;
+    p.detail = "no CUDA driver is installed (libcuda.so.1 not found) and no GPU device node exists";
+    return p;
+  }
+  std::string driver = "driver for CUDA " + cuda_version(a.driver_version);
+  if (a.driver_version == 0) driver = "no driver library (libcuda.so.1) loads";
+  if (a.driver_version < 0) driver = "driver version unknown";
+  p.outcome = CudaProbe::Outcome::kFailed;
+  p.detail = std::string("the CUDA runtime cannot use this machine's GPU: cudaGetDeviceCount: ") +
+             cudaGetErrorName(err) + " (" + cudaGetErrorString(err) + "); " + driver +
+             (a.device_node ? ", /dev/nvidiactl present" : "") + ", runtime " +
+             cuda_version(a.runtime_version);
+  return p;
+}
+
+CudaProbe probe_device() {
+  ProbeAnswers a;
+  // Neither version call needs a device; without a driver library the
+  // driver version is 0 (and cudaGetDeviceCount says "insufficient driver").
+  if (cudaDriverGetVersion(&a.driver_version) != cudaSuccess) a.driver_version = -1;
+  if (cudaRuntimeGetVersion(&a.runtime_version) != cudaSuccess) a.runtime_version = 0;
+  a.count_error = static_cast<int>(cudaGetDeviceCount(&a.count));
+  (void)cudaGetLastError();  // clear it: a failed probe must not poison later calls
+  std::error_code ec;
+  a.device_node = std::filesystem::exists("/dev/nvidiactl", ec);
+  return classify_probe(a);
 }
 
 core::Result<std::unique_ptr<Backend>> make_cuda_backend(const ModelSpec& model,
@@ -188,10 +239,8 @@ core::Result<std::unique_ptr<Backend>> make_cuda_backend(const ModelSpec& model,
     return core::invalid_argument("training.max_batch: must be >= 1, got " +
                                   std::to_string(options.max_batch));
   }
-  if (!device_present()) {
-    return core::unavailable(
-        "cuda: no CUDA device is present (or the driver is missing); use device \"cpu\" or "
-        "\"auto\"");
+  if (const CudaProbe probe = probe_device(); probe.outcome != CudaProbe::Outcome::kPresent) {
+    return core::unavailable("cuda: " + probe.detail + "; use device \"cpu\" or \"auto\"");
   }
   try {
     auto backend = std::make_unique<CudaBackend>(model, optimizer, options);

@@ -5,13 +5,18 @@
 //
 // Memory: the parameters are ONE device allocation, the gradients one, the
 // optimizer state one, and every activation/scratch buffer is carved out of
-// one workspace sized for BackendOptions::max_batch, so a step allocates
-// nothing. All work runs on the backend's own stream. A training step makes
-// one host->device copy (the batch, staged in pinned memory) and one small
-// device->host copy (the loss); it waits only for that loss, so the backward
-// pass and the update of step k overlap the host preparing batch k+1. Anything
-// that hands device state to the host (snapshot, read_*, evaluate) waits for
-// the stream. Every method is called from the peer's trainer thread only.
+// one workspace sized for BackendOptions::max_batch; the pinned and device
+// buffers of snapshot() and apply_delta() are allocated with them, and so is
+// cuBLAS's workspace (cublasSetWorkspace; otherwise cuBLAS allocates its own
+// pool when it chooses). All of it happens in the constructor, so no method
+// allocates and an out-of-memory device fails make_cuda_backend(), not a
+// running peer. All work runs on the backend's own stream. A training step
+// makes one host->device copy (the batch, staged in pinned memory) and one
+// small device->host copy (the loss); it waits only for that loss, so the
+// backward pass and the update of step k overlap the host preparing batch
+// k+1. Anything that hands device state to the host (snapshot, read_*,
+// evaluate) waits for the stream. Every method is called from the peer's
+// trainer thread only.
 #pragma once
 
 #include <cstddef>
@@ -93,6 +98,7 @@ class CudaBackend final : public Backend {
   int64_t steps_ = 0;
 
   Stream stream_;
+  DeviceBuffer blas_workspace_;  // cuBLAS's, declared before blas_ so it outlives the handle
   BlasHandle blas_;
   Event staged_;        // the last batch upload left the pinned staging buffer
   Event loss_ready_;    // the loss of the last step is in stats_host_
@@ -102,11 +108,11 @@ class CudaBackend final : public Backend {
   DeviceBuffer grads_;
   DeviceBuffer state_;
   DeviceBuffer work_;
-  DeviceBuffer delta_dev_;  // other | own, allocated by the first apply_delta
+  DeviceBuffer delta_dev_;  // other | own, the two wire snapshots of apply_delta()
   PinnedBuffer batch_stage_;
   PinnedBuffer stats_host_;
-  PinnedBuffer snapshot_host_;  // allocated by the first snapshot()
-  PinnedBuffer delta_stage_;    // allocated by the first apply_delta()
+  PinnedBuffer snapshot_host_;  // what snapshot() returns a view of
+  PinnedBuffer delta_stage_;    // other | own, staged for the upload
 
   // Views into work_.
   std::vector<Layer> layers_;

@@ -148,6 +148,7 @@ core::Result<Config> parse_config(const std::string& json_text, const Path& base
   detail::read_peer(top, c.peer);
   detail::read_data(top, c.data);
   detail::read_model(top, c.data, c.model);
+  if (c.model.is_gpt()) c.data.dataset.window = c.model.gpt.block + 1;
   detail::read_optimizer(top, c.optimizer);
   detail::read_training(top, c.training);
   detail::read_gossip(top, c.gossip);

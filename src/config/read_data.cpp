@@ -5,6 +5,7 @@
 // Paths resolve against the config file's folder (idx file names against the
 // dataset's "dir" when one is given). Keys that belong to another dataset or
 // shard type are errors, so a config says only what it means.
+#include <algorithm>
 #include <string>
 
 #include "sections.hpp"
@@ -12,7 +13,7 @@
 namespace gossip::config::detail {
 
 const std::vector<std::string> kDatasetNames = {"fashion_mnist", "idx", "csv",
-                                                "synthetic_regression"};
+                                                "synthetic_regression", "text"};
 const std::vector<std::string> kShardNames = {"random", "block", "label_skew"};
 
 namespace {
@@ -102,20 +103,56 @@ void read_synthetic(Section& d, data::SyntheticRegressionSpec& out, bool synthet
   if (d.only_if("seed", synthetic, for_type)) d.seed("seed", out.seed);
 }
 
+// text: "path", one file or folder or a list of them (read in that order),
+// and val_fraction.
+void read_text(Section& d, data::DatasetSpec& out, bool text) {
+  const std::string for_type = "by dataset type " + out.type;
+  if (d.only_if("val_fraction", text, for_type)) {
+    d.number_in("val_fraction", out.val_fraction, 0, 1, false, true);
+  }
+  if (!d.only_if("path", text, for_type)) return;
+  const Json* v = d.value("path");
+  if (v == nullptr) {
+    d.error("path", "required for dataset type text: a file or folder, or a list of them");
+    return;
+  }
+  std::vector<std::string> items;
+  if (v->is_string()) {
+    items.push_back(v->get<std::string>());
+  } else if (v->is_array() && !v->empty() &&
+             std::all_of(v->begin(), v->end(), [](const Json& e) { return e.is_string(); })) {
+    for (const auto& e : *v) items.push_back(e.get<std::string>());
+  } else {
+    d.error("path", "expected a file or folder name, or a non-empty list of them, got " + show(*v));
+    return;
+  }
+  out.text_paths.clear();
+  for (size_t i = 0; i < items.size(); ++i) {
+    if (items[i].empty()) {
+      d.error("path", "entry " + std::to_string(i) + " is an empty name");
+      continue;
+    }
+    out.text_paths.push_back((d.base_dir() / items[i]).lexically_normal().string());
+  }
+}
+
 void read_dataset(Section& s, data::DatasetSpec& out) {
   if (!s.has("dataset")) {
     s.error("dataset",
-            "required: an object with \"type\": fashion_mnist, idx, csv or "
-            "synthetic_regression");
+            "required: an object with \"type\": fashion_mnist, idx, csv, "
+            "synthetic_regression or text");
     return;
   }
   Section d = s.child("dataset");
   if (!d.present()) return;
-  if (!d.has("type")) d.error("type", "required: fashion_mnist, idx, csv or synthetic_regression");
+  if (!d.has("type")) {
+    d.error("type", "required: fashion_mnist, idx, csv, synthetic_regression or text");
+  }
   d.choice("type", kDatasetNames, out.type);
   read_idx(d, out);
   read_csv(d, out, out.type == "csv");
   read_synthetic(d, out.synthetic, out.type == "synthetic_regression", out.type);
+  read_text(d, out, out.type == "text");
   d.finish();
 }
 

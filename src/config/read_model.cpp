@@ -10,6 +10,7 @@
 
 namespace gossip::config::detail {
 
+const std::vector<std::string> kModelTypeNames = {"mlp", "gpt"};
 const std::vector<std::string> kActivationNames = {"relu", "tanh", "gelu"};
 const std::vector<std::string> kLossNames = {"softmax_cross_entropy", "mse"};
 const std::vector<std::string> kOptimizerNames = {"sgd", "adam", "adamw"};
@@ -56,6 +57,32 @@ void read_layers(Section& s, train::ModelSpec& out) {
   if (ok) out.layers = std::move(layers);
 }
 
+// model.type "gpt": the byte-level GPT's shape keys (gpt.hpp). Its data
+// must be a byte dataset (data.dataset.type text), whose 256 byte values are
+// the vocabulary.
+void read_gpt(Section& s, const DataConfig& data, train::GptSpec& out) {
+  const struct {
+    const char* key;
+    int& value;
+    int max;
+  } keys[] = {{"vocab", out.vocab, 1 << 20},
+              {"block", out.block, 1 << 16},
+              {"layers", out.layers, 1024},
+              {"heads", out.heads, 1024},
+              {"embd", out.embd, 1 << 16}};
+  for (const auto& k : keys) {
+    int64_t v = k.value;
+    if (s.integer(k.key, v, 1, k.max)) k.value = static_cast<int>(v);
+  }
+  if (data.dataset.type != "text") {
+    s.error("type", "gpt trains on bytes: needs data.dataset.type text, got " + data.dataset.type);
+  } else if (out.vocab != 256) {
+    s.error("vocab", "a byte dataset (data.dataset.type text) has 256 values; got " +
+                         std::to_string(out.vocab));
+  }
+  for (const char* key : {"activation", "loss"}) s.only_if(key, false, "by model type gpt");
+}
+
 }  // namespace
 
 void read_model(Section& top, const DataConfig& data, train::ModelSpec& out) {
@@ -66,6 +93,24 @@ void read_model(Section& top, const DataConfig& data, train::ModelSpec& out) {
   Section s = top.child("model");
   if (!s.present()) return;
   const size_t errors_before = s.error_count();
+  std::string type = "mlp";
+  if (s.choice("type", kModelTypeNames, type)) {
+    set_enum(s, "type", train::parse_model_family(type), out.family);
+  }
+  if (out.is_gpt()) {
+    read_gpt(s, data, out.gpt);
+    s.seed("seed", out.seed);
+    s.finish();
+    if (s.error_count() == errors_before) {
+      if (const core::Status st = out.validate(); !st) s.error_named(st.message());
+    }
+    return;
+  }
+  if (data.dataset.type == "text") {
+    s.error("type",
+            "data.dataset.type text is byte-level language modelling: set model.type "
+            "\"gpt\"");
+  }
   read_layers(s, out);
   std::string name;
   if (s.choice("activation", kActivationNames, name)) {

@@ -12,6 +12,7 @@
 namespace gossip::config::detail {
 
 // The names accepted for each "type"-like key, in the order shown to users.
+extern const std::vector<std::string> kModelTypeNames;
 extern const std::vector<std::string> kActivationNames;
 extern const std::vector<std::string> kLossNames;
 extern const std::vector<std::string> kOptimizerNames;

@@ -35,7 +35,13 @@ Json peer_json(const PeerConfig& p) {
 }
 
 Json model_json(const train::ModelSpec& m) {
-  return {{"layers", m.layers},
+  if (m.is_gpt()) {
+    return {{"type", "gpt"},          {"vocab", m.gpt.vocab}, {"block", m.gpt.block},
+            {"layers", m.gpt.layers}, {"heads", m.gpt.heads}, {"embd", m.gpt.embd},
+            {"seed", m.seed}};
+  }
+  return {{"type", "mlp"},
+          {"layers", m.layers},
           {"activation", train::activation_name(m.activation)},
           {"loss", train::loss_name(m.loss)},
           {"seed", m.seed}};
@@ -97,6 +103,9 @@ Json dataset_json(const data::DatasetSpec& d) {
     j["noise_std"] = s.noise_std;
     j["gain"] = s.gain;
     j["seed"] = s.seed;
+  } else if (d.type == "text") {
+    j["path"] = d.text_paths;
+    j["val_fraction"] = d.val_fraction;
   }
   return j;
 }

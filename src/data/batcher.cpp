@@ -12,11 +12,25 @@
 namespace gossip::data {
 namespace {
 
+// One gather into the buffers the dataset's task uses.
+void fill(const Dataset& d, std::span<const int64_t> idx, std::vector<float>& x,
+          std::vector<int32_t>& labels, std::vector<float>& targets, std::vector<int32_t>& tokens) {
+  if (d.task() == Task::kLanguageModel) {
+    d.gather_tokens(idx, tokens.data());
+  } else {
+    d.gather(idx, x.data(), labels.data(), targets.data());
+  }
+}
+
 Batch make_view(const Dataset& d, int rows, const float* x, const int32_t* labels,
-                const float* targets) {
+                const float* targets, const int32_t* tokens) {
   Batch b;
   b.rows = rows;
   b.cols = d.features();
+  if (d.task() == Task::kLanguageModel) {
+    b.tokens = tokens;
+    return b;
+  }
   b.x = x;
   if (d.task() == Task::kClassification) {
     b.labels = labels;
@@ -28,8 +42,12 @@ Batch make_view(const Dataset& d, int rows, const float* x, const int32_t* label
 }
 
 void size_buffers(const Dataset& d, int batch, std::vector<float>& x, std::vector<int32_t>& labels,
-                  std::vector<float>& targets) {
+                  std::vector<float>& targets, std::vector<int32_t>& tokens) {
   const auto rows = static_cast<size_t>(batch);
+  if (d.task() == Task::kLanguageModel) {
+    tokens.resize(rows * static_cast<size_t>(d.features()));
+    return;
+  }
   x.resize(rows * static_cast<size_t>(d.features()));
   if (d.task() == Task::kClassification)
     labels.resize(rows);
@@ -50,7 +68,7 @@ Batcher::Batcher(const Dataset& dataset, std::vector<int64_t> indices, BatcherOp
     }
   }
   const int batch = static_cast<int>(std::min<int64_t>(options_.batch_size, shard_size()));
-  size_buffers(dataset_, batch, x_, labels_, targets_);
+  size_buffers(dataset_, batch, x_, labels_, targets_, tokens_);
   start_epoch(0);
 }
 
@@ -82,9 +100,10 @@ Batch Batcher::next() {
   if (at_epoch_end()) start_epoch(epoch_ + 1);
   const int64_t rows = std::min<int64_t>(options_.batch_size, shard_size() - position_);
   const std::span<const int64_t> idx(order_.data() + position_, static_cast<size_t>(rows));
-  dataset_.gather(idx, x_.data(), labels_.data(), targets_.data());
+  fill(dataset_, idx, x_, labels_, targets_, tokens_);
   position_ += rows;
-  return make_view(dataset_, static_cast<int>(rows), x_.data(), labels_.data(), targets_.data());
+  return make_view(dataset_, static_cast<int>(rows), x_.data(), labels_.data(), targets_.data(),
+                   tokens_.data());
 }
 
 core::Status Batcher::restore(DataPosition pos) {
@@ -106,17 +125,18 @@ EvalBatches::EvalBatches(const Dataset& dataset, int batch_size, int64_t limit)
   if (batch_size_ <= 0) throw std::invalid_argument("EvalBatches: batch_size must be > 0");
   const int batch = static_cast<int>(std::min<int64_t>(batch_size_, std::max<int64_t>(end_, 1)));
   idx_.resize(static_cast<size_t>(batch));
-  size_buffers(dataset_, batch, x_, labels_, targets_);
+  size_buffers(dataset_, batch, x_, labels_, targets_, tokens_);
 }
 
 std::optional<Batch> EvalBatches::next() {
   if (next_row_ >= end_) return std::nullopt;
   const int64_t rows = std::min<int64_t>(batch_size_, end_ - next_row_);
   std::iota(idx_.begin(), idx_.begin() + rows, next_row_);
-  dataset_.gather(std::span<const int64_t>(idx_.data(), static_cast<size_t>(rows)), x_.data(),
-                  labels_.data(), targets_.data());
+  fill(dataset_, std::span<const int64_t>(idx_.data(), static_cast<size_t>(rows)), x_, labels_,
+       targets_, tokens_);
   next_row_ += rows;
-  return make_view(dataset_, static_cast<int>(rows), x_.data(), labels_.data(), targets_.data());
+  return make_view(dataset_, static_cast<int>(rows), x_.data(), labels_.data(), targets_.data(),
+                   tokens_.data());
 }
 
 }  // namespace gossip::data

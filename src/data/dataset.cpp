@@ -134,6 +134,43 @@ core::Result<Dataset> Dataset::regression_f32(std::string name, int64_t rows, in
   return d;
 }
 
+core::Result<Dataset> Dataset::token_windows(std::string name, std::span<const uint8_t> bytes,
+                                             int window) {
+  if (window < 2) {
+    return core::invalid_argument(name + ": a window needs at least 2 bytes, got " +
+                                  std::to_string(window));
+  }
+  if (bytes.size() < static_cast<size_t>(window)) {
+    return core::invalid_argument(name + ": " + std::to_string(bytes.size()) +
+                                  " bytes, shorter than one window of " + std::to_string(window) +
+                                  " bytes (model.block + 1)");
+  }
+  const size_t stride = static_cast<size_t>(window) - 1;
+  const auto rows = static_cast<int64_t>((bytes.size() - 1) / stride);
+  Dataset d;
+  d.name_ = std::move(name);
+  d.task_ = Task::kLanguageModel;
+  d.rows_ = rows;
+  d.features_ = window;
+  d.classes_ = 256;
+  d.x_u8_.resize(static_cast<size_t>(rows) * static_cast<size_t>(window));
+  for (int64_t r = 0; r < rows; ++r) {
+    std::memcpy(d.x_u8_.data() + static_cast<size_t>(r) * static_cast<size_t>(window),
+                bytes.data() + static_cast<size_t>(r) * stride, static_cast<size_t>(window));
+  }
+  d.rebuild_affine();
+  return d;
+}
+
+void Dataset::gather_tokens(std::span<const int64_t> indices, int32_t* tokens) const {
+  const size_t f = static_cast<size_t>(features_);
+  for (size_t r = 0; r < indices.size(); ++r) {
+    assert(indices[r] >= 0 && indices[r] < rows_);
+    const uint8_t* src = x_u8_.data() + static_cast<size_t>(indices[r]) * f;
+    for (size_t j = 0; j < f; ++j) tokens[r * f + j] = src[j];
+  }
+}
+
 size_t Dataset::memory_bytes() const {
   return x_u8_.size() + x_f32_.size() * sizeof(float) + labels_.size() * sizeof(int32_t) +
          targets_.size() * sizeof(float);

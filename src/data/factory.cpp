@@ -11,6 +11,7 @@
 
 #include "gossip/data/idx.hpp"
 #include "gossip/data/rng.hpp"
+#include "gossip/data/text.hpp"
 
 namespace gossip::data {
 namespace {
@@ -112,6 +113,18 @@ core::Result<Loaded> load_synthetic(const DatasetSpec& spec) {
   return Loaded{std::move(sets->train), std::move(sets->test)};
 }
 
+core::Result<Loaded> load_text(const DatasetSpec& spec) {
+  auto bytes = read_text_corpus(spec.text_paths);
+  if (!bytes) return bytes.status();
+  const std::string name = spec.text_paths.size() == 1
+                               ? spec.text_paths.front()
+                               : spec.text_paths.front() + " and " +
+                                     std::to_string(spec.text_paths.size() - 1) + " more";
+  auto split = split_text(name, *bytes, spec.window, spec.val_fraction);
+  if (!split) return split.status();
+  return Loaded{std::move(split->train), std::move(split->validation)};
+}
+
 core::Status check_compatible(const Dataset& train, const Dataset& test) {
   if (train.features() != test.features() || train.task() != test.task() ||
       train.classes() != test.classes() || train.target_cols() != test.target_cols()) {
@@ -128,7 +141,7 @@ core::Status check_compatible(const Dataset& train, const Dataset& test) {
 core::Result<DatasetPair> make_datasets(const DatasetSpec& spec) {
   core::Result<Loaded> loaded =
       core::invalid_argument("data.type: unknown dataset type '" + spec.type +
-                             "' (expected fashion_mnist, idx, csv or synthetic_regression)");
+                             "' (expected fashion_mnist, idx, csv, synthetic_regression or text)");
   std::string default_norm = "none";
   if (spec.type == "fashion_mnist") {
     loaded = load_fashion_mnist(spec);
@@ -139,6 +152,8 @@ core::Result<DatasetPair> make_datasets(const DatasetSpec& spec) {
     default_norm = "per_feature";
   } else if (spec.type == "synthetic_regression") {
     loaded = load_synthetic(spec);
+  } else if (spec.type == "text") {
+    loaded = load_text(spec);
   }
   if (!loaded) return loaded.status();
   Loaded& sets = loaded.value();

@@ -49,37 +49,6 @@ core::Result<std::vector<uint8_t>> read_text_corpus(const std::vector<std::strin
   return out;
 }
 
-TokenWindows::TokenWindows(std::string name, std::vector<uint8_t> bytes, int window)
-    : name_(std::move(name)), bytes_(std::move(bytes)), window_(window) {
-  rows_ = (static_cast<int64_t>(bytes_.size()) - 1) / (window_ - 1);
-}
-
-core::Result<TokenWindows> TokenWindows::make(std::string name, std::vector<uint8_t> bytes,
-                                              int window) {
-  if (window < 2) {
-    return core::invalid_argument(name + ": a window needs at least 2 bytes, got " +
-                                  std::to_string(window));
-  }
-  if (bytes.size() < static_cast<size_t>(window)) {
-    return core::invalid_argument(name + ": " + std::to_string(bytes.size()) +
-                                  " bytes, shorter than one window of " + std::to_string(window) +
-                                  " bytes (model.block + 1)");
-  }
-  return TokenWindows(std::move(name), std::move(bytes), window);
-}
-
-std::span<const uint8_t> TokenWindows::row(int64_t index) const {
-  return {bytes_.data() + index * (window_ - 1), static_cast<size_t>(window_)};
-}
-
-void TokenWindows::gather(std::span<const int64_t> indices, int32_t* tokens) const {
-  for (const int64_t i : indices) {
-    const uint8_t* src = bytes_.data() + i * (window_ - 1);
-    for (int j = 0; j < window_; ++j) tokens[j] = src[j];
-    tokens += window_;
-  }
-}
-
 core::Result<TextSplit> split_text(const std::string& name, const std::vector<uint8_t>& bytes,
                                    int window, double val_fraction) {
   if (!(val_fraction >= 0.0 && val_fraction < 1.0)) {
@@ -87,20 +56,18 @@ core::Result<TextSplit> split_text(const std::string& name, const std::vector<ui
   }
   const auto held =
       static_cast<size_t>(std::floor(static_cast<double>(bytes.size()) * val_fraction));
-  const size_t head = bytes.size() - held;
+  const std::span<const uint8_t> all(bytes);
   auto train =
-      TokenWindows::make(name + " (training part)",
-                         std::vector<uint8_t>(bytes.begin(), bytes.begin() + long(head)), window);
+      Dataset::token_windows(name + " (training part)", all.first(bytes.size() - held), window);
   if (!train) return train.status();
-  TextSplit split{std::move(train).value(), {}};
+  TextSplit split{std::move(train).value(), std::nullopt};
   if (held == 0) return split;
   char fraction[32];
   std::snprintf(fraction, sizeof fraction, "%g", val_fraction);
-  auto val =
-      TokenWindows::make(name + " (held-out part, val_fraction " + fraction + ")",
-                         std::vector<uint8_t>(bytes.begin() + long(head), bytes.end()), window);
+  auto val = Dataset::token_windows(name + " (held-out part, val_fraction " + fraction + ")",
+                                    all.last(held), window);
   if (!val) return val.status();
-  split.validation.push_back(std::move(val).value());
+  split.validation = std::move(val).value();
   return split;
 }
 

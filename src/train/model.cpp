@@ -89,7 +89,25 @@ const char* loss_name(LossKind l) {
   return "unknown";
 }
 
+core::Result<ModelFamily> parse_model_family(const std::string& name) {
+  if (name == "mlp") return ModelFamily::kMlp;
+  if (name == "gpt") return ModelFamily::kGpt;
+  return core::invalid_argument("model.type: unknown model family '" + name +
+                                "' (expected mlp or gpt)");
+}
+
+const char* model_family_name(ModelFamily f) {
+  return f == ModelFamily::kGpt ? "gpt" : "mlp";
+}
+
+GptSpec ModelSpec::gpt_spec() const {
+  GptSpec g = gpt;
+  g.seed = seed;
+  return g;
+}
+
 core::Status ModelSpec::validate() const {
+  if (is_gpt()) return gpt.validate();
   if (layers.size() < 2) {
     return core::invalid_argument(
         "model.layers: needs at least 2 entries (inputs and outputs), got " +
@@ -120,6 +138,7 @@ core::Status ModelSpec::validate() const {
 }
 
 size_t ModelSpec::param_count() const {
+  if (is_gpt()) return gpt.param_count();
   size_t n = 0;
   for (size_t i = 1; i < layers.size(); ++i) {
     n += static_cast<size_t>(layers[i - 1]) * static_cast<size_t>(layers[i]) +
@@ -130,6 +149,7 @@ size_t ModelSpec::param_count() const {
 
 std::vector<LayerView> ModelSpec::layer_views() const {
   std::vector<LayerView> views;
+  if (is_gpt()) return views;
   size_t offset = 0;
   for (size_t i = 1; i < layers.size(); ++i) {
     LayerView v;
@@ -145,6 +165,7 @@ std::vector<LayerView> ModelSpec::layer_views() const {
 }
 
 uint64_t ModelSpec::fingerprint() const {
+  if (is_gpt()) return gpt.fingerprint();
   // The canonical string is versioned so a future layout change can never
   // collide with today's fingerprints.
   return fnv1a64("gossip-mlp/1;layers=" + layers_string(layers) +
@@ -152,10 +173,12 @@ uint64_t ModelSpec::fingerprint() const {
 }
 
 std::string ModelSpec::describe() const {
+  if (is_gpt()) return gpt.describe();
   return layers_string(layers) + " " + activation_name(activation) + " " + loss_name(loss);
 }
 
 void init_parameters(const ModelSpec& spec, std::span<float> params) {
+  if (spec.is_gpt()) return init_parameters(spec.gpt_spec(), params);
   if (params.size() != spec.param_count()) {
     throw std::invalid_argument("init_parameters: buffer holds " + std::to_string(params.size()) +
                                 " floats, model needs " + std::to_string(spec.param_count()));

@@ -288,8 +288,8 @@ TEST_CASE("dataset factory: synthetic type and clear errors") {
 
   spec.type = "imagenet";
   CHECK(make_datasets(spec).status().message() ==
-        "data.type: unknown dataset type 'imagenet' (expected fashion_mnist, idx, csv or "
-        "synthetic_regression)");
+        "data.type: unknown dataset type 'imagenet' (expected fashion_mnist, idx, csv, "
+        "synthetic_regression or text)");
   spec.type = "fashion_mnist";
   spec.dir = "/nonexistent";
   auto missing = make_datasets(spec);

@@ -9,6 +9,7 @@
 #include <string>
 #include <vector>
 
+#include "gossip/data/batcher.hpp"
 #include "gossip/data/text.hpp"
 #include "temp_dir.hpp"
 
@@ -65,17 +66,27 @@ TEST_CASE("bad text inputs are refused naming the path") {
   CHECK(bad_gz.status().message().find(dir.file("bad.gz")) == 0);
 }
 
+std::string row_text(const Dataset& d, int64_t r) {
+  std::vector<int32_t> tokens(static_cast<size_t>(d.features()));
+  const int64_t idx[1] = {r};
+  d.gather_tokens(idx, tokens.data());
+  return {tokens.begin(), tokens.end()};
+}
+
 TEST_CASE("windows of block + 1 bytes at stride block predict every byte once") {
   const std::string text = "abcdefghijklmnopqrstuvwxyz";  // 26 bytes
-  auto w = TokenWindows::make("t", bytes_of(text), 5);    // block 4
+  auto w = Dataset::token_windows("t", bytes_of(text), 5);  // block 4
   REQUIRE(w.is_ok());
+  CHECK(w->task() == Task::kLanguageModel);
+  CHECK(w->features() == 5);
+  CHECK(w->classes() == 256);
   CHECK(w->size() == 6);  // (26 - 1) / 4: the last byte 'z' is only a target of no window
-  CHECK(std::string(w->row(0).begin(), w->row(0).end()) == "abcde");
-  CHECK(std::string(w->row(1).begin(), w->row(1).end()) == "efghi");
-  CHECK(std::string(w->row(5).begin(), w->row(5).end()) == "uvwxy");
+  CHECK(row_text(*w, 0) == "abcde");
+  CHECK(row_text(*w, 1) == "efghi");
+  CHECK(row_text(*w, 5) == "uvwxy");
   std::vector<int32_t> tokens(10);
   const std::vector<int64_t> idx = {3, 0};
-  w->gather(idx, tokens.data());
+  w->gather_tokens(idx, tokens.data());
   CHECK(tokens == std::vector<int32_t>{'m', 'n', 'o', 'p', 'q', 'a', 'b', 'c', 'd', 'e'});
   // Targets (positions 1..4 of each window) cover bytes 1..24 exactly once.
   std::multiset<int64_t> predicted;
@@ -86,8 +97,13 @@ TEST_CASE("windows of block + 1 bytes at stride block predict every byte once") 
   CHECK(std::set<int64_t>(predicted.begin(), predicted.end()).size() == 24);
   CHECK(*predicted.begin() == 1);
   CHECK(*predicted.rbegin() == 24);
-  CHECK(TokenWindows::make("short", bytes_of("abc"), 5).status().message() ==
+  CHECK(Dataset::token_windows("short", bytes_of("abc"), 5).status().message() ==
         "short: 3 bytes, shorter than one window of 5 bytes (model.block + 1)");
+  // A shard's rows keep their windows.
+  const std::vector<int64_t> rows = {4, 1};
+  const Dataset sub = w->subset(rows, "sub");
+  CHECK(row_text(sub, 0) == "qrstu");
+  CHECK(row_text(sub, 1) == "efghi");
 }
 
 TEST_CASE("the last val_fraction of the bytes is held out, windowed from its first byte") {
@@ -95,15 +111,14 @@ TEST_CASE("the last val_fraction of the bytes is held out, windowed from its fir
   for (int i = 0; i < 100; ++i) text += static_cast<char>('A' + i % 26);
   auto split = split_text("corpus", bytes_of(text), 9, 0.2);
   REQUIRE(split.is_ok());
-  CHECK(split->train.bytes() == 80);
-  REQUIRE(split->validation.size() == 1);
-  const auto& val = split->validation[0];
-  CHECK(val.bytes() == 20);
-  CHECK(val.row(0)[0] == static_cast<uint8_t>(text[80]));
+  CHECK(split->train.size() == 9);  // (80 - 1) / 8
+  REQUIRE(split->validation.has_value());
+  const auto& val = *split->validation;
+  CHECK(row_text(val, 0) == text.substr(80, 9));
   CHECK(val.size() == 2);  // (20 - 1) / 8
   auto none = split_text("corpus", bytes_of(text), 9, 0.0);
   REQUIRE(none.is_ok());
-  CHECK(none->validation.empty());
+  CHECK_FALSE(none->validation.has_value());
   CHECK(split_text("corpus", bytes_of(text), 9, 0.05).status().message() ==
         "corpus (held-out part, val_fraction 0.05): 5 bytes, shorter than one window of 9 bytes "
         "(model.block + 1)");
@@ -120,5 +135,28 @@ TEST_CASE("the demo corpus: Debian's fortunes, installed by tools/bootstrap") {
   CHECK(corpus->size() > 400000);
   auto split = split_text("fortunes", *corpus, 129, 0.1);
   REQUIRE(split.is_ok());
-  CHECK(split->validation.at(0).size() > 300);
+  CHECK(split->validation->size() > 300);
+}
+
+TEST_CASE("batches of a language-model dataset carry tokens, not features") {
+  std::string text;
+  for (int i = 0; i < 200; ++i) text += static_cast<char>('a' + i % 26);
+  auto w = Dataset::token_windows("t", bytes_of(text), 9);
+  REQUIRE(w.is_ok());
+  std::vector<int64_t> shard(static_cast<size_t>(w->size()));
+  for (size_t i = 0; i < shard.size(); ++i) shard[i] = static_cast<int64_t>(i);
+  Batcher batcher(*w, shard, BatcherOptions{4, false, false, 1});
+  const Batch b = batcher.next();
+  CHECK(b.rows == 4);
+  CHECK(b.cols == 9);
+  CHECK(b.x == nullptr);
+  CHECK(b.labels == nullptr);
+  REQUIRE(b.tokens != nullptr);
+  CHECK(std::string(b.tokens, b.tokens + 9) == text.substr(0, 9));
+  CHECK(std::string(b.tokens + 27, b.tokens + 36) == text.substr(24, 9));
+  EvalBatches eval(*w, 16);
+  const auto first = eval.next();
+  REQUIRE(first.has_value());
+  CHECK(first->tokens != nullptr);
+  CHECK(first->rows == 16);
 }

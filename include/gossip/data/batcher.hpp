@@ -77,6 +77,7 @@ class Batcher {
   std::vector<float> x_;
   std::vector<int32_t> labels_;
   std::vector<float> targets_;
+  std::vector<int32_t> tokens_;  // language model: rows x window byte values
 };
 
 class EvalBatches {
@@ -100,6 +101,7 @@ class EvalBatches {
   std::vector<float> x_;
   std::vector<int32_t> labels_;
   std::vector<float> targets_;
+  std::vector<int32_t> tokens_;  // language model: rows x window byte values
 };
 
 }  // namespace gossip::data

@@ -20,7 +20,9 @@
 
 namespace gossip::data {
 
-enum class Task { kClassification, kRegression };
+// kLanguageModel: each row is a window of block + 1 byte values (text.hpp),
+// read as tokens (gather_tokens), never as features.
+enum class Task { kClassification, kRegression, kLanguageModel };
 
 // How features are standardized after the [0,1] scaling of byte data.
 enum class NormalizationMode {
@@ -55,6 +57,12 @@ class Dataset {
   static core::Result<Dataset> regression_f32(std::string name, int64_t rows, int features,
                                               std::vector<float> x, std::vector<float> targets,
                                               int target_cols);
+  // A language-model dataset: the windows of `window` bytes at stride
+  // window - 1 over `bytes` (row r starts at byte r (window - 1)), stored
+  // one after another. invalid_argument naming `name` when window < 2 or
+  // bytes are shorter than one window (with both sizes).
+  static core::Result<Dataset> token_windows(std::string name, std::span<const uint8_t> bytes,
+                                             int window);
 
   Dataset(Dataset&&) noexcept = default;
   Dataset& operator=(Dataset&&) noexcept = default;
@@ -65,7 +73,7 @@ class Dataset {
   Task task() const { return task_; }
   int64_t size() const { return rows_; }
   int features() const { return features_; }
-  int classes() const { return classes_; }          // 0 for regression
+  int classes() const { return classes_; }          // 0 for regression, 256 byte values for LM
   int target_cols() const { return target_cols_; }  // 0 for classification
   bool stores_bytes() const { return !x_u8_.empty(); }
   // Bytes held for features, labels and targets.
@@ -96,6 +104,9 @@ class Dataset {
   // target_cols()). Pointers for the other task may be null. Any thread.
   void gather(std::span<const int64_t> indices, float* x, int32_t* labels, float* targets) const;
 
+  // Language model: copies rows `indices` into tokens (indices.size() x
+  // features() byte values). Any thread.
+  void gather_tokens(std::span<const int64_t> indices, int32_t* tokens) const;
   // One feature row, converted like gather() does; for tests and inspection.
   std::vector<float> row(int64_t index) const;
 

@@ -7,6 +7,9 @@
 //   idx                   four explicit IDX file paths (test pair optional)
 //   csv                   train_csv (+ test_csv, or a seeded test_fraction split)
 //   synthetic_regression  the seed's teacher-network task (see synthetic.hpp)
+//   text                  byte-level language modelling on text_paths (text.hpp):
+//                         windows of `window` (block + 1) bytes; the last
+//                         val_fraction of the bytes is the test set
 // Normalization ("none" | "global" | "per_feature"; empty = the type's
 // default: none for images and synthetic, per_feature for csv) is computed on
 // the training set, or taken from `mean`/`stddev` when given, and applied to
@@ -40,6 +43,10 @@ struct DatasetSpec {
   CsvOptions csv;
   // synthetic_regression
   SyntheticRegressionSpec synthetic;
+  // text
+  std::vector<std::string> text_paths;  // files and folders, in order
+  double val_fraction = 0.1;            // in [0, 1)
+  int window = 0;                       // model.block + 1, set from the model
   // all types
   std::string normalize;            // see above
   std::vector<float> mean, stddev;  // given statistics (size 1 or features)
@@ -47,7 +54,7 @@ struct DatasetSpec {
 };
 
 // Both sets share features, task and classes. `test` is null only for csv
-// without test_csv and with test_fraction 0.
+// without test_csv and with test_fraction 0, and text with val_fraction 0.
 struct DatasetPair {
   std::shared_ptr<const Dataset> train;
   std::shared_ptr<const Dataset> test;

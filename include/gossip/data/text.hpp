@@ -14,11 +14,12 @@
 #pragma once
 
 #include <cstdint>
-#include <span>
+#include <optional>
 #include <string>
 #include <vector>
 
 #include "gossip/core/status.hpp"
+#include "gossip/data/dataset.hpp"
 
 namespace gossip::data {
 
@@ -27,34 +28,9 @@ namespace gossip::data {
 // from the reads (a damaged gzip stream), and kInvalidArgument for no paths.
 core::Result<std::vector<uint8_t>> read_text_corpus(const std::vector<std::string>& paths);
 
-// Windows of `window` bytes at stride window - 1 over one byte sequence.
-// Immutable once made: every method is safe from any number of threads.
-class TokenWindows {
- public:
-  // Requires window >= 2 and bytes.size() >= window (kInvalidArgument naming
-  // `name` and both sizes otherwise). A tail shorter than a stride is unused.
-  static core::Result<TokenWindows> make(std::string name, std::vector<uint8_t> bytes, int window);
-
-  const std::string& name() const { return name_; }
-  int window() const { return window_; }
-  int64_t size() const { return rows_; }  // windows
-  int64_t bytes() const { return static_cast<int64_t>(bytes_.size()); }
-  // Window `index` (in [0, size())).
-  std::span<const uint8_t> row(int64_t index) const;
-  // Copies windows `indices` into tokens (indices.size() x window values).
-  void gather(std::span<const int64_t> indices, int32_t* tokens) const;
-
- private:
-  TokenWindows(std::string name, std::vector<uint8_t> bytes, int window);
-  std::string name_;
-  std::vector<uint8_t> bytes_;
-  int window_ = 0;
-  int64_t rows_ = 0;
-};
-
 struct TextSplit {
-  TokenWindows train;
-  std::vector<TokenWindows> validation;  // empty or one; empty when val_fraction is 0
+  Dataset train;                      // Task::kLanguageModel, Dataset::token_windows
+  std::optional<Dataset> validation;  // none when val_fraction is 0
 };
 
 // Holds out the last val_fraction (in [0, 1)) of `bytes` and windows both

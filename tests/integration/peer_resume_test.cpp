@@ -23,6 +23,7 @@
 
 #include "gossip/peer/checkpoint.hpp"
 #include "peer_process.hpp"
+#include "preconditions.hpp"
 
 using namespace gossip::test;
 namespace peer = gossip::peer;
@@ -244,10 +245,7 @@ TEST_CASE("a damaged newest checkpoint is reported and the previous one used; no
 }
 
 TEST_CASE("Fashion-MNIST: killed mid-run and restarted, it reaches the usual accuracy") {
-  if (!fs::exists("/usr/share/datasets/fashion-mnist/train-images-idx3-ubyte.gz")) {
-    MESSAGE("skipped: dataset-fashion-mnist is not installed (tools/bootstrap installs it)");
-    return;
-  }
+  require_fashion_mnist();
   const fs::path dir = temp_dir("fmnist");
   const fs::path cfg = dir / "config.json";
   std::ofstream(cfg) << R"({

@@ -194,11 +194,13 @@ TEST_CASE("wrong swarm key: no session either way, while a correct peer is serve
 TEST_CASE("an idle session is closed after the idle timeout; keepalives keep a quiet one open") {
   IoThreads io;
   const auto swarm = crypto::SwarmKey::generate();
+  // The keepalive comes 15 times per idle timeout: a loaded machine may
+  // delay one by far more than its interval without the session closing.
   NetConfig quiet = test_config();
-  quiet.idle_timeout = 400ms;
+  quiet.idle_timeout = 1500ms;
   quiet.keepalive_interval = 0ms;  // sends nothing by itself
   NetConfig chatty = test_config();
-  chatty.idle_timeout = 400ms;
+  chatty.idle_timeout = 1500ms;
   chatty.keepalive_interval = 100ms;
   auto ra = std::make_shared<Recorder>();
   auto a = make_node(io.io, swarm, ra, chatty);
@@ -208,11 +210,14 @@ TEST_CASE("an idle session is closed after the idle timeout; keepalives keep a q
   auto ac = io.run(a->dial(c->local_endpoint()));
   REQUIRE(ab.is_ok());
   REQUIRE(ac.is_ok());
-  // c never sends: a closes that session as idle; a<->b stay open on keepalives.
-  REQUIRE(ra->wait([&] { return ra->closes.size() == 1; }, 3s));
+  // c never sends: a closes that session as idle, no earlier than the idle
+  // timeout; a<->b, opened first, stay open on keepalives for two more.
+  const auto t0 = std::chrono::steady_clock::now();
+  REQUIRE(ra->wait([&] { return ra->closes.size() == 1; }, 10s));
+  CHECK(std::chrono::steady_clock::now() - t0 >= 1000ms);  // not at once
   CHECK(ra->closes[0].code() == core::Code::kTimeout);
   CHECK_FALSE((*ac)->is_open());
-  std::this_thread::sleep_for(600ms);
+  std::this_thread::sleep_for(3000ms);
   CHECK((*ab)->is_open());
   CHECK(a->counters().idle_closed == 1);
 }

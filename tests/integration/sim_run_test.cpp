@@ -25,9 +25,12 @@ namespace {
 
 using gossip::test::Json;
 
-// Bound on the faults run's final consensus_distance, twice the largest
-// measured (2 cores, under load): 7.1e-4 to 2.4e-3 in 4 runs; halves that
-// never merged again end near 0.05.
+// Bounds on the final consensus_distance, twice the largest measured (2
+// cores, under load). The basic run: 3.8e-4 to 8.1e-4 in 5 runs gossiping
+// every 20 steps (~400 exchanges); 2.8e-3 to 8.2e-3 with interval 8000
+// (~36 exchanges), 0.14 with none. The faults run: 7.1e-4 to 2.4e-3 in 4
+// runs; halves that never merged again end near 0.05.
+constexpr double kHealthyConsensus = 1.6e-3;
 constexpr double kFaultsConsensus = 4.8e-3;
 namespace fs = std::filesystem;
 
@@ -87,7 +90,7 @@ TEST_CASE("a 4-peer swarm trains, converges and reports the truth about itself")
   CHECK(s["bytes_total"].get<int64_t>() > 0);
   // Regression: no accuracy, but the averaged model has learned the teacher.
   CHECK(s["averaged_model_accuracy"].is_null());
-  CHECK(s["consensus_distance"].get<double>() < 0.05);
+  CHECK(s["consensus_distance"].get<double>() < kHealthyConsensus);
 
   const auto records = read_records(s["metrics"].get<std::string>());
   REQUIRE(records.size() >= 3);

@@ -232,6 +232,7 @@ NetworkCounters PeerNetwork::counters() const {
   n.bytes_in = static_cast<int64_t>(c.bytes_in);
   n.bytes_out = static_cast<int64_t>(c.bytes_out);
   n.members_alive = static_cast<int64_t>(parts_->swarm->live_count()) + 1;
+  n.exchange_s_total = c.total_exchange_s;
   if (c.exchanges_ok > 0) n.last_delta_norm = c.last_delta_norm;
   return n;
 }

@@ -63,7 +63,16 @@ json Simulation::measure(std::vector<std::optional<Replica>>& replicas, bool fin
       rows.push_back(row);
       continue;
     }
-    counters_[p.index()] = r->counters;
+    // This peer's mean exchange time since the previous look: a slow link
+    // shows here (each exchange is several one-way trips).
+    auto& seen = counters_[p.index()];
+    const int64_t new_ok = r->counters.exchanges_ok - seen.network.exchanges_ok;
+    row["exchange_ms"] = nullptr;
+    if (new_ok > 0) {
+      row["exchange_ms"] = 1000.0 * (r->counters.exchange_s_total - seen.network.exchange_s_total) /
+                           static_cast<double>(new_ok);
+    }
+    seen = {r->counters, r->links_refused, r->blobs_dropped};
     spans.emplace_back(r->params);
     step_max = std::max(step_max, r->step);
     const auto members = static_cast<int64_t>(r->members.size()) + 1;
@@ -120,17 +129,23 @@ json Simulation::measure(std::vector<std::optional<Replica>>& replicas, bool fin
   }
 
   peer::NetworkCounters total;
-  for (const auto& [index, c] : counters_) {
+  uint64_t links_refused = 0, blobs_dropped = 0;
+  for (const auto& [index, seen] : counters_) {
+    const auto& c = seen.network;
     total.exchanges_ok += c.exchanges_ok;
     total.exchanges_busy += c.exchanges_busy;
     total.exchanges_failed += c.exchanges_failed;
     total.bytes_in += c.bytes_in;
     total.bytes_out += c.bytes_out;
+    links_refused += seen.links_refused;
+    blobs_dropped += seen.blobs_dropped;
   }
   out["exchanges_ok"] = total.exchanges_ok;
   out["exchanges_busy"] = total.exchanges_busy;
   out["exchanges_failed"] = total.exchanges_failed;
   out["bytes_total"] = total.bytes_in + total.bytes_out;
+  out["links_refused"] = links_refused;
+  out["blobs_dropped"] = blobs_dropped;
   const int64_t pairs = total.exchanges_ok / 2;
   out["exchange_pairs"] = pairs;
   if (sim_.average_only && out["consensus_distance"].is_number()) {

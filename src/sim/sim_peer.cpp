@@ -132,6 +132,10 @@ Replica SimPeer::make_replica(peer::Trainer& trainer, peer::PeerNetwork* net) {
   if (net) {
     r.counters = net->counters();
     r.members = net->live_member_ids();
+    if (const auto filter = net->link_filter()) {
+      r.links_refused = filter->refused();
+      r.blobs_dropped = filter->dropped();
+    }
   }
   return r;
 }

@@ -36,6 +36,8 @@ struct Replica {
   std::optional<double> train_loss;  // mean over the steps since the last sample
   peer::NetworkCounters counters;
   std::vector<std::string> members;  // live member ids this peer sees (not itself)
+  uint64_t links_refused = 0;        // its LinkFilter's refused() (partitions)
+  uint64_t blobs_dropped = 0;        // its LinkFilter's dropped() (drop events)
 };
 
 enum class PeerState { kStarting, kRunning, kKilled, kLeft, kFinished, kFailed };

@@ -74,7 +74,12 @@ class Simulation {
 
   // Per peer (by index): the last counters seen, kept after it is gone so
   // swarm totals never go backwards; whether it was started by an event.
-  std::map<int, peer::NetworkCounters> counters_;
+  struct SeenCounters {
+    peer::NetworkCounters network;
+    uint64_t links_refused = 0;
+    uint64_t blobs_dropped = 0;
+  };
+  std::map<int, SeenCounters> counters_;
   std::set<int> joiners_;
   std::map<int, nlohmann::json> joiner_first_;  // index -> first evaluation
   std::vector<std::string> gone_ids_;           // killed or left peers

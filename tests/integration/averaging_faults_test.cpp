@@ -170,14 +170,32 @@ TEST_CASE("hostile blobs, another model and a BUSY storm while training: no corr
   CHECK(refusals[1].find("non-finite value at element " + std::to_string(n / 2)) !=
         std::string::npos);
 
-  // Training keeps running throughout the storm.
-  std::vector<int64_t> last(kGood + 1, -1);
-  for (int sample = 0; sample < 10; ++sample) {
+  // Training keeps running throughout the storm: rounds 150 ms apart, at
+  // least 10 and until every good peer has completed an exchange, and in
+  // each every trainer takes a step within 1 s. A between_steps() that
+  // waited for an exchange (timeout 3 s) would miss that; a loaded machine
+  // still leaves every thread a slice within a second.
+  auto all_exchanged = [&] {
+    for (int i = 0; i < kGood; ++i) {
+      if (swarm.peers[i]->engine->counters().exchanges_ok == 0) return false;
+    }
+    return true;
+  };
+  const auto storm_end = std::chrono::steady_clock::now() + 30s;
+  for (int round = 0;
+       round < 10 || (!all_exchanged() && std::chrono::steady_clock::now() < storm_end); ++round) {
+    std::vector<int64_t> before(kGood + 1);
+    for (int i = 0; i <= kGood; ++i) before[i] = swarm.peers[i]->step.load();
     std::this_thread::sleep_for(150ms);
+    const auto deadline = std::chrono::steady_clock::now() + 1s;
     for (int i = 0; i <= kGood; ++i) {
-      const int64_t st = swarm.peers[i]->step.load();
-      CHECK(st > last[i]);
-      last[i] = st;
+      while (swarm.peers[i]->step.load() == before[i] &&
+             std::chrono::steady_clock::now() < deadline) {
+        std::this_thread::sleep_for(2ms);
+      }
+      CAPTURE(round);
+      CAPTURE(i);
+      CHECK(swarm.peers[i]->step.load() > before[i]);
     }
   }
   REQUIRE(swarm.quiesce(10s));

@@ -41,9 +41,7 @@ TEST_CASE("a joiner downloads state, falling back when its donor dies mid-downlo
     p.backend->train_step(task.batch(x, y), 0.03f);
   };
   swarm.start_loops(train_fn);
-  for (auto& p : swarm.peers) {
-    while (p->step < 300) std::this_thread::sleep_for(10ms);
-  }
+  REQUIRE_MESSAGE(swarm.wait_steps(300), "a peer's loop did not reach step 300 within 60 s");
 
   // The first candidate is reached through a relay that kills it once the
   // state blob is flowing (dir 1 = donor to joiner; index 0 is handshake

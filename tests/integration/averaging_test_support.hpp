@@ -172,6 +172,19 @@ class Swarm {
     return s;
   }
 
+  // Waits until every peer's loop has reached `step`. Returns false on
+  // timeout (a loop stuck or dead).
+  bool wait_steps(int64_t step, std::chrono::milliseconds timeout = 60s) {
+    const auto deadline = std::chrono::steady_clock::now() + timeout;
+    for (auto& p : peers) {
+      while (p->step < step) {
+        if (std::chrono::steady_clock::now() >= deadline) return false;
+        std::this_thread::sleep_for(10ms);
+      }
+    }
+    return true;
+  }
+
   // Stops initiating and waits (loops still running) until no exchange is in
   // flight or unapplied anywhere. Returns false on timeout.
   bool quiesce(std::chrono::milliseconds timeout = 10s) {

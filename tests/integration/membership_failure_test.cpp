@@ -84,7 +84,7 @@ TEST_CASE("a graceful leave is marked left everywhere within 3 s (default settin
   CHECK(c.converged());
 }
 
-TEST_CASE("a peer whose membership stalls for half the suspicion timeout is not declared dead") {
+TEST_CASE("a peer whose membership stalls until it is suspected is not declared dead") {
   // Probe period 500 ms keeps the test short; the ratios are the defaults'.
   Options o;
   o.probe_interval = Ms(500);
@@ -106,21 +106,42 @@ TEST_CASE("a peer whose membership stalls for half the suspicion timeout is not 
   const Options& opts = o;
   const Millis full = Millis(static_cast<int64_t>(opts.suspicion_mult * std::log2(9.0) *
                                                   static_cast<double>(opts.probe_interval.count())));
-  const Millis stall = full / 2;
-  MESSAGE("stalling for " << stall.count() << " ms (suspicion timeout " << full.count() << " ms)");
-  asio::post(stall_io.io, [stall] { std::this_thread::sleep_for(stall); });
+  // With several accusers Lifeguard shortens the timeout down to this floor.
+  const Millis floor =
+      Millis(static_cast<int64_t>(opts.suspicion_min_fraction * static_cast<double>(full.count())));
+  // The stall lasts at least half the floor and until another peer suspects
+  // the victim (a probe and its indirect probes must time out first, which
+  // takes longer on a loaded machine), at most 80% of the floor. So it is
+  // noticed, and the refutation still has a fifth of the floor to spare
+  // besides the time the suspicion took to start.
+  const Millis min_stall = floor / 2, max_stall = floor * 8 / 10;
+  MESSAGE("stalling for " << min_stall.count() << " to " << max_stall.count()
+                          << " ms (suspicion timeout " << full.count()
+                          << " ms, shortened to no less than " << floor.count() << " ms)");
+  std::atomic<bool> noticed{false};
+  std::atomic<int64_t> stalled_ms{0};
   const auto t0 = std::chrono::steady_clock::now();
-  // Observe for the stall plus a whole suspicion timeout.
-  while (std::chrono::steady_clock::now() - t0 < stall + full + Ms(1000)) {
+  auto since_t0 = [t0] {
+    return std::chrono::duration_cast<Millis>(std::chrono::steady_clock::now() - t0);
+  };
+  asio::post(stall_io.io, [&, since_t0] {
+    while (since_t0() < max_stall && !(noticed && since_t0() >= min_stall)) {
+      std::this_thread::sleep_for(5ms);
+    }
+    stalled_ms = since_t0().count();
+  });
+  // Observe for the longest stall plus a whole suspicion timeout.
+  while (since_t0() < max_stall + full + Ms(1000)) {
     for (int i = 1; i < 8; ++i) {
       const auto v = c.view(i, victim);
       if (v == MemberState::kSuspect) suspected++;
       if (v == MemberState::kDead) declared_dead++;
     }
+    noticed = noticed || suspected > 0;
     std::this_thread::sleep_for(20ms);
   }
-  MESSAGE("observations of the stalled peer: suspect " << suspected.load() << ", dead "
-                                                       << declared_dead.load());
+  MESSAGE("stalled " << stalled_ms.load() << " ms; observations of the stalled peer: suspect "
+                     << suspected.load() << ", dead " << declared_dead.load());
   CHECK(suspected.load() > 0);  // the stall was noticed...
   CHECK(declared_dead.load() == 0);  // ...and refuted in time
   CHECK(c.peer(victim).swarm->stats().protocol.refutations > 0);

@@ -178,8 +178,4 @@ inline bool has_checkpoint(const fs::path& dir) {
   return false;
 }
 
-inline bool have_fashion_mnist() {
-  return fs::exists("/usr/share/datasets/fashion-mnist/train-images-idx3-ubyte.gz");
-}
-
 }  // namespace gossip::test

@@ -9,6 +9,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <chrono>
 #include <cstdio>
 #include <cstdlib>
@@ -23,6 +24,7 @@
 
 #include "gossip/peer/checkpoint.hpp"
 #include "peer_process.hpp"
+#include "preconditions.hpp"
 
 using namespace gossip::test;
 namespace peer = gossip::peer;
@@ -44,6 +46,26 @@ int count_files(const fs::path& dir, const std::string& suffix) {
     n += e.path().filename().string().ends_with(suffix) ? 1 : 0;
   }
   return n;
+}
+
+// The step of the newest checkpoint file in `dir`, 0 when there is none.
+int64_t newest_checkpoint(const fs::path& dir) {
+  int64_t newest = 0;
+  std::error_code ec;
+  for (const auto& e : fs::directory_iterator(dir, ec)) {
+    const auto step = peer::checkpoint_step_from_name(e.path().filename().string());
+    if (step) newest = std::max(newest, *step);
+  }
+  return newest;
+}
+
+// The step of each "start" record in a metrics file, in order.
+std::vector<int64_t> start_steps(const fs::path& metrics) {
+  std::vector<int64_t> steps;
+  for (const auto& l : metrics_of(metrics)) {
+    if (l.at("type") == "start") steps.push_back(l.at("step").get<int64_t>());
+  }
+  return steps;
 }
 
 // The seed's regression task, a few thousand steps a second on one core.
@@ -112,20 +134,37 @@ TEST_CASE("killed with SIGKILL at random moments, the peer always resumes") {
   const fs::path cfg = synthetic_config(dir, 40000, 200, 200);
   const fs::path run = dir / "run";
   std::mt19937 rng(20240611);
-  std::uniform_int_distribution<int> delay_ms(0, 500);
+  std::uniform_int_distribution<int> delay_ms(0, 250);  // 40000 steps take about 2 s
+  // Each run that got as far as its start record started from the newest
+  // checkpoint on disk when it was spawned (0: none yet, a fresh start).
+  size_t starts_seen = 0;
+  int resumed = 0;
   for (int i = 0; i < 8; ++i) {
+    const int64_t newest = newest_checkpoint(run);
     Proc p = spawn(cfg, dir, "kill" + std::to_string(i));
     const int ms = delay_ms(rng);
     std::this_thread::sleep_for(std::chrono::milliseconds(ms));
     ::kill(p.pid, SIGKILL);
     const int rc = wait_exit(p);
     CHECK((rc == 128 + SIGKILL || rc == 0));
+    const auto starts = start_steps(run / "metrics.jsonl");
+    if (starts.size() == starts_seen) continue;  // killed before it wrote one
+    CAPTURE(i);
+    REQUIRE(starts.size() == starts_seen + 1);
+    CHECK(starts.back() == newest);
+    resumed += newest > 0 ? 1 : 0;
+    starts_seen = starts.size();
   }
+  const int64_t newest = newest_checkpoint(run);
+  REQUIRE_MESSAGE(newest > 0, "no killed run wrote a checkpoint: nothing to resume from");
   Proc last = spawn(cfg, dir, "last");
   REQUIRE(wait_exit(last) == 0);
   const std::string err = read_text(last.err);
   const Json s = summary_of(last);
-  MESSAGE(s.at("start_step") << " was the step the last run resumed from");
+  MESSAGE(resumed << " killed runs resumed; the last one from step " << s.at("start_step"));
+  CHECK(s.at("start_step") == newest);
+  CHECK(err.find("resuming from " + (run / peer::checkpoint_file_name(newest)).string()) !=
+        std::string::npos);
   CHECK(s.at("steps") == 40000);
   CHECK(s.at("test_loss").get<double>() < 0.05);
   // Atomic writes: no kill ever left a checkpoint that had to be rejected,
@@ -135,15 +174,10 @@ TEST_CASE("killed with SIGKILL at random moments, the peer always resumes") {
   CHECK(count_files(run, ".tmp") == 0);
   CHECK(count_files(run, ".bin") == 2);  // keep 2
   // The step each run started from never went back.
-  int64_t previous = 0;
-  int starts = 0;
-  for (const auto& l : metrics_of(run / "metrics.jsonl")) {
-    if (l.at("type") != "start") continue;
-    ++starts;
-    CHECK(l.at("step").get<int64_t>() >= previous);
-    previous = l.at("step");
-  }
-  CHECK(starts >= 2);
+  const auto starts = start_steps(run / "metrics.jsonl");
+  REQUIRE(starts.size() == starts_seen + 1);
+  CHECK(starts.back() == newest);
+  for (size_t k = 1; k < starts.size(); ++k) CHECK(starts[k] >= starts[k - 1]);
   fs::remove_all(dir);
 }
 
@@ -244,10 +278,7 @@ TEST_CASE("a damaged newest checkpoint is reported and the previous one used; no
 }
 
 TEST_CASE("Fashion-MNIST: killed mid-run and restarted, it reaches the usual accuracy") {
-  if (!fs::exists("/usr/share/datasets/fashion-mnist/train-images-idx3-ubyte.gz")) {
-    MESSAGE("skipped: dataset-fashion-mnist is not installed (tools/bootstrap installs it)");
-    return;
-  }
+  require_fashion_mnist();
   const fs::path dir = temp_dir("fmnist");
   const fs::path cfg = dir / "config.json";
   std::ofstream(cfg) << R"({

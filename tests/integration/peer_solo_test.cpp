@@ -13,6 +13,7 @@
 #include <vector>
 
 #include "gossip/train/backend.hpp"
+#include "preconditions.hpp"
 
 namespace fs = std::filesystem;
 
@@ -68,17 +69,10 @@ fs::path write_config(const fs::path& dir, const std::string& text) {
   return p;
 }
 
-bool have_fashion_mnist() {
-  return fs::exists("/usr/share/datasets/fashion-mnist/train-images-idx3-ubyte.gz");
-}
-
 }  // namespace
 
 TEST_CASE("a swarm of one trains Fashion-MNIST and ends with a JSON summary") {
-  if (!have_fashion_mnist()) {
-    MESSAGE("skipped: dataset-fashion-mnist is not installed (tools/bootstrap installs it)");
-    return;
-  }
+  gossip::test::require_fashion_mnist();
   const fs::path dir = temp_dir("solo");
   const fs::path cfg = write_config(dir, R"({
     "peer": {"network": false, "data_dir": "run"},

@@ -32,6 +32,7 @@
 #include "gossip/config/config.hpp"
 #include "gossip/peer/checkpoint.hpp"
 #include "peer_process.hpp"
+#include "preconditions.hpp"
 
 using namespace gossip::test;
 
@@ -135,10 +136,7 @@ bool contains(const std::string& text, const std::string& what) {
 }  // namespace
 
 TEST_CASE("4 peers on Fashion-MNIST shards: one killed and restarted, all reach 85%") {
-  if (!have_fashion_mnist()) {
-    MESSAGE("skipped: dataset-fashion-mnist is not installed (tools/bootstrap installs it)");
-    return;
-  }
+  require_fashion_mnist();
   constexpr int kPeers = 4;
   constexpr int kVictim = 2;
   constexpr int64_t kMinSteps = 4000;    // every peer trains at least this far

@@ -225,7 +225,7 @@ TEST_CASE("validate_against_dataset names model.layers") {
 
 // Every file in configs/ is a peer config and must load, except those whose
 // names start with "bench-" (gossip-bench's own format, checked by the bench)
-// or "sim-" (gossip-sim's format, checked by the sim module's tests).
+// or "sim-" (gossip-sim's format, loaded by config_sim).
 TEST_CASE("every example config in configs/ loads") {
   const char* root = std::getenv("GOSSIP_SOURCE_ROOT");
   REQUIRE_MESSAGE(root != nullptr, "GOSSIP_SOURCE_ROOT is not set (tests/meson.build sets it)");

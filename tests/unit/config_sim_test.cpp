@@ -2,14 +2,15 @@
 // round-trips through to_json; configs without one print exactly as before;
 // every class of bad script is rejected up front with a message that names
 // the event and the reason (exact texts: users read them); check_sim_script
-// catches what a later --peers override breaks.
+// catches what a later --peers override breaks; every shipped sim-*.json
+// loads and passes gossip-sim's own checks.
 #include <doctest/doctest.h>
 
+#include <algorithm>
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
 #include <nlohmann/json.hpp>
-#include <sstream>
 #include <string>
 #include <vector>
 
@@ -24,6 +25,19 @@ using config_test::parse_ok;
 
 namespace {
 
+// The .json files in configs/, sorted; fails when the folder is missing.
+std::vector<std::filesystem::path> shipped_configs() {
+  const char* root = std::getenv("GOSSIP_SOURCE_ROOT");
+  REQUIRE_MESSAGE(root != nullptr, "GOSSIP_SOURCE_ROOT is not set (tests/meson.build sets it)");
+  const std::filesystem::path dir = std::filesystem::path(root) / "configs";
+  REQUIRE_MESSAGE(std::filesystem::is_directory(dir), dir.string() << " is not a folder");
+  std::vector<std::filesystem::path> files;
+  for (const auto& entry : std::filesystem::directory_iterator(dir)) {
+    if (entry.path().extension() == ".json") files.push_back(entry.path());
+  }
+  std::sort(files.begin(), files.end());
+  return files;
+}
 
 // The script from the section's documentation.
 Json full_sim() {
@@ -144,22 +158,41 @@ TEST_CASE("configs without a sim section print exactly the sections they did bef
   CHECK(keys == std::vector<std::string>{"checkpoint", "data", "gossip", "membership", "metrics",
                                          "model", "net", "optimizer", "peer", "training"});
 
-  // Every shipped config without "sim" prints without one too.
-  const char* root = std::getenv("GOSSIP_SOURCE_ROOT");
-  const std::filesystem::path dir = std::filesystem::path(root != nullptr ? root : ".") / "configs";
-  if (!std::filesystem::exists(dir)) return;
-  for (const auto& entry : std::filesystem::directory_iterator(dir)) {
-    if (entry.path().extension() != ".json") continue;
-    std::ifstream in(entry.path());
-    std::stringstream text;
-    text << in.rdbuf();
-    const bool has_sim = text.str().find("\"sim\"") != std::string::npos;
-    auto c = load_config(entry.path());
-    if (!c) continue;  // config_load owns their validity
-    CAPTURE(entry.path().string());
+  // Every shipped peer and sim config prints its sim section exactly when
+  // it has one (bench-* files are gossip-bench's format).
+  int peer_configs = 0;
+  for (const auto& file : shipped_configs()) {
+    if (file.filename().string().starts_with("bench-")) continue;
+    CAPTURE(file.string());
+    const bool has_sim = file.filename().string().starts_with("sim-");
+    auto c = load_config(file);
+    REQUIRE_MESSAGE(c.is_ok(), c.status().message());
     CHECK(c->sim.present == has_sim);
     CHECK(to_json(*c).contains("sim") == has_sim);
+    peer_configs += has_sim ? 0 : 1;
   }
+  CHECK(peer_configs >= 3);
+}
+
+TEST_CASE("every shipped sim-*.json loads and passes the checks gossip-sim makes before a run") {
+  std::vector<std::string> names;
+  for (const auto& file : shipped_configs()) {
+    const std::string name = file.filename().string();
+    if (!name.starts_with("sim-")) continue;
+    CAPTURE(name);
+    auto c = load_config(file);
+    REQUIRE_MESSAGE(c.is_ok(), c.status().message());
+    REQUIRE(c->sim.present);
+    CHECK_MESSAGE(check_sim_script(c->sim).is_ok(), check_sim_script(c->sim).message());
+    CHECK(c->sim.peers >= 2);
+    // gossip-sim refuses averaging-only runs without a time-based schedule.
+    if (c->sim.average_only) CHECK(c->gossip.interval_ms > 0);
+    names.push_back(name);
+  }
+  std::sort(names.begin(), names.end());
+  CHECK(names == std::vector<std::string>{"sim-churn.json", "sim-consensus.json",
+                                          "sim-fashion-mnist.json", "sim-noniid.json",
+                                          "sim-regression.json"});
 }
 
 TEST_CASE("event objects: unknown keys, missing and doubled time or event keys") {

@@ -10,6 +10,7 @@
 #include "gossip/data/batcher.hpp"
 #include "gossip/data/factory.hpp"
 #include "gossip/data/idx.hpp"
+#include "preconditions.hpp"
 #include "unit/data_test_support.hpp"
 
 using namespace gossip;
@@ -186,12 +187,7 @@ TEST_CASE("idx dataset type through the factory, with the test set sharing train
 }
 
 TEST_CASE("Fashion-MNIST from the Debian package") {
-  const std::string dir = kDefaultFashionMnistDir;
-  if (!std::filesystem::exists(dir + "/train-images-idx3-ubyte.gz")) {
-    MESSAGE("skipped: Fashion-MNIST not installed in "
-            << dir << " (apt-get install dataset-fashion-mnist)");
-    return;
-  }
+  gossip::test::require_fashion_mnist();
   DatasetSpec spec;  // defaults: fashion_mnist at the Debian path
   spec.normalize = "global";
   const auto t0 = std::chrono::steady_clock::now();

@@ -387,7 +387,7 @@ TEST_CASE("the progress line reads at a glance") {
   CHECK(peer::format_progress(p) ==
         "step 1200/9380 (13%)  epoch 2/10  loss 0.4321  lr 0.0195  5400 samples/s  "
         "test acc 84.10%  ckpt @1000");
-  p.network = peer::NetworkCounters{120, 3, 0, 12'300'000, 12'100'000, 4, 0.5};
+  p.network = peer::NetworkCounters{120, 3, 0, 12'300'000, 12'100'000, 4, 0.5, 0.0};
   CHECK(peer::format_progress(p).ends_with(
       "members 4  exchanges 120 ok / 3 busy / 0 failed  in 12.3 MB  out 12.1 MB"));
   peer::ProgressLine never(0);

@@ -1,6 +1,8 @@
 // configs/bench-mlp.json loads and `gossip-bench train` ends with its JSON
-// summary line (a few steps only: this checks the plumbing, never speed).
+// summary line (a few steps only: this checks the plumbing, never speed); a
+// bad flag exits 2 with a message.
 #include <doctest/doctest.h>
+#include <sys/wait.h>
 
 #include <cstdio>
 #include <cstdlib>
@@ -42,10 +44,8 @@ TEST_CASE("gossip-bench train runs configs/bench-mlp.json and prints its JSON su
   const std::string src = env_or("GOSSIP_SOURCE_ROOT", ".");
   const std::string build = env_or("GOSSIP_BUILD_ROOT", ".");
   const std::string bench = build + "/tools/gossip-bench";
-  if (!std::filesystem::exists(bench)) {
-    MESSAGE("skipped: " << bench << " is not built (build it or run `meson test`)");
-    return;
-  }
+  REQUIRE_MESSAGE(std::filesystem::exists(bench),
+                  bench << " is not built (meson test builds it; or meson compile -C build)");
   int rc = 0;
   const std::string out = run("'" + bench + "' train --config '" + src +
                                   "/configs/bench-mlp.json' --steps 3 --warmup 1 --rounds 1 "
@@ -60,7 +60,10 @@ TEST_CASE("gossip-bench train runs configs/bench-mlp.json and prints its JSON su
   CHECK(j.at("torch_note").get<std::string>().find("--no-torch") != std::string::npos);
   CHECK(out.find("sgd lr 0.02 momentum 0.9") != std::string::npos);
 
-  // A bad flag is refused with a message, not a crash.
-  run("'" + bench + "' train --batch 0 --no-torch 2>/dev/null", rc);
-  CHECK(rc != 0);
+  // A bad flag is refused with the usage exit status and a message naming
+  // it, not a crash.
+  const std::string err = run("'" + bench + "' train --batch 0 --no-torch 2>&1 >/dev/null", rc);
+  REQUIRE(WIFEXITED(rc));
+  CHECK(WEXITSTATUS(rc) == 2);
+  CHECK(err.find("gossip-bench train: --batch must be > 0") != std::string::npos);
 }

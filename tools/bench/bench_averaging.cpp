@@ -13,7 +13,8 @@
 // mpi_allreduce.c, compiled with mpicc here; skipped with a note when
 // OpenMPI is absent), and a two-peer exchange against the single-core AEAD
 // rate. Each with ChaChaPoly (the default) and, where the CPU has AES-NI,
-// AESGCM (net.cipher). The last line of stdout is one JSON object.
+// AESGCM (net.cipher). First, the single-core rate of the bf16 and fp16
+// wire conversions. The last line of stdout is one JSON object.
 //
 // Where the time goes: the process's CPU time per round (user + system,
 // getrusage) against the cores there are, and the crypto floor, the time
@@ -34,6 +35,7 @@
 
 #include "bench.hpp"
 #include "gossip/averaging/engine.hpp"
+#include "gossip/averaging/wire_format.hpp"
 #include "gossip/crypto/noise.hpp"
 #include "gossip/net/router.hpp"
 #include "gossip/train/cpu_backend.hpp"
@@ -156,6 +158,20 @@ double aead_gbps(crypto::Cipher cipher) {
   return static_cast<double>(n * kMsg) / std::chrono::duration<double>(Clock::now() - t0).count() / 1e9;
 }
 
+// Single-core rate of `wire`'s encode + decode, in GB/s of fp32 values
+// converted (16M floats, 4 passes each way).
+double convert_gbps(averaging::WireFormat wire) {
+  std::vector<float> x(size_t{1} << 22, 0.123f), dequantized(x.size()), back(x.size());
+  std::vector<uint8_t> bytes(averaging::wire_bytes(wire, x.size()));
+  const auto t0 = Clock::now();
+  for (int r = 0; r < 4; ++r) {
+    averaging::encode(wire, x, bytes, dequantized);
+    (void)averaging::decode(wire, bytes, back);
+  }
+  const double s = std::chrono::duration<double>(Clock::now() - t0).count();
+  return 4.0 * 2 * static_cast<double>(x.size() * sizeof(float)) / s / 1e9;
+}
+
 std::string run_capture(const std::string& cmd) {
   std::string out;
   if (FILE* f = popen(cmd.c_str(), "r")) {
@@ -239,6 +255,13 @@ int run_averaging(int argc, char** argv) {
               params, threads, std::thread::hardware_concurrency());
   const unsigned cores = std::max(1u, std::thread::hardware_concurrency());
   nlohmann::json j = {{"peers", peers}, {"params", params}, {"cores", cores}, {"allreduce_s", nullptr}};
+  for (auto wire : {averaging::WireFormat::kBf16, averaging::WireFormat::kFp16}) {
+    const std::string name(config::wire_format_name(wire));
+    j["convert_gbps_" + name] = convert_gbps(wire);
+    std::printf("%-40s %8.3f GB/s of fp32, encode + decode\n",
+                ("wire conversion, " + name + ", 1 core").c_str(),
+                j["convert_gbps_" + name].get<double>());
+  }
   // ChaChaPoly (the default, DESIGN.md's v1) keys its figures plainly;
   // AESGCM (net.cipher, where the CPU has AES-NI) adds "_aesgcm".
   std::vector<crypto::Cipher> ciphers;

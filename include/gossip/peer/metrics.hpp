@@ -38,6 +38,7 @@ struct NetworkCounters {
   int64_t bytes_out = 0;
   int64_t members_alive = 0;              // this peer included
   std::optional<double> last_delta_norm;  // ||x_after - x_before|| of the last exchange
+  double exchange_s_total = 0;            // summed OFFER-to-validated time of the ok exchanges
 };
 
 struct TrainRecord {

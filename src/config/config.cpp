@@ -110,6 +110,10 @@ void check_across(const Config& c, detail::Errors& errors) {
                "required for schedule type cosine when training runs until stopped "
                "(no training.epochs or training.steps to take it from)");
   }
+  if (c.optimizer.grad_clip > 0 && !c.model.is_gpt()) {
+    errors.add("optimizer.grad_clip",
+               "only the gpt backends clip gradients so far; model.type mlp does not (set 0)");
+  }
 }
 
 }  // namespace
@@ -209,6 +213,17 @@ core::Result<Config> load_config(const Path& path) {
 }
 
 core::Status validate_against_dataset(const Config& config, int features, int classes) {
+  if (config.model.is_gpt()) {
+    // The config made the windows from model.block; a dataset built
+    // elsewhere (a host's shared copy) must have been made the same way.
+    const int window = config.model.gpt.block + 1;
+    if (features != window) {
+      return core::invalid_argument(
+          "model.block: the data's windows hold " + std::to_string(features) +
+          " bytes, the model needs block + 1 = " + std::to_string(window));
+    }
+    return core::Status::ok();
+  }
   const auto& layers = config.model.layers;
   if (layers.size() < 2) return core::invalid_argument("model.layers: needs at least 2 entries");
   const std::string& dataset = config.data.dataset.type;

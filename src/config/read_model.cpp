@@ -153,6 +153,7 @@ void read_optimizer(Section& top, train::OptimizerSpec& out) {
     s.error("nesterov", "needs optimizer.momentum > 0");
   }
   s.number("weight_decay", out.weight_decay, 0.0, false);
+  s.number("grad_clip", out.grad_clip, 0.0, false);
   if (s.only_if("beta1", !sgd, for_type)) s.number_in("beta1", out.beta1, 0, 1, false, true);
   if (s.only_if("beta2", !sgd, for_type)) s.number_in("beta2", out.beta2, 0, 1, false, true);
   if (s.only_if("eps", !sgd, for_type)) s.number("eps", out.eps, 0.0, true);

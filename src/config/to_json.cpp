@@ -48,8 +48,10 @@ Json model_json(const train::ModelSpec& m) {
 }
 
 Json optimizer_json(const train::OptimizerSpec& o) {
-  Json j = {
-      {"type", train::optimizer_name(o.kind)}, {"lr", o.lr}, {"weight_decay", o.weight_decay}};
+  Json j = {{"type", train::optimizer_name(o.kind)},
+            {"lr", o.lr},
+            {"weight_decay", o.weight_decay},
+            {"grad_clip", o.grad_clip}};
   if (o.kind == train::OptimizerKind::kSgd) {
     j["momentum"] = o.momentum;
     j["nesterov"] = o.nesterov;

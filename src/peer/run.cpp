@@ -114,6 +114,7 @@ core::Result<RunSummary> run(const config::Config& config, const std::atomic<boo
 nlohmann::json to_json(const RunSummary& s) {
   return {{"test_accuracy", optional_json(s.test_accuracy)},
           {"test_loss", optional_json(s.test_loss)},
+          {"test_bits_per_byte", optional_json(s.test_bits_per_byte)},
           {"train_loss", optional_json(s.train_loss)},
           {"epochs", s.epochs},
           {"steps", s.steps},
@@ -273,6 +274,7 @@ core::Result<RunSummary> run(const config::Config& config, const std::atomic<boo
     const auto stats = trainer.evaluate();
     if (!config.data.regression()) summary.test_accuracy = stats.accuracy();
     summary.test_loss = stats.mean_loss();
+    if (config.model.is_gpt()) summary.test_bits_per_byte = stats.mean_loss() / std::log(2.0);
     last_eval = trainer.progress().step;
     if (config.data.regression()) {
       last_test_loss = stats.mean_loss();

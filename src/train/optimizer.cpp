@@ -32,18 +32,18 @@ core::Status field_error(const std::string& field, const std::string& what, doub
 class Sgd final : public Optimizer {
  public:
   using Optimizer::Optimizer;
-  void update(std::span<float> params, std::span<const float> grads, std::span<float> state,
-              float lr, int64_t /*t*/) const override {
-    const size_t n = params.size();
-    float* __restrict x = params.data();
-    const float* __restrict g = grads.data();
-    const float wd = static_cast<float>(spec().weight_decay);
+
+ protected:
+  void step(float* x_in, const float* g_in, float* v_in, float* /*unused*/, size_t n, float lr,
+            int64_t /*t*/, float wd) const override {
+    float* __restrict x = x_in;
+    const float* __restrict g = g_in;
     const float mu = static_cast<float>(spec().momentum);
     if (spec().momentum == 0.0) {
       for (size_t i = 0; i < n; ++i) x[i] -= lr * (g[i] + wd * x[i]);
       return;
     }
-    float* __restrict v = state.data();
+    float* __restrict v = v_in;
     if (spec().nesterov) {
       for (size_t i = 0; i < n; ++i) {
         const float gi = g[i] + wd * x[i];
@@ -66,13 +66,14 @@ class Sgd final : public Optimizer {
 class Adam final : public Optimizer {
  public:
   Adam(const OptimizerSpec& spec, bool decoupled) : Optimizer(spec), decoupled_(decoupled) {}
-  void update(std::span<float> params, std::span<const float> grads, std::span<float> state,
-              float lr, int64_t t) const override {
-    const size_t n = params.size();
-    float* __restrict x = params.data();
-    const float* __restrict g = grads.data();
-    float* __restrict m = state.data();
-    float* __restrict v = state.data() + n;
+
+ protected:
+  void step(float* x_in, const float* g_in, float* m_in, float* v_in, size_t n, float lr, int64_t t,
+            float wd) const override {
+    float* __restrict x = x_in;
+    const float* __restrict g = g_in;
+    float* __restrict m = m_in;
+    float* __restrict v = v_in;
     const double b1 = spec().beta1;
     const double b2 = spec().beta2;
     const double step = static_cast<double>(t < 1 ? 1 : t);
@@ -81,7 +82,6 @@ class Adam final : public Optimizer {
     const float b1f = static_cast<float>(b1);
     const float b2f = static_cast<float>(b2);
     const float eps = static_cast<float>(spec().eps);
-    const float wd = static_cast<float>(spec().weight_decay);
     const float coupled_wd = decoupled_ ? 0.0f : wd;
     const float keep = decoupled_ ? 1.0f - lr * wd : 1.0f;  // x *= (1 - lr*wd), pre-update x
     for (size_t i = 0; i < n; ++i) {
@@ -143,6 +143,9 @@ const char* schedule_name(ScheduleKind k) {
 core::Status OptimizerSpec::validate() const {
   // `!(x > 0)` also rejects NaN.
   if (!(lr > 0.0) || !std::isfinite(lr)) return field_error("lr", "must be > 0 and finite", lr);
+  if (!(grad_clip >= 0.0) || !std::isfinite(grad_clip)) {
+    return field_error("grad_clip", "must be >= 0 and finite (0 = off)", grad_clip);
+  }
   if (!(weight_decay >= 0.0) || !std::isfinite(weight_decay)) {
     return field_error("weight_decay", "must be >= 0 and finite", weight_decay);
   }
@@ -223,6 +226,26 @@ double OptimizerSpec::lr_at(int64_t step) const {
     }
   }
   return lr;
+}
+
+void Optimizer::update(std::span<float> params, std::span<const float> grads,
+                       std::span<float> state, float lr, int64_t t) const {
+  const Part whole{0, params.size(), true};
+  update(params, grads, state, lr, t, std::span<const Part>(&whole, 1));
+}
+
+void Optimizer::update(std::span<float> params, std::span<const float> grads,
+                       std::span<float> state, float lr, int64_t t,
+                       std::span<const Part> parts) const {
+  const size_t n = params.size();
+  const bool two = spec().kind != OptimizerKind::kSgd;  // adam: [m | v]; sgd: [v] or nothing
+  float* s1 = state.empty() ? nullptr : state.data();
+  float* s2 = two ? state.data() + n : nullptr;
+  const auto wd = static_cast<float>(spec().weight_decay);
+  for (const Part& p : parts) {
+    step(params.data() + p.offset, grads.data() + p.offset, s1 ? s1 + p.offset : nullptr,
+         s2 ? s2 + p.offset : nullptr, p.size, lr, t, p.decay ? wd : 0.0f);
+  }
 }
 
 core::Result<std::unique_ptr<Optimizer>> make_optimizer(const OptimizerSpec& spec) {

@@ -11,6 +11,7 @@
 #include <string>
 #include <vector>
 
+#include "gossip/train/cpu_backend.hpp"
 #include "gossip/train/gpt.hpp"
 #include "gossip/train/gpt_cpu.hpp"
 #include "gossip/train/safetensors.hpp"
@@ -92,4 +93,54 @@ TEST_CASE("the CPU GPT matches PyTorch: logits, loss and every gradient") {
     INFO(t.name << ": worst relative error " << err);
     CHECK(err < 1e-4);
   }
+}
+
+TEST_CASE("10 AdamW steps on the CPU backend follow PyTorch's losses") {
+  const SafetensorsFile f = load_fixture();
+  ModelSpec model;
+  model.family = ModelFamily::kGpt;
+  model.gpt.vocab = std::stoi(f.metadata.at("vocab"));
+  model.gpt.block = std::stoi(f.metadata.at("block"));
+  model.gpt.layers = std::stoi(f.metadata.at("layers"));
+  model.gpt.heads = std::stoi(f.metadata.at("heads"));
+  model.gpt.embd = std::stoi(f.metadata.at("embd"));
+  OptimizerSpec opt;
+  opt.kind = OptimizerKind::kAdamW;
+  opt.lr = std::stod(f.metadata.at("adamw_lr"));
+  opt.beta1 = std::stod(f.metadata.at("adamw_beta1"));
+  opt.beta2 = std::stod(f.metadata.at("adamw_beta2"));
+  opt.eps = std::stod(f.metadata.at("adamw_eps"));
+  opt.weight_decay = std::stod(f.metadata.at("adamw_weight_decay"));
+  opt.grad_clip = std::stod(f.metadata.at("adamw_grad_clip"));
+  BackendOptions options;
+  options.device = "cpu";
+  options.max_batch = 2;
+  auto backend = cpu::make_cpu_backend(model, opt, options);
+  REQUIRE_MESSAGE(backend.is_ok(), backend.status().message());
+  const auto params_d = tensor(f, "params");
+  const std::vector<float> params(params_d.begin(), params_d.end());
+  (*backend)->write_parameters(params);
+  // The windows: each row's inputs followed by its last target.
+  const auto tokens = tensor(f, "tokens"), targets = tensor(f, "targets");
+  const int B = 2, Tn = model.gpt.block;
+  std::vector<int32_t> windows;
+  for (int b = 0; b < B; ++b) {
+    for (int t = 0; t < Tn; ++t)
+      windows.push_back(static_cast<int32_t>(tokens[size_t(b * Tn + t)]));
+    windows.push_back(static_cast<int32_t>(targets[size_t(b * Tn + Tn - 1)]));
+  }
+  gossip::data::Batch batch;
+  batch.rows = B;
+  batch.cols = Tn + 1;
+  batch.tokens = windows.data();
+  const auto torch_losses = tensor(f, "adamw_losses");
+  double worst = 0;
+  for (size_t i = 0; i < torch_losses.size(); ++i) {
+    const double loss = (*backend)->train_step(batch, static_cast<float>(opt.lr));
+    worst = std::max(worst, std::abs(loss - torch_losses[i]) / torch_losses[i]);
+  }
+  MESSAGE("AdamW losses " << torch_losses.front() << " -> " << torch_losses.back()
+                          << ", worst relative difference " << worst);
+  CHECK(worst < 1e-4);
+  CHECK((*backend)->optimizer_steps() == 10);
 }

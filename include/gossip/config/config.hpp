@@ -205,7 +205,8 @@ nlohmann::json to_json(const Config& config);
 
 // Checks the model against the loaded dataset: layers.front() must equal the
 // feature count and layers.back() the class count (for regression, the
-// target count). The error names model.layers.
+// target count); the error names model.layers. For a gpt, the windows must
+// hold block + 1 bytes (model.block).
 core::Status validate_against_dataset(const Config& config, int features, int classes);
 
 // The backend options this config asks for (cpu_threads 0 resolved to the

@@ -23,6 +23,9 @@ struct RunSummary {
   // test set, a diverged, failed or killed run).
   std::optional<double> test_accuracy;
   std::optional<double> test_loss;
+  // Language models (model.type gpt): test_loss / ln 2, and test_loss and
+  // test_accuracy are nats and next-byte accuracy per predicted byte.
+  std::optional<double> test_bits_per_byte;
   // Mean loss over the last completed epoch's steps; when no epoch
   // completed, over the steps this run did; none without steps.
   std::optional<double> train_loss;

@@ -17,6 +17,13 @@ core::Result<std::unique_ptr<Backend>> make_cpu_backend(const ModelSpec& model,
                                                         const OptimizerSpec& optimizer,
                                                         const BackendOptions& options);
 
+// The GPT family's CPU backend (make_cpu_backend calls it for a gpt model):
+// windows of tokens in, AdamW decaying only the tensors the table marks,
+// optimizer.grad_clip honoured.
+core::Result<std::unique_ptr<Backend>> make_cpu_gpt_backend(const ModelSpec& model,
+                                                            const OptimizerSpec& optimizer,
+                                                            const BackendOptions& options);
+
 // OpenBLAS's name for the kernels in use ("SkylakeX", "Haswell", "Prescott"),
 // for benchmark and start-up reports. Any thread.
 const char* blas_kernels();

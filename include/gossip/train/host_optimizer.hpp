@@ -26,12 +26,30 @@ class Optimizer {
   const OptimizerSpec& spec() const { return spec_; }
 
   // One update of `params` in place from the gradient `grads` of the mean
-  // batch loss, with learning rate `lr` and 1-based optimizer step `t`.
-  // Requires grads.size() == params.size() and
-  // state.size() == spec().state_count(params.size()). One pass over memory.
-  // Not thread-safe on the same buffers; otherwise stateless.
-  virtual void update(std::span<float> params, std::span<const float> grads, std::span<float> state,
-                      float lr, int64_t t) const = 0;
+  // batch loss, with learning rate `lr` and 1-based optimizer step `t`;
+  // weight decay on every parameter. Requires grads.size() == params.size()
+  // and state.size() == spec().state_count(params.size()). One pass over
+  // memory. Not thread-safe on the same buffers; otherwise stateless.
+  void update(std::span<float> params, std::span<const float> grads, std::span<float> state,
+              float lr, int64_t t) const;
+
+  // A part of the flat buffer that is decayed or not (the GPT's tensor
+  // table: matrices and embeddings decay, biases and LayerNorms do not).
+  struct Part {
+    size_t offset = 0;
+    size_t size = 0;
+    bool decay = true;
+  };
+  // As update(), with weight decay only on the parts marked so; `parts`
+  // must tile the buffer. The state keeps the whole-buffer layout.
+  void update(std::span<float> params, std::span<const float> grads, std::span<float> state,
+              float lr, int64_t t, std::span<const Part> parts) const;
+
+ protected:
+  // The rule on n elements: x, g, and the state's first and second buffers
+  // (sgd: s1 = velocity or null; adam: s1 = m, s2 = v), with decay `wd`.
+  virtual void step(float* x, const float* g, float* s1, float* s2, size_t n, float lr, int64_t t,
+                    float wd) const = 0;
 
  private:
   OptimizerSpec spec_;

@@ -47,6 +47,9 @@ struct OptimizerSpec {
   double beta1 = 0.9;          // adam/adamw
   double beta2 = 0.999;
   double eps = 1e-8;
+  // Global L2 norm the gradient is scaled down to before the update when it
+  // is larger (PyTorch's clip_grad_norm_); 0 = off. The gpt backends only.
+  double grad_clip = 0.0;
   LrSchedule schedule;
 
   core::Status validate() const;

@@ -1,7 +1,8 @@
 // CpuBackend: trains one replica on the host with the reference operations of
 // cpu_ops.hpp in float and OpenBLAS for the matrix products.
 //
-// Memory: the flat parameter, gradient and optimizer-state buffers and, per
+// Memory: the flat parameter, gradient and optimizer-state buffers (the first
+// and last in HostState) and, per
 // layer, pre-activation / activation / gradient scratch sized for max_batch
 // are allocated once (64-byte aligned) in the constructor; a training step
 // allocates nothing. Called from one trainer thread only.
@@ -18,50 +19,25 @@
 #include "blas_setup.hpp"
 #include "gossip/train/cpu_ops.hpp"
 #include "gossip/train/host_optimizer.hpp"
+#include "host_state.hpp"
 
 namespace gossip::train::cpu {
 
 namespace {
 
-// A zero-initialised, 64-byte aligned float array (one cache line, one
-// AVX-512 vector) that never reallocates.
-class FloatBuffer {
- public:
-  FloatBuffer() = default;
-  explicit FloatBuffer(size_t n) : size_(n) {
-    if (n == 0) return;
-    const size_t bytes = (n * sizeof(float) + 63) / 64 * 64;
-    data_.reset(static_cast<float*>(std::aligned_alloc(64, bytes)));
-    if (!data_) throw std::bad_alloc();
-    std::memset(data_.get(), 0, bytes);
-  }
-  float* data() { return data_.get(); }
-  const float* data() const { return data_.get(); }
-  size_t size() const { return size_; }
-  std::span<float> span() { return {data_.get(), size_}; }
-
- private:
-  struct Free {
-    void operator()(float* p) const { std::free(p); }
-  };
-  std::unique_ptr<float, Free> data_;
-  size_t size_ = 0;
-};
-
-class CpuBackend final : public Backend {
+class CpuBackend final : public HostState {
  public:
   CpuBackend(const ModelSpec& model, const OptimizerSpec& optimizer,
              std::unique_ptr<Optimizer> update_rule, const BackendOptions& options)
-      : model_(model),
+      : HostState(model.param_count(), optimizer.state_count(model.param_count())),
+        model_(model),
         optimizer_spec_(optimizer),
         update_rule_(std::move(update_rule)),
         views_(model.layer_views()),
         max_batch_(options.max_batch),
         fused_momentum_(optimizer.kind == OptimizerKind::kSgd && optimizer.momentum > 0.0 &&
                         !optimizer.nesterov),
-        params_(model.param_count()),
-        grads_(fused_momentum_ ? 0 : model.param_count()),
-        state_(optimizer.state_count(model.param_count())) {
+        grads_(fused_momentum_ ? 0 : model.param_count()) {
     init_parameters(model_, params_.span());
     for (const LayerView& v : views_) {
       const size_t n = static_cast<size_t>(max_batch_) * static_cast<size_t>(v.out);
@@ -109,53 +85,7 @@ class CpuBackend final : public Backend {
     return stats;
   }
 
-  std::span<const float> snapshot() override {
-    // Allocated on first use: averaging works on host_parameters() instead.
-    if (snapshot_.size() != params_.size()) snapshot_ = FloatBuffer(params_.size());
-    std::memcpy(snapshot_.data(), params_.data(), params_.size() * sizeof(float));
-    return {snapshot_.data(), snapshot_.size()};
-  }
-
-  void apply_delta(float scale, std::span<const float> other, std::span<const float> own) override {
-    require_size(other.size(), params_.size(), "apply_delta: other");
-    require_size(own.size(), params_.size(), "apply_delta: own");
-    float* __restrict x = params_.data();
-    const float* __restrict a = other.data();
-    const float* __restrict b = own.data();
-    const size_t n = params_.size();
-    for (size_t i = 0; i < n; ++i) x[i] += scale * (a[i] - b[i]);
-  }
-
-  std::span<float> host_parameters() override { return {params_.data(), params_.size()}; }
-
-  void read_parameters(std::span<float> out) override {
-    require_size(out.size(), params_.size(), "read_parameters");
-    std::memcpy(out.data(), params_.data(), out.size() * sizeof(float));
-  }
-  void write_parameters(std::span<const float> in) override {
-    require_size(in.size(), params_.size(), "write_parameters");
-    std::memcpy(params_.data(), in.data(), in.size() * sizeof(float));
-  }
-  void read_optimizer_state(std::span<float> out) override {
-    require_size(out.size(), state_.size(), "read_optimizer_state");
-    if (!out.empty()) std::memcpy(out.data(), state_.data(), out.size() * sizeof(float));
-  }
-  void write_optimizer_state(std::span<const float> in) override {
-    require_size(in.size(), state_.size(), "write_optimizer_state");
-    if (!in.empty()) std::memcpy(state_.data(), in.data(), in.size() * sizeof(float));
-  }
-
-  int64_t optimizer_steps() const override { return steps_; }
-  void set_optimizer_steps(int64_t steps) override { steps_ = steps; }
-
  private:
-  static void require_size(size_t got, size_t want, const char* what) {
-    if (got != want) {
-      throw std::invalid_argument(std::string(what) + ": buffer holds " + std::to_string(got) +
-                                  " floats, expected " + std::to_string(want));
-    }
-  }
-
   void check_batch(const data::Batch& b, const char* what) const {
     const std::string w = what;
     if (b.rows < 1 || b.x == nullptr) throw std::invalid_argument(w + ": empty batch");
@@ -241,9 +171,8 @@ class CpuBackend final : public Backend {
   std::vector<LayerView> views_;
   int max_batch_;
   bool fused_momentum_;  // sgd, momentum > 0, not nesterov: see backward()
-  FloatBuffer params_, grads_, state_, snapshot_;
+  FloatBuffer grads_;
   std::vector<FloatBuffer> pre_, post_, dpre_;  // per layer, max_batch x out
-  int64_t steps_ = 0;
 };
 
 }  // namespace
@@ -260,6 +189,7 @@ core::Result<std::unique_ptr<Backend>> make_cpu_backend(const ModelSpec& model,
     return core::invalid_argument("training.cpu_threads: must be >= 1, got " +
                                   std::to_string(options.cpu_threads));
   }
+  if (model.is_gpt()) return make_cpu_gpt_backend(model, optimizer, options);
   auto rule = make_optimizer(optimizer);
   if (!rule) return rule.status();
   setup_openblas(options.cpu_threads);

@@ -12,9 +12,10 @@ namespace gossip::train::cpu {
 
 namespace {
 
+// Clears the first n values: the part of a scratch buffer this batch uses.
 template <typename T>
-void zero(std::vector<T>& v) {
-  std::fill(v.begin(), v.end(), T(0));
+void zero(std::vector<T>& v, size_t n) {
+  std::fill(v.begin(), v.begin() + static_cast<long>(n), T(0));
 }
 
 }  // namespace
@@ -113,12 +114,13 @@ void GptModel<T>::backward(const T* params, T* grads) {
   const int B = B_, Tn = Tn_, C = spec_.embd, NH = spec_.heads, V = spec_.vocab, N = B * Tn;
   const T* p = params;
   T* g = grads;
+  const size_t nc = static_cast<size_t>(N) * C;
   std::fill(grads, grads + spec_.param_count(), T(0));
-  zero(dln_);
+  zero(dln_, nc);
   matmul_backward(dln_.data(), g + off_.wte, static_cast<T*>(nullptr), dlogits_.data(), lnf_.data(),
                   p + off_.wte, N, C, V);
   const T* last = blocks_.empty() ? encoded_.data() : blocks_.back().res3.data();
-  zero(dres_);
+  zero(dres_, nc);
   layernorm_backward(dres_.data(), g + off_.lnf_w, g + off_.lnf_b, dln_.data(), last,
                      p + off_.lnf_w, lnf_mean_.data(), lnf_rstd_.data(), N, C);
   for (size_t l = blocks_.size(); l-- > 0;) {
@@ -126,24 +128,24 @@ void GptModel<T>::backward(const T* params, T* grads) {
     const GptBlockOffsets& w = off_.blocks[l];
     const T* residual = l == 0 ? encoded_.data() : blocks_[l - 1].res3.data();
     // res3 = res2 + fc_proj: both receive dres_ as it stands.
-    zero(dfch_gelu_);
+    zero(dfch_gelu_, 4 * nc);
     matmul_backward(dfch_gelu_.data(), g + w.fc_proj_w, g + w.fc_proj_b, dres_.data(),
                     a.fch_gelu.data(), p + w.fc_proj_w, N, 4 * C, C);
-    zero(dfch_);
+    zero(dfch_, 4 * nc);
     gelu_backward(dfch_.data(), a.fch.data(), dfch_gelu_.data(), int64_t(N) * 4 * C);
-    zero(dln_);
+    zero(dln_, nc);
     matmul_backward(dln_.data(), g + w.fc_w, g + w.fc_b, dfch_.data(), a.ln2.data(), p + w.fc_w, N,
                     C, 4 * C);
     layernorm_backward(dres_.data(), g + w.ln2_w, g + w.ln2_b, dln_.data(), a.res2.data(),
                        p + w.ln2_w, a.ln2_mean.data(), a.ln2_rstd.data(), N, C);
     // dres_ is now the gradient wrt res2 = residual + attn_proj.
-    zero(datty_);
+    zero(datty_, nc);
     matmul_backward(datty_.data(), g + w.attn_proj_w, g + w.attn_proj_b, dres_.data(),
                     a.atty.data(), p + w.attn_proj_w, N, C, C);
-    zero(dqkv_);
+    zero(dqkv_, 3 * nc);
     attention_backward(dqkv_.data(), dscores_.data(), datty_.data(), a.qkv.data(), a.att.data(), B,
                        Tn, C, NH);
-    zero(dln_);
+    zero(dln_, nc);
     matmul_backward(dln_.data(), g + w.qkv_w, g + w.qkv_b, dqkv_.data(), a.ln1.data(), p + w.qkv_w,
                     N, C, 3 * C);
     layernorm_backward(dres_.data(), g + w.ln1_w, g + w.ln1_b, dln_.data(), residual, p + w.ln1_w,

@@ -1,0 +1,99 @@
+// HostState: the part of a CPU backend that every model family shares: the
+// flat parameter and optimizer-state buffers in host memory, the snapshot and
+// delta paths the averaging engine uses, whole-state access for checkpoints,
+// and the optimizer step count. Internal to the CPU backend.
+#pragma once
+
+#include <cstdlib>
+#include <cstring>
+#include <memory>
+#include <new>
+#include <span>
+#include <stdexcept>
+#include <string>
+
+#include "gossip/train/backend.hpp"
+
+namespace gossip::train::cpu {
+
+// A zero-initialised, 64-byte aligned float array (one cache line, one
+// AVX-512 vector) that never reallocates.
+class FloatBuffer {
+ public:
+  FloatBuffer() = default;
+  explicit FloatBuffer(size_t n) : size_(n) {
+    if (n == 0) return;
+    const size_t bytes = (n * sizeof(float) + 63) / 64 * 64;
+    data_.reset(static_cast<float*>(std::aligned_alloc(64, bytes)));
+    if (!data_) throw std::bad_alloc();
+    std::memset(data_.get(), 0, bytes);
+  }
+  float* data() { return data_.get(); }
+  const float* data() const { return data_.get(); }
+  size_t size() const { return size_; }
+  std::span<float> span() { return {data_.get(), size_}; }
+
+ private:
+  struct Free {
+    void operator()(float* p) const { std::free(p); }
+  };
+  std::unique_ptr<float, Free> data_;
+  size_t size_ = 0;
+};
+
+class HostState : public Backend {
+ public:
+  HostState(size_t params, size_t state) : params_(params), state_(state) {}
+
+  std::span<const float> snapshot() override {
+    // Allocated on first use: averaging works on host_parameters() instead.
+    if (snapshot_.size() != params_.size()) snapshot_ = FloatBuffer(params_.size());
+    std::memcpy(snapshot_.data(), params_.data(), params_.size() * sizeof(float));
+    return {snapshot_.data(), snapshot_.size()};
+  }
+
+  void apply_delta(float scale, std::span<const float> other, std::span<const float> own) override {
+    require_size(other.size(), params_.size(), "apply_delta: other");
+    require_size(own.size(), params_.size(), "apply_delta: own");
+    float* __restrict x = params_.data();
+    const float* __restrict a = other.data();
+    const float* __restrict b = own.data();
+    const size_t n = params_.size();
+    for (size_t i = 0; i < n; ++i) x[i] += scale * (a[i] - b[i]);
+  }
+
+  std::span<float> host_parameters() override { return {params_.data(), params_.size()}; }
+
+  void read_parameters(std::span<float> out) override {
+    require_size(out.size(), params_.size(), "read_parameters");
+    std::memcpy(out.data(), params_.data(), out.size() * sizeof(float));
+  }
+  void write_parameters(std::span<const float> in) override {
+    require_size(in.size(), params_.size(), "write_parameters");
+    std::memcpy(params_.data(), in.data(), in.size() * sizeof(float));
+  }
+  void read_optimizer_state(std::span<float> out) override {
+    require_size(out.size(), state_.size(), "read_optimizer_state");
+    if (!out.empty()) std::memcpy(out.data(), state_.data(), out.size() * sizeof(float));
+  }
+  void write_optimizer_state(std::span<const float> in) override {
+    require_size(in.size(), state_.size(), "write_optimizer_state");
+    if (!in.empty()) std::memcpy(state_.data(), in.data(), in.size() * sizeof(float));
+  }
+
+  int64_t optimizer_steps() const override { return steps_; }
+  void set_optimizer_steps(int64_t steps) override { steps_ = steps; }
+
+ protected:
+  static void require_size(size_t got, size_t want, const char* what) {
+    if (got != want) {
+      throw std::invalid_argument(std::string(what) + ": buffer holds " + std::to_string(got) +
+                                  " floats, expected " + std::to_string(want));
+    }
+  }
+
+  FloatBuffer params_, state_, snapshot_;
+  int64_t steps_ = 0;
+};
+
+}  // namespace gossip::train::cpu

@@ -3,8 +3,9 @@
 // cpu::GptModel<float>): every operation on random inputs, the whole model's
 // logits, loss and every gradient, bit-identical repeats, a batch of more
 // positions than the loss reduction has threads, buffers longer than one
-// grid-stride pass covers, and a model too large for the device failing at
-// construction. Exits 77 (skipped) without a CUDA device.
+// grid-stride pass covers, more attention heads than one batched GEMM call
+// takes, and a model too large for the device failing at construction. Exits 77 (skipped) without a
+// CUDA device.
 //
 // Tolerances. Both sides compute in float; they differ only in the order of
 // the additions (warp trees, cuBLAS's blocking against OpenBLAS's), in FMA
@@ -375,8 +376,11 @@ TEST_CASE("element-wise kernels cover buffers longer than one grid-stride pass")
   }
   {
     // Attention's head split/merge kernels: B T C > cap (short rows keep the
-    // CPU reference cheap); also N = 16384 positions in the loss below.
-    const int B = 4096, T = 4, C = 1040, NH = 8, N = B * T;
+    // CPU reference cheap), and B NH = 65536 (row, head) pairs, more than one
+    // strided-batched call takes (gpt_ops.cu splits them); also N = 32768
+    // positions in the loss below.
+    const int B = 8192, T = 4, C = 520, NH = 8, N = B * T;
+    REQUIRE(B * NH > 63 * 1024);
     REQUIRE(static_cast<size_t>(N) * C > cap);
     const auto qkv = randn(static_cast<size_t>(N) * 3 * C, 38, 0.2f);
     std::vector<float> out(static_cast<size_t>(N) * C), att(static_cast<size_t>(B) * NH * T * T),

@@ -312,16 +312,25 @@ unsigned row_grid(size_t rows) {
   return static_cast<unsigned>((rows + kRowsPerBlock - 1) / kRowsPerBlock);
 }
 
+// Batches go in chunks of at most kMaxGemmBatch: cuBLAS on compute
+// capability 7.x has failed strided-batched calls of more than 65535 matrices
+// (pytorch/pytorch#45724; PyTorch splits them the same way).
+constexpr int kMaxGemmBatch = 63 * 1024;
+
 void gemm(cublasHandle_t h, const GemmPlan& p, const float* a, const float* b, float* c) {
   const cublasOperation_t ta = p.trans_a ? CUBLAS_OP_T : CUBLAS_OP_N;
   const cublasOperation_t tb = p.trans_b ? CUBLAS_OP_T : CUBLAS_OP_N;
   if (p.batch == 1) {
     CUBLAS_CHECK(
         cublasSgemm(h, ta, tb, p.m, p.n, p.k, &p.alpha, a, p.lda, b, p.ldb, &p.beta, c, p.ldc));
-  } else {
-    CUBLAS_CHECK(cublasSgemmStridedBatched(h, ta, tb, p.m, p.n, p.k, &p.alpha, a, p.lda, p.stride_a,
-                                           b, p.ldb, p.stride_b, &p.beta, c, p.ldc, p.stride_c,
-                                           p.batch));
+    return;
+  }
+  for (int first = 0; first < p.batch; first += kMaxGemmBatch) {
+    const int count = p.batch - first < kMaxGemmBatch ? p.batch - first : kMaxGemmBatch;
+    CUBLAS_CHECK(cublasSgemmStridedBatched(h, ta, tb, p.m, p.n, p.k, &p.alpha,
+                                           a + first * p.stride_a, p.lda, p.stride_a,
+                                           b + first * p.stride_b, p.ldb, p.stride_b, &p.beta,
+                                           c + first * p.stride_c, p.ldc, p.stride_c, count));
   }
 }
 

@@ -25,6 +25,7 @@
 #include <cstddef>
 #include <cstdint>
 
+#include "cuda_check.cuh"
 #include "gpt_plan.hpp"
 #include "ops.cuh"
 

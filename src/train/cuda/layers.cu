@@ -5,26 +5,13 @@
 #include <string>
 
 #include "cuda_check.cuh"
+#include "device_math.cuh"
 #include "ops.cuh"
 
 namespace gossip::train::cuda {
 
 // ============================== kernels =====================================
 namespace {
-
-constexpr float kGeluK = 0.7978845608028654f;  // sqrt(2/pi)
-constexpr float kGeluC = 0.044715f;
-
-__device__ __forceinline__ float gelu(float x) {
-  return 0.5f * x * (1.0f + tanhf(kGeluK * (x + kGeluC * x * x * x)));
-}
-
-__device__ __forceinline__ float gelu_grad(float x) {
-  const float u = kGeluK * (x + kGeluC * x * x * x);
-  const float t = tanhf(u);
-  const float du = kGeluK * (1.0f + 3.0f * kGeluC * x * x);
-  return 0.5f * (1.0f + t) + 0.5f * x * (1.0f - t * t) * du;
-}
 
 template <Act A>
 __global__ void bias_act_forward_kernel(float* __restrict__ pre, float* __restrict__ post,

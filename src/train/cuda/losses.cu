@@ -7,6 +7,7 @@
 #include <string>
 
 #include "cuda_check.cuh"
+#include "device_math.cuh"
 #include "ops.cuh"
 
 namespace gossip::train::cuda {
@@ -14,15 +15,8 @@ namespace gossip::train::cuda {
 // ============================== kernels =====================================
 namespace {
 
-constexpr int kWarp = 32;
 constexpr int kRowsPerBlock = kThreads / kWarp;
-constexpr unsigned kFullMask = 0xffffffffu;
 constexpr int kNoIndex = 0x7fffffff;
-
-__device__ __forceinline__ float warp_sum(float v) {
-  for (int o = kWarp / 2; o > 0; o >>= 1) v += __shfl_xor_sync(kFullMask, v, o);
-  return v;
-}
 
 // Keeps the larger value; on a tie the smaller index (the first maximum).
 __device__ __forceinline__ void warp_argmax(float& best, int& arg) {

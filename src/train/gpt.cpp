@@ -6,38 +6,12 @@
 #include <numbers>
 #include <stdexcept>
 
+#include "gossip/core/hash.hpp"
+
 namespace gossip::train {
 
-namespace {
-
-// splitmix64 (Steele, Lea, Flood 2014), one stream per tensor, so that a
-// tensor's values do not depend on the sizes of the tensors before it.
-class SplitMix64 {
- public:
-  explicit SplitMix64(uint64_t seed) : state_(seed) {}
-  uint64_t next() {
-    uint64_t z = (state_ += 0x9E3779B97F4A7C15ull);
-    z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
-    z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
-    return z ^ (z >> 31);
-  }
-  // Uniform in [0, 1) with 53 random bits.
-  double next_unit() { return static_cast<double>(next() >> 11) * 0x1.0p-53; }
-
- private:
-  uint64_t state_;
-};
-
-uint64_t fnv1a64(const std::string& s) {
-  uint64_t h = 0xcbf29ce484222325ull;
-  for (unsigned char c : s) {
-    h ^= c;
-    h *= 0x100000001b3ull;
-  }
-  return h;
-}
-
-}  // namespace
+using core::fnv1a64;
+using core::SplitMix64;
 
 core::Status GptSpec::validate() const {
   const struct {
@@ -142,6 +116,8 @@ void init_parameters(const GptSpec& spec, std::span<float> params) {
       continue;
     }
     const double std = ts.init == TensorInit::kNormal ? 0.02 : residual_std;
+    // One stream per tensor, so that a tensor's values do not depend on the
+    // sizes of the tensors before it.
     SplitMix64 rng(spec.seed * 0x100000001B3ull + t);
     for (size_t i = 0; i < ts.size; i += 2) {
       // Box-Muller: two normals from two uniforms, u1 in (0, 1].

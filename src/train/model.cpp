@@ -10,36 +10,14 @@
 #include <cmath>
 #include <stdexcept>
 
+#include "gossip/core/hash.hpp"
+
 namespace gossip::train {
 
 namespace {
 
-// splitmix64 (Steele, Lea, Flood 2014): tiny, well-mixed, fully specified.
-class SplitMix64 {
- public:
-  explicit SplitMix64(uint64_t seed) : state_(seed) {}
-  uint64_t next() {
-    uint64_t z = (state_ += 0x9E3779B97F4A7C15ull);
-    z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
-    z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
-    return z ^ (z >> 31);
-  }
-  // Uniform in [0, 1) with 53 random bits.
-  double next_unit() { return static_cast<double>(next() >> 11) * 0x1.0p-53; }
-
- private:
-  uint64_t state_;
-};
-
-// FNV-1a 64-bit over bytes: stable across platforms and releases.
-uint64_t fnv1a64(const std::string& s) {
-  uint64_t h = 0xcbf29ce484222325ull;
-  for (unsigned char c : s) {
-    h ^= c;
-    h *= 0x100000001b3ull;
-  }
-  return h;
-}
+using core::fnv1a64;
+using core::SplitMix64;
 
 std::string layers_string(const std::vector<int>& layers) {
   std::string s;

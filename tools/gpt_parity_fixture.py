@@ -23,6 +23,12 @@ PyTorch's random streams: every number it needs is in the file.
 
 Regenerate (Debian's python3-torch, 1.13):
   tools/gpt_parity_fixture.py --out tests/fixtures/gpt_parity.safetensors
+
+Check a gossip-export file by loading it into this PyTorch model (strict:
+every name and shape must match, lm_head tied) and scoring a text:
+  tools/gpt_parity_fixture.py --check-export model.safetensors --text FILE
+prints the mean cross-entropy (nats per byte) over the file's first windows
+of block + 1 bytes.
 """
 import argparse
 import json
@@ -128,11 +134,54 @@ def f32(values):
     return ("F32", [len(values)], struct.pack("<%df" % len(values), *values))
 
 
+def read_safetensors(path):
+    with open(path, "rb") as f:
+        n = struct.unpack("<Q", f.read(8))[0]
+        header = json.loads(f.read(n))
+        data = f.read()
+    meta = header.pop("__metadata__", {})
+    codes = {"F32": ("f", torch.float32), "F64": ("d", torch.float64), "I32": ("i", torch.int32)}
+    tensors = {}
+    for name, info in header.items():
+        code, dtype = codes[info["dtype"]]
+        begin, end = info["data_offsets"]
+        count = (end - begin) // struct.calcsize(code)
+        values = struct.unpack("<%d%s" % (count, code), data[begin:end])
+        tensors[name] = torch.tensor(values, dtype=dtype).reshape(info["shape"])
+    return meta, tensors
+
+
+def check_export(path, text_path, windows=64):
+    meta, tensors = read_safetensors(path)
+    config = {k: int(meta[k]) for k in ("vocab", "block", "layers", "heads", "embd")}
+    model = Gpt(config).double()
+    state = {k: v.double() for k, v in tensors.items()}
+    state["lm_head.weight"] = state["transformer.wte.weight"]
+    model.load_state_dict(state, strict=True)
+    data = open(text_path, "rb").read()
+    block = config["block"]
+    rows = [list(data[i * block:i * block + block + 1]) for i in range(windows)]
+    rows = torch.tensor([r for r in rows if len(r) == block + 1])
+    with torch.no_grad():
+        _, loss = model(rows[:, :-1].contiguous(), rows[:, 1:].contiguous())
+    print("%s: loaded into PyTorch (strict), %d tensors; %s: %.4f nats/byte over %d windows" %
+          (path, len(tensors), text_path, loss.item(), rows.shape[0]))
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("--out", required=True)
+    ap.add_argument("--out")
     ap.add_argument("--seed", type=int, default=1)
+    ap.add_argument("--check-export", metavar="SAFETENSORS")
+    ap.add_argument("--text", metavar="FILE")
     args = ap.parse_args()
+    if args.check_export:
+        if not args.text:
+            ap.error("--check-export needs --text FILE")
+        check_export(args.check_export, args.text)
+        return
+    if not args.out:
+        ap.error("--out FILE is required (or --check-export)")
 
     torch.manual_seed(args.seed)
     model = Gpt(CONFIG).double()

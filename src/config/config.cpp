@@ -241,6 +241,24 @@ core::Status validate_against_dataset(const Config& config, int features, int cl
   return core::Status::ok();
 }
 
+core::Result<train::ModelSpec> parse_model(const nlohmann::json& model) {
+  if (!model.is_object()) return core::invalid_argument("model: expected an object");
+  // read_model checks the model against its data: give it data of the kind
+  // the model trains on.
+  DataConfig data;
+  const std::string type = model.value("type", std::string("mlp"));
+  data.dataset.type = type == "gpt"                      ? "text"
+                      : model.value("loss", "") == "mse" ? "synthetic_regression"
+                                                         : "fashion_mnist";
+  detail::Errors errors;
+  const nlohmann::json top = {{"model", model}};
+  detail::Section section(&top, "", Path("/"), errors);
+  train::ModelSpec spec;
+  detail::read_model(section, data, spec);
+  if (!errors.empty()) return core::invalid_argument(errors.list().front());
+  return spec;
+}
+
 train::BackendOptions backend_options(const Config& config) {
   train::BackendOptions o;
   o.device = config.training.device;

@@ -99,6 +99,7 @@ std::vector<uint8_t> encode_checkpoint(const CheckpointState& s) {
       {"weight", s.weight},
       {"fingerprint", hex64(s.fingerprint)},
       {"model", s.model},
+      {"model_spec", s.model_spec},
       {"param_count", s.params.size()},
       {"state_count", s.optimizer_state.size()},
   };
@@ -191,6 +192,12 @@ core::Result<CheckpointState> decode_checkpoint(std::span<const uint8_t> bytes,
   s.weight = weight->get<double>();
   s.fingerprint = *fingerprint;
   s.model = model->get<std::string>();
+  if (const auto spec = header.find("model_spec"); spec != header.end()) {
+    if (!spec->is_object() && !spec->is_null()) {
+      return core::corrupt("header model_spec is not an object");
+    }
+    s.model_spec = *spec;
+  }
 
   if (expect) {
     if (s.fingerprint != expect->fingerprint) {

@@ -118,6 +118,7 @@ CheckpointState Trainer::checkpoint_state(double weight) {
   s.weight = weight;
   s.fingerprint = config_.model.fingerprint();
   s.model = config_.model.describe();
+  s.model_spec = config::to_json(config_).at("model");
   s.params.resize(backend_->param_count());
   s.optimizer_state.resize(backend_->optimizer_state_count());
   backend_->read_parameters(s.params);

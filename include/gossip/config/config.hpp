@@ -199,6 +199,11 @@ core::Result<Config> load_config(const Path& path);
 // directory).
 core::Result<Config> parse_config(const std::string& json_text, const Path& base_dir);
 
+// A "model" section alone (as to_json writes it, e.g. from a checkpoint's
+// header) back into the model it describes, with the same checks and
+// messages as in a config.
+core::Result<train::ModelSpec> parse_model(const nlohmann::json& model);
+
 // The effective config, every key with its value (defaults included, paths
 // absolute). parse_config(to_json(c).dump(), any) yields a Config equal to c.
 nlohmann::json to_json(const Config& config);

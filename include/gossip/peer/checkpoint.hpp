@@ -28,6 +28,7 @@
 #include <cstddef>
 #include <cstdint>
 #include <filesystem>
+#include <nlohmann/json.hpp>
 #include <optional>
 #include <span>
 #include <string>
@@ -50,6 +51,10 @@ struct CheckpointState {
   double weight = 0.0;          // averaging weight w_i at the time of writing
   uint64_t fingerprint = 0;     // ModelSpec::fingerprint()
   std::string model;            // ModelSpec::describe(), for messages only
+  // The config's "model" section as --print-config writes it, so that tools
+  // (gossip-generate, gossip-export) can rebuild the model from the file
+  // alone; null in files written before it was added.
+  nlohmann::json model_spec;
   std::vector<float> params;
   std::vector<float> optimizer_state;
 };

@@ -1,12 +1,15 @@
-// A swarm of one trains the byte-level GPT on the demo corpus (Debian's
+// gossip-sim trains a GPT swarm (configs/sim-gpt.json, shortened), and a
+// swarm of one trains the byte-level GPT on the demo corpus (Debian's
 // fortunes, installed by tools/bootstrap) through the real gossip-peer, and
 // within a CI-sized run its validation loss beats the best bigram model's,
 // counted on the same training bytes and scored on the same held-out
 // positions.
 #include <doctest/doctest.h>
+#include <sys/wait.h>
 
 #include <array>
 #include <cmath>
+#include <cstdlib>
 #include <vector>
 
 #include "gossip/data/text.hpp"
@@ -91,5 +94,38 @@ TEST_CASE("a GPT trained for 300 steps on fortunes beats the bigram model's vali
   CHECK(gpt < bigram);
   // A resumed run loads the checkpoint of the same model.
   CHECK(has_checkpoint(dir / "run"));
+  fs::remove_all(dir);
+}
+
+TEST_CASE("gossip-sim trains a GPT swarm: the averaged model learns and the replicas agree") {
+  const fs::path dir = temp_dir("gpt", "sim");
+  const char* root = std::getenv("GOSSIP_SOURCE_ROOT");
+  REQUIRE_MESSAGE(root != nullptr, "GOSSIP_SOURCE_ROOT is set by meson test");
+  Json config = Json::parse(read_text(fs::path(root) / "configs/sim-gpt.json"), nullptr, true,
+                            /*ignore_comments=*/true);
+  config["sim"]["peers"] = 3;
+  config["training"]["steps"] = 80;
+  std::ofstream(dir / "sim.json") << config.dump(2);
+  const fs::path out = dir / "stdout.txt", err = dir / "stderr.txt";
+  const int status =
+      std::system((build_root() + "/tools/gossip-sim --config " + (dir / "sim.json").string() +
+                   " --out " + (dir / "run").string() + " >" + out.string() + " 2>" + err.string())
+                      .c_str());
+  INFO(read_text(err));
+  REQUIRE((WIFEXITED(status) && WEXITSTATUS(status) == 0));
+  const Json s = summary_of(Proc{-1, out, err});
+  MESSAGE("averaged model " << s.at("averaged_model_loss").get<double>() << " nats/byte, consensus "
+                            << s.at("consensus_distance").get<double>() << ", exchanges "
+                            << s.at("exchanges_ok").get<int64_t>());
+  CHECK(s.at("error").is_null());
+  CHECK(s.at("alive") == 3);
+  CHECK(s.at("exchanges_ok").get<int64_t>() >= 6);
+  // A fresh model scores ln 256 = 5.55 nats per byte.
+  CHECK(s.at("averaged_model_loss").get<double>() < 3.2);
+  CHECK(s.at("consensus_distance").get<double>() < 0.01);
+  for (const auto& p : s.at("final_peers")) {
+    CHECK(p.at("state") == "finished");
+    CHECK(p.at("test_loss").get<double>() < 3.2);
+  }
   fs::remove_all(dir);
 }

@@ -424,7 +424,8 @@ core::Result<std::string> render_report(const std::vector<json>& records, const 
       rendered.push_back(svg::render_chart(ch));
     }
   }
-  PageInput page{title, c.start, c.final, all_samples.back(), c.events, c.notes, rendered};
+  PageInput page{title,    c.start, c.final, all_samples.back(), all_samples.front(),
+                 c.events, c.notes, rendered};
   return render_page(page);
 }
 

@@ -29,6 +29,7 @@ svg .axis-label{fill:#333}svg .chart-title{font-weight:600;font-size:14px;fill:#
 svg .series.peer{stroke-opacity:.75}svg .series{stroke-linejoin:round;stroke-linecap:round}
 svg .event line{stroke:#c0392b;stroke-width:1.2;stroke-dasharray:4 3}svg .event text{fill:#c0392b;font-size:11px}
 svg .legend text{fill:#333}p.no-data{color:#888;font-style:italic}
+pre.sample{background:#f7f7f7;border:1px solid #ddd;padding:8px;white-space:pre-wrap;font-size:13px}
 )";
 
 constexpr const char* kScript = R"(<script>
@@ -109,7 +110,7 @@ std::string summary_row(const std::string& key, const json& v) {
 
 std::string summary_table(const json& record) {
   auto skip = [](const std::string& key, const json& v) {
-    return key == "type" || (key == "peers" && v.is_array());
+    return key == "type" || key == "text_sample" || (key == "peers" && v.is_array());
   };
   std::string o = "<table id=\"summary\">\n";
   for (const char* key : kSummaryOrder) {
@@ -177,6 +178,26 @@ std::string peers_table(const PageInput& in) {
   return o + "</table>\n";
 }
 
+// A language model's text from the averaged model, at the first look and
+// at the end (sampling.cpp writes "text_sample" into both records).
+std::string text_samples(const PageInput& in) {
+  const json* end = in.final ? in.final : in.last_sample;
+  const auto& first = in.first_sample->value("text_sample", json());
+  const auto& last = end->value("text_sample", json());
+  if (!first.is_string() && !last.is_string()) return "";
+  std::string o = "<h2>Text from the averaged model</h2>\n";
+  if (first.is_string()) {
+    o += "<p>At the first look (t = " + value_text(in.first_sample->value("t_s", json())) +
+         " s):</p>\n<pre class=\"sample\" id=\"text-first\">" +
+         svg::escape(first.get<std::string>()) + "</pre>\n";
+  }
+  if (last.is_string()) {
+    o += "<p>At the end:</p>\n<pre class=\"sample\" id=\"text-last\">" +
+         svg::escape(last.get<std::string>()) + "</pre>\n";
+  }
+  return o;
+}
+
 }  // namespace
 
 std::string render_page(const PageInput& in) {
@@ -197,6 +218,7 @@ std::string render_page(const PageInput& in) {
     o += "<h2>Summary at the last sample (the run wrote no final record)</h2>\n" +
          summary_table(*in.last_sample);
   }
+  o += text_samples(in);
   o += "<h2>Charts</h2>\n";
   for (const auto& c : in.charts) o += c;
   o += "<h2>Events</h2>\n" + events_table(in);

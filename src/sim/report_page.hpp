@@ -19,6 +19,7 @@ struct PageInput {
   const nlohmann::json* start = nullptr;        // the "start" record, if any
   const nlohmann::json* final = nullptr;        // the "final" record, if any
   const nlohmann::json* last_sample = nullptr;  // never null
+  const nlohmann::json* first_sample = nullptr;  // never null
   std::vector<const nlohmann::json*> events;
   std::vector<std::string> notes;
   std::vector<std::string> charts;  // rendered <svg> (or "no data") fragments

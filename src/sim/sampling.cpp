@@ -7,6 +7,7 @@
 #include <cstdio>
 #include <set>
 
+#include "gossip/train/generate.hpp"
 #include "simulation_impl.hpp"
 
 namespace gossip::sim {
@@ -15,6 +16,8 @@ using nlohmann::json;
 using std::chrono::milliseconds;
 
 namespace {
+
+constexpr int kTextSampleBytes = 300;
 
 json opt(const std::optional<double>& v) {
   return v ? json(*v) : json(nullptr);
@@ -125,6 +128,17 @@ json Simulation::measure(std::vector<std::optional<Replica>>& replicas, bool fin
       const auto e = observer_->evaluate(c.mean, /*full=*/true);
       out["averaged_model_accuracy"] = opt(e.accuracy);
       out["averaged_model_loss"] = e.loss;
+      const auto& model = options_.config.model;
+      if (model.is_gpt() && (final_eval || samples_.empty())) {
+        // What the averaged model writes, at the first look and at the end.
+        train::SamplingOptions sampling;
+        sampling.temperature = 0.8;
+        sampling.top_k = 40;
+        sampling.seed = options_.seed;
+        auto text =
+            train::generate_text(model.gpt_spec(), c.mean, "\n", kTextSampleBytes, sampling);
+        out["text_sample"] = text ? json(train::to_valid_utf8(*text)) : json(nullptr);
+      }
     }
   }
 

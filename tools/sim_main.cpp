@@ -26,7 +26,7 @@ constexpr const char* kUsage = R"(usage: gossip-sim --config FILE [--peers N] [-
 Runs N real peers in one process: each trains its replica on its shard and
 averages with random members over real loopback TCP with real encryption and
 membership. The config is a peer config plus a "sim" section (peers, events,
-sampling; see README.md "Simulation"). Every sim.sample_every_s seconds the
+sampling; see docs/simulation.md). Every sim.sample_every_s seconds the
 simulation looks at every replica and appends swarm-wide truth to
 DIR/metrics.jsonl; at the end it writes DIR/report.html and DIR/summary.json
 and prints the summary as one JSON object on the last line of stdout.

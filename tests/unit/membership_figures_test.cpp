@@ -1,4 +1,4 @@
-// The membership figures quoted in the README: join/crash/leave
+// The membership figures quoted in docs/design.md: join/crash/leave
 // known-everywhere times and membership bytes per peer per second, from the
 // simulated swarm with default options, for 16 and 64 peers. The simulation
 // is deterministic for a seed; each figure must stay within a factor of 2 of
@@ -32,7 +32,7 @@ TEST_CASE("membership figures for 16 and 64 peers with default options") {
     double join_s, crash_s, crash_cap_s, leave_s, bytes_per_s;
   };
   // Measured with seed = peers. Crash detection grows with log(n) and is
-  // capped below 2x: the README promises ~10 s for 16 peers.
+  // capped below 2x: docs/design.md promises ~10 s for 16 peers.
   const Expected table[] = {{16, 3.20, 9.30, 15, 0.05, 423}, {64, 3.15, 14.90, 20, 0.05, 609}};
   double bytes[2] = {0, 0};
   for (int k = 0; k < 2; ++k) {

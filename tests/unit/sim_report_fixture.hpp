@@ -2,7 +2,7 @@
 // browser): a start record, samples every 2 s for 8 peers with peers 1 and 2
 // killed at t = 20 s and peers 8 and 9 started at t = 40 s, and a final
 // summary; or an averaging-only run with the theory curve. Numbers follow the
-// sim schema (/tmp/sim_schema.md at the time of writing, README "Simulation").
+// sim schema (/tmp/sim_schema.md at the time of writing, docs/simulation.md).
 #pragma once
 
 #include <cmath>

@@ -262,7 +262,7 @@ int run_averaging(int argc, char** argv) {
                 ("wire conversion, " + name + ", 1 core").c_str(),
                 j["convert_gbps_" + name].get<double>());
   }
-  // ChaChaPoly (the default, DESIGN.md's v1) keys its figures plainly;
+  // ChaChaPoly (the default, the original design's v1) keys its figures plainly;
   // AESGCM (net.cipher, where the CPU has AES-NI) adds "_aesgcm".
   std::vector<crypto::Cipher> ciphers;
   for (auto c : {crypto::Cipher::kChaChaPoly, crypto::Cipher::kAesGcm}) {

@@ -1,4 +1,4 @@
-// Engine: one peer's side of pairwise weighted gossip averaging (DESIGN.md
+// Engine: one peer's side of pairwise weighted gossip averaging (docs/design.md
 // "Gossip averaging") and of state sync for joiners, over the Node's secure
 // sessions (frames in protocol.hpp).
 //

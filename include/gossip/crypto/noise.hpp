@@ -33,7 +33,7 @@ inline constexpr size_t kMaxNoiseMessage = 65535;  // bytes on the wire, tag inc
 inline constexpr std::string_view kPrologue = "gossip-train/1";
 
 // The AEAD of the Noise protocol. ChaChaPoly is wire protocol v1 as
-// DESIGN.md fixes it and the default. AESGCM (AES-256-GCM) is about 1.4x
+// docs/design.md fixes it and the default. AESGCM (AES-256-GCM) is about 1.4x
 // faster on CPUs with AES-NI and PCLMUL, and only available there. Every
 // peer of a swarm must use the same one: the name is part of the Noise
 // protocol name, so a mismatch fails the handshake at message 1 (the

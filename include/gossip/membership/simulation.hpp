@@ -2,7 +2,7 @@
 // messages through an in-memory network with latency, loss, crashes, stalls
 // and partitions, on a simulated clock. Tests use it to run minutes of
 // protocol in milliseconds; measure_swarm_figures() uses it to report the
-// figures quoted in the README (join/crash/leave known-everywhere times and
+// figures quoted in docs/design.md (join/crash/leave known-everywhere times and
 // membership bytes per peer per second).
 //
 // Every message goes through encode() and decode() (so the codec is

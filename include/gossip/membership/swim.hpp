@@ -9,7 +9,7 @@
 // std::mt19937_64, so tests run thousands of probe periods in milliseconds
 // over a simulated network (see simulation.hpp).
 //
-// Protocol (DESIGN.md "Membership"): each period probes the next member of a
+// Protocol (docs/design.md "Membership"): each period probes the next member of a
 // shuffled round-robin list (PING); no ACK within probe_timeout -> PING_REQ
 // through `indirect_probes` other members; still none at the period's end ->
 // suspect. A suspect becomes dead after a suspicion timeout of

@@ -1,7 +1,7 @@
 // Application frames: the byte stream carried inside the Noise transport
 // messages, and the incremental decoder that turns it back into frames.
 //
-// Wire protocol v1 (DESIGN.md). Every Noise message (handshake and transport)
+// Wire protocol v1 (docs/protocol.md). Every Noise message (handshake and transport)
 // travels as `u16 BE length | message` (length <= 65535, tag included). The
 // decrypted transport payloads, concatenated, form one stream of frames:
 //

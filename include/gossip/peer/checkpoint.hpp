@@ -3,7 +3,7 @@
 // A checkpoint file holds the flat parameter buffer, the flat optimizer-state
 // buffer and where training stands (step, data-order position, optimizer
 // steps, averaging weight), tagged with the model's fingerprint so a file
-// written for another architecture is refused. The format (README.md,
+// written for another architecture is refused. The format (docs/formats.md,
 // "Checkpoints"):
 //
 //   offset  size  field

@@ -1,4 +1,4 @@
-// gossip-sim's engine: N real peers in one process (DESIGN.md "Simulation
+// gossip-sim's engine: N real peers in one process (docs/design.md "Simulation
 // mode"). Each peer runs peer::run_peer on its own trainer thread with its
 // own keys, listener, membership and averaging over real loopback TCP and
 // real Noise encryption; all share one read-only copy of the dataset. A
@@ -32,7 +32,7 @@ struct SimOptions {
 // sim.duration_s has passed, or `stop` becomes true: then the peers leave
 // gracefully), and returns the final summary object (also written to
 // DIR/summary.json and as the last record of DIR/metrics.jsonl), whose keys
-// README.md lists. Calling thread = the simulation's own. Errors: a config
+// docs/simulation.md lists. Calling thread = the simulation's own. Errors: a config
 // without a sim section or with a bad script (naming the event), an output
 // folder that holds an earlier run, data that does not load, a first peer
 // that cannot start.
@@ -40,7 +40,7 @@ core::Result<nlohmann::json> run_simulation(const SimOptions& options,
                                             const std::atomic<bool>& stop);
 
 // The theoretical per-exchange factor of random pairwise gossip among n
-// peers: 1 - 1/(n-1) (DESIGN.md, Boyd et al. 2006); 0 for n < 2.
+// peers: 1 - 1/(n-1) (docs/design.md, Boyd et al. 2006); 0 for n < 2.
 double theory_factor(int n);
 
 }  // namespace gossip::sim

@@ -4,8 +4,8 @@
 // Exit status: 0 success, 2 bad usage, 1 a checkpoint or output that fails.
 #include <cstdio>
 #include <string>
+#include <vector>
 
-#include "gossip/config/config.hpp"
 #include "gossip/peer/checkpoint.hpp"
 #include "gossip/train/export.hpp"
 
@@ -61,24 +61,15 @@ int main(int argc, char** argv) {
   if (checkpoint.empty()) return usage_error("--checkpoint FILE is required");
   if (out.empty()) return usage_error("--out FILE is required");
 
-  auto state = peer::read_checkpoint_file(checkpoint);
-  if (!state) return fail(state.status().message());
-  if (!state->model_spec.is_object()) {
-    return fail(checkpoint +
-                ": the checkpoint does not describe its model (written before "
-                "model_spec was recorded); resume it once with gossip-peer");
-  }
-  auto model = config::parse_model(state->model_spec);
-  if (!model) return fail(checkpoint + ": " + model.status().message());
-  if (model->fingerprint() != state->fingerprint) {
-    return fail(checkpoint + ": its model_spec (" + model->describe() +
-                ") does not match its fingerprint");
-  }
-  auto tensors = train::export_tensors(*model, state->params);
+  auto read = peer::read_checkpoint_with_model(checkpoint);
+  if (!read) return fail(read.status().message());
+  const train::ModelSpec& model = read->model;
+  const std::vector<float>& params = read->state.params;
+  auto tensors = train::export_tensors(model, params);
   if (!tensors) return fail(checkpoint + ": " + tensors.status().message());
   const auto bytes = train::encode_safetensors(*tensors);
   if (auto st = peer::write_file_atomically(out, bytes); !st) return fail(st.message());
-  std::printf("%s: %s, %zu tensors, %zu parameters\n", out.c_str(), model->describe().c_str(),
-              tensors->tensors.size(), state->params.size());
+  std::printf("%s: %s, %zu tensors, %zu parameters\n", out.c_str(), model.describe().c_str(),
+              tensors->tensors.size(), params.size());
   return 0;
 }

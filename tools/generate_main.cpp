@@ -8,7 +8,6 @@
 #include <stdexcept>
 #include <string>
 
-#include "gossip/config/config.hpp"
 #include "gossip/peer/checkpoint.hpp"
 #include "gossip/train/generate.hpp"
 
@@ -96,34 +95,22 @@ int main(int argc, char** argv) {
   }
   if (checkpoint.empty()) return usage_error("--checkpoint FILE is required");
 
-  auto state = peer::read_checkpoint_file(checkpoint);
-  if (!state) {
-    std::fprintf(stderr, "gossip-generate: %s\n", state.status().message().c_str());
+  auto read = peer::read_checkpoint_with_model(checkpoint);
+  if (!read) {
+    std::fprintf(stderr, "gossip-generate: %s\n", read.status().message().c_str());
     return 1;
   }
-  if (!state->model_spec.is_object()) {
-    std::fprintf(stderr,
-                 "gossip-generate: %s: the checkpoint does not describe its model "
-                 "(written before model_spec was recorded); resume it once with gossip-peer\n",
-                 checkpoint.c_str());
-    return 1;
-  }
-  auto model = config::parse_model(state->model_spec);
-  if (!model) {
-    std::fprintf(stderr, "gossip-generate: %s: %s\n", checkpoint.c_str(),
-                 model.status().message().c_str());
-    return 1;
-  }
-  if (!model->is_gpt()) {
+  const train::ModelSpec& model = read->model;
+  if (!model.is_gpt()) {
     std::fprintf(stderr, "gossip-generate: %s: holds the model %s; only a gpt generates text\n",
-                 checkpoint.c_str(), model->describe().c_str());
+                 checkpoint.c_str(), model.describe().c_str());
     return 1;
   }
   train::SamplingOptions options;
   options.temperature = temperature;
   options.top_k = static_cast<int>(top_k);
   options.seed = static_cast<uint64_t>(seed);
-  auto text = train::generate_text(model->gpt_spec(), state->params, prompt,
+  auto text = train::generate_text(model.gpt_spec(), read->state.params, prompt,
                                    static_cast<int>(bytes), options);
   if (!text) {
     std::fprintf(stderr, "gossip-generate: %s\n", text.status().message().c_str());

@@ -107,6 +107,21 @@ TEST_CASE("gossip-export names an MLP's tensors layers.<i>.weight and .bias") {
   CHECK(file->metadata.at("layers") == "10-20-1");
   CHECK(file->find("layers.0.weight")->shape == std::vector<int64_t>{20, 10});
   CHECK(file->find("layers.1.bias")->shape == std::vector<int64_t>{1});
+  // A checkpoint from before model_spec was recorded: both tools say so.
+  auto old = gossip::peer::read_checkpoint_file(ckpt);
+  REQUIRE(old.is_ok());
+  old->model_spec = nullptr;
+  const auto bytes = gossip::peer::encode_checkpoint(*old);
+  REQUIRE(gossip::peer::write_file_atomically(dir / "old.bin", bytes).is_ok());
+  const Cli old_export = run_tool(
+      dir, "gossip-export",
+      "--checkpoint " + (dir / "old.bin").string() + " --out " + (dir / "x.safetensors").string());
+  CHECK(old_export.status == 1);
+  CHECK(old_export.err.find("does not describe its model") != std::string::npos);
+  const Cli old_gen =
+      run_tool(dir, "gossip-generate", "--checkpoint " + (dir / "old.bin").string());
+  CHECK(old_gen.status == 1);
+  CHECK(old_gen.err.find("does not describe its model") != std::string::npos);
   const Cli gen = run_tool(dir, "gossip-generate", "--checkpoint " + ckpt.string());
   CHECK(gen.status == 1);
   CHECK(gen.err.find("only a gpt generates text") != std::string::npos);

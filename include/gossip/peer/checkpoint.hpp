@@ -36,6 +36,7 @@
 
 #include "gossip/core/status.hpp"
 #include "gossip/data/batcher.hpp"
+#include "gossip/train/model.hpp"
 
 namespace gossip::peer {
 
@@ -82,6 +83,19 @@ core::Result<CheckpointState> decode_checkpoint(std::span<const uint8_t> bytes,
 // kIo from the file system, the message starting with the file name.
 core::Result<CheckpointState> read_checkpoint_file(const std::filesystem::path& file,
                                                    const CheckpointExpect* expect = nullptr);
+
+// A checkpoint with the model it was written for, for tools that have no
+// config (gossip-generate, gossip-export).
+struct CheckpointWithModel {
+  CheckpointState state;
+  train::ModelSpec model;
+};
+
+// Reads `file` (errors as read_checkpoint_file) and rebuilds its model from
+// the header's model_spec: kInvalidArgument naming the file when the header
+// has none (written before it was recorded), describes a model this build
+// refuses, or one whose fingerprint is not the file's.
+core::Result<CheckpointWithModel> read_checkpoint_with_model(const std::filesystem::path& file);
 
 // "ckpt-000001234.bin" for step 1234 (at least nine digits).
 std::string checkpoint_file_name(int64_t step);

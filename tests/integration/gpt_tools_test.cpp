@@ -17,17 +17,9 @@ using namespace gossip::test;
 
 namespace {
 
-struct Cli {
-  int status = -1;
-  std::string out, err;
-};
-
-Cli run_tool(const fs::path& dir, const std::string& tool, const std::string& args) {
-  const fs::path out = dir / "tool.out", err = dir / "tool.err";
-  const int rc = std::system(
-      (build_root() + "/tools/" + tool + " " + args + " >" + out.string() + " 2>" + err.string())
-          .c_str());
-  return {WIFEXITED(rc) ? WEXITSTATUS(rc) : -1, read_text(out), read_text(err)};
+// Runs build/tools/<tool> with `args`.
+ProgramRun run_tool(const fs::path& dir, const std::string& tool, const std::string& args) {
+  return run_program("tools/" + tool, args, dir, "tool");
 }
 
 // Trains `model` for 20 steps in <dir>/run and returns its final checkpoint.
@@ -56,7 +48,7 @@ TEST_CASE("gossip-export writes a gpt checkpoint as nanoGPT-named safetensors") 
   const fs::path dir = temp_dir("tools", "export");
   const fs::path ckpt = train(dir, kGpt, kText);
   const fs::path out = dir / "model.safetensors";
-  const Cli r =
+  const ProgramRun r =
       run_tool(dir, "gossip-export", "--checkpoint " + ckpt.string() + " --out " + out.string());
   INFO(r.err);
   REQUIRE(r.status == 0);
@@ -83,10 +75,11 @@ TEST_CASE("gossip-export writes a gpt checkpoint as nanoGPT-named safetensors") 
   CHECK(file->find("transformer.h.0.attn.c_attn.weight")->shape == std::vector<int64_t>{48, 16});
   // Bad arguments and inputs.
   CHECK(run_tool(dir, "gossip-export", "--checkpoint " + ckpt.string()).status == 2);
-  const Cli missing = run_tool(dir, "gossip-export", "--checkpoint /nope --out " + out.string());
+  const ProgramRun missing =
+      run_tool(dir, "gossip-export", "--checkpoint /nope --out " + out.string());
   CHECK(missing.status == 1);
   CHECK(missing.err.find("/nope: no such file") != std::string::npos);
-  const Cli bad_out =
+  const ProgramRun bad_out =
       run_tool(dir, "gossip-export",
                "--checkpoint " + ckpt.string() + " --out /nonexistent-dir/m.safetensors");
   CHECK(bad_out.status == 1);
@@ -113,16 +106,16 @@ TEST_CASE("gossip-export names an MLP's tensors layers.<i>.weight and .bias") {
   old->model_spec = nullptr;
   const auto bytes = gossip::peer::encode_checkpoint(*old);
   REQUIRE(gossip::peer::write_file_atomically(dir / "old.bin", bytes).is_ok());
-  const Cli old_export = run_tool(
+  const ProgramRun old_export = run_tool(
       dir, "gossip-export",
       "--checkpoint " + (dir / "old.bin").string() + " --out " + (dir / "x.safetensors").string());
   CHECK(old_export.status == 1);
   CHECK(old_export.err.find("does not describe its model") != std::string::npos);
-  const Cli old_gen =
+  const ProgramRun old_gen =
       run_tool(dir, "gossip-generate", "--checkpoint " + (dir / "old.bin").string());
   CHECK(old_gen.status == 1);
   CHECK(old_gen.err.find("does not describe its model") != std::string::npos);
-  const Cli gen = run_tool(dir, "gossip-generate", "--checkpoint " + ckpt.string());
+  const ProgramRun gen = run_tool(dir, "gossip-generate", "--checkpoint " + ckpt.string());
   CHECK(gen.status == 1);
   CHECK(gen.err.find("only a gpt generates text") != std::string::npos);
   fs::remove_all(dir);
@@ -131,7 +124,8 @@ TEST_CASE("gossip-export names an MLP's tensors layers.<i>.weight and .bias") {
 TEST_CASE("gossip-generate continues the prompt, deterministic for a seed") {
   const fs::path dir = temp_dir("tools", "generate");
   const std::string ckpt = "--checkpoint " + train(dir, kGpt, kText).string();
-  const Cli a = run_tool(dir, "gossip-generate", ckpt + " --prompt Hello --bytes 40 --seed 5");
+  const ProgramRun a =
+      run_tool(dir, "gossip-generate", ckpt + " --prompt Hello --bytes 40 --seed 5");
   INFO(a.err);
   REQUIRE(a.status == 0);
   CHECK(a.out.rfind("Hello", 0) == 0);
@@ -146,7 +140,7 @@ TEST_CASE("gossip-generate continues the prompt, deterministic for a seed") {
         run_tool(dir, "gossip-generate", greedy + "2").out);
   for (const std::string bad :
        {"--top-k 257", "--temperature 0", "--temperature x", "--bytes -1", "--frobnicate"}) {
-    const Cli r = run_tool(dir, "gossip-generate", ckpt + " " + bad);
+    const ProgramRun r = run_tool(dir, "gossip-generate", ckpt + " " + bad);
     INFO(bad << ": " << r.err);
     CHECK(r.status == 2);
     CHECK(r.err.find("gossip-generate: ") == 0);

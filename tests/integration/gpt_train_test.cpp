@@ -106,14 +106,12 @@ TEST_CASE("gossip-sim trains a GPT swarm: the averaged model learns and the repl
   config["sim"]["peers"] = 3;
   config["training"]["steps"] = 80;
   std::ofstream(dir / "sim.json") << config.dump(2);
-  const fs::path out = dir / "stdout.txt", err = dir / "stderr.txt";
-  const int status =
-      std::system((build_root() + "/tools/gossip-sim --config " + (dir / "sim.json").string() +
-                   " --out " + (dir / "run").string() + " >" + out.string() + " 2>" + err.string())
-                      .c_str());
-  INFO(read_text(err));
-  REQUIRE((WIFEXITED(status) && WEXITSTATUS(status) == 0));
-  const Json s = summary_of(Proc{-1, out, err});
+  const ProgramRun r = run_program(
+      "tools/gossip-sim",
+      "--config " + (dir / "sim.json").string() + " --out " + (dir / "run").string(), dir, "sim");
+  INFO(r.err);
+  REQUIRE(r.status == 0);
+  const Json s = summary_of(r.files);
   MESSAGE("averaged model " << s.at("averaged_model_loss").get<double>() << " nats/byte, consensus "
                             << s.at("consensus_distance").get<double>() << ", exchanges "
                             << s.at("exchanges_ok").get<int64_t>());

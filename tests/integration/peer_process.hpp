@@ -145,6 +145,24 @@ struct Reaper {
   }
 };
 
+// A finished run of one of the project's programs (the path under the build
+// folder, e.g. "tools/gossip-sim"), with stdout and stderr captured in
+// <dir>/<tag>.{out,err}; status -1 when a signal ended it.
+struct ProgramRun {
+  int status = -1;
+  std::string out, err;
+  Proc files;  // for summary_of()
+};
+
+inline ProgramRun run_program(const std::string& program, const std::string& args,
+                              const fs::path& dir, const std::string& tag = "run") {
+  Proc files{-1, dir / (tag + ".out"), dir / (tag + ".err")};
+  const int rc = std::system((build_root() + "/" + program + " " + args + " >" +
+                              files.out.string() + " 2>" + files.err.string())
+                                 .c_str());
+  return {WIFEXITED(rc) ? WEXITSTATUS(rc) : -1, read_text(files.out), read_text(files.err), files};
+}
+
 // The JSON summary on the last line of the process's stdout.
 inline Json summary_of(const Proc& p) {
   const std::string out = read_text(p.out);

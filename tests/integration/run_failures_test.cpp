@@ -267,14 +267,12 @@ std::pair<int, Json> run_sim(const fs::path& dir, const Json& patch) {
                  {"sim", {{"peers", 3}, {"eval_rows", 0}}}};
   config.merge_patch(patch);
   std::ofstream(dir / "sim.json") << config.dump(2);
-  const fs::path out = dir / "stdout.txt", err = dir / "stderr.txt";
-  const int status =
-      std::system((build_root() + "/tools/gossip-sim --config " + (dir / "sim.json").string() +
-                   " --out " + (dir / "run").string() + " >" + out.string() + " 2>" + err.string())
-                      .c_str());
-  INFO(read_text(err));
-  REQUIRE(WIFEXITED(status));
-  return {WEXITSTATUS(status), summary_of(Proc{-1, out, err})};
+  const ProgramRun r = run_program(
+      "tools/gossip-sim",
+      "--config " + (dir / "sim.json").string() + " --out " + (dir / "run").string(), dir, "sim");
+  INFO(r.err);
+  REQUIRE(r.status >= 0);
+  return {r.status, summary_of(r.files)};
 }
 
 TEST_CASE("gossip-sim exits 1 when no peer finished, and still prints the summary") {
@@ -287,8 +285,7 @@ TEST_CASE("gossip-sim exits 1 when no peer finished, and still prints the summar
     CHECK(summary.at("failed_peers").size() == 3);
     CHECK(starts_with(summary.at("error"), "no peer finished: 3 of 3 peers failed"));
     CHECK(contains(summary.at("error"), "training diverged at step"));
-    CHECK(read_text(dir / "stderr.txt").find("gossip-sim: no peer finished: ") !=
-          std::string::npos);
+    CHECK(read_text(dir / "sim.err").find("gossip-sim: no peer finished: ") != std::string::npos);
     CHECK(fs::exists(dir / "run" / "summary.json"));
   }
   SUBCASE("a healthy run: exit 0, error null") {

@@ -29,16 +29,12 @@ class CpuBackend final : public HostState {
  public:
   CpuBackend(const ModelSpec& model, const OptimizerSpec& optimizer,
              std::unique_ptr<Optimizer> update_rule, const BackendOptions& options)
-      : HostState(model.param_count(), optimizer.state_count(model.param_count())),
-        model_(model),
-        optimizer_spec_(optimizer),
-        update_rule_(std::move(update_rule)),
+      : HostState(model, optimizer, std::move(update_rule)),
         views_(model.layer_views()),
         max_batch_(options.max_batch),
         fused_momentum_(optimizer.kind == OptimizerKind::kSgd && optimizer.momentum > 0.0 &&
                         !optimizer.nesterov),
         grads_(fused_momentum_ ? 0 : model.param_count()) {
-    init_parameters(model_, params_.span());
     for (const LayerView& v : views_) {
       const size_t n = static_cast<size_t>(max_batch_) * static_cast<size_t>(v.out);
       pre_.emplace_back(n);
@@ -46,10 +42,6 @@ class CpuBackend final : public HostState {
       dpre_.emplace_back(n);
     }
   }
-
-  std::string device_name() const override { return "cpu"; }
-  const ModelSpec& model() const override { return model_; }
-  const OptimizerSpec& optimizer() const override { return optimizer_spec_; }
 
   float train_step(const data::Batch& batch, float lr) override {
     check_batch(batch, "train_step");
@@ -165,9 +157,6 @@ class CpuBackend final : public HostState {
     }
   }
 
-  ModelSpec model_;
-  OptimizerSpec optimizer_spec_;
-  std::unique_ptr<Optimizer> update_rule_;
   std::vector<LayerView> views_;
   int max_batch_;
   bool fused_momentum_;  // sgd, momentum > 0, not nesterov: see backward()

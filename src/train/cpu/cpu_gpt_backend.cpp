@@ -24,24 +24,16 @@ class CpuGptBackend final : public HostState {
  public:
   CpuGptBackend(const ModelSpec& model, const OptimizerSpec& optimizer,
                 std::unique_ptr<Optimizer> update_rule, const BackendOptions& options)
-      : HostState(model.param_count(), optimizer.state_count(model.param_count())),
-        model_(model),
-        optimizer_spec_(optimizer),
-        update_rule_(std::move(update_rule)),
+      : HostState(model, optimizer, std::move(update_rule)),
         gpt_(model.gpt_spec(), options.max_batch),
         max_batch_(options.max_batch),
         grads_(model.param_count()),
         inputs_(static_cast<size_t>(options.max_batch) * model.gpt.block),
         targets_(inputs_.size()) {
-    init_parameters(model_, params_.span());
     for (const TensorSpec& t : model.gpt.tensor_table()) {
       parts_.push_back({t.offset, t.size, t.decay});
     }
   }
-
-  std::string device_name() const override { return "cpu"; }
-  const ModelSpec& model() const override { return model_; }
-  const OptimizerSpec& optimizer() const override { return optimizer_spec_; }
 
   float train_step(const data::Batch& batch, float lr) override {
     check_batch(batch, "train_step");
@@ -115,9 +107,6 @@ class CpuGptBackend final : public HostState {
     for (float& g : grads_) g *= s;
   }
 
-  ModelSpec model_;
-  OptimizerSpec optimizer_spec_;
-  std::unique_ptr<Optimizer> update_rule_;
   GptModel<float> gpt_;
   int max_batch_;
   std::vector<float> grads_;

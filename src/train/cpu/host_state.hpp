@@ -1,5 +1,6 @@
-// HostState: the part of a CPU backend that every model family shares: the
-// flat parameter and optimizer-state buffers in host memory, the snapshot and
+// HostState: the part of a CPU backend that every model family shares: its
+// model and optimizer specs and update rule, the flat parameter and
+// optimizer-state buffers in host memory (parameters initialised), the snapshot and
 // delta paths the averaging engine uses, whole-state access for checkpoints,
 // and the optimizer step count. Internal to the CPU backend.
 #pragma once
@@ -13,6 +14,7 @@
 #include <string>
 
 #include "gossip/train/backend.hpp"
+#include "gossip/train/host_optimizer.hpp"
 
 namespace gossip::train::cpu {
 
@@ -43,7 +45,19 @@ class FloatBuffer {
 
 class HostState : public Backend {
  public:
-  HostState(size_t params, size_t state) : params_(params), state_(state) {}
+  HostState(const ModelSpec& model, const OptimizerSpec& optimizer,
+            std::unique_ptr<Optimizer> update_rule)
+      : model_(model),
+        optimizer_spec_(optimizer),
+        update_rule_(std::move(update_rule)),
+        params_(model.param_count()),
+        state_(optimizer.state_count(model.param_count())) {
+    init_parameters(model_, params_.span());
+  }
+
+  std::string device_name() const override { return "cpu"; }
+  const ModelSpec& model() const override { return model_; }
+  const OptimizerSpec& optimizer() const override { return optimizer_spec_; }
 
   std::span<const float> snapshot() override {
     // Allocated on first use: averaging works on host_parameters() instead.
@@ -92,6 +106,9 @@ class HostState : public Backend {
     }
   }
 
+  ModelSpec model_;
+  OptimizerSpec optimizer_spec_;
+  std::unique_ptr<Optimizer> update_rule_;
   FloatBuffer params_, state_, snapshot_;
   int64_t steps_ = 0;
 };

@@ -352,49 +352,57 @@ TEST_CASE("bad batches are programmer errors with a clear message") {
 }
 
 TEST_CASE("factory: cpu, auto fallback, errors for unknown or missing devices") {
-  const ModelSpec m = small_model();
-  BackendOptions opts;
-  // Both branches run somewhere: CPU-only hosts take the second, GPU hosts
-  // (tools/gpu_check runs this test there) the first.
-  const CudaProbe probe = probe_cuda();
-  INFO("probe: " << probe.detail);
-  CHECK_FALSE(probe.detail.empty());
-  CHECK((probe.outcome == CudaProbe::Outcome::kNotCompiled) == !cuda_compiled());
-  CHECK((probe.outcome == CudaProbe::Outcome::kPresent) == cuda_device_present());
-  for (const char* device : {"auto", "cuda"}) {
-    INFO("device " << device);
-    opts.device = device;
-    auto b = make_backend(m, OptimizerSpec{}, opts);
-    if (probe.outcome == CudaProbe::Outcome::kPresent) {
-      // A GPU is there: auto must pick it, and cuda must not fail.
-      REQUIRE_MESSAGE(b.is_ok(), b.status().to_string());
-      CHECK((*b)->device_name().rfind("cuda:", 0) == 0);
-    } else if (opts.device == "auto") {
-      REQUIRE(b.is_ok());
-      CHECK((*b)->device_name() == "cpu");
-    } else {
-      // Never a silent CPU run: the error says why there is no device.
-      REQUIRE_FALSE(b.is_ok());
-      CHECK(b.status().code() == gossip::core::Code::kUnavailable);
-      CHECK(b.status().message() ==
-            "training.device: cuda requested but " + probe.detail + " (or use device auto/cpu)");
+  ModelSpec gpt;  // both families follow the same device rule
+  gpt.family = ModelFamily::kGpt;
+  gpt.gpt.block = 8;
+  gpt.gpt.layers = 1;
+  gpt.gpt.heads = 2;
+  gpt.gpt.embd = 8;
+  for (const ModelSpec& m : {small_model(), gpt}) {
+    CAPTURE(m.describe());
+    BackendOptions opts;
+    // Both branches run somewhere: CPU-only hosts take the second, GPU hosts
+    // (tools/gpu_check runs this test there) the first.
+    const CudaProbe probe = probe_cuda();
+    INFO("probe: " << probe.detail);
+    CHECK_FALSE(probe.detail.empty());
+    CHECK((probe.outcome == CudaProbe::Outcome::kNotCompiled) == !cuda_compiled());
+    CHECK((probe.outcome == CudaProbe::Outcome::kPresent) == cuda_device_present());
+    for (const char* device : {"auto", "cuda"}) {
+      INFO("device " << device);
+      opts.device = device;
+      auto b = make_backend(m, OptimizerSpec{}, opts);
+      if (probe.outcome == CudaProbe::Outcome::kPresent) {
+        // A GPU is there: auto must pick it, and cuda must not fail.
+        REQUIRE_MESSAGE(b.is_ok(), b.status().to_string());
+        CHECK((*b)->device_name().rfind("cuda:", 0) == 0);
+      } else if (opts.device == "auto") {
+        REQUIRE(b.is_ok());
+        CHECK((*b)->device_name() == "cpu");
+      } else {
+        // Never a silent CPU run: the error says why there is no device.
+        REQUIRE_FALSE(b.is_ok());
+        CHECK(b.status().code() == gossip::core::Code::kUnavailable);
+        CHECK(b.status().message() ==
+              "training.device: cuda requested but " + probe.detail + " (or use device auto/cpu)");
+      }
     }
+    opts.device = "tpu";
+    auto t = make_backend(m, OptimizerSpec{}, opts);
+    REQUIRE_FALSE(t.is_ok());
+    CHECK(t.status().message().find("tpu") != std::string::npos);
+    opts.device = "cpu";
+    opts.max_batch = 0;
+    CHECK(make_backend(m, OptimizerSpec{}, opts).status().message().find("max_batch") !=
+          std::string::npos);
+    opts.max_batch = 8;
+    OptimizerSpec bad;
+    bad.lr = 0;
+    CHECK(make_backend(m, bad, opts).status().message().find("optimizer.lr") == 0);
+    ModelSpec bad_model;
+    bad_model.layers = {3};
+    CHECK_FALSE(make_backend(bad_model, OptimizerSpec{}, opts).is_ok());
   }
-  opts.device = "tpu";
-  auto t = make_backend(m, OptimizerSpec{}, opts);
-  REQUIRE_FALSE(t.is_ok());
-  CHECK(t.status().message().find("tpu") != std::string::npos);
-  opts.device = "cpu";
-  opts.max_batch = 0;
-  CHECK(make_backend(m, OptimizerSpec{}, opts).status().message().find("max_batch") !=
-        std::string::npos);
-  opts.max_batch = 8;
-  OptimizerSpec bad;
-  bad.lr = 0;
-  CHECK(make_backend(m, bad, opts).status().message().find("optimizer.lr") == 0);
-  ModelSpec bad_model;
-  bad_model.layers = {3};
-  CHECK_FALSE(make_backend(bad_model, OptimizerSpec{}, opts).is_ok());
 }
 
 TEST_CASE("784-256-128-10 relu MLP, SGD momentum 0.9, lr 0.02, batch 64 learns") {

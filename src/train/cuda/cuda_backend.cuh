@@ -56,6 +56,8 @@ class CudaBackend final : private OwnStream, public DeviceState {
  public:
   CudaBackend(const ModelSpec& model, const OptimizerSpec& optimizer,
               const BackendOptions& options);
+  // The stream's work ends before the workspace it uses is freed.
+  ~CudaBackend() override { (void)cudaStreamSynchronize(stream()); }
 
   float train_step(const data::Batch& batch, float lr) override;
   EvalStats evaluate(const data::Batch& batch) override;

@@ -170,6 +170,9 @@ core::Result<std::unique_ptr<Backend>> make_cuda_backend(const ModelSpec& model,
     backend->write_parameters(params);
     return core::Result<std::unique_ptr<Backend>>(std::move(backend));
   } catch (const CudaError& e) {
+    // A failed allocation leaves its (non-sticky) error as the thread's last
+    // one; clear it, or the next backend's first launch check would report it.
+    (void)cudaGetLastError();
     return core::unavailable(std::string("cuda backend for ") + model.describe() + " (max_batch " +
                              std::to_string(options.max_batch) + ") could not start: " + e.what());
   }

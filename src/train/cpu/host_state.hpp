@@ -55,7 +55,9 @@ class HostState : public Backend {
         update_rule_(std::move(update_rule)),
         params_(model.param_count()),
         state_(optimizer.state_count(model.param_count())),
-        parts_(model.decay_parts()) {
+        parts_(optimizer.weight_decay > 0.0
+                   ? model.decay_parts()
+                   : std::vector<Optimizer::Part>{{0, model.param_count(), false}}) {
     init_parameters(model_, params_.span());
   }
 
@@ -137,7 +139,9 @@ class HostState : public Backend {
   OptimizerSpec optimizer_spec_;
   std::unique_ptr<Optimizer> update_rule_;
   FloatBuffer params_, state_, snapshot_;
-  std::vector<Optimizer::Part> parts_;  // model_.decay_parts()
+  // model_.decay_parts(), or one part when nothing decays (one pass, as
+  // before decay had parts).
+  std::vector<Optimizer::Part> parts_;
   int64_t steps_ = 0;
 };
 

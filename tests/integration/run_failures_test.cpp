@@ -227,15 +227,18 @@ TEST_CASE("the backend throwing mid-run: the run ends with the error, the last g
   REQUIRE(config.is_ok());
   const std::string cuda_error =
       "cuda: cudaMemcpyAsync(...) failed at cuda_backend.cu:120: unspecified launch failure";
-  gossip::peer::RunHooks hooks;
-  int calls = 0;
   // Between steps the simulator reads the backend's parameters: where a lost
   // device first shows itself to a host.
-  hooks.between_steps = [&](gossip::peer::Trainer&, float) {
-    if (++calls == 7) throw std::runtime_error(cuda_error);
-  };
+  struct LostDevice : gossip::peer::Host {
+    std::string error;
+    int calls = 0;
+    void between_steps(gossip::peer::Trainer&, float) override {
+      if (++calls == 7) throw std::runtime_error(error);
+    }
+  } host;
+  host.error = cuda_error;
   std::atomic<bool> stop{false};
-  auto summary = gossip::peer::run_peer(*config, stop, hooks);
+  auto summary = gossip::peer::run_peer(*config, stop, host);
   REQUIRE(summary.is_ok());
   CHECK(summary->error ==
         "training failed at step 7: " + cuda_error + "; no checkpoint of this state was written");

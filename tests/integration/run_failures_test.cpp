@@ -4,8 +4,8 @@
 // (RLIMIT_FSIZE, also after SIGINT), a checkpoint folder another peer holds,
 // a missing dataset, a bad CSV, a join no seed answers, a metrics file that
 // cannot be opened. The backend throwing in the middle of a run (a lost CUDA
-// device) is provoked in-process through a hook, the way the simulator's own
-// hooks read the backend between steps. gossip-sim exits 1 when no peer
+// device) is provoked in-process through a peer::Host, the way the
+// simulator's own host reads the backend between steps. gossip-sim exits 1 when no peer
 // finished, with the summary still printed.
 #include <arpa/inet.h>
 #include <doctest/doctest.h>

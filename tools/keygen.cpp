@@ -3,104 +3,66 @@
 // 32 random bytes shared by every member (the Noise PSK). Files are created
 // 0600 and never overwritten; secrets are never printed.
 //
-// Exit status: 0 done, 1 the operation failed (e.g. the file exists), 2 bad
-// usage (one line saying why on stderr).
+// Exit status (cli::Program): 0 done, 1 the operation failed (e.g. the file
+// exists), 2 bad usage (one line saying why on stderr).
 #include <cstdio>
-#include <cstring>
+#include <exception>
 #include <string>
-#include <string_view>
 
+#include "gossip/cli/program.hpp"
 #include "gossip/crypto/keys.hpp"
 
-namespace {
-
-constexpr const char* kUsage =
-    "usage: gossip-keygen identity --out FILE   write a new static X25519 key pair\n"
-    "       gossip-keygen swarm --out FILE      write a new random 32-byte swarm key\n"
-    "       gossip-keygen peer-id FILE          print the peer id of an identity file\n"
-    "       gossip-keygen --help\n"
-    "\n"
-    "Key files are created with mode 0600 and never overwritten; a key file that\n"
-    "group or others can access is refused when loaded. The peer id is the\n"
-    "lowercase hex of the identity's public key.\n";
-
-int usage_error(const std::string& reason) {
-  std::fprintf(stderr, "gossip-keygen: %s (see gossip-keygen --help)\n", reason.c_str());
-  return 2;
-}
-
-int fail(const gossip::core::Status& status) {
-  std::fprintf(stderr, "gossip-keygen: %s\n", status.to_string().c_str());
-  return 1;
-}
-
-}  // namespace
-
 int main(int argc, char** argv) {
+  using namespace gossip;
   using namespace gossip::crypto;
-  if (argc < 2) return usage_error("missing command: identity, swarm or peer-id");
-  const std::string_view command = argv[1];
-  if (command == "--help" || command == "-h" || command == "help") {
-    std::fputs(kUsage, stdout);
-    return 0;
+  cli::Program program("gossip-keygen",
+                       {"gossip-keygen identity --out FILE", "gossip-keygen swarm --out FILE",
+                        "gossip-keygen peer-id FILE"},
+                       "Writes the key files a peer needs, or prints the peer id of one.\n"
+                       "Key files are created with mode 0600 and never overwritten; a key file "
+                       "that\ngroup or others can access is refused when loaded. The peer id is "
+                       "the\nlowercase hex of the identity's public key.");
+  auto& app = program.app();
+  std::string out, identity_file;
+  auto* identity = program.add_command("identity", "write a new static X25519 key pair");
+  auto* swarm = program.add_command("swarm", "write a new random 32-byte swarm key");
+  for (auto* command : {identity, swarm}) {
+    command->add_option("-o,--out", out, "the file to write")
+        ->type_name("FILE")
+        ->required()
+        ->multi_option_policy(CLI::MultiOptionPolicy::Throw);
   }
-
-  std::string out;
-  std::string positional;
-  for (int i = 2; i < argc; ++i) {
-    std::string_view arg = argv[i];
-    if (arg == "--help" || arg == "-h") {
-      std::fputs(kUsage, stdout);
-      return 0;
-    }
-    if (arg == "--out" || arg == "-o") {
-      if (i + 1 >= argc) return usage_error("--out needs a file name");
-      if (!out.empty()) return usage_error("--out given twice");
-      out = argv[++i];
-    } else if (arg.rfind("--out=", 0) == 0) {
-      if (!out.empty()) return usage_error("--out given twice");
-      out = std::string(arg.substr(6));
-    } else if (!arg.empty() && arg[0] == '-') {
-      return usage_error("unknown option '" + std::string(arg) + "'");
-    } else if (positional.empty()) {
-      positional = std::string(arg);
-    } else {
-      return usage_error("unexpected argument '" + std::string(arg) + "'");
-    }
+  auto* id = program.add_command("peer-id", "print the peer id of an identity file");
+  id->add_option("FILE", identity_file, "the identity file")->type_name("")->required();
+  auto* help = app.add_subcommand("help")->group("");  // as --help; not listed
+  app.require_subcommand(0, 1);
+  if (auto status = program.parse(argc, argv)) return *status;
+  if (help->parsed()) {
+    std::fputs(program.help().c_str(), stdout);
+    return cli::kExitOk;
+  }
+  if (app.get_subcommands().empty()) {
+    return program.usage_error("missing command: identity, swarm or peer-id");
   }
 
   try {
-    if (command == "identity" || command == "swarm") {
-      if (!positional.empty()) {
-        return usage_error("unexpected argument '" + positional + "' (use --out FILE)");
-      }
-      if (out.empty()) return usage_error(std::string(command) + " needs --out FILE");
-      if (command == "identity") {
-        auto keys = StaticKeypair::generate();
-        auto st = write_identity_file(out, keys);
-        if (!st) return fail(st);
-        std::printf("wrote identity %s\npeer id: %s\n", out.c_str(),
-                    peer_id(keys.public_key).c_str());
-      } else {
-        auto key = SwarmKey::generate();
-        auto st = write_swarm_key_file(out, key);
-        if (!st) return fail(st);
-        std::printf("wrote swarm key %s (give it, over a secure channel, to every peer)\n",
-                    out.c_str());
-      }
-      return 0;
-    }
-    if (command == "peer-id") {
-      if (!out.empty()) return usage_error("peer-id takes no --out");
-      if (positional.empty()) return usage_error("peer-id needs an identity FILE");
-      auto keys = load_identity_file(positional);
-      if (!keys) return fail(keys.status());
+    if (identity->parsed()) {
+      auto keys = StaticKeypair::generate();
+      if (auto st = write_identity_file(out, keys); !st) return program.fail(st.to_string());
+      std::printf("wrote identity %s\npeer id: %s\n", out.c_str(),
+                  peer_id(keys.public_key).c_str());
+    } else if (swarm->parsed()) {
+      auto key = SwarmKey::generate();
+      if (auto st = write_swarm_key_file(out, key); !st) return program.fail(st.to_string());
+      std::printf("wrote swarm key %s (give it, over a secure channel, to every peer)\n",
+                  out.c_str());
+    } else {
+      auto keys = load_identity_file(identity_file);
+      if (!keys) return program.fail(keys.status().to_string());
       std::printf("%s\n", peer_id(keys->public_key).c_str());
-      return 0;
     }
   } catch (const std::exception& e) {
-    std::fprintf(stderr, "gossip-keygen: fatal: %s\n", e.what());
-    return 1;
+    return program.fail(std::string("fatal: ") + e.what());
   }
-  return usage_error("unknown command '" + std::string(command) + "'");
+  return cli::kExitOk;
 }

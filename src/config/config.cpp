@@ -6,10 +6,12 @@
 #include "gossip/config/config.hpp"
 
 #include <algorithm>
+#include <array>
 #include <fstream>
 #include <sstream>
 #include <thread>
 #include <unordered_set>
+#include <utility>
 
 #include "sections.hpp"
 
@@ -112,6 +114,26 @@ void check_across(const Config& c, detail::Errors& errors) {
   }
 }
 
+// The paths that default into peer.data_dir, each with its name in the
+// folder ("" for the folder itself): the one list that filling the defaults
+// and moving the folder (--data-dir) both read.
+std::array<std::pair<Path*, const char*>, 4> data_dir_paths(Config& c) {
+  return {{{&c.checkpoint.dir, ""},
+           {&c.metrics.file, "metrics.jsonl"},
+           {&c.peer.identity_key, "identity.key"},
+           {&c.peer.swarm_key, "swarm.key"}}};
+}
+
+Path in_data_dir(const Path& dir, const char* name) {
+  return *name ? dir / name : dir;
+}
+
+void fill_data_dir_defaults(Config& c) {
+  for (const auto& [path, name] : data_dir_paths(c)) {
+    if (path->empty()) *path = in_data_dir(c.peer.data_dir, name);
+  }
+}
+
 }  // namespace
 
 bool DataConfig::regression() const {
@@ -160,8 +182,7 @@ core::Result<Config> parse_config(const std::string& json_text, const Path& base
   detail::read_sim(top, errors, c.sim);
   const bool sim_read_cleanly = errors.size() == errors_before_sim;
   top.finish();
-  if (c.checkpoint.dir.empty()) c.checkpoint.dir = c.peer.data_dir;
-  if (c.metrics.file.empty()) c.metrics.file = c.peer.data_dir / "metrics.jsonl";
+  fill_data_dir_defaults(c);
   if (errors.empty()) check_across(c, errors);
   // The script walk only makes sense over events that all read cleanly (a
   // dropped "start" would turn later indices into false errors).
@@ -180,6 +201,15 @@ core::Result<Config> parse_config(const std::string& json_text, const Path& base
     return core::invalid_argument(message);
   }
   return c;
+}
+
+void move_data_dir(Config& config, const Path& dir) {
+  const Path old_dir = config.peer.data_dir;
+  const Path new_dir = std::filesystem::absolute(dir).lexically_normal();
+  for (const auto& [path, name] : data_dir_paths(config)) {
+    if (*path == in_data_dir(old_dir, name)) *path = in_data_dir(new_dir, name);
+  }
+  config.peer.data_dir = new_dir;
 }
 
 core::Result<Config> load_config(const Path& path) {

@@ -55,9 +55,7 @@ void read_peer(Section& top, PeerConfig& out) {
   s.path("swarm_key", out.swarm_key);
   read_bootstrap(s, out.bootstrap);
   out.data_dir = (s.base_dir() / "gossip-data").lexically_normal();
-  s.path("data_dir", out.data_dir);
-  if (out.identity_key.empty()) out.identity_key = out.data_dir / "identity.key";
-  if (out.swarm_key.empty()) out.swarm_key = out.data_dir / "swarm.key";
+  s.path("data_dir", out.data_dir);  // parse_config fills the paths that default into it
   s.finish();
 }
 

@@ -1,5 +1,5 @@
-// SimPeer: a real peer on its own trainer thread, with the hooks that let the
-// simulation start, crash, stop and look at it.
+// SimPeer: a real peer on its own trainer thread, hosted (peer::Host) so that
+// the simulation can start, crash, stop and look at it.
 #include "sim_peer.hpp"
 
 #include <cmath>
@@ -48,58 +48,7 @@ void SimPeer::run(std::vector<config::Endpoint> bootstrap) {
   config::Config config = config_;
   config.peer.bootstrap = std::move(bootstrap);
 
-  peer::RunHooks hooks;
-  hooks.datasets = datasets_;
-  hooks.kill = &kill_;
-  hooks.average_only = average_only_;
-  hooks.link_filter = true;
-  hooks.on_network = [this](peer::PeerNetwork& net) {
-    net_ = &net;
-    std::lock_guard lock(mu_);
-    id_ = net.peer_id();
-    address_ = net.listen_address();
-    filter_ = net.link_filter();
-    listening_ = true;
-    cv_.notify_all();
-  };
-  hooks.on_network_closing = [this](peer::PeerNetwork&) {
-    std::lock_guard lock(mu_);
-    filter_.reset();
-  };
-  hooks.on_ready = [this](peer::Trainer& trainer) {
-    std::vector<float> params(trainer.backend().model().param_count());
-    trainer.backend().read_parameters(params);
-    step_.store(trainer.progress().step);
-    {
-      std::lock_guard lock(mu_);
-      ready_params_ = std::move(params);
-      state_.store(PeerState::kRunning);
-    }
-    while (hold_.load() && !kill_.load() && !stop_.load()) {
-      net_->wait_for_work(std::chrono::milliseconds(20));
-      net_->between_steps(trainer);
-    }
-  };
-  hooks.between_steps = [this](peer::Trainer& trainer, float loss) {
-    step_.store(trainer.progress().step, std::memory_order_relaxed);
-    if (!std::isnan(loss)) {
-      loss_sum_ += loss;
-      ++loss_steps_;
-    }
-    if (!want_sample_.load(std::memory_order_relaxed)) return;
-    Replica r = make_replica(trainer, net_);
-    std::lock_guard lock(mu_);
-    sample_ = std::move(r);
-    want_sample_.store(false);
-    cv_.notify_all();
-  };
-  hooks.on_exit = [this](peer::Trainer& trainer, peer::PeerNetwork* net) {
-    Replica r = make_replica(trainer, net);
-    std::lock_guard lock(mu_);
-    final_ = std::move(r);
-  };
-
-  auto result = peer::run_peer(config, stop_, hooks);
+  auto result = peer::run_peer(config, stop_, *this);
   std::lock_guard lock(mu_);
   net_ = nullptr;
   if (!result) {
@@ -119,6 +68,58 @@ void SimPeer::run(std::vector<config::Endpoint> bootstrap) {
   }
   ended_.store(true);
   cv_.notify_all();
+}
+
+void SimPeer::on_network(peer::PeerNetwork& net) {
+  net_ = &net;
+  std::lock_guard lock(mu_);
+  id_ = net.peer_id();
+  address_ = net.listen_address();
+  filter_ = net.link_filter();
+  listening_ = true;
+  cv_.notify_all();
+}
+
+void SimPeer::on_network_closing(peer::PeerNetwork&) {
+  std::lock_guard lock(mu_);
+  filter_.reset();
+}
+
+// Hands over the starting parameters, then (held) keeps serving the network
+// until the cohort is released.
+void SimPeer::on_ready(peer::Trainer& trainer) {
+  std::vector<float> params(trainer.backend().model().param_count());
+  trainer.backend().read_parameters(params);
+  step_.store(trainer.progress().step);
+  {
+    std::lock_guard lock(mu_);
+    ready_params_ = std::move(params);
+    state_.store(PeerState::kRunning);
+  }
+  while (hold_.load() && !kill_.load() && !stop_.load()) {
+    net_->wait_for_work(std::chrono::milliseconds(20));
+    net_->between_steps(trainer);
+  }
+}
+
+void SimPeer::between_steps(peer::Trainer& trainer, float loss) {
+  step_.store(trainer.progress().step, std::memory_order_relaxed);
+  if (!std::isnan(loss)) {
+    loss_sum_ += loss;
+    ++loss_steps_;
+  }
+  if (!want_sample_.load(std::memory_order_relaxed)) return;
+  Replica r = make_replica(trainer, net_);
+  std::lock_guard lock(mu_);
+  sample_ = std::move(r);
+  want_sample_.store(false);
+  cv_.notify_all();
+}
+
+void SimPeer::on_exit(peer::Trainer& trainer, peer::PeerNetwork* net) {
+  Replica r = make_replica(trainer, net);
+  std::lock_guard lock(mu_);
+  final_ = std::move(r);
 }
 
 Replica SimPeer::make_replica(peer::Trainer& trainer, peer::PeerNetwork* net) {

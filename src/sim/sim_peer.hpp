@@ -43,11 +43,13 @@ struct Replica {
 enum class PeerState { kStarting, kRunning, kKilled, kLeft, kFinished, kFailed };
 const char* peer_state_name(PeerState state);
 
-class SimPeer {
+// Hosts its run (peer::Host, privately): the simulation reaches it only
+// through the public methods below.
+class SimPeer : private peer::Host {
  public:
   // `config` is this peer's own config (keys, folder, shard already set).
   SimPeer(int index, config::Config config, data::DatasetPair datasets, bool average_only);
-  ~SimPeer();  // kills the peer if it still runs, then joins its thread
+  ~SimPeer() override;  // kills the peer if it still runs, then joins its thread
   SimPeer(const SimPeer&) = delete;
   SimPeer& operator=(const SimPeer&) = delete;
 
@@ -104,6 +106,17 @@ class SimPeer {
  private:
   void run(std::vector<config::Endpoint> bootstrap);
   Replica make_replica(peer::Trainer& trainer, peer::PeerNetwork* net);
+
+  // peer::Host, called on the trainer thread.
+  data::DatasetPair shared_datasets() const override { return datasets_; }
+  bool killed() const override { return kill_.load(std::memory_order_relaxed); }
+  bool average_only() const override { return average_only_; }
+  bool wants_link_filter() const override { return true; }
+  void on_network(peer::PeerNetwork& net) override;
+  void on_network_closing(peer::PeerNetwork& net) override;
+  void on_ready(peer::Trainer& trainer) override;
+  void between_steps(peer::Trainer& trainer, float loss) override;
+  void on_exit(peer::Trainer& trainer, peer::PeerNetwork* net) override;
 
   const int index_;
   const config::Config config_;

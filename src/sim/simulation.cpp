@@ -56,26 +56,44 @@ config::Config Simulation::peer_config(int index) const {
   return c;
 }
 
-core::Status Simulation::prepare() {
-  const auto& cfg = options_.config;
-  if (!sim_.present) {
+core::Status check_options(const SimOptions& options) {
+  namespace fs = std::filesystem;
+  const config::Config& cfg = options.config;
+  const std::string file =
+      options.config_file.empty() ? "the config" : options.config_file.string();
+  if (!cfg.sim.present) {
     return core::invalid_argument(
-        "this config has no \"sim\" section (gossip-sim needs one; "
-        "see configs/sim-fashion-mnist.json)");
+        file +
+        ": has no \"sim\" section, so it is not a simulation (add one, see "
+        "configs/sim-fashion-mnist.json; a peer config runs with gossip-peer --config " +
+        (options.config_file.empty() ? std::string("FILE") : file) + ")");
   }
-  GOSSIP_RETURN_IF_ERROR(config::check_sim_script(sim_));
-  if (sim_.average_only && cfg.gossip.interval_ms <= 0) {
-    return core::invalid_argument(
-        "gossip.interval_ms: averaging only (sim.average_only) needs a "
-        "time-based schedule, interval_ms > 0");
+  if (auto st = config::check_sim_script(cfg.sim); !st) return st.with_context(file);
+  if (cfg.sim.average_only && cfg.gossip.interval_ms <= 0) {
+    return core::invalid_argument(file +
+                                  ": gossip.interval_ms: averaging only (sim.average_only) needs "
+                                  "a time-based schedule, interval_ms > 0");
   }
+  const fs::path& out = options.out;
   std::error_code ec;
-  if (std::filesystem::exists(options_.out / "metrics.jsonl", ec)) {
-    return core::invalid_argument("--out " + options_.out.string() +
+  if (fs::exists(out, ec) && !fs::is_directory(out, ec)) {
+    return core::invalid_argument("--out " + out.string() + ": exists and is not a folder");
+  }
+  if (fs::exists(out / "metrics.jsonl", ec)) {
+    return core::invalid_argument("--out " + out.string() +
                                   ": holds an earlier run (metrics.jsonl); choose a new folder");
   }
-  std::filesystem::create_directories(options_.out, ec);
-  if (ec) return core::io_error(options_.out.string() + ": " + ec.message());
+  fs::create_directories(out, ec);
+  if (ec) {
+    return core::invalid_argument("--out " + out.string() +
+                                  ": cannot create the folder: " + ec.message());
+  }
+  return core::Status::ok();
+}
+
+core::Status Simulation::prepare() {
+  const auto& cfg = options_.config;
+  GOSSIP_RETURN_IF_ERROR(check_options(options_));
   GOSSIP_RETURN_IF_ERROR(
       crypto::write_swarm_key_file(options_.out / "swarm.key", crypto::SwarmKey::generate()));
 

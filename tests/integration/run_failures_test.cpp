@@ -4,8 +4,8 @@
 // (RLIMIT_FSIZE, also after SIGINT), a checkpoint folder another peer holds,
 // a missing dataset, a bad CSV, a join no seed answers, a metrics file that
 // cannot be opened. The backend throwing in the middle of a run (a lost CUDA
-// device) is provoked in-process through a hook, the way the simulator's own
-// hooks read the backend between steps. gossip-sim exits 1 when no peer
+// device) is provoked in-process through a peer::Host, the way the
+// simulator's own host reads the backend between steps. gossip-sim exits 1 when no peer
 // finished, with the summary still printed.
 #include <arpa/inet.h>
 #include <doctest/doctest.h>
@@ -227,15 +227,18 @@ TEST_CASE("the backend throwing mid-run: the run ends with the error, the last g
   REQUIRE(config.is_ok());
   const std::string cuda_error =
       "cuda: cudaMemcpyAsync(...) failed at cuda_backend.cu:120: unspecified launch failure";
-  gossip::peer::RunHooks hooks;
-  int calls = 0;
   // Between steps the simulator reads the backend's parameters: where a lost
   // device first shows itself to a host.
-  hooks.between_steps = [&](gossip::peer::Trainer&, float) {
-    if (++calls == 7) throw std::runtime_error(cuda_error);
-  };
+  struct LostDevice : gossip::peer::Host {
+    std::string error;
+    int calls = 0;
+    void between_steps(gossip::peer::Trainer&, float) override {
+      if (++calls == 7) throw std::runtime_error(error);
+    }
+  } host;
+  host.error = cuda_error;
   std::atomic<bool> stop{false};
-  auto summary = gossip::peer::run_peer(*config, stop, hooks);
+  auto summary = gossip::peer::run_peer(*config, stop, host);
   REQUIRE(summary.is_ok());
   CHECK(summary->error ==
         "training failed at step 7: " + cuda_error + "; no checkpoint of this state was written");

@@ -117,6 +117,26 @@ TEST_CASE("relative paths resolve against the config folder; absolute ones stay"
   CHECK(r.peer.data_dir == (fs::current_path() / "some/dir/gossip-data").lexically_normal());
 }
 
+TEST_CASE("move_data_dir moves the paths that defaulted into the folder, not the others") {
+  Json j = base();
+  j["peer"] = {{"data_dir", "../runs/p1"}, {"swarm_key", "/keys/swarm.key"}};
+  j["checkpoint"] = {{"dir", "ckpt"}};
+  Config c = parse_ok(j, "/srv/cfg");
+  move_data_dir(c, "/data/p2/");
+  CHECK(c.peer.data_dir == "/data/p2/");
+  CHECK(c.peer.identity_key == "/data/p2/identity.key");
+  CHECK(c.metrics.file == "/data/p2/metrics.jsonl");
+  CHECK(c.peer.swarm_key == "/keys/swarm.key");  // set elsewhere: stays
+  CHECK(c.checkpoint.dir == "/srv/cfg/ckpt");
+
+  Config d = parse_ok(base(), "/srv/cfg");
+  move_data_dir(d, "rel/dir");  // made absolute against the working directory
+  const fs::path moved = (fs::current_path() / "rel/dir").lexically_normal();
+  CHECK(d.peer.data_dir == moved);
+  CHECK(d.checkpoint.dir == moved);
+  CHECK(d.peer.swarm_key == moved / "swarm.key");
+}
+
 TEST_CASE("to_json writes every section and round-trips through the parser") {
   const Json j = to_json(parse_ok(base()));
   for (const char* s : {"peer", "model", "optimizer", "data", "training", "gossip", "membership",

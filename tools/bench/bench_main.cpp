@@ -1,9 +1,11 @@
 // gossip-bench: performance measurements (never timed assertions in tests).
-// Usage: gossip-bench <subcommand> [options]; see --help.
-#include <cstdio>
-#include <cstring>
+// Usage: gossip-bench <subcommand> [options]; see --help. The top level
+// (--help, --version, usage errors, exit statuses) is cli::Program's; each
+// subcommand parses its own options.
+#include <string>
 
 #include "bench.hpp"
+#include "gossip/cli/program.hpp"
 
 namespace gossip::bench {
 std::vector<Command>& commands() {
@@ -13,15 +15,29 @@ std::vector<Command>& commands() {
 }  // namespace gossip::bench
 
 int main(int argc, char** argv) {
-  auto& cmds = gossip::bench::commands();
-  if (argc < 2 || std::strcmp(argv[1], "--help") == 0 || std::strcmp(argv[1], "-h") == 0) {
-    std::fprintf(stderr, "usage: gossip-bench <subcommand> [options]\n\nsubcommands:\n");
-    for (const auto& c : cmds) std::fprintf(stderr, "  %-12s %s\n", c.name.c_str(), c.summary.c_str());
-    return argc < 2 ? 2 : 0;
-  }
+  using namespace gossip;
+  const auto& cmds = bench::commands();
+  std::string names, list;
   for (const auto& c : cmds) {
-    if (c.name == argv[1]) return c.run(argc - 1, argv + 1);
+    names += (names.empty() ? "" : ", ") + c.name;
+    list += "\n  " + c.name + std::string(c.name.size() < 12 ? 12 - c.name.size() : 0, ' ') + " " +
+            c.summary;
   }
-  std::fprintf(stderr, "gossip-bench: unknown subcommand '%s' (try --help)\n", argv[1]);
-  return 2;
+  cli::Program program("gossip-bench", {"gossip-bench SUBCOMMAND [options]"},
+                       "Measures performance; each subcommand prints a table and ends with one\n"
+                       "JSON object on the last line of stdout (docs/benchmarks.md).");
+  auto& app = program.app();
+  app.footer("subcommands:" + list);
+  app.prefix_command();  // everything from the subcommand on is the subcommand's
+  if (auto status = program.parse(argc, argv)) return *status;
+  const auto rest = app.remaining();  // the subcommand and its arguments, as given
+  if (rest.empty()) return program.usage_error("missing subcommand: " + names);
+  const int at = argc - static_cast<int>(rest.size());
+  for (const auto& c : cmds) {
+    if (c.name == rest.front()) return c.run(argc - at, argv + at);
+  }
+  if (rest.front().size() > 1 && rest.front()[0] == '-') {
+    return program.usage_error("unknown option '" + rest.front() + "'");
+  }
+  return program.usage_error("unknown subcommand '" + rest.front() + "'");
 }

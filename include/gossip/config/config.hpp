@@ -199,6 +199,12 @@ core::Result<Config> load_config(const Path& path);
 // directory).
 core::Result<Config> parse_config(const std::string& json_text, const Path& base_dir);
 
+// Moves the peer's data folder to `dir` (made absolute), as gossip-peer's
+// --data-dir does: the paths that defaulted into the old folder
+// (checkpoint.dir, metrics.file, peer.identity_key, peer.swarm_key) follow
+// it; paths that point elsewhere stay. Any thread.
+void move_data_dir(Config& config, const Path& dir);
+
 // A "model" section alone (as to_json writes it, e.g. from a checkpoint's
 // header) back into the model it describes, with the same checks and
 // messages as in a config.

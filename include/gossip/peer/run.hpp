@@ -1,12 +1,13 @@
 // run_peer: one peer's whole life, from loading its data to its final
-// checkpoint. With peer.network false it is a swarm of one (the reference the
-// swarm's accuracy is judged against); otherwise it also joins the swarm,
-// starts from the swarm's state when it has no checkpoint of its own,
-// averages with random members between steps, and leaves gracefully.
+// checkpoint, in phases: load the keys, data and model; resume from the
+// newest checkpoint; join the swarm; sync the swarm's state when it has no
+// checkpoint of its own; train, averaging with random members between steps;
+// finish with a last exchange, LEAVE and the final checkpoint. With
+// peer.network false it is a swarm of one (the reference the swarm's
+// accuracy is judged against) and skips the network phases.
 #pragma once
 
 #include <atomic>
-#include <functional>
 #include <nlohmann/json_fwd.hpp>
 #include <optional>
 #include <string>
@@ -37,7 +38,7 @@ struct RunSummary {
   std::string model;       // ModelSpec::describe()
   int64_t start_step = 0;  // step resumed from (0: fresh start)
   bool stopped = false;    // stopped by the caller (a signal) before the budget was spent
-  bool killed = false;     // aborted through RunHooks::kill (no LEAVE, no final checkpoint)
+  bool killed = false;     // aborted through Host::killed (no LEAVE, no final checkpoint)
   std::string checkpoint;  // the last checkpoint file written or resumed ("" none)
   std::string peer_id;     // networked peers: hex static key
   std::string listen;      // networked peers: bound address
@@ -61,37 +62,46 @@ RunSummary failed_run(const config::Config& config, const core::Status& why);
 class PeerNetwork;
 class Trainer;
 
-// What a host of many peers in one process (the simulator) adds to a run.
-// Every member is optional; the defaults give gossip-peer's behaviour.
-struct RunHooks {
+// What a host of many peers in one process (the simulator) adds to a run:
+// shared data, a crash switch, averaging only, a link filter, and the points
+// in the run where it may look. Every method has a default, and the defaults
+// give gossip-peer's behaviour. run_peer calls them all on the trainer
+// thread (the thread that called run_peer).
+class Host {
+ public:
+  virtual ~Host() = default;
+
   // Datasets already loaded and shared read-only by several peers (null
-  // train set: load config.data.dataset).
-  data::DatasetPair datasets;
+  // train set: run_peer loads config.data.dataset).
+  virtual data::DatasetPair shared_datasets() const { return {}; }
   // Becoming true aborts the run the way a crash would: the loop stops after
   // the current step, nothing is sent (no final exchange, no LEAVE), no final
   // evaluation or checkpoint is written, and the network is torn down.
-  const std::atomic<bool>* kill = nullptr;
+  virtual bool killed() const { return false; }
   // Averaging only: no training steps and no state download; the peer keeps
-  // its own initial parameters and averages on gossip.interval_ms (which
-  // must be > 0) until stopped.
-  bool average_only = false;
+  // its own initial parameters and averages on gossip.interval_ms until
+  // stopped. Requires peer.network true and gossip.interval_ms > 0 (the
+  // simulator checks the config first: sim::check_options).
+  virtual bool average_only() const { return false; }
   // The network gets a net::LinkFilter (PeerNetwork::link_filter()).
-  bool link_filter = false;
-  // Trainer thread, once the network is listening (before joining).
-  std::function<void(PeerNetwork&)> on_network;
-  // Trainer thread, right before the network is torn down (whatever ends
-  // the run): whoever kept pointers into it from on_network drops them here.
-  std::function<void(PeerNetwork&)> on_network_closing;
-  // Trainer thread, once before the first step, after the resume or the
-  // state download: the state the peer starts training from.
-  std::function<void(Trainer&)> on_ready;
-  // Trainer thread, after every step and its averaging work; `loss` is the
-  // step's loss (NaN in average_only mode, where it runs every loop turn).
-  std::function<void(Trainer&, float loss)> between_steps;
-  // Trainer thread, once at the end of a run that was neither killed, nor
-  // diverged, nor failed in its backend: after the final exchange and LEAVE,
-  // before the final evaluation and checkpoint.
-  std::function<void(Trainer&, PeerNetwork*)> on_exit;
+  virtual bool wants_link_filter() const { return false; }
+
+  // Once the network is listening (before joining).
+  virtual void on_network(PeerNetwork& /*net*/) {}
+  // Right before the network is torn down, whatever ends the run: whoever
+  // kept pointers into it from on_network drops them here.
+  virtual void on_network_closing(PeerNetwork& /*net*/) {}
+  // Once before the first step, after the resume or the state download: the
+  // state the peer starts training from.
+  virtual void on_ready(Trainer& /*trainer*/) {}
+  // After every step and its averaging work; `loss` is the step's loss (NaN
+  // in average_only mode, where it runs every loop turn). An exception thrown
+  // here ends the run as a backend failure would.
+  virtual void between_steps(Trainer& /*trainer*/, float /*loss*/) {}
+  // Once at the end of a run that was neither killed, nor diverged, nor
+  // failed in its backend: after the final exchange and LEAVE, before the
+  // final evaluation and checkpoint. `net` is null for a swarm of one.
+  virtual void on_exit(Trainer& /*trainer*/, PeerNetwork* /*net*/) {}
 };
 
 // The summary as the one-line JSON object gossip-peer prints last.
@@ -114,8 +124,8 @@ nlohmann::json to_json(const RunSummary& summary);
 // RunSummary): a non-finite loss, an exception from the backend (e.g.
 // CudaError), a final checkpoint that could not be written.
 core::Result<RunSummary> run_peer(const config::Config& config, const std::atomic<bool>& stop);
-// As above, with a host's hooks (see RunHooks).
+// As above, hosted by `host` (see Host).
 core::Result<RunSummary> run_peer(const config::Config& config, const std::atomic<bool>& stop,
-                                  const RunHooks& hooks);
+                                  Host& host);
 
 }  // namespace gossip::peer

@@ -22,20 +22,29 @@ namespace gossip::sim {
 
 struct SimOptions {
   config::Config config;      // with a "sim" section
+  std::filesystem::path config_file;  // where the config came from, named in errors ("": none)
   std::string name;           // shown in the report's title (the config's stem)
   std::filesystem::path out;  // output folder; created; must not hold an earlier run
   uint64_t seed = 1;          // model and shard seeds, joins, drops
   bool progress = true;       // print a progress line per sample on stdout
 };
 
+// What makes a simulation refuse to start, checked before anything starts
+// and in this one place: a config without a sim section, a script that does
+// not fit sim.peers (after a --peers override), averaging only without a
+// time-based schedule (gossip.interval_ms), an output folder that is a file,
+// holds an earlier run or cannot be created (it is created here). Invalid
+// argument naming the file and key, or --out. gossip-sim calls it before its
+// start line; run_simulation calls it first. Any thread.
+core::Status check_options(const SimOptions& options);
+
 // Runs the simulation until every peer's training budget is spent (or
 // sim.duration_s has passed, or `stop` becomes true: then the peers leave
 // gracefully), and returns the final summary object (also written to
 // DIR/summary.json and as the last record of DIR/metrics.jsonl), whose keys
-// docs/simulation.md lists. Calling thread = the simulation's own. Errors: a config
-// without a sim section or with a bad script (naming the event), an output
-// folder that holds an earlier run, data that does not load, a first peer
-// that cannot start.
+// docs/simulation.md lists. Calling thread = the simulation's own. Errors:
+// those of check_options, data that does not load, a first peer that cannot
+// start.
 core::Result<nlohmann::json> run_simulation(const SimOptions& options,
                                             const std::atomic<bool>& stop);
 

@@ -7,6 +7,7 @@
 #pragma once
 
 #include <cstdint>
+#include <string>
 #include <vector>
 
 #include "gossip/train/gpt.hpp"
@@ -57,5 +58,20 @@ class GptModel {
 
 extern template class GptModel<float>;
 extern template class GptModel<double>;
+
+// Where the CPU GPT's training steps spend their time (gossip-bench train
+// --profile): wall time per operation (layernorm_forward, matmul_backward,
+// adamw, ...), summed over every step between start and stop. The timer is
+// compiled in and off unless started; off, it reads no clock. Process-wide
+// and unsynchronised: call both from the one thread that trains.
+struct GptOpTime {
+  std::string name;
+  double seconds = 0.0;
+  int64_t calls = 0;
+};
+// Clears the totals and starts timing.
+void gpt_profile_start();
+// Stops timing; returns every operation that ran, in step order.
+std::vector<GptOpTime> gpt_profile_stop();
 
 }  // namespace gossip::train::cpu

@@ -75,20 +75,21 @@ GptModel<T>::GptModel(const GptSpec& spec, int max_batch)
   const size_t att = static_cast<size_t>(max_batch) * spec.heads * spec.block * spec.block;
   tokens_.resize(n);
   encoded_.resize(n * c);
+  fch_.resize(n * 4 * c);
   lnf_.resize(n * c);
   lnf_mean_.resize(n);
   lnf_rstd_.resize(n);
   logits_.resize(n * spec.vocab);
   blocks_.resize(static_cast<size_t>(spec.layers));
   for (Block& b : blocks_) {
-    for (auto* v : {&b.ln1, &b.atty, &b.attn_proj, &b.res2, &b.ln2, &b.fc_proj, &b.res3}) {
+    for (auto* v : {&b.ln1, &b.atty, &b.res2, &b.ln2, &b.res3}) {
       v->resize(n * c);
     }
     for (auto* v : {&b.ln1_mean, &b.ln1_rstd, &b.ln2_mean, &b.ln2_rstd}) v->resize(n);
     b.qkv.resize(n * 3 * c);
     b.att.resize(att);
-    b.fch.resize(n * 4 * c);
     b.fch_gelu.resize(n * 4 * c);
+    b.fch_dgelu.resize(n * 4 * c);
   }
   dlogits_.resize(n * spec.vocab);
   dres_.resize(n * c);
@@ -96,7 +97,6 @@ GptModel<T>::GptModel(const GptSpec& spec, int max_batch)
   datty_.resize(n * c);
   dqkv_.resize(n * 3 * c);
   dfch_.resize(n * 4 * c);
-  dfch_gelu_.resize(n * 4 * c);
   dscores_.resize(static_cast<size_t>(spec.block) * spec.block);
 }
 
@@ -133,23 +133,25 @@ TokenLossSums GptModel<T>::forward(const T* params, const int32_t* tokens, const
     laps.lap(Op::kMatmulForward);
     attention_forward(a.atty.data(), a.att.data(), a.qkv.data(), B, Tn, C, NH);
     laps.lap(Op::kAttentionForward);
-    matmul_forward(a.attn_proj.data(), a.atty.data(), p + w.attn_proj_w, p + w.attn_proj_b, N, C,
-                   C);
+    // res2 = residual + attn.c_proj(atty), one product
+    matmul_residual_forward(a.res2.data(), a.atty.data(), p + w.attn_proj_w, p + w.attn_proj_b,
+                            residual, N, C, C);
     laps.lap(Op::kMatmulForward);
-    residual_forward(a.res2.data(), residual, a.attn_proj.data(), int64_t(N) * C);
-    laps.lap(Op::kResidualForward);
     layernorm_forward(a.ln2.data(), a.ln2_mean.data(), a.ln2_rstd.data(), a.res2.data(),
                       p + w.ln2_w, p + w.ln2_b, N, C);
     laps.lap(Op::kLayerNormForward);
-    matmul_forward(a.fch.data(), a.ln2.data(), p + w.fc_w, p + w.fc_b, N, C, 4 * C);
+    matmul_forward(fch_.data(), a.ln2.data(), p + w.fc_w, p + w.fc_b, N, C, 4 * C);
     laps.lap(Op::kMatmulForward);
-    gelu_forward(a.fch_gelu.data(), a.fch.data(), int64_t(N) * 4 * C);
+    if (for_backward) {
+      gelu_forward_grad(a.fch_gelu.data(), a.fch_dgelu.data(), fch_.data(), int64_t(N) * 4 * C);
+    } else {
+      gelu_forward(a.fch_gelu.data(), fch_.data(), int64_t(N) * 4 * C);
+    }
     laps.lap(Op::kGeluForward);
-    matmul_forward(a.fc_proj.data(), a.fch_gelu.data(), p + w.fc_proj_w, p + w.fc_proj_b, N, 4 * C,
-                   C);
+    // res3 = res2 + mlp.c_proj(gelu), one product
+    matmul_residual_forward(a.res3.data(), a.fch_gelu.data(), p + w.fc_proj_w, p + w.fc_proj_b,
+                            a.res2.data(), N, 4 * C, C);
     laps.lap(Op::kMatmulForward);
-    residual_forward(a.res3.data(), a.res2.data(), a.fc_proj.data(), int64_t(N) * C);
-    laps.lap(Op::kResidualForward);
     residual = a.res3.data();
   }
   layernorm_forward(lnf_.data(), lnf_mean_.data(), lnf_rstd_.data(), residual, p + off_.lnf_w,
@@ -193,12 +195,11 @@ void GptModel<T>::backward(const T* params, T* grads) {
     const GptBlockOffsets& w = off_.blocks[l];
     const T* residual = l == 0 ? encoded_.data() : blocks_[l - 1].res3.data();
     // res3 = res2 + fc_proj: both receive dres_ as it stands.
-    zero(dfch_gelu_, 4 * nc);
-    matmul_backward(dfch_gelu_.data(), g + w.fc_proj_w, g + w.fc_proj_b, dres_.data(),
-                    a.fch_gelu.data(), p + w.fc_proj_w, N, 4 * C, C);
-    laps.lap(Op::kMatmulBackward);
     zero(dfch_, 4 * nc);
-    gelu_backward(dfch_.data(), a.fch.data(), dfch_gelu_.data(), int64_t(N) * 4 * C);
+    matmul_backward(dfch_.data(), g + w.fc_proj_w, g + w.fc_proj_b, dres_.data(), a.fch_gelu.data(),
+                    p + w.fc_proj_w, N, 4 * C, C);
+    laps.lap(Op::kMatmulBackward);
+    gelu_backward_inplace(dfch_.data(), a.fch_dgelu.data(), int64_t(N) * 4 * C);
     laps.lap(Op::kGeluBackward);
     zero(dln_, nc);
     matmul_backward(dln_.data(), g + w.fc_w, g + w.fc_b, dfch_.data(), a.ln2.data(), p + w.fc_w, N,

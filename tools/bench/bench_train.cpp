@@ -1,5 +1,7 @@
 // gossip-bench train: training throughput (samples/s) of each available
 // backend on random data, next to PyTorch on the same MLP when it is installed.
+// A config whose model.type is "gpt" (configs/bench-gpt.json) runs the GPT
+// bench instead (bench_train_gpt.cpp: tokens/s on text, --profile).
 //
 //   gossip-bench train [--config configs/bench-mlp.json] [--layers 784,4096,10]
 //                      [--batch N] [--steps N] [--warmup N] [--rounds N]
@@ -35,6 +37,7 @@
 #include <vector>
 
 #include "bench.hpp"
+#include "bench_train_gpt.hpp"
 #include "gossip/train/backend.hpp"
 #include "gossip/train/cpu_backend.hpp"
 
@@ -275,6 +278,11 @@ int usage(const char* why) {
 }
 
 int run_train(int argc, char** argv) {
+  for (int i = 1; i + 1 < argc; ++i) {
+    if (std::string(argv[i]) == "--config" && is_gpt_bench_config(argv[i + 1])) {
+      return run_train_gpt(argc, argv);
+    }
+  }
   TrainBenchOptions o;
   o.model.layers = {784, 256, 128, 10};
   // The config first, so that flags override it wherever they appear.

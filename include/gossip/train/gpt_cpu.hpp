@@ -7,6 +7,7 @@
 #pragma once
 
 #include <cstdint>
+#include <string>
 #include <vector>
 
 #include "gossip/train/gpt.hpp"
@@ -38,8 +39,9 @@ class GptModel {
 
  private:
   struct Block {  // one transformer block's activations
-    std::vector<T> ln1, ln1_mean, ln1_rstd, qkv, atty, att, attn_proj, res2;
-    std::vector<T> ln2, ln2_mean, ln2_rstd, fch, fch_gelu, fc_proj, res3;
+    std::vector<T> ln1, ln1_mean, ln1_rstd, qkv, atty, att, res2;
+    // fch_dgelu: GELU's derivative at the MLP's hidden layer (gelu_forward_grad)
+    std::vector<T> ln2, ln2_mean, ln2_rstd, fch_gelu, fch_dgelu, res3;
   };
 
   GptSpec spec_;
@@ -48,14 +50,32 @@ class GptModel {
   int B_ = 0, Tn_ = 0;  // shape of the last forward
   bool have_grad_ = false;
   std::vector<int32_t> tokens_;
-  std::vector<T> encoded_, lnf_, lnf_mean_, lnf_rstd_, logits_;
+  // fch_: the MLP's hidden layer before GELU, needed only inside forward
+  std::vector<T> encoded_, fch_, lnf_, lnf_mean_, lnf_rstd_, logits_;
   std::vector<Block> blocks_;
   // Gradient scratch: the residual stream's gradient and one buffer per
   // shape, zeroed before each use (the backward operations accumulate).
-  std::vector<T> dlogits_, dres_, dln_, dqkv_, datty_, dfch_, dfch_gelu_, dscores_;
+  // dfch_ holds the gradient wrt the MLP's hidden layer, after GELU and
+  // (gelu_backward_inplace) before it.
+  std::vector<T> dlogits_, dres_, dln_, dqkv_, datty_, dfch_, dscores_;
 };
 
 extern template class GptModel<float>;
 extern template class GptModel<double>;
+
+// Where the CPU GPT's training steps spend their time (gossip-bench train
+// --profile): wall time per operation (layernorm_forward, matmul_backward,
+// adamw, ...), summed over every step between start and stop. The timer is
+// compiled in and off unless started; off, it reads no clock. Process-wide
+// and unsynchronised: call both from the one thread that trains.
+struct GptOpTime {
+  std::string name;
+  double seconds = 0.0;
+  int64_t calls = 0;
+};
+// Clears the totals and starts timing.
+void gpt_profile_start();
+// Stops timing; returns every operation that ran, in step order.
+std::vector<GptOpTime> gpt_profile_stop();
 
 }  // namespace gossip::train::cpu

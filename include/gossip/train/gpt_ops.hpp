@@ -21,7 +21,9 @@
 //
 // Every backward ACCUMULATES into its gradient outputs (+=), as llm.c does:
 // the residual stream's gradient is the sum of two paths, and parameter
-// gradients are zeroed once per step by the caller. No function allocates.
+// gradients are zeroed once per step by the caller (gelu_backward_inplace,
+// one of the CPU's fused operations, is the exception and says so). No
+// function allocates.
 #pragma once
 
 #include <cstdint>
@@ -45,6 +47,12 @@ void layernorm_backward(T* dinp, T* dweight, T* dbias, const T* dout, const T* i
 
 template <typename T>
 void matmul_forward(T* out, const T* inp, const T* weight, const T* bias, int N, int C, int OC);
+// The CPU's fusion of matmul_forward and residual_forward: out = residual +
+// inp W^T + bias in one product (the residual and bias are its starting
+// value). out must not overlap residual.
+template <typename T>
+void matmul_residual_forward(T* out, const T* inp, const T* weight, const T* bias,
+                             const T* residual, int N, int C, int OC);
 // dbias may be null (no bias).
 template <typename T>
 void matmul_backward(T* dinp, T* dweight, T* dbias, const T* dout, const T* inp, const T* weight,
@@ -63,6 +71,16 @@ template <typename T>
 void gelu_forward(T* out, const T* inp, int64_t n);
 template <typename T>
 void gelu_backward(T* dinp, const T* inp, const T* dout, int64_t n);
+
+// The CPU's fused GELU: gelu_forward that also writes dgelu = gelu'(inp),
+// from the same exp, so that the backward pass is gelu_backward_inplace, one
+// multiplication: dinout *= dgelu (overwriting, unlike gelu_backward: it
+// turns the gradient wrt gelu's output into the gradient wrt its input).
+// out, dgelu and inp must not overlap.
+template <typename T>
+void gelu_forward_grad(T* out, T* dgelu, const T* inp, int64_t n);
+template <typename T>
+void gelu_backward_inplace(T* dinout, const T* dgelu, int64_t n);
 
 template <typename T>
 void residual_forward(T* out, const T* a, const T* b, int64_t n);

@@ -13,6 +13,7 @@
 #include "gossip/train/cpu_backend.hpp"
 #include "gossip/train/gpt_cpu.hpp"
 #include "gossip/train/host_optimizer.hpp"
+#include "gpt_profile.hpp"
 #include "host_state.hpp"
 
 namespace gossip::train::cpu {
@@ -36,11 +37,18 @@ class CpuGptBackend final : public HostState {
       throw std::invalid_argument("train_step: batch of " + std::to_string(batch.rows) +
                                   " windows exceeds max_batch " + std::to_string(max_batch_));
     }
+    profile::Laps laps;
     const int block = split(batch, 0, batch.rows);
+    laps.lap(profile::Op::kTokens);
     const TokenLossSums sums = gpt_.forward(params_.data(), inputs_.data(), targets_.data(),
                                             batch.rows, block, /*for_backward=*/true);
     gpt_.backward(params_.data(), grads_.data());
-    optimizer_step(grads_, lr);
+    profile::Laps update_laps;
+    clip_gradient(grads_);
+    update_laps.lap(profile::Op::kGradClip);
+    ++steps_;
+    update_rule_->update(params_.span(), grads_, state_.span(), lr, steps_, parts_);
+    update_laps.lap(profile::Op::kOptimizer);
     return static_cast<float>(sums.loss_sum / (static_cast<double>(batch.rows) * block));
   }
 

@@ -110,10 +110,6 @@ void check_across(const Config& c, detail::Errors& errors) {
                "required for schedule type cosine when training runs until stopped "
                "(no training.epochs or training.steps to take it from)");
   }
-  if (c.optimizer.grad_clip > 0 && !c.model.is_gpt()) {
-    errors.add("optimizer.grad_clip",
-               "only the gpt backends clip gradients so far; model.type mlp does not (set 0)");
-  }
 }
 
 }  // namespace

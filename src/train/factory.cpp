@@ -49,21 +49,6 @@ core::Result<std::unique_ptr<Backend>> make_backend(const ModelSpec& model,
     return core::invalid_argument("training.device: unknown device '" + device +
                                   "' (expected auto, cpu or cuda)");
   }
-  if (model.is_gpt()) {
-    // The CUDA GPT passes exist (src/train/cuda/gpt_model.cu) but no CUDA
-    // backend trains with them yet: said plainly, never a silent CPU run.
-    if (device == "cuda") {
-      return core::unavailable(
-          "training.device: cuda does not train model.type gpt yet (use device cpu or auto)");
-    }
-    static std::once_flag gpt_logged;
-    std::call_once(gpt_logged, [] {
-      core::log_info("train",
-                     "device auto: model.type gpt trains on the CPU (no CUDA backend "
-                     "for it yet)");
-    });
-    return cpu::make_cpu_backend(model, optimizer, options);
-  }
   const CudaProbe probe = probe_cuda();
 #ifdef GOSSIP_HAVE_CUDA
   if (probe.outcome == CudaProbe::Outcome::kPresent) {

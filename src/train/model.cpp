@@ -125,6 +125,28 @@ size_t ModelSpec::param_count() const {
   return n;
 }
 
+std::vector<DecayPart> ModelSpec::decay_parts() const {
+  std::vector<DecayPart> parts;
+  auto add = [&parts](size_t offset, size_t size, bool decay) {
+    if (size == 0) return;
+    if (!parts.empty() && parts.back().decay == decay &&
+        parts.back().offset + parts.back().size == offset) {
+      parts.back().size += size;
+    } else {
+      parts.push_back({offset, size, decay});
+    }
+  };
+  if (is_gpt()) {
+    for (const TensorSpec& t : gpt.tensor_table()) add(t.offset, t.size, t.decay);
+    return parts;
+  }
+  for (const LayerView& v : layer_views()) {
+    add(v.weight_offset, static_cast<size_t>(v.in) * static_cast<size_t>(v.out), true);
+    add(v.bias_offset, static_cast<size_t>(v.out), false);
+  }
+  return parts;
+}
+
 std::vector<LayerView> ModelSpec::layer_views() const {
   std::vector<LayerView> views;
   if (is_gpt()) return views;

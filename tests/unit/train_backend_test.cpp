@@ -3,6 +3,7 @@
 // arithmetic, state round trips, the factory, and that MLPs actually learn.
 #include <doctest/doctest.h>
 
+#include <algorithm>
 #include <cmath>
 #include <cstring>
 #include <random>
@@ -123,7 +124,7 @@ TEST_CASE("every optimizer path of the backend follows the host Optimizer rules"
       std::vector<double> pd(p.begin(), p.end()), gd(p.size());
       cpu::reference_loss_and_gradient<double>(m, pd, batch, gd);
       for (size_t i = 0; i < g.size(); ++i) g[i] = static_cast<float>(gd[i]);
-      (*rule)->update(p, g, state, 0.05f, s + 1);
+      (*rule)->update(p, g, state, 0.05f, s + 1, m.decay_parts());
       b->train_step(batch, 0.05f);
     }
     const auto got = params_of(*b);
@@ -136,6 +137,106 @@ TEST_CASE("every optimizer path of the backend follows the host Optimizer rules"
     }
     CHECK(err < 2e-5);
     CHECK(serr < 2e-5);
+  }
+}
+
+TEST_CASE("grad_clip scales the gradient to the stated norm, by the double reference's factor") {
+  // lr 1, no decay: x0 - x1 is the (clipped) gradient. The plain rule and
+  // the heavy-ball path (which without clipping fuses v = mu v + g into the
+  // GEMM) must both apply clip / (||g|| + 1e-6) times the reference gradient.
+  for (double momentum : {0.0, 0.9}) {
+    CAPTURE(momentum);
+    const ModelSpec m = small_model(Activation::kTanh);
+    const Blobs data(16, 8, 4, 7, 0.5f);
+    OptimizerSpec o;
+    o.momentum = momentum;
+    auto probe = cpu_backend(m, o);
+    const std::vector<float> x0 = params_of(*probe);
+    std::vector<double> p(x0.begin(), x0.end()), g(p.size());
+    cpu::reference_loss_and_gradient<double>(m, p, data.batch(0, 16), g);
+    double norm = 0;
+    for (double v : g) norm += v * v;
+    norm = std::sqrt(norm);
+    REQUIRE(norm > 0.01);
+    for (double clip : {0.25 * norm, 4.0 * norm}) {
+      CAPTURE(clip);
+      o.grad_clip = clip;
+      auto b = cpu_backend(m, o);
+      b->train_step(data.batch(0, 16), 1.0f);
+      const std::vector<float> x1 = params_of(*b);
+      const double factor = std::min(1.0, clip / (norm + 1e-6));
+      double step_sq = 0, max_err = 0;
+      for (size_t i = 0; i < p.size(); ++i) {
+        const double step = double{x0[i]} - x1[i];
+        step_sq += step * step;
+        max_err = std::max(max_err, std::abs(step - factor * g[i]));
+      }
+      CHECK(max_err < 1e-5);
+      CHECK(std::sqrt(step_sq) == doctest::Approx(std::min(clip, norm)).epsilon(1e-4));
+    }
+  }
+}
+
+TEST_CASE("weight decay: the weight matrices decay, the biases never (a zero-gradient step)") {
+  // x = 0 and negative hidden biases make every ReLU inactive, so the output
+  // is the output bias; targets equal to it make the mse gradient exactly 0.
+  // What moves the parameters is then the decay alone.
+  ModelSpec m;
+  m.layers = {4, 6, 3};
+  m.activation = Activation::kRelu;
+  m.loss = LossKind::kMse;
+  const std::vector<LayerView> views = m.layer_views();
+  std::vector<float> x(static_cast<size_t>(5) * 4, 0.0f), targets;
+  std::vector<float> init(m.param_count());
+  init_parameters(m, init);
+  for (int i = 0; i < 6; ++i) init[views[0].bias_offset + i] = -0.5f - 0.1f * static_cast<float>(i);
+  for (int i = 0; i < 3; ++i)
+    init[views[1].bias_offset + i] = 0.3f * static_cast<float>(i - 1) + 0.05f;
+  for (int r = 0; r < 5; ++r) {
+    for (int c = 0; c < 3; ++c) targets.push_back(init[views[1].bias_offset + c]);
+  }
+  Batch batch;
+  batch.rows = 5;
+  batch.cols = 4;
+  batch.x = x.data();
+  batch.targets = targets.data();
+  batch.target_cols = 3;
+
+  std::vector<OptimizerSpec> specs(5);
+  specs[0].kind = OptimizerKind::kAdamW;
+  specs[1].kind = OptimizerKind::kAdam;
+  specs[2].momentum = 0.0;  // plain sgd
+  specs[3].momentum = 0.9;  // heavy ball: the fused path
+  specs[4].nesterov = true;
+  for (OptimizerSpec& o : specs) {
+    o.lr = 0.01;
+    o.weight_decay = 0.1;
+    CAPTURE(optimizer_name(o.kind));
+    CAPTURE(o.momentum);
+    CAPTURE(o.nesterov);
+    auto b = cpu_backend(m, o);
+    b->write_parameters(init);
+    CHECK(b->train_step(batch, 0.01f) == 0.0f);
+    const std::vector<float> after = params_of(*b);
+    const float keep = 1.0f - 0.01f * 0.1f;  // adamw: x *= 1 - lr wd, exactly
+    for (const LayerView& v : views) {
+      for (int i = 0; i < v.out; ++i) {
+        const size_t at = v.bias_offset + static_cast<size_t>(i);
+        INFO("bias " << at);
+        CHECK(std::memcmp(&after[at], &init[at], sizeof(float)) == 0);
+      }
+      for (size_t i = 0; i < static_cast<size_t>(v.in) * v.out; ++i) {
+        const size_t at = v.weight_offset + i;
+        INFO("weight " << at << ": " << init[at] << " -> " << after[at]);
+        REQUIRE(init[at] != 0.0f);
+        if (o.kind == OptimizerKind::kAdam) {
+          CHECK(after[at] != init[at]);  // g' = wd x: a step of about lr, maybe past 0
+        } else {
+          CHECK(std::abs(after[at]) < std::abs(init[at]));
+        }
+        if (o.kind == OptimizerKind::kAdamW) CHECK(after[at] == keep * init[at]);
+      }
+    }
   }
 }
 
@@ -251,49 +352,57 @@ TEST_CASE("bad batches are programmer errors with a clear message") {
 }
 
 TEST_CASE("factory: cpu, auto fallback, errors for unknown or missing devices") {
-  const ModelSpec m = small_model();
-  BackendOptions opts;
-  // Both branches run somewhere: CPU-only hosts take the second, GPU hosts
-  // (tools/gpu_check runs this test there) the first.
-  const CudaProbe probe = probe_cuda();
-  INFO("probe: " << probe.detail);
-  CHECK_FALSE(probe.detail.empty());
-  CHECK((probe.outcome == CudaProbe::Outcome::kNotCompiled) == !cuda_compiled());
-  CHECK((probe.outcome == CudaProbe::Outcome::kPresent) == cuda_device_present());
-  for (const char* device : {"auto", "cuda"}) {
-    INFO("device " << device);
-    opts.device = device;
-    auto b = make_backend(m, OptimizerSpec{}, opts);
-    if (probe.outcome == CudaProbe::Outcome::kPresent) {
-      // A GPU is there: auto must pick it, and cuda must not fail.
-      REQUIRE_MESSAGE(b.is_ok(), b.status().to_string());
-      CHECK((*b)->device_name().rfind("cuda:", 0) == 0);
-    } else if (opts.device == "auto") {
-      REQUIRE(b.is_ok());
-      CHECK((*b)->device_name() == "cpu");
-    } else {
-      // Never a silent CPU run: the error says why there is no device.
-      REQUIRE_FALSE(b.is_ok());
-      CHECK(b.status().code() == gossip::core::Code::kUnavailable);
-      CHECK(b.status().message() ==
-            "training.device: cuda requested but " + probe.detail + " (or use device auto/cpu)");
+  ModelSpec gpt;  // both families follow the same device rule
+  gpt.family = ModelFamily::kGpt;
+  gpt.gpt.block = 8;
+  gpt.gpt.layers = 1;
+  gpt.gpt.heads = 2;
+  gpt.gpt.embd = 8;
+  for (const ModelSpec& m : {small_model(), gpt}) {
+    CAPTURE(m.describe());
+    BackendOptions opts;
+    // Both branches run somewhere: CPU-only hosts take the second, GPU hosts
+    // (tools/gpu_check runs this test there) the first.
+    const CudaProbe probe = probe_cuda();
+    INFO("probe: " << probe.detail);
+    CHECK_FALSE(probe.detail.empty());
+    CHECK((probe.outcome == CudaProbe::Outcome::kNotCompiled) == !cuda_compiled());
+    CHECK((probe.outcome == CudaProbe::Outcome::kPresent) == cuda_device_present());
+    for (const char* device : {"auto", "cuda"}) {
+      INFO("device " << device);
+      opts.device = device;
+      auto b = make_backend(m, OptimizerSpec{}, opts);
+      if (probe.outcome == CudaProbe::Outcome::kPresent) {
+        // A GPU is there: auto must pick it, and cuda must not fail.
+        REQUIRE_MESSAGE(b.is_ok(), b.status().to_string());
+        CHECK((*b)->device_name().rfind("cuda:", 0) == 0);
+      } else if (opts.device == "auto") {
+        REQUIRE(b.is_ok());
+        CHECK((*b)->device_name() == "cpu");
+      } else {
+        // Never a silent CPU run: the error says why there is no device.
+        REQUIRE_FALSE(b.is_ok());
+        CHECK(b.status().code() == gossip::core::Code::kUnavailable);
+        CHECK(b.status().message() ==
+              "training.device: cuda requested but " + probe.detail + " (or use device auto/cpu)");
+      }
     }
+    opts.device = "tpu";
+    auto t = make_backend(m, OptimizerSpec{}, opts);
+    REQUIRE_FALSE(t.is_ok());
+    CHECK(t.status().message().find("tpu") != std::string::npos);
+    opts.device = "cpu";
+    opts.max_batch = 0;
+    CHECK(make_backend(m, OptimizerSpec{}, opts).status().message().find("max_batch") !=
+          std::string::npos);
+    opts.max_batch = 8;
+    OptimizerSpec bad;
+    bad.lr = 0;
+    CHECK(make_backend(m, bad, opts).status().message().find("optimizer.lr") == 0);
+    ModelSpec bad_model;
+    bad_model.layers = {3};
+    CHECK_FALSE(make_backend(bad_model, OptimizerSpec{}, opts).is_ok());
   }
-  opts.device = "tpu";
-  auto t = make_backend(m, OptimizerSpec{}, opts);
-  REQUIRE_FALSE(t.is_ok());
-  CHECK(t.status().message().find("tpu") != std::string::npos);
-  opts.device = "cpu";
-  opts.max_batch = 0;
-  CHECK(make_backend(m, OptimizerSpec{}, opts).status().message().find("max_batch") !=
-        std::string::npos);
-  opts.max_batch = 8;
-  OptimizerSpec bad;
-  bad.lr = 0;
-  CHECK(make_backend(m, bad, opts).status().message().find("optimizer.lr") == 0);
-  ModelSpec bad_model;
-  bad_model.layers = {3};
-  CHECK_FALSE(make_backend(bad_model, OptimizerSpec{}, opts).is_ok());
 }
 
 TEST_CASE("784-256-128-10 relu MLP, SGD momentum 0.9, lr 0.02, batch 64 learns") {

@@ -1,5 +1,5 @@
-// The GPT's CUDA launchers refuse bad shapes and null buffers before they
-// touch the device: every check below throws CudaError naming the operation
+// The GPT's CUDA launchers, and the optimizer step's, refuse bad shapes and
+// null buffers before they touch the device: every check below throws CudaError naming the operation
 // without a CUDA call being made, so it runs on machines with no GPU and no
 // driver. Built only with the CUDA backend (it includes its internal header).
 #include <doctest/doctest.h>
@@ -97,4 +97,23 @@ TEST_CASE("GPT launchers refuse null buffers") {
         cuda::crossentropy_forward_backward(s, nullptr, f, nullptr, f, f, fake_ids(), 4, 256);
       },
       "crossentropy_forward_backward", "null buffer");
+}
+
+TEST_CASE("the optimizer step's launchers refuse null buffers and a clip norm <= 0") {
+  cudaStream_t s = nullptr;
+  float* f = fake();
+  double partials[1];
+  check_refused([&] { cuda::grad_clip_factor(s, f, nullptr, f, 5, 1.0); }, "grad_clip_factor",
+                "null buffer");
+  check_refused([&] { cuda::grad_clip_factor(s, f, partials, f, 5, 0.0); }, "grad_clip_factor",
+                "max_norm must be > 0");
+  check_refused(
+      [&] {
+        cuda::adam_update(s, f, f, nullptr, f, nullptr, 5, 1e-3f, 0.9f, 0.999f, 1e-8f, 0.0f, 1.0f,
+                          1.0f, true);
+      },
+      "adamw_update", "null buffer");
+  check_refused(
+      [&] { cuda::sgd_update(s, f, nullptr, nullptr, nullptr, 5, 0.1f, 0.0f, 0.0f, false); },
+      "sgd_update", "null buffer");
 }

@@ -130,3 +130,40 @@ TEST_CASE("init_parameters is deterministic, seeded, bounded, with zero biases")
   CHECK(p1[784 * 256 + 256] == 0x1.a0decep-6f);  // first weight of layer 1
   CHECK(checksum == doctest::Approx(59.256677361045405).epsilon(1e-12));
 }
+
+TEST_CASE("decay_parts tile the buffer: mlp weights decay, biases never; gpt follows its table") {
+  ModelSpec m;
+  m.layers = {5, 7, 3};
+  const std::vector<DecayPart> parts = m.decay_parts();
+  REQUIRE(parts.size() == 4);
+  const bool decays[] = {true, false, true, false};
+  const size_t sizes[] = {35, 7, 21, 3};
+  size_t at = 0;
+  for (size_t i = 0; i < parts.size(); ++i) {
+    CHECK(parts[i].offset == at);
+    CHECK(parts[i].size == sizes[i]);
+    CHECK(parts[i].decay == decays[i]);
+    at += parts[i].size;
+  }
+  CHECK(at == m.param_count());
+
+  ModelSpec g;
+  g.family = ModelFamily::kGpt;
+  g.gpt.block = 8;
+  g.gpt.layers = 2;
+  g.gpt.heads = 2;
+  g.gpt.embd = 8;
+  std::vector<char> flag(g.param_count(), 2);
+  at = 0;
+  for (const DecayPart& p : g.decay_parts()) {
+    CHECK(p.offset == at);
+    for (size_t i = p.offset; i < p.offset + p.size; ++i) flag[i] = p.decay ? 1 : 0;
+    at += p.size;
+  }
+  CHECK(at == g.param_count());
+  for (const TensorSpec& t : g.gpt.tensor_table()) {
+    INFO(t.name);
+    CHECK(flag[t.offset] == (t.decay ? 1 : 0));
+    CHECK(flag[t.offset + t.size - 1] == (t.decay ? 1 : 0));
+  }
+}

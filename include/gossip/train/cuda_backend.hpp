@@ -30,7 +30,9 @@ struct ProbeAnswers {
 CudaProbe classify_probe(const ProbeAnswers& answers);
 
 // Builds the CUDA backend on the current device (device 0 unless the calling
-// thread chose another) with one stream and one cuBLAS handle of its own;
+// thread chose another), the MLP's or, for a gpt model, the GPT's (windows of
+// max_batch x block tokens; AdamW decay by the tensor table, grad_clip reduced
+// on the device), with one stream and one cuBLAS handle of its own;
 // TF32 products only when options.allow_tf32. Every buffer is allocated here:
 // the workspace for options.max_batch rows and the pinned and device buffers
 // of snapshot() and apply_delta(), so no later method allocates. Parameters

@@ -12,6 +12,7 @@
 #include <span>
 
 #include "gossip/core/status.hpp"
+#include "gossip/train/model.hpp"
 #include "gossip/train/optimizer.hpp"
 
 namespace gossip::train {
@@ -27,19 +28,17 @@ class Optimizer {
 
   // One update of `params` in place from the gradient `grads` of the mean
   // batch loss, with learning rate `lr` and 1-based optimizer step `t`;
-  // weight decay on every parameter. Requires grads.size() == params.size()
+  // weight decay on every parameter (the backends use the overload below
+  // with the model's decay_parts()). Requires grads.size() == params.size()
   // and state.size() == spec().state_count(params.size()). One pass over
   // memory. Not thread-safe on the same buffers; otherwise stateless.
   void update(std::span<float> params, std::span<const float> grads, std::span<float> state,
               float lr, int64_t t) const;
 
-  // A part of the flat buffer that is decayed or not (the GPT's tensor
-  // table: matrices and embeddings decay, biases and LayerNorms do not).
-  struct Part {
-    size_t offset = 0;
-    size_t size = 0;
-    bool decay = true;
-  };
+  // A part of the flat buffer that is decayed or not
+  // (ModelSpec::decay_parts(): matrices and embeddings decay, biases and
+  // LayerNorms do not).
+  using Part = DecayPart;
   // As update(), with weight decay only on the parts marked so; `parts`
   // must tile the buffer. The state keeps the whole-buffer layout.
   void update(std::span<float> params, std::span<const float> grads, std::span<float> state,

@@ -41,6 +41,13 @@ struct LayerView {
 
 enum class ModelFamily { kMlp, kGpt };
 
+// A run of the flat buffer that weight decay applies to, or not.
+struct DecayPart {
+  size_t offset = 0;
+  size_t size = 0;
+  bool decay = true;
+};
+
 // Parses "mlp" | "gpt"; error names the bad value.
 core::Result<ModelFamily> parse_model_family(const std::string& name);
 const char* model_family_name(ModelFamily f);
@@ -65,6 +72,11 @@ struct ModelSpec {
   size_t param_count() const;
   // Offsets of each layer, in order (mlp only; empty for gpt).
   std::vector<LayerView> layer_views() const;
+  // The buffer tiled, in order, into maximal runs of tensors that weight
+  // decay treats alike: as nanoGPT, matrices and embeddings decay, biases and
+  // LayerNorm parameters never do (gpt: the tensor table's flags; mlp: each
+  // W_l decays, each b_l does not). Every optimizer's weight_decay follows it.
+  std::vector<DecayPart> decay_parts() const;
   // A hash of the architecture (family and shapes: layers, activation, loss
   // or the gpt's keys), not of the seed: two peers can average only when
   // their fingerprints match.

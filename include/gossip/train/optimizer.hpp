@@ -8,6 +8,10 @@
 //          x -= lr * (m/(1-b1^t)) / (sqrt(v/(1-b2^t)) + eps)
 //   adamw: as adam with g' = g, then x -= lr*wd*x (decoupled decay, applied
 //          before the Adam update, using the pre-update x)
+// The backends apply wd only to the parts ModelSpec::decay_parts() marks
+// (weight matrices and embeddings; biases and LayerNorms get wd = 0), and,
+// with grad_clip > 0, first scale g by min(1, grad_clip / (||g||_2 + 1e-6))
+// over the whole buffer.
 // Optimizer state layout in its flat buffer: sgd [v] (empty when mu == 0),
 // adam/adamw [m | v].
 #pragma once
@@ -48,7 +52,7 @@ struct OptimizerSpec {
   double beta2 = 0.999;
   double eps = 1e-8;
   // Global L2 norm the gradient is scaled down to before the update when it
-  // is larger (PyTorch's clip_grad_norm_); 0 = off. The gpt backends only.
+  // is larger (PyTorch's clip_grad_norm_); 0 = off. Every backend and family.
   double grad_clip = 0.0;
   LrSchedule schedule;
 

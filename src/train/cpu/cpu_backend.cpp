@@ -33,7 +33,7 @@ class CpuBackend final : public HostState {
         views_(model.layer_views()),
         max_batch_(options.max_batch),
         fused_momentum_(optimizer.kind == OptimizerKind::kSgd && optimizer.momentum > 0.0 &&
-                        !optimizer.nesterov),
+                        !optimizer.nesterov && optimizer.grad_clip == 0.0),
         grads_(fused_momentum_ ? 0 : model.param_count()) {
     for (const LayerView& v : views_) {
       const size_t n = static_cast<size_t>(max_batch_) * static_cast<size_t>(v.out);
@@ -52,12 +52,11 @@ class CpuBackend final : public HostState {
     forward(batch.x, batch.rows);
     const LossSums sums = loss(batch, 0, batch.rows, dpre_.back().data());
     backward(batch.x, batch.rows);
-    ++steps_;
     if (fused_momentum_) {
+      ++steps_;
       momentum_update(lr);
     } else {
-      update_rule_->update(params_.span(), {grads_.data(), grads_.size()}, state_.span(), lr,
-                           steps_);
+      optimizer_step(grads_.span(), lr);
     }
     return static_cast<float>(sums.loss_sum / batch.rows);
   }
@@ -140,26 +139,35 @@ class CpuBackend final : public HostState {
   }
 
   // Finishes the heavy-ball SGD rule of optimizer.hpp after backward() left
-  // v = mu v + g: adds weight decay (g' = g + wd x) and moves x. One pass.
+  // v = mu v + g: adds weight decay (g' = g + wd x) on the weight matrices
+  // (decay_parts(): never the biases) and moves x. One pass.
   void momentum_update(float lr) {
-    float* __restrict x = params_.data();
-    float* __restrict v = state_.data();
-    const size_t n = params_.size();
     const float wd = static_cast<float>(optimizer_spec_.weight_decay);
     if (wd == 0.0f) {
+      float* __restrict x = params_.data();
+      const float* __restrict v = state_.data();
+      const size_t n = params_.size();
       for (size_t i = 0; i < n; ++i) x[i] -= lr * v[i];
       return;
     }
-    for (size_t i = 0; i < n; ++i) {
-      const float vi = v[i] + wd * x[i];
-      v[i] = vi;
-      x[i] -= lr * vi;
+    for (const Optimizer::Part& p : parts_) {
+      float* __restrict x = params_.data() + p.offset;
+      float* __restrict v = state_.data() + p.offset;
+      if (!p.decay) {
+        for (size_t i = 0; i < p.size; ++i) x[i] -= lr * v[i];
+        continue;
+      }
+      for (size_t i = 0; i < p.size; ++i) {
+        const float vi = v[i] + wd * x[i];
+        v[i] = vi;
+        x[i] -= lr * vi;
+      }
     }
   }
 
   std::vector<LayerView> views_;
   int max_batch_;
-  bool fused_momentum_;  // sgd, momentum > 0, not nesterov: see backward()
+  bool fused_momentum_;  // sgd, momentum > 0, not nesterov, no clipping: see backward()
   FloatBuffer grads_;
   std::vector<FloatBuffer> pre_, post_, dpre_;  // per layer, max_batch x out
 };

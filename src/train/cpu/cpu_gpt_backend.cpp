@@ -5,7 +5,6 @@
 // constructor for max_batch windows; a step allocates nothing. Called from
 // one trainer thread only.
 #include <algorithm>
-#include <cmath>
 #include <stdexcept>
 #include <string>
 #include <vector>
@@ -29,11 +28,7 @@ class CpuGptBackend final : public HostState {
         max_batch_(options.max_batch),
         grads_(model.param_count()),
         inputs_(static_cast<size_t>(options.max_batch) * model.gpt.block),
-        targets_(inputs_.size()) {
-    for (const TensorSpec& t : model.gpt.tensor_table()) {
-      parts_.push_back({t.offset, t.size, t.decay});
-    }
-  }
+        targets_(inputs_.size()) {}
 
   float train_step(const data::Batch& batch, float lr) override {
     check_batch(batch, "train_step");
@@ -45,10 +40,7 @@ class CpuGptBackend final : public HostState {
     const TokenLossSums sums = gpt_.forward(params_.data(), inputs_.data(), targets_.data(),
                                             batch.rows, block, /*for_backward=*/true);
     gpt_.backward(params_.data(), grads_.data());
-    clip_gradient();
-    ++steps_;
-    update_rule_->update(params_.span(), {grads_.data(), grads_.size()}, state_.span(), lr, steps_,
-                         parts_);
+    optimizer_step(grads_, lr);
     return static_cast<float>(sums.loss_sum / (static_cast<double>(batch.rows) * block));
   }
 
@@ -94,24 +86,10 @@ class CpuGptBackend final : public HostState {
     return block;
   }
 
-  // optimizer.grad_clip: scales the gradient to that global L2 norm when it
-  // is larger (PyTorch's clip_grad_norm_).
-  void clip_gradient() {
-    if (optimizer_spec_.grad_clip <= 0.0) return;
-    double sq = 0.0;
-    for (float g : grads_) sq += static_cast<double>(g) * g;
-    const double norm = std::sqrt(sq);
-    const double scale = optimizer_spec_.grad_clip / (norm + 1e-6);
-    if (scale >= 1.0) return;
-    const auto s = static_cast<float>(scale);
-    for (float& g : grads_) g *= s;
-  }
-
   GptModel<float> gpt_;
   int max_batch_;
   std::vector<float> grads_;
   std::vector<int32_t> inputs_, targets_;
-  std::vector<Optimizer::Part> parts_;  // the tensor table's decay flags
 };
 
 }  // namespace

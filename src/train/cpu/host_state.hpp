@@ -1,10 +1,12 @@
 // HostState: the part of a CPU backend that every model family shares: its
 // model and optimizer specs and update rule, the flat parameter and
-// optimizer-state buffers in host memory (parameters initialised), the snapshot and
-// delta paths the averaging engine uses, whole-state access for checkpoints,
-// and the optimizer step count. Internal to the CPU backend.
+// optimizer-state buffers in host memory (parameters initialised), the
+// optimizer step (gradient clipping, decay by the model's decay_parts()), the
+// snapshot and delta paths the averaging engine uses, whole-state access for
+// checkpoints, and the optimizer step count. Internal to the CPU backend.
 #pragma once
 
+#include <cmath>
 #include <cstdlib>
 #include <cstring>
 #include <memory>
@@ -12,6 +14,7 @@
 #include <span>
 #include <stdexcept>
 #include <string>
+#include <vector>
 
 #include "gossip/train/backend.hpp"
 #include "gossip/train/host_optimizer.hpp"
@@ -51,7 +54,10 @@ class HostState : public Backend {
         optimizer_spec_(optimizer),
         update_rule_(std::move(update_rule)),
         params_(model.param_count()),
-        state_(optimizer.state_count(model.param_count())) {
+        state_(optimizer.state_count(model.param_count())),
+        parts_(optimizer.weight_decay > 0.0
+                   ? model.decay_parts()
+                   : std::vector<Optimizer::Part>{{0, model.param_count(), false}}) {
     init_parameters(model_, params_.span());
   }
 
@@ -99,6 +105,29 @@ class HostState : public Backend {
   void set_optimizer_steps(int64_t steps) override { steps_ = steps; }
 
  protected:
+  // One optimizer update from the gradient of the mean batch loss: clips
+  // `grads` in place (optimizer.grad_clip), counts the step, applies the
+  // update rule with weight decay on the decaying parts only.
+  void optimizer_step(std::span<float> grads, float lr) {
+    clip_gradient(grads);
+    ++steps_;
+    update_rule_->update(params_.span(), grads, state_.span(), lr, steps_, parts_);
+  }
+
+  // optimizer.grad_clip (0 = off): scales `grads` to that global L2 norm
+  // when it is larger, as PyTorch's clip_grad_norm_ (norm summed in double,
+  // scale clip / (norm + 1e-6)). Returns the factor applied (1: none).
+  float clip_gradient(std::span<float> grads) const {
+    if (optimizer_spec_.grad_clip <= 0.0) return 1.0f;
+    double sq = 0.0;
+    for (float g : grads) sq += static_cast<double>(g) * g;
+    const double scale = optimizer_spec_.grad_clip / (std::sqrt(sq) + 1e-6);
+    if (scale >= 1.0) return 1.0f;
+    const auto s = static_cast<float>(scale);
+    for (float& g : grads) g *= s;
+    return s;
+  }
+
   static void require_size(size_t got, size_t want, const char* what) {
     if (got != want) {
       throw std::invalid_argument(std::string(what) + ": buffer holds " + std::to_string(got) +
@@ -110,6 +139,9 @@ class HostState : public Backend {
   OptimizerSpec optimizer_spec_;
   std::unique_ptr<Optimizer> update_rule_;
   FloatBuffer params_, state_, snapshot_;
+  // model_.decay_parts(), or one part when nothing decays (one pass, as
+  // before decay had parts).
+  std::vector<Optimizer::Part> parts_;
   int64_t steps_ = 0;
 };
 

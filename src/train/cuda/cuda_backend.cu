@@ -1,7 +1,7 @@
-// The CUDA backend's construction and its state traffic with the host:
-// snapshot (one D2H copy into pinned memory), apply_delta (one H2D copy of
-// both wire snapshots plus one fused axpy), whole-state reads and writes; and
-// the library's entry points probe_device() / make_cuda_backend().
+// The CUDA MLP backend's construction (its state traffic with the host is
+// DeviceState's, device_state.cu), and the library's entry points
+// probe_device() / make_cuda_backend(), which builds the MLP's or the GPT's
+// backend.
 #include <algorithm>
 #include <cstring>
 #include <filesystem>
@@ -17,12 +17,11 @@ namespace gossip::train::cuda {
 
 CudaBackend::CudaBackend(const ModelSpec& model, const OptimizerSpec& optimizer,
                          const BackendOptions& options)
-    : model_(model), optimizer_(optimizer), options_(options), stream_(), blas_(stream_.get()) {
-  CUDA_CHECK(cudaGetDevice(&device_));
+    : DeviceState(model, optimizer, options, own_stream_.get()), blas_(stream()) {
   cudaDeviceProp prop{};
-  CUDA_CHECK(cudaGetDeviceProperties(&prop, device_));
-  name_ = "cuda:" + std::to_string(device_) + " (" + prop.name + ")";
-  check_kernel_image();
+  int device = 0;
+  CUDA_CHECK(cudaGetDevice(&device));
+  CUDA_CHECK(cudaGetDeviceProperties(&prop, device));
   CUBLAS_CHECK(cublasSetMathMode(
       blas_.get(), options_.allow_tf32 ? CUBLAS_TF32_TENSOR_OP_MATH : CUBLAS_DEFAULT_MATH));
   // cuBLAS's workspace is ours too, so that no product allocates mid-run; the
@@ -31,15 +30,9 @@ CudaBackend::CudaBackend(const ModelSpec& model, const OptimizerSpec& optimizer,
   blas_workspace_ = DeviceBuffer(prop.major >= 9 ? size_t{32} << 20 : size_t{4} << 20);
   CUBLAS_CHECK(
       cublasSetWorkspace(blas_.get(), blas_workspace_.as<void>(), blas_workspace_.bytes()));
-  n_params_ = model_.param_count();
-  n_state_ = optimizer_.state_count(n_params_);
   inputs_ = model_.layers.front();
   outputs_ = model_.layers.back();
   const size_t max_batch = static_cast<size_t>(options_.max_batch);
-
-  params_ = DeviceBuffer(n_params_ * sizeof(float));
-  grads_ = DeviceBuffer(n_params_ * sizeof(float));
-  state_ = DeviceBuffer(n_state_ * sizeof(float));
 
   // Carve the workspace: offsets first, then one allocation.
   int widest = 0;
@@ -90,90 +83,13 @@ CudaBackend::CudaBackend(const ModelSpec& model, const OptimizerSpec& optimizer,
 
   batch_stage_ = PinnedBuffer(input_bytes_);
   stats_host_ = PinnedBuffer(sizeof(LossStats));
-  // The averaging traffic's buffers too: a peer that started must not find
-  // the device full at its first exchange.
-  snapshot_host_ = PinnedBuffer(n_params_ * sizeof(float));
-  delta_stage_ = PinnedBuffer(2 * n_params_ * sizeof(float));
-  delta_dev_ = DeviceBuffer(2 * n_params_ * sizeof(float));
 
-  // The ones vector for bias gradients, and zeroed optimizer state.
+  // The ones vector for bias gradients.
   std::vector<float> ones(max_batch, 1.0f);
   CUDA_CHECK(cudaMemcpyAsync(ones_, ones.data(), max_batch * sizeof(float), cudaMemcpyHostToDevice,
-                             stream_.get()));
-  if (n_state_ > 0) {
-    CUDA_CHECK(cudaMemsetAsync(state_.as<float>(), 0, n_state_ * sizeof(float), stream_.get()));
-  }
-  CUDA_CHECK(cudaMemsetAsync(grads_.as<float>(), 0, n_params_ * sizeof(float), stream_.get()));
-  CUDA_CHECK(cudaEventRecord(staged_.get(), stream_.get()));
-  CUDA_CHECK(cudaEventRecord(delta_staged_.get(), stream_.get()));
-  CUDA_CHECK(cudaStreamSynchronize(stream_.get()));
-}
-
-void CudaBackend::check_size(const char* op, size_t got, size_t want) const {
-  if (got != want) {
-    throw std::invalid_argument(std::string("cuda backend: ") + op + ": buffer has " +
-                                std::to_string(got) + " floats, the model needs " +
-                                std::to_string(want));
-  }
-}
-
-std::span<const float> CudaBackend::snapshot() {
-  activate();
-  float* host = snapshot_host_.as<float>();
-  CUDA_CHECK(cudaMemcpyAsync(host, params_.as<float>(), n_params_ * sizeof(float),
-                             cudaMemcpyDeviceToHost, stream_.get()));
-  CUDA_CHECK(cudaStreamSynchronize(stream_.get()));
-  return {host, n_params_};
-}
-
-void CudaBackend::apply_delta(float scale, std::span<const float> other,
-                              std::span<const float> own) {
-  activate();
-  check_size("apply_delta(other)", other.size(), n_params_);
-  check_size("apply_delta(own)", own.size(), n_params_);
-  const size_t bytes = n_params_ * sizeof(float);
-  float* stage = delta_stage_.as<float>();
-  CUDA_CHECK(cudaEventSynchronize(delta_staged_.get()));
-  std::memcpy(stage, other.data(), bytes);
-  std::memcpy(stage + n_params_, own.data(), bytes);
-  float* dev = delta_dev_.as<float>();
-  CUDA_CHECK(cudaMemcpyAsync(dev, stage, 2 * bytes, cudaMemcpyHostToDevice, stream_.get()));
-  CUDA_CHECK(cudaEventRecord(delta_staged_.get(), stream_.get()));
-  apply_delta_axpy(stream_.get(), params_.as<float>(), dev, dev + n_params_, n_params_, scale);
-}
-
-void CudaBackend::read_parameters(std::span<float> out) {
-  activate();
-  check_size("read_parameters", out.size(), n_params_);
-  CUDA_CHECK(cudaMemcpyAsync(out.data(), params_.as<float>(), n_params_ * sizeof(float),
-                             cudaMemcpyDeviceToHost, stream_.get()));
-  CUDA_CHECK(cudaStreamSynchronize(stream_.get()));
-}
-
-void CudaBackend::write_parameters(std::span<const float> in) {
-  activate();
-  check_size("write_parameters", in.size(), n_params_);
-  CUDA_CHECK(cudaMemcpyAsync(params_.as<float>(), in.data(), n_params_ * sizeof(float),
-                             cudaMemcpyHostToDevice, stream_.get()));
-  CUDA_CHECK(cudaStreamSynchronize(stream_.get()));
-}
-
-void CudaBackend::read_optimizer_state(std::span<float> out) {
-  activate();
-  check_size("read_optimizer_state", out.size(), n_state_);
-  if (n_state_ == 0) return;
-  CUDA_CHECK(cudaMemcpyAsync(out.data(), state_.as<float>(), n_state_ * sizeof(float),
-                             cudaMemcpyDeviceToHost, stream_.get()));
-  CUDA_CHECK(cudaStreamSynchronize(stream_.get()));
-}
-
-void CudaBackend::write_optimizer_state(std::span<const float> in) {
-  activate();
-  check_size("write_optimizer_state", in.size(), n_state_);
-  if (n_state_ == 0) return;
-  CUDA_CHECK(cudaMemcpyAsync(state_.as<float>(), in.data(), n_state_ * sizeof(float),
-                             cudaMemcpyHostToDevice, stream_.get()));
-  CUDA_CHECK(cudaStreamSynchronize(stream_.get()));
+                             stream()));
+  CUDA_CHECK(cudaEventRecord(staged_.get(), stream()));
+  CUDA_CHECK(cudaStreamSynchronize(stream()));
 }
 
 namespace {
@@ -243,12 +159,20 @@ core::Result<std::unique_ptr<Backend>> make_cuda_backend(const ModelSpec& model,
     return core::unavailable("cuda: " + probe.detail + "; use device \"cpu\" or \"auto\"");
   }
   try {
-    auto backend = std::make_unique<CudaBackend>(model, optimizer, options);
+    std::unique_ptr<Backend> backend;
+    if (model.is_gpt()) {
+      backend = build_cuda_gpt_backend(model, optimizer, options);
+    } else {
+      backend = std::make_unique<CudaBackend>(model, optimizer, options);
+    }
     std::vector<float> params(model.param_count());
     init_parameters(model, params);
     backend->write_parameters(params);
-    return std::unique_ptr<Backend>(std::move(backend));
+    return core::Result<std::unique_ptr<Backend>>(std::move(backend));
   } catch (const CudaError& e) {
+    // A failed allocation leaves its (non-sticky) error as the thread's last
+    // one; clear it, or the next backend's first launch check would report it.
+    (void)cudaGetLastError();
     return core::unavailable(std::string("cuda backend for ") + model.describe() + " (max_batch " +
                              std::to_string(options.max_batch) + ") could not start: " + e.what());
   }

@@ -75,8 +75,8 @@ CudaBackend::Inputs CudaBackend::upload_batch(const data::Batch& batch, int firs
     bytes += t_floats * sizeof(float);
     in.targets = reinterpret_cast<const float*>(input_ + x_bytes);
   }
-  CUDA_CHECK(cudaMemcpyAsync(input_, stage, bytes, cudaMemcpyHostToDevice, stream_.get()));
-  CUDA_CHECK(cudaEventRecord(staged_.get(), stream_.get()));
+  CUDA_CHECK(cudaMemcpyAsync(input_, stage, bytes, cudaMemcpyHostToDevice, stream()));
+  CUDA_CHECK(cudaEventRecord(staged_.get(), stream()));
   return in;
 }
 
@@ -88,7 +88,7 @@ void CudaBackend::forward(const float* x, int rows) {
     const Layer& L = layers_[l];
     const bool hidden = l + 1 < layers_.size();
     linear_forward(blas_.get(), L.pre, in, p + L.view.weight_offset, rows, L.view.in, L.view.out);
-    bias_act_forward(stream_.get(), L.pre, L.post, p + L.view.bias_offset, rows, L.view.out,
+    bias_act_forward(stream(), L.pre, L.post, p + L.view.bias_offset, rows, L.view.out,
                      hidden ? act : Act::kIdentity);
     in = L.post;
   }
@@ -97,15 +97,15 @@ void CudaBackend::forward(const float* x, int rows) {
 void CudaBackend::loss(const Inputs& in, int rows, float* dlogits) {
   const float* logits = layers_.back().pre;
   if (model_.loss == LossKind::kSoftmaxCrossEntropy) {
-    softmax_xent_forward_backward(stream_.get(), dlogits, row_loss_, row_correct_, logits,
-                                  in.labels, rows, outputs_);
+    softmax_xent_forward_backward(stream(), dlogits, row_loss_, row_correct_, logits, in.labels,
+                                  rows, outputs_);
   } else {
-    mse_forward_backward(stream_.get(), dlogits, row_loss_, row_correct_, logits, in.targets, rows,
+    mse_forward_backward(stream(), dlogits, row_loss_, row_correct_, logits, in.targets, rows,
                          outputs_);
   }
-  reduce_loss_stats(stream_.get(), stats_, row_loss_, row_correct_, rows);
+  reduce_loss_stats(stream(), stats_, row_loss_, row_correct_, rows);
   CUDA_CHECK(cudaMemcpyAsync(stats_host_.as<LossStats>(), stats_, sizeof(LossStats),
-                             cudaMemcpyDeviceToHost, stream_.get()));
+                             cudaMemcpyDeviceToHost, stream()));
 }
 
 void CudaBackend::backward(const float* x, int rows) {
@@ -120,31 +120,11 @@ void CudaBackend::backward(const float* x, int rows) {
     linear_backward(blas_.get(), dinp, g + L.view.weight_offset, g + L.view.bias_offset, dbuf_[cur],
                     layer_in, p + L.view.weight_offset, ones_, rows, L.view.in, L.view.out);
     if (l > 0) {
-      act_backward(stream_.get(), dinp, layers_[l - 1].pre, layers_[l - 1].post,
+      act_backward(stream(), dinp, layers_[l - 1].pre, layers_[l - 1].post,
                    static_cast<size_t>(rows) * L.view.in, act);
       cur = 1 - cur;
     }
   }
-}
-
-void CudaBackend::optimizer_update(float lr) {
-  float* x = params_.as<float>();
-  const float* g = grads_.as<float>();
-  float* s = state_.as<float>();
-  const OptimizerSpec& o = optimizer_;
-  const float wd = static_cast<float>(o.weight_decay);
-  if (o.kind == OptimizerKind::kSgd) {
-    sgd_update(stream_.get(), x, g, o.momentum == 0.0 ? nullptr : s, n_params_, lr,
-               static_cast<float>(o.momentum), wd, o.nesterov);
-    return;
-  }
-  // Bias corrections in double, as the host rule computes them.
-  const double t = static_cast<double>(steps_ + 1);
-  const float inv_bc1 = static_cast<float>(1.0 / (1.0 - std::pow(o.beta1, t)));
-  const float inv_bc2 = static_cast<float>(1.0 / (1.0 - std::pow(o.beta2, t)));
-  adam_update(stream_.get(), x, g, s, s + n_params_, n_params_, lr, static_cast<float>(o.beta1),
-              static_cast<float>(o.beta2), static_cast<float>(o.eps), wd, inv_bc1, inv_bc2,
-              o.kind == OptimizerKind::kAdamW);
 }
 
 float CudaBackend::train_step(const data::Batch& batch, float lr) {
@@ -158,10 +138,9 @@ float CudaBackend::train_step(const data::Batch& batch, float lr) {
   const Inputs in = upload_batch(batch, 0, rows);
   forward(in.x, rows);
   loss(in, rows, dbuf_[0]);
-  CUDA_CHECK(cudaEventRecord(loss_ready_.get(), stream_.get()));
+  CUDA_CHECK(cudaEventRecord(loss_ready_.get(), stream()));
   backward(in.x, rows);
   optimizer_update(lr);
-  ++steps_;
   // Wait for the loss only; backward and update keep running.
   CUDA_CHECK(cudaEventSynchronize(loss_ready_.get()));
   return static_cast<float>(stats_host_.as<LossStats>()->loss_sum / rows);
@@ -176,7 +155,7 @@ EvalStats CudaBackend::evaluate(const data::Batch& batch) {
     const Inputs in = upload_batch(batch, first, rows);
     forward(in.x, rows);
     loss(in, rows, nullptr);
-    CUDA_CHECK(cudaStreamSynchronize(stream_.get()));
+    CUDA_CHECK(cudaStreamSynchronize(stream()));
     const LossStats& s = *stats_host_.as<LossStats>();
     total.loss_sum += s.loss_sum;
     total.correct += s.correct;

@@ -76,15 +76,29 @@ void reduce_loss_stats(cudaStream_t s, LossStats* out, const float* row_loss,
 // One fused kernel per optimizer; the update rules are those of
 // include/gossip/train/optimizer.hpp and src/train/optimizer.cpp.
 
+// grad_scale (device, one float, may be null: 1) multiplies every g as the
+// kernel reads it: the clipping factor of grad_clip_factor().
 // sgd: v is null when momentum == 0 (plain SGD).
-void sgd_update(cudaStream_t s, float* x, const float* g, float* v, size_t n, float lr,
-                float momentum, float weight_decay, bool nesterov);
+void sgd_update(cudaStream_t s, float* x, const float* g, const float* grad_scale, float* v,
+                size_t n, float lr, float momentum, float weight_decay, bool nesterov);
 
 // adam (decoupled == false) and adamw (decoupled == true); m and v are the two
 // halves of the state buffer; inv_bc1/2 = 1 / (1 - beta^t).
-void adam_update(cudaStream_t s, float* x, const float* g, float* m, float* v, size_t n, float lr,
-                 float beta1, float beta2, float eps, float weight_decay, float inv_bc1,
-                 float inv_bc2, bool decoupled);
+void adam_update(cudaStream_t s, float* x, const float* g, const float* grad_scale, float* m,
+                 float* v, size_t n, float lr, float beta1, float beta2, float eps,
+                 float weight_decay, float inv_bc1, float inv_bc2, bool decoupled);
+
+// Partial sums grad_clip_factor() needs: a fixed partition of the buffer, so
+// the sum is taken in the same order on every run and every device.
+inline constexpr int kClipPartials = 1024;
+
+// *factor (device) = min(1, max_norm / (||g||_2 + 1e-6)), PyTorch's
+// clip_grad_norm_ factor; the squares are summed in double, each of the
+// kClipPartials blocks over a fixed strided slice in a fixed tree, then the
+// partials in one block: deterministic, no atomics. `partials` holds
+// kClipPartials doubles. Requires max_norm > 0.
+void grad_clip_factor(cudaStream_t s, float* factor, double* partials, const float* g, size_t n,
+                      double max_norm);
 
 // Throws CudaError when this binary holds no kernel the current device can
 // run (a GPU older than the PTX/SASS built in meson.build).

@@ -16,6 +16,7 @@
 // mailbox.cpp, schedule.cpp and exchange_machine.cpp (the decisions).
 #pragma once
 
+#include <asio/experimental/channel.hpp>
 #include <asio/io_context.hpp>
 #include <asio/steady_timer.hpp>
 #include <asio/strand.hpp>
@@ -73,6 +74,32 @@ enum class ParamPath : uint8_t {
   kStaged,
 };
 
+// One event of an exchange, as the network, the trainer thread or a helper
+// coroutine reports it to the exchange's coroutine (through its channel).
+struct ExchangeEvent {
+  enum class Kind : uint8_t {
+    kDialed,  // session or status
+    kReply,   // weight
+    kBusy,
+    kRefuse,  // code, text
+    kAck,
+    kOtherSnapshot,  // status: received and validated, or why not
+    kOwnSnapshot,    // the trainer took ours (responder)
+    kOwnSent,        // status
+    kClosed,         // status
+    kStop,
+  };
+  ExchangeEvent() = default;  // the channel needs it
+  ExchangeEvent(Kind k, core::Status st = core::Status::ok()) : kind(k), status(std::move(st)) {}
+  Kind kind = Kind::kStop;
+  core::Status status;
+  double weight = 0;
+  RefuseCode code = RefuseCode::kUnspecified;
+  std::string text;
+  std::shared_ptr<net::Session> session;
+};
+using EventChannel = asio::experimental::channel<void(asio::error_code, ExchangeEvent)>;
+
 struct Exchange {
   Exchange(Strand strand, std::shared_ptr<BufferPool> pool, WireFormat format, size_t count,
            ExchangeMachine machine);
@@ -101,7 +128,8 @@ struct Exchange {
   Clock::time_point t0 = Clock::now();
   std::shared_ptr<BufferPool> pool;
   std::unique_ptr<Buffers> buf;
-  asio::steady_timer timer;
+  asio::steady_timer timer;  // at the machine's deadline
+  EventChannel events;       // strand only
 };
 
 // Snapshot and apply (snapshot.cpp): the only code that reaches the live
@@ -209,20 +237,26 @@ struct Core final : net::SessionHandler, std::enable_shared_from_this<Core> {
   void on_blob_end(net::Session& s, uint32_t stream_id, const core::Status& st) override;
   void on_closed(net::Session& s, const core::Status& reason) override;
 
-  // Exchange protocol (exchange.cpp), strand only. Network events are fed to
-  // the exchange's machine (the `for_current` lookup drops stale ones) and
-  // act() carries out its decision.
-  asio::awaitable<void> run_initiator(std::shared_ptr<Exchange> ex, Member peer);
+  // Exchange protocol (exchange.cpp), strand only. Each exchange is one
+  // coroutine, initiate() or respond(), that awaits its events (deliver()
+  // puts them in its channel), feeds them to its ExchangeMachine and carries
+  // out the decisions, until the machine says it ended.
+  asio::awaitable<void> initiate(std::shared_ptr<Exchange> ex, Member peer);
+  asio::awaitable<void> respond(std::shared_ptr<Exchange> ex);
+  asio::awaitable<void> run_to_end(std::shared_ptr<Exchange> ex);
+  asio::awaitable<ExchangeEvent> next_event(Exchange& ex);
   void handle_offer(std::shared_ptr<net::Session> s, Offer offer);
   void handle_snapshot_blob(net::Session* s, uint64_t xid, core::Status st);
   void handle_refuse(net::Session* s, Refuse refuse);
   void handle_busy(net::Session* s, uint64_t xid);
+  // The exchange in flight with `s` and `xid`, if any.
   std::shared_ptr<Exchange> for_current(net::Session* s, uint64_t xid);
-  void act(const std::shared_ptr<Exchange>& ex, const Decision& d);
+  void deliver(const std::shared_ptr<Exchange>& ex, ExchangeEvent ev);
+  // Carries out `d`; returns whether the exchange ended.
+  bool act(const std::shared_ptr<Exchange>& ex, const Decision& d);
   void send_own(std::shared_ptr<Exchange> ex);
   void finish(const std::shared_ptr<Exchange>& ex, const Decision& d);
   std::shared_ptr<net::Session> find_session(const std::string& peer_id);
-  void arm_timer(const std::shared_ptr<Exchange>& ex);
 
   // State sync (state_sync.cpp), strand only unless noted.
   void handle_state_req(std::shared_ptr<net::Session> s, StateRequest req);

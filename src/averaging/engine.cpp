@@ -69,7 +69,13 @@ void BufferPool::give(std::unique_ptr<Buffers> b) {
 
 Exchange::Exchange(Strand strand, std::shared_ptr<BufferPool> p, WireFormat f, size_t n,
                    ExchangeMachine m)
-    : machine(m), format(f), count(n), pool(std::move(p)), buf(pool->take(f, n)), timer(strand) {}
+    : machine(m),
+      format(f),
+      count(n),
+      pool(std::move(p)),
+      buf(pool->take(f, n)),
+      timer(strand),
+      events(strand, 16) {}
 Exchange::~Exchange() { pool->give(std::move(buf)); }
 
 std::span<uint8_t> Exchange::own_wire() {
@@ -218,7 +224,9 @@ void Core::on_frame(net::Session& s, uint8_t type, std::span<const uint8_t> body
         post([self, sp, xid = *m] { self->handle_busy(sp.get(), xid); });
       } else {
         post([self, sp, xid = *m] {
-          if (auto ex = self->for_current(sp.get(), xid)) self->act(ex, ex->machine.on_ack());
+          if (auto ex = self->for_current(sp.get(), xid)) {
+            self->deliver(ex, {ExchangeEvent::Kind::kAck});
+          }
         });
       }
       return;
@@ -316,7 +324,7 @@ void Engine::between_steps(train::Backend& backend, int64_t step) {
     detail::take_snapshot(backend, *ex);
     ex->step = step;
     c.post([self, ex] {
-      if (self->current_ == ex) self->act(ex, ex->machine.on_own_snapshot());
+      if (self->current_ == ex) self->deliver(ex, {detail::ExchangeEvent::Kind::kOwnSnapshot});
     });
   }
   for (auto& serve : work.states) {
@@ -346,7 +354,7 @@ void Engine::between_steps(train::Backend& backend, int64_t step) {
   ex->step = step;
   ex->t0 = now;
   detail::take_snapshot(backend, *ex);
-  asio::co_spawn(c.strand_, c.run_initiator(ex, *peer), asio::detached);
+  asio::co_spawn(c.strand_, c.initiate(ex, *peer), asio::detached);
 }
 
 bool Engine::wait_for_work(std::chrono::milliseconds max_wait) {
@@ -402,7 +410,7 @@ void Engine::stop() {
       serve->session->try_send_frame(kBusy, encode_xid(serve->xid));
       --self->serving_;
     }
-    if (auto ex = self->current_) self->act(ex, ex->machine.on_stop());
+    if (auto ex = self->current_) self->deliver(ex, {detail::ExchangeEvent::Kind::kStop});
     auto fetches = self->fetches_;
     for (auto& [xid, f] : fetches) {
       self->finish_fetch(f, core::Status(core::Code::kClosed, "averaging engine stopped"));

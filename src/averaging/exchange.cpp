@@ -1,8 +1,16 @@
-// Running an exchange on the engine's strand: dialing and OFFER, answering
-// OFFERs, streaming our snapshot, validating the partner's, the timeout, and
-// carrying out what the exchange's ExchangeMachine decides (act / finish).
+// Running an exchange on the engine's strand, one coroutine per side:
+//   initiate: dial, OFFER, then REPLY or BUSY, then our blob out and the
+//             partner's in and validated, ACKs both ways (in any order),
+//             then the hand-off to the trainer thread;
+//   respond:  (handle_offer checked the OFFER and sent REPLY) the trainer's
+//             snapshot, then the same as above.
+// Frames, blobs, the trainer and helper coroutines (dial, send) report events
+// through the exchange's channel; each receive races the exchange's timer.
+// Every decision (what an event means, when to apply, what counts as
+// failure) is the ExchangeMachine's: this file only carries them out.
 #include <asio/co_spawn.hpp>
 #include <asio/detached.hpp>
+#include <asio/experimental/awaitable_operators.hpp>
 #include <asio/use_awaitable.hpp>
 
 #include "core.hpp"
@@ -11,7 +19,44 @@
 namespace gossip::averaging::detail {
 
 namespace {
+
+using Kind = ExchangeEvent::Kind;
+
 std::string short_id(const std::string& id) { return id.substr(0, 12); }
+
+// The machine's reading of one event. The timer arrives as kStop with a
+// kTimeout status (next_event).
+Decision feed(ExchangeMachine& m, const ExchangeEvent& ev, const std::string& partner) {
+  switch (ev.kind) {
+    case Kind::kDialed:
+      return m.on_link_error(ev.status);  // only when the dial failed
+    case Kind::kReply:
+      return m.on_reply(ev.weight);
+    case Kind::kBusy:
+      return m.on_busy();
+    case Kind::kRefuse:
+      return m.on_refuse(ev.code, ev.text, partner);
+    case Kind::kAck:
+      return m.on_ack();
+    case Kind::kOtherSnapshot:
+      return m.on_other_snapshot(ev.status);
+    case Kind::kOwnSnapshot:
+      return m.on_own_snapshot();
+    case Kind::kOwnSent:
+      return m.on_own_sent(ev.status);
+    case Kind::kClosed:
+      return m.on_closed(ev.status);
+    case Kind::kStop:
+      // The timer fired at the deadline: never let clock granularity make
+      // the machine see "not yet" and leave the exchange without a timeout.
+      if (ev.status.code() == core::Code::kTimeout) {
+        return m.on_time(std::max(Clock::now(), m.deadline()));
+      }
+      return m.on_stop();
+  }
+  return {};
+}
+
 }  // namespace
 
 std::shared_ptr<net::Session> Core::find_session(const std::string& peer_id) {
@@ -30,45 +75,91 @@ std::shared_ptr<Exchange> Core::for_current(net::Session* s, uint64_t xid) {
   return nullptr;
 }
 
-void Core::arm_timer(const std::shared_ptr<Exchange>& ex) {
-  ex->timer.expires_at(ex->machine.deadline());
-  auto self = shared_from_this();
-  ex->timer.async_wait([self, ex](const asio::error_code& ec) {
-    if (ec) return;
-    // The timer fired at the deadline: never let clock granularity make the
-    // machine see "not yet" and leave the exchange without a timeout.
-    self->act(ex, ex->machine.on_time(std::max(Clock::now(), ex->machine.deadline())));
-  });
+void Core::deliver(const std::shared_ptr<Exchange>& ex, ExchangeEvent ev) {
+  // An exchange sees about eight events; only a partner flooding duplicate
+  // frames (which the machine ignores anyway) could fill the 16 slots.
+  if (!ex->events.try_send(asio::error_code{}, std::move(ev))) {
+    core::log_rate_limited(
+        core::LogLevel::kWarn, "averaging", "event-overflow",
+        "dropped an event of exchange " + std::to_string(ex->xid()) + ": its queue is full");
+  }
 }
 
-asio::awaitable<void> Core::run_initiator(std::shared_ptr<Exchange> ex, Member peer) {
+asio::awaitable<ExchangeEvent> Core::next_event(Exchange& ex) {
+  using namespace asio::experimental::awaitable_operators;
+  auto r = co_await (ex.events.async_receive(asio::use_awaitable) ||
+                     ex.timer.async_wait(asio::use_awaitable));
+  if (r.index() == 0) co_return std::get<0>(std::move(r));
+  co_return ExchangeEvent{Kind::kStop, core::timeout_error("exchange deadline")};
+}
+
+asio::awaitable<void> Core::run_to_end(std::shared_ptr<Exchange> ex) {
+  while (!ex->machine.ended()) {
+    const ExchangeEvent ev = co_await next_event(*ex);
+    act(ex, feed(ex->machine, ev, ex->peer_id));
+  }
+}
+
+asio::awaitable<void> Core::initiate(std::shared_ptr<Exchange> ex, Member peer) {
   if (current_ && !current_->machine.ended()) {
     act(ex, ex->machine.on_link_error(core::internal_error("an exchange is already in flight")));
     co_return;
   }
   current_ = ex;
-  arm_timer(ex);
+  ex->timer.expires_at(ex->machine.deadline());
   if (mailbox_.stopping()) {
     act(ex, ex->machine.on_stop());
     co_return;
   }
-  auto s = find_session(peer.peer_id);
-  if (!s) {
-    auto r = co_await node_.dial(peer.address(), peer.peer_id);
-    if (ex->machine.ended()) co_return;  // timed out or stopped meanwhile
-    if (!r) {
-      act(ex, ex->machine.on_link_error(r.status().with_context("dial " + short_id(peer.peer_id) +
-                                                                " at " + peer.address())));
+  try {
+    // Dial. The dial reports through the channel, so a timeout or stop()
+    // ends the exchange at once even while the dial still hangs.
+    auto s = find_session(peer.peer_id);
+    if (!s) {
+      auto self = shared_from_this();
+      asio::co_spawn(
+          strand_,
+          [self, ex, peer]() -> asio::awaitable<void> {
+            auto r = co_await self->node_.dial(peer.address(), peer.peer_id);
+            ExchangeEvent ev{Kind::kDialed};
+            if (r) {
+              ev.session = *r;
+            } else {
+              ev.status = r.status().with_context("dial " + short_id(peer.peer_id) + " at " +
+                                                  peer.address());
+            }
+            if (!ex->machine.ended()) self->deliver(ex, std::move(ev));
+          },
+          asio::detached);
+      const ExchangeEvent ev = co_await next_event(*ex);
+      if (ev.kind != Kind::kDialed || !ev.session) {
+        act(ex, feed(ex->machine, ev, ex->peer_id));  // dial failed, timed out or stopped
+        co_return;
+      }
+      s = ev.session;
+      sessions_.emplace(peer.peer_id, s);
+    }
+    // OFFER; then REPLY or BUSY, both blobs and both ACKs.
+    ex->session = s;
+    blobs_.expect(s.get(), {kSnapshotBlob, ex->xid(), ex->other_wire(), ex});
+    const Offer offer{ex->xid(),  ex->step,  ex->machine.w_own(),
+                      ex->format, ex->count, fingerprint_};
+    if (!s->try_send_frame(kOffer, encode(offer))) {
+      act(ex,
+          ex->machine.on_link_error(core::Status(core::Code::kClosed, "could not queue OFFER")));
       co_return;
     }
-    s = *r;
-    sessions_.emplace(peer.peer_id, s);
+    co_await run_to_end(ex);
+  } catch (const std::exception& e) {
+    act(ex, ex->machine.on_link_error(core::internal_error(std::string("exchange: ") + e.what())));
   }
-  ex->session = s;
-  blobs_.expect(s.get(), {kSnapshotBlob, ex->xid(), ex->other_wire(), ex});
-  const Offer offer{ex->xid(), ex->step, ex->machine.w_own(), ex->format, ex->count, fingerprint_};
-  if (!s->try_send_frame(kOffer, encode(offer))) {
-    act(ex, ex->machine.on_link_error(core::Status(core::Code::kClosed, "could not queue OFFER")));
+}
+
+asio::awaitable<void> Core::respond(std::shared_ptr<Exchange> ex) {
+  try {
+    co_await run_to_end(ex);  // starts with waiting for the trainer's snapshot
+  } catch (const std::exception& e) {
+    act(ex, ex->machine.on_link_error(core::internal_error(std::string("exchange: ") + e.what())));
   }
 }
 
@@ -94,13 +185,14 @@ void Core::handle_offer(std::shared_ptr<net::Session> s, Offer offer) {
   ex->peer_id = s->peer_id();
   ex->session = s;
   current_ = ex;
-  arm_timer(ex);
+  ex->timer.expires_at(ex->machine.deadline());
   blobs_.expect(s.get(), {kSnapshotBlob, ex->xid(), ex->other_wire(), ex});
   if (!s->try_send_frame(kReply, encode(Reply{ex->xid(), opt_.weight}))) {
     act(ex, ex->machine.on_link_error(core::Status(core::Code::kClosed, "could not queue REPLY")));
     return;
   }
-  mailbox_.want_snapshot(ex);  // the machine sends ours once the trainer took it
+  mailbox_.want_snapshot(ex);
+  asio::co_spawn(strand_, respond(ex), asio::detached);
 }
 
 void Core::handle_busy(net::Session* s, uint64_t xid) {
@@ -108,7 +200,7 @@ void Core::handle_busy(net::Session* s, uint64_t xid) {
     finish_fetch(f, core::Status(core::Code::kBusy, "donor busy serving other joiners"));
     return;
   }
-  if (auto ex = for_current(s, xid)) act(ex, ex->machine.on_busy());
+  if (auto ex = for_current(s, xid)) deliver(ex, {Kind::kBusy});
 }
 
 void Core::handle_refuse(net::Session* s, Refuse refuse) {
@@ -117,7 +209,10 @@ void Core::handle_refuse(net::Session* s, Refuse refuse) {
     return;
   }
   if (auto ex = for_current(s, refuse.xid)) {
-    act(ex, ex->machine.on_refuse(refuse.code, refuse.reason, s->peer_id()));
+    ExchangeEvent ev{Kind::kRefuse};
+    ev.code = refuse.code;
+    ev.text = std::move(refuse.reason);
+    deliver(ex, std::move(ev));
   }
 }
 
@@ -134,7 +229,7 @@ void Core::handle_snapshot_blob(net::Session* s, uint64_t xid, core::Status st) 
                          std::to_string(ex->count));
     }
   }
-  act(ex, ex->machine.on_other_snapshot(st));
+  deliver(ex, {Kind::kOtherSnapshot, std::move(st)});
 }
 
 void Core::send_own(std::shared_ptr<Exchange> ex) {
@@ -145,15 +240,16 @@ void Core::send_own(std::shared_ptr<Exchange> ex) {
         const auto header = blob_header(kSnapshotBlob, ex->xid());
         auto st = co_await ex->session->send_blob(header, ex->own_wire());
         if (st) self->counters_.add([&](Counters& c) { c.bytes_out += ex->own_wire().size(); });
-        self->act(ex, ex->machine.on_own_sent(st));
+        if (!ex->machine.ended()) self->deliver(ex, {Kind::kOwnSent, std::move(st)});
       },
       asio::detached);
 }
 
-void Core::act(const std::shared_ptr<Exchange>& ex, const Decision& d) {
+bool Core::act(const std::shared_ptr<Exchange>& ex, const Decision& d) {
   if (d.send_own) send_own(ex);
   if (d.send_ack) ex->session->try_send_frame(kAck, encode_xid(ex->xid()));
   if (d.ended) finish(ex, d);
+  return d.ended.has_value();
 }
 
 void Core::finish(const std::shared_ptr<Exchange>& ex, const Decision& d) {

@@ -128,7 +128,7 @@ struct Exchange {
   Clock::time_point t0 = Clock::now();
   std::shared_ptr<BufferPool> pool;
   std::unique_ptr<Buffers> buf;
-  asio::steady_timer timer;  // at the machine's deadline
+  asio::steady_timer timer;  // at the machine's deadline (arm_timer)
   EventChannel events;       // strand only
 };
 
@@ -257,6 +257,7 @@ struct Core final : net::SessionHandler, std::enable_shared_from_this<Core> {
   void send_own(std::shared_ptr<Exchange> ex);
   void finish(const std::shared_ptr<Exchange>& ex, const Decision& d);
   std::shared_ptr<net::Session> find_session(const std::string& peer_id);
+  void arm_timer(const std::shared_ptr<Exchange>& ex);  // reports kTimeout at the deadline
 
   // State sync (state_sync.cpp), strand only unless noted.
   void handle_state_req(std::shared_ptr<net::Session> s, StateRequest req);

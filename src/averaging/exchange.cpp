@@ -5,12 +5,11 @@
 //   respond:  (handle_offer checked the OFFER and sent REPLY) the trainer's
 //             snapshot, then the same as above.
 // Frames, blobs, the trainer and helper coroutines (dial, send) report events
-// through the exchange's channel; each receive races the exchange's timer.
+// through the exchange's channel, and so does the exchange's timer.
 // Every decision (what an event means, when to apply, what counts as
 // failure) is the ExchangeMachine's: this file only carries them out.
 #include <asio/co_spawn.hpp>
 #include <asio/detached.hpp>
-#include <asio/experimental/awaitable_operators.hpp>
 #include <asio/use_awaitable.hpp>
 
 #include "core.hpp"
@@ -25,7 +24,7 @@ using Kind = ExchangeEvent::Kind;
 std::string short_id(const std::string& id) { return id.substr(0, 12); }
 
 // The machine's reading of one event. The timer arrives as kStop with a
-// kTimeout status (next_event).
+// kTimeout status (arm_timer).
 Decision feed(ExchangeMachine& m, const ExchangeEvent& ev, const std::string& partner) {
   switch (ev.kind) {
     case Kind::kDialed:
@@ -86,11 +85,22 @@ void Core::deliver(const std::shared_ptr<Exchange>& ex, ExchangeEvent ev) {
 }
 
 asio::awaitable<ExchangeEvent> Core::next_event(Exchange& ex) {
-  using namespace asio::experimental::awaitable_operators;
-  auto r = co_await (ex.events.async_receive(asio::use_awaitable) ||
-                     ex.timer.async_wait(asio::use_awaitable));
-  if (r.index() == 0) co_return std::get<0>(std::move(r));
-  co_return ExchangeEvent{Kind::kStop, core::timeout_error("exchange deadline")};
+  co_return co_await ex.events.async_receive(asio::use_awaitable);
+}
+
+void Core::arm_timer(const std::shared_ptr<Exchange>& ex) {
+  // The timer is one more event source: at the deadline it reports through
+  // the channel like the rest. (Racing each receive against the timer with
+  // awaitable_operators' || would cost two child coroutines and a
+  // cancellation per event, several strand hops each.)
+  ex->timer.expires_at(ex->machine.deadline());
+  std::weak_ptr<Exchange> weak = ex;
+  auto self = shared_from_this();
+  ex->timer.async_wait([self, weak](const asio::error_code& ec) {
+    auto ex = weak.lock();
+    if (ec || !ex || ex->machine.ended()) return;
+    self->deliver(ex, {Kind::kStop, core::timeout_error("exchange deadline")});
+  });
 }
 
 asio::awaitable<void> Core::run_to_end(std::shared_ptr<Exchange> ex) {
@@ -106,7 +116,7 @@ asio::awaitable<void> Core::initiate(std::shared_ptr<Exchange> ex, Member peer) 
     co_return;
   }
   current_ = ex;
-  ex->timer.expires_at(ex->machine.deadline());
+  arm_timer(ex);
   if (mailbox_.stopping()) {
     act(ex, ex->machine.on_stop());
     co_return;
@@ -185,7 +195,7 @@ void Core::handle_offer(std::shared_ptr<net::Session> s, Offer offer) {
   ex->peer_id = s->peer_id();
   ex->session = s;
   current_ = ex;
-  ex->timer.expires_at(ex->machine.deadline());
+  arm_timer(ex);
   blobs_.expect(s.get(), {kSnapshotBlob, ex->xid(), ex->other_wire(), ex});
   if (!s->try_send_frame(kReply, encode(Reply{ex->xid(), opt_.weight}))) {
     act(ex, ex->machine.on_link_error(core::Status(core::Code::kClosed, "could not queue REPLY")));

@@ -6,9 +6,10 @@
 //   - BlobRegistry (own mutex): blobs we expect / are receiving, read by the
 //     session strands in on_blob_begin;
 //   - CounterBoard (own mutex): the counters, from any thread;
-//   - XidSource (own mutex): exchange and request ids.
-// Each of the four mutexes is a leaf: no code holds one while taking another,
-// so there is no lock order to get wrong.
+//   - XidSource (own mutex): exchange and request ids;
+//   - BufferPool (own mutex): recycled snapshot buffers.
+// Each of these five mutexes is a leaf: no code holds one while taking
+// another, so there is no lock order to get wrong.
 //
 // Files: engine.cpp (trainer-thread side, session callbacks), exchange.cpp
 // (running an exchange on the strand), snapshot.cpp (the one place that

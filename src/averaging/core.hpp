@@ -1,34 +1,43 @@
-// Internal state of an averaging Engine, shared by the trainer-side code
-// (engine.cpp), the exchange protocol (exchange.cpp) and state sync
-// (state_sync.cpp).
+// Internal state of an averaging Engine, split by concern. Who touches what:
+//   - strand-only (Core): the exchange in flight and its ExchangeMachine,
+//     sessions by peer, state fetches and serves;
+//   - Mailbox (mailbox.hpp, own mutex): the hand-off between the strand and
+//     the trainer thread, the exchange slot and the Schedule;
+//   - BlobRegistry (own mutex): blobs we expect / are receiving, read by the
+//     session strands in on_blob_begin;
+//   - CounterBoard (own mutex): the counters, from any thread;
+//   - XidSource (own mutex): exchange and request ids;
+//   - BufferPool (own mutex): recycled snapshot buffers.
+// Each of these five mutexes is a leaf: no code holds one while taking
+// another, so there is no lock order to get wrong.
 //
-// Three regions, each with one guard:
-//   - strand-only: the exchange in flight, sessions by peer, state fetches;
-//   - mail_mu_: the hand-off mailbox between the strand and the trainer
-//     thread (the exchange slot, snapshot wanted, delta ready, state
-//     requests) and the schedule (backoff);
-//   - blob_mu_: blobs we expect / are receiving, read synchronously by the
-//     session strands in on_blob_begin.
+// Files: engine.cpp (trainer-thread side, session callbacks), exchange.cpp
+// (running an exchange on the strand), snapshot.cpp (the one place that
+// decides how parameters are read and deltas applied), state_sync.cpp,
+// mailbox.cpp, schedule.cpp and exchange_machine.cpp (the decisions).
 #pragma once
 
+#include <asio/experimental/channel.hpp>
 #include <asio/io_context.hpp>
 #include <asio/steady_timer.hpp>
 #include <asio/strand.hpp>
 #include <chrono>
-#include <condition_variable>
 #include <deque>
+#include <functional>
 #include <future>
 #include <map>
 #include <memory>
 #include <mutex>
+#include <optional>
 #include <random>
 
 #include "gossip/averaging/engine.hpp"
+#include "gossip/averaging/exchange_machine.hpp"
 #include "gossip/averaging/protocol.hpp"
+#include "mailbox.hpp"
 
 namespace gossip::averaging::detail {
 
-using Clock = std::chrono::steady_clock;
 using Strand = asio::strand<asio::io_context::executor_type>;
 
 // Uninitialised float storage that only grows: zero-filling (or faulting in)
@@ -53,41 +62,85 @@ struct BufferPool {
   void give(std::unique_ptr<Buffers> b);
 };
 
+// How this exchange reads the parameters and applies its delta; decided once,
+// when our snapshot is taken (snapshot.cpp).
+enum class ParamPath : uint8_t {
+  // The backend's parameters live in host memory (Backend::host_parameters):
+  // quantize straight from them, and apply from both wire blobs in one pass
+  // that also computes ||delta||^2, on the trainer thread.
+  kInPlace,
+  // Anything else (CUDA): Backend::snapshot() to take, Backend::apply_delta()
+  // with dequantized float arrays to apply; the strand dequantizes and takes
+  // the norm before the hand-off so the trainer only applies.
+  kStaged,
+};
+
+// One event of an exchange, as the network, the trainer thread or a helper
+// coroutine reports it to the exchange's coroutine (through its channel).
+struct ExchangeEvent {
+  enum class Kind : uint8_t {
+    kDialed,  // session or status
+    kReply,   // weight
+    kBusy,
+    kRefuse,  // code, text
+    kAck,
+    kOtherSnapshot,  // status: received and validated, or why not
+    kOwnSnapshot,    // the trainer took ours (responder)
+    kOwnSent,        // status
+    kClosed,         // status
+    kStop,
+  };
+  ExchangeEvent() = default;  // the channel needs it
+  ExchangeEvent(Kind k, core::Status st = core::Status::ok()) : kind(k), status(std::move(st)) {}
+  Kind kind = Kind::kStop;
+  core::Status status;
+  double weight = 0;
+  RefuseCode code = RefuseCode::kUnspecified;
+  std::string text;
+  std::shared_ptr<net::Session> session;
+};
+using EventChannel = asio::experimental::channel<void(asio::error_code, ExchangeEvent)>;
+
 struct Exchange {
-  Exchange(Strand strand, std::shared_ptr<BufferPool> pool, WireFormat format, size_t count);
+  Exchange(Strand strand, std::shared_ptr<BufferPool> pool, WireFormat format, size_t count,
+           ExchangeMachine machine);
   ~Exchange();  // returns the buffers to the pool
 
   std::span<uint8_t> own_wire();
   std::span<uint8_t> other_wire();
-  // Staged path only (the backend's parameters are not in host memory, so
-  // the delta goes through Backend::apply_delta with float arrays):
-  // allocates own/other dequantized arrays (bf16/fp16; fp32 uses the wire).
+  // kStaged only: allocates own/other dequantized arrays (bf16/fp16; fp32
+  // uses the wire buffers).
   void stage_values();
   std::span<float> own_values();    // dq(q(s_own))
   std::span<float> other_values();  // dq(q(s_other)), after decode
 
-  uint64_t xid = 0;
-  bool initiator = false;
+  // Strand only: every protocol decision about this exchange.
+  ExchangeMachine machine;
+  uint64_t xid() const { return machine.xid(); }
+  bool initiator() const { return machine.role() == Role::kInitiator; }
   WireFormat format;
   size_t count;
   std::string peer_id;
   std::shared_ptr<net::Session> session;
-  double w_own = 1, w_other = 1;
-  // Direct path (set with the own snapshot, on the trainer thread, before it
-  // is posted): the backend exposes host parameters, so the trainer applies
-  // the delta straight from both wire blobs (apply_wire_delta) and computes
-  // delta_sq in that pass. Staged path: own_values()/other_values() hold the
-  // dequantized snapshots and delta_sq is computed on the strand.
-  bool direct = false;
+  // Set with our snapshot (trainer thread, before it is posted to the strand).
+  ParamPath path = ParamPath::kStaged;
   double delta_sq = 0;  // ||s_other - s_own||^2
   int64_t step = 0;
   Clock::time_point t0 = Clock::now();
   std::shared_ptr<BufferPool> pool;
   std::unique_ptr<Buffers> buf;
-  asio::steady_timer timer;
-  // Strand-only progress flags.
-  bool replied = false, other_ok = false, peer_acked = false, own_sent = false, finished = false;
+  asio::steady_timer timer;  // at the machine's deadline (arm_timer)
+  EventChannel events;       // strand only
 };
+
+// Snapshot and apply (snapshot.cpp): the only code that reaches the live
+// parameters for averaging. Trainer thread, between steps.
+void take_snapshot(train::Backend& backend, Exchange& ex);
+// Strand, once the exchange applies: for kStaged, dequantizes the partner's
+// snapshot and computes delta_sq, so the trainer thread only applies.
+void prepare_apply(Exchange& ex);
+// Trainer thread: x += scale * (s_other - s_own). Returns ||applied delta||.
+double apply_delta(train::Backend& backend, Exchange& ex);
 
 // A state snapshot being served to a joiner.
 struct StateServe {
@@ -118,9 +171,65 @@ struct BlobSlot {
   std::shared_ptr<void> keep;
 };
 
+// Blobs we expect (by session and xid) and are receiving (by session and
+// stream). Any thread; its mutex is a leaf.
+class BlobRegistry {
+ public:
+  void expect(const net::Session* s, BlobSlot slot);
+  void unexpect(const net::Session* s, uint64_t xid);
+  void forget(const net::Session* s);  // the session closed
+  // BLOB_BEGIN for (s, xid, type): the destination, moved to "receiving"
+  // under `stream`; or the slot, removed, when the announced size is wrong;
+  // or nullopt when nothing of that type and xid was expected.
+  struct Begin {
+    std::optional<std::span<uint8_t>> dest;
+    std::optional<BlobSlot> wrong_size;
+  };
+  Begin begin(const net::Session* s, uint64_t xid, uint8_t type, uint32_t stream,
+              uint64_t total_bytes);
+  std::optional<BlobSlot> end(const net::Session* s, uint32_t stream);
+
+ private:
+  std::mutex mu_;
+  std::map<std::pair<const net::Session*, uint64_t>, BlobSlot> expected_;   // by xid
+  std::map<std::pair<const net::Session*, uint32_t>, BlobSlot> receiving_;  // by stream
+};
+
+// The counters, from any thread; its mutex is a leaf.
+class CounterBoard {
+ public:
+  void add(const std::function<void(Counters&)>& fn) {
+    std::lock_guard l(mu_);
+    fn(counters_);
+  }
+  Counters get() const {
+    std::lock_guard l(mu_);
+    return counters_;
+  }
+
+ private:
+  mutable std::mutex mu_;
+  Counters counters_;
+};
+
+// Exchange and request ids: random, < 2^53, never 0. Any thread.
+class XidSource {
+ public:
+  explicit XidSource(uint64_t seed) : rng_(seed) {}
+  uint64_t next() {
+    std::lock_guard l(mu_);
+    return (rng_() >> 11) | 1;
+  }
+
+ private:
+  std::mutex mu_;
+  std::mt19937_64 rng_;
+};
+
 struct Core final : net::SessionHandler, std::enable_shared_from_this<Core> {
+  // `seed` (non-zero) drives exchange ids and the schedule's jitter.
   Core(asio::io_context& io, net::Node& node, std::shared_ptr<PeerDirectory> directory,
-       ModelIdentity model, Options options);
+       ModelIdentity model, Options options, uint64_t seed);
 
   // SessionHandler (session strands): parse, then post to strand_.
   void on_open(net::Session& s) override;
@@ -129,24 +238,27 @@ struct Core final : net::SessionHandler, std::enable_shared_from_this<Core> {
   void on_blob_end(net::Session& s, uint32_t stream_id, const core::Status& st) override;
   void on_closed(net::Session& s, const core::Status& reason) override;
 
-  // Exchange protocol (exchange.cpp), strand only.
-  asio::awaitable<void> run_initiator(std::shared_ptr<Exchange> ex, Member peer);
+  // Exchange protocol (exchange.cpp), strand only. Each exchange is one
+  // coroutine, initiate() or respond(), that awaits its events (deliver()
+  // puts them in its channel), feeds them to its ExchangeMachine and carries
+  // out the decisions, until the machine says it ended.
+  asio::awaitable<void> initiate(std::shared_ptr<Exchange> ex, Member peer);
+  asio::awaitable<void> respond(std::shared_ptr<Exchange> ex);
+  asio::awaitable<void> run_to_end(std::shared_ptr<Exchange> ex);
+  asio::awaitable<ExchangeEvent> next_event(Exchange& ex);
   void handle_offer(std::shared_ptr<net::Session> s, Offer offer);
-  void handle_reply(net::Session* s, Reply reply);
-  void handle_busy(net::Session* s, uint64_t xid);
-  void handle_refuse(net::Session* s, Refuse refuse);
-  void handle_ack(net::Session* s, uint64_t xid);
   void handle_snapshot_blob(net::Session* s, uint64_t xid, core::Status st);
-  void own_snapshot_ready(std::shared_ptr<Exchange> ex);
+  void handle_refuse(net::Session* s, Refuse refuse);
+  void handle_busy(net::Session* s, uint64_t xid);
+  // The exchange in flight with `s` and `xid`, if any.
+  std::shared_ptr<Exchange> for_current(net::Session* s, uint64_t xid);
+  void deliver(const std::shared_ptr<Exchange>& ex, ExchangeEvent ev);
+  // Carries out `d`; returns whether the exchange ended.
+  bool act(const std::shared_ptr<Exchange>& ex, const Decision& d);
   void send_own(std::shared_ptr<Exchange> ex);
-  void maybe_complete(std::shared_ptr<Exchange> ex);
-  // kStopped: abandoned because this engine is stopping (the peer leaves);
-  // not a failure of the partner or the link, so neither counted nor logged
-  // as one.
-  enum class Outcome { kBusy, kFailed, kRefused, kRemote, kStopped };
-  void fail(std::shared_ptr<Exchange> ex, const core::Status& why, Outcome outcome);  // by value: may reset current_
+  void finish(const std::shared_ptr<Exchange>& ex, const Decision& d);
   std::shared_ptr<net::Session> find_session(const std::string& peer_id);
-  void arm_timer(const std::shared_ptr<Exchange>& ex);
+  void arm_timer(const std::shared_ptr<Exchange>& ex);  // reports kTimeout at the deadline
 
   // State sync (state_sync.cpp), strand only unless noted.
   void handle_state_req(std::shared_ptr<net::Session> s, StateRequest req);
@@ -157,14 +269,8 @@ struct Core final : net::SessionHandler, std::enable_shared_from_this<Core> {
   void finish_fetch(std::shared_ptr<StateFetch> f, core::Status st);
   std::shared_ptr<StateFetch> fetch_for(net::Session* s, uint64_t xid);
 
-  // Blob registry (any thread).
-  void expect_blob(net::Session* s, BlobSlot slot);
-  void unexpect_blob(net::Session* s, uint64_t xid);
-
   void post(std::function<void()> fn);
-  uint64_t new_xid();  // strand or trainer (rng_mu_)
   void log_failure(const std::string& what);
-  void add_counters(const std::function<void(Counters&)>& fn);
 
   asio::io_context& io;
   Strand strand_;
@@ -175,35 +281,10 @@ struct Core final : net::SessionHandler, std::enable_shared_from_this<Core> {
   const std::string fingerprint_;  // hex
   std::shared_ptr<BufferPool> pool_ = std::make_shared<BufferPool>();
 
-  std::mutex rng_mu_;
-  std::mt19937_64 rng_;
-
-  mutable std::mutex counters_mu_;
-  Counters counters_;
-
-  // Mailbox (mail_mu_).
-  std::mutex mail_mu_;
-  std::condition_variable mail_cv_;
-  bool slot_busy_ = false;      // an exchange is claimed, in flight or unapplied
-  bool initiating_ = true;
-  bool closed_for_offers_ = false;
-  bool stopping_ = false;
-  bool force_initiate_ = false;  // final_exchange
-  bool retry_pending_ = false;   // last attempt failed: retry after backoff
-  int fail_streak_ = 0;
-  bool schedule_started_ = false;
-  int64_t last_init_step_ = 0;
-  Clock::time_point last_init_time_{};
-  Clock::duration next_interval_{};
-  Clock::time_point next_attempt_{};
-  std::shared_ptr<Exchange> want_snapshot_;
-  std::shared_ptr<Exchange> ready_to_apply_;
-  std::deque<std::shared_ptr<StateServe>> state_requests_;
-
-  // Blob registry (blob_mu_).
-  std::mutex blob_mu_;
-  std::map<std::pair<const net::Session*, uint64_t>, BlobSlot> expected_;        // by xid
-  std::map<std::pair<const net::Session*, uint32_t>, BlobSlot> receiving_;       // by stream
+  XidSource xids_;
+  CounterBoard counters_;
+  Mailbox mailbox_;
+  BlobRegistry blobs_;
 
   // Strand-only.
   std::shared_ptr<Exchange> current_;

@@ -1,6 +1,13 @@
-// The exchange protocol on the engine's strand: OFFER / REPLY / BUSY /
-// REFUSE / ACK, the two snapshot blobs, validation, timeouts, and the
-// hand-off of a finished exchange to the trainer thread.
+// Running an exchange on the engine's strand, one coroutine per side:
+//   initiate: dial, OFFER, then REPLY or BUSY, then our blob out and the
+//             partner's in and validated, ACKs both ways (in any order),
+//             then the hand-off to the trainer thread;
+//   respond:  (handle_offer checked the OFFER and sent REPLY) the trainer's
+//             snapshot, then the same as above.
+// Frames, blobs, the trainer and helper coroutines (dial, send) report events
+// through the exchange's channel, and so does the exchange's timer.
+// Every decision (what an event means, when to apply, what counts as
+// failure) is the ExchangeMachine's: this file only carries them out.
 #include <asio/co_spawn.hpp>
 #include <asio/detached.hpp>
 #include <asio/use_awaitable.hpp>
@@ -11,7 +18,44 @@
 namespace gossip::averaging::detail {
 
 namespace {
+
+using Kind = ExchangeEvent::Kind;
+
 std::string short_id(const std::string& id) { return id.substr(0, 12); }
+
+// The machine's reading of one event. The timer arrives as kStop with a
+// kTimeout status (arm_timer).
+Decision feed(ExchangeMachine& m, const ExchangeEvent& ev, const std::string& partner) {
+  switch (ev.kind) {
+    case Kind::kDialed:
+      return m.on_link_error(ev.status);  // only when the dial failed
+    case Kind::kReply:
+      return m.on_reply(ev.weight);
+    case Kind::kBusy:
+      return m.on_busy();
+    case Kind::kRefuse:
+      return m.on_refuse(ev.code, ev.text, partner);
+    case Kind::kAck:
+      return m.on_ack();
+    case Kind::kOtherSnapshot:
+      return m.on_other_snapshot(ev.status);
+    case Kind::kOwnSnapshot:
+      return m.on_own_snapshot();
+    case Kind::kOwnSent:
+      return m.on_own_sent(ev.status);
+    case Kind::kClosed:
+      return m.on_closed(ev.status);
+    case Kind::kStop:
+      // The timer fired at the deadline: never let clock granularity make
+      // the machine see "not yet" and leave the exchange without a timeout.
+      if (ev.status.code() == core::Code::kTimeout) {
+        return m.on_time(std::max(Clock::now(), m.deadline()));
+      }
+      return m.on_stop();
+  }
+  return {};
+}
+
 }  // namespace
 
 std::shared_ptr<net::Session> Core::find_session(const std::string& peer_id) {
@@ -22,143 +66,143 @@ std::shared_ptr<net::Session> Core::find_session(const std::string& peer_id) {
   return nullptr;
 }
 
+std::shared_ptr<Exchange> Core::for_current(net::Session* s, uint64_t xid) {
+  if (current_ && !current_->machine.ended() && current_->xid() == xid &&
+      current_->session.get() == s) {
+    return current_;
+  }
+  return nullptr;
+}
+
+void Core::deliver(const std::shared_ptr<Exchange>& ex, ExchangeEvent ev) {
+  // An exchange sees about eight events; only a partner flooding duplicate
+  // frames (which the machine ignores anyway) could fill the 16 slots.
+  if (!ex->events.try_send(asio::error_code{}, std::move(ev))) {
+    core::log_rate_limited(
+        core::LogLevel::kWarn, "averaging", "event-overflow",
+        "dropped an event of exchange " + std::to_string(ex->xid()) + ": its queue is full");
+  }
+}
+
+asio::awaitable<ExchangeEvent> Core::next_event(Exchange& ex) {
+  co_return co_await ex.events.async_receive(asio::use_awaitable);
+}
+
 void Core::arm_timer(const std::shared_ptr<Exchange>& ex) {
-  ex->timer.expires_after(opt_.exchange_timeout);
+  // The timer is one more event source: at the deadline it reports through
+  // the channel like the rest. (Racing each receive against the timer with
+  // awaitable_operators' || would cost two child coroutines and a
+  // cancellation per event, several strand hops each.)
+  ex->timer.expires_at(ex->machine.deadline());
+  std::weak_ptr<Exchange> weak = ex;
   auto self = shared_from_this();
-  ex->timer.async_wait([self, ex](const asio::error_code& ec) {
-    if (ec) return;
-    self->fail(ex,
-               core::timeout_error("exchange " + std::to_string(ex->xid) + " not finished within " +
-                                   std::to_string(self->opt_.exchange_timeout.count()) + " ms"),
-               Outcome::kFailed);
+  ex->timer.async_wait([self, weak](const asio::error_code& ec) {
+    auto ex = weak.lock();
+    if (ec || !ex || ex->machine.ended()) return;
+    self->deliver(ex, {Kind::kStop, core::timeout_error("exchange deadline")});
   });
 }
 
-namespace {
-std::shared_ptr<Exchange> current_match(const std::shared_ptr<Exchange>& cur, net::Session* s,
-                                        uint64_t xid) {
-  if (cur && !cur->finished && cur->xid == xid && cur->session.get() == s) return cur;
-  return nullptr;
+asio::awaitable<void> Core::run_to_end(std::shared_ptr<Exchange> ex) {
+  while (!ex->machine.ended()) {
+    const ExchangeEvent ev = co_await next_event(*ex);
+    act(ex, feed(ex->machine, ev, ex->peer_id));
+  }
 }
-}  // namespace
 
-asio::awaitable<void> Core::run_initiator(std::shared_ptr<Exchange> ex, Member peer) {
-  if (current_ && !current_->finished) {
-    fail(ex, core::internal_error("an exchange is already in flight"), Outcome::kFailed);
+asio::awaitable<void> Core::initiate(std::shared_ptr<Exchange> ex, Member peer) {
+  if (current_ && !current_->machine.ended()) {
+    act(ex, ex->machine.on_link_error(core::internal_error("an exchange is already in flight")));
     co_return;
   }
   current_ = ex;
   arm_timer(ex);
-  bool stopping = false;
-  {
-    std::lock_guard l(mail_mu_);
-    stopping = stopping_;
-  }
-  if (stopping) {
-    fail(ex, core::Status(core::Code::kClosed, "averaging engine stopped"), Outcome::kStopped);
+  if (mailbox_.stopping()) {
+    act(ex, ex->machine.on_stop());
     co_return;
   }
-  auto s = find_session(peer.peer_id);
-  if (!s) {
-    auto r = co_await node_.dial(peer.address(), peer.peer_id);
-    if (ex->finished) co_return;  // timed out or stopped meanwhile
-    if (!r) {
-      fail(ex, r.status().with_context("dial " + short_id(peer.peer_id) + " at " + peer.address()),
-           Outcome::kFailed);
+  try {
+    // Dial. The dial reports through the channel, so a timeout or stop()
+    // ends the exchange at once even while the dial still hangs.
+    auto s = find_session(peer.peer_id);
+    if (!s) {
+      auto self = shared_from_this();
+      asio::co_spawn(
+          strand_,
+          [self, ex, peer]() -> asio::awaitable<void> {
+            auto r = co_await self->node_.dial(peer.address(), peer.peer_id);
+            ExchangeEvent ev{Kind::kDialed};
+            if (r) {
+              ev.session = *r;
+            } else {
+              ev.status = r.status().with_context("dial " + short_id(peer.peer_id) + " at " +
+                                                  peer.address());
+            }
+            if (!ex->machine.ended()) self->deliver(ex, std::move(ev));
+          },
+          asio::detached);
+      const ExchangeEvent ev = co_await next_event(*ex);
+      if (ev.kind != Kind::kDialed || !ev.session) {
+        act(ex, feed(ex->machine, ev, ex->peer_id));  // dial failed, timed out or stopped
+        co_return;
+      }
+      s = ev.session;
+      sessions_.emplace(peer.peer_id, s);
+    }
+    // OFFER; then REPLY or BUSY, both blobs and both ACKs.
+    ex->session = s;
+    blobs_.expect(s.get(), {kSnapshotBlob, ex->xid(), ex->other_wire(), ex});
+    const Offer offer{ex->xid(),  ex->step,  ex->machine.w_own(),
+                      ex->format, ex->count, fingerprint_};
+    if (!s->try_send_frame(kOffer, encode(offer))) {
+      act(ex,
+          ex->machine.on_link_error(core::Status(core::Code::kClosed, "could not queue OFFER")));
       co_return;
     }
-    s = *r;
-    sessions_.emplace(peer.peer_id, s);
+    co_await run_to_end(ex);
+  } catch (const std::exception& e) {
+    act(ex, ex->machine.on_link_error(core::internal_error(std::string("exchange: ") + e.what())));
   }
-  ex->session = s;
-  expect_blob(s.get(), {kSnapshotBlob, ex->xid, ex->other_wire(), ex});
-  const Offer offer{ex->xid, ex->step, ex->w_own, ex->format, ex->count, fingerprint_};
-  if (!s->try_send_frame(kOffer, encode(offer))) {
-    fail(ex, core::Status(core::Code::kClosed, "could not queue OFFER"), Outcome::kFailed);
+}
+
+asio::awaitable<void> Core::respond(std::shared_ptr<Exchange> ex) {
+  try {
+    co_await run_to_end(ex);  // starts with waiting for the trainer's snapshot
+  } catch (const std::exception& e) {
+    act(ex, ex->machine.on_link_error(core::internal_error(std::string("exchange: ") + e.what())));
   }
 }
 
 void Core::handle_offer(std::shared_ptr<net::Session> s, Offer offer) {
-  std::string reason;
-  if (offer.fingerprint != fingerprint_) {
-    reason = std::string(kModelMismatch) + " peer " + short_id(s->peer_id()) + " has model fingerprint " +
-             offer.fingerprint + ", peer " + short_id(node_.peer_id()) + " has " + fingerprint_ +
-             " (different architecture: cannot average)";
-  } else if (offer.count != model_.param_count) {
-    reason = "size mismatch: peer " + short_id(s->peer_id()) + " offers " +
-             std::to_string(offer.count) + " parameters, this model has " +
-             std::to_string(model_.param_count);
-  }
-  if (!reason.empty()) {
-    log_failure("refused OFFER: " + reason);
-    add_counters([&](Counters& c) {
+  if (auto refusal =
+          check_offer(offer, fingerprint_, model_.param_count, s->peer_id(), node_.peer_id())) {
+    log_failure("refused OFFER: " + refusal->reason);
+    counters_.add([&](Counters& c) {
       c.refused++;
-      c.last_failure = "refused OFFER: " + reason;
+      c.last_failure = "refused OFFER: " + refusal->reason;
     });
-    s->try_send_frame(kRefuse, encode(Refuse{offer.xid, reason}));
+    s->try_send_frame(kRefuse, encode(Refuse{offer.xid, refusal->reason, refusal->code}));
     return;
   }
-  bool accept = false;
-  {
-    std::lock_guard l(mail_mu_);
-    accept = !slot_busy_ && !closed_for_offers_ && !stopping_;
-    if (accept) slot_busy_ = true;
-  }
-  if (!accept) {
-    add_counters([](Counters& c) { c.busy_answered++; });
+  if (!mailbox_.claim_for_offer()) {
+    counters_.add([](Counters& c) { c.busy_answered++; });
     s->try_send_frame(kBusy, encode_xid(offer.xid));
     return;
   }
-  auto ex = std::make_shared<Exchange>(strand_, pool_, offer.format, model_.param_count);
-  ex->xid = offer.xid;
+  const ExchangeMachine machine(Role::kResponder, offer.xid, opt_.weight, offer.weight,
+                                Clock::now(), opt_.exchange_timeout);
+  auto ex = std::make_shared<Exchange>(strand_, pool_, offer.format, model_.param_count, machine);
   ex->peer_id = s->peer_id();
   ex->session = s;
-  ex->w_own = opt_.weight;
-  ex->w_other = offer.weight;
-  ex->replied = true;
   current_ = ex;
   arm_timer(ex);
-  expect_blob(s.get(), {kSnapshotBlob, ex->xid, ex->other_wire(), ex});
-  if (!s->try_send_frame(kReply, encode(Reply{ex->xid, ex->w_own}))) {
-    fail(ex, core::Status(core::Code::kClosed, "could not queue REPLY"), Outcome::kFailed);
+  blobs_.expect(s.get(), {kSnapshotBlob, ex->xid(), ex->other_wire(), ex});
+  if (!s->try_send_frame(kReply, encode(Reply{ex->xid(), opt_.weight}))) {
+    act(ex, ex->machine.on_link_error(core::Status(core::Code::kClosed, "could not queue REPLY")));
     return;
   }
-  {
-    std::lock_guard l(mail_mu_);
-    want_snapshot_ = ex;
-  }
-  mail_cv_.notify_all();
-}
-
-void Core::handle_reply(net::Session* s, Reply reply) {
-  auto ex = current_match(current_, s, reply.xid);
-  if (!ex || !ex->initiator || ex->replied) return;
-  ex->replied = true;
-  ex->w_other = reply.weight;
-  send_own(ex);
-}
-
-void Core::own_snapshot_ready(std::shared_ptr<Exchange> ex) {
-  if (ex->finished || current_ != ex) return;
-  send_own(ex);
-}
-
-void Core::send_own(std::shared_ptr<Exchange> ex) {
-  auto self = shared_from_this();
-  asio::co_spawn(
-      strand_,
-      [self, ex]() -> asio::awaitable<void> {
-        const auto header = blob_header(kSnapshotBlob, ex->xid);
-        auto st = co_await ex->session->send_blob(header, ex->own_wire());
-        if (st) {
-          self->add_counters([&](Counters& c) { c.bytes_out += ex->own_wire().size(); });
-          ex->own_sent = true;
-          self->maybe_complete(ex);
-        } else {
-          self->fail(ex, st.with_context("sending snapshot"), Outcome::kFailed);
-        }
-      },
-      asio::detached);
+  mailbox_.want_snapshot(ex);
+  asio::co_spawn(strand_, respond(ex), asio::detached);
 }
 
 void Core::handle_busy(net::Session* s, uint64_t xid) {
@@ -166,128 +210,97 @@ void Core::handle_busy(net::Session* s, uint64_t xid) {
     finish_fetch(f, core::Status(core::Code::kBusy, "donor busy serving other joiners"));
     return;
   }
-  auto ex = current_match(current_, s, xid);
-  if (!ex || !ex->initiator || ex->replied) return;
-  fail(ex, core::Status(core::Code::kBusy, "partner busy"), Outcome::kBusy);
+  if (auto ex = for_current(s, xid)) deliver(ex, {Kind::kBusy});
 }
 
 void Core::handle_refuse(net::Session* s, Refuse refuse) {
   if (auto f = fetch_for(s, refuse.xid)) {
-    // A donor with another model (handle_state_req's reason) refuses for
-    // good: kInvalidArgument, so fetch_state can tell a misconfigured joiner
-    // from members that are merely busy or gone.
-    const bool model = refuse.reason.rfind(kModelMismatch, 0) == 0;
-    finish_fetch(f, core::Status(model ? core::Code::kInvalidArgument : core::Code::kProtocol,
-                                 "donor refused: " + refuse.reason));
+    finish_fetch(f, fetch_refusal_status(refuse));
     return;
   }
-  auto ex = current_match(current_, s, refuse.xid);
-  if (!ex) return;
-  fail(ex, core::protocol_error("partner " + short_id(s->peer_id()) + " refused: " + refuse.reason),
-       Outcome::kRemote);
-}
-
-void Core::handle_ack(net::Session* s, uint64_t xid) {
-  auto ex = current_match(current_, s, xid);
-  if (!ex) return;
-  ex->peer_acked = true;
-  maybe_complete(ex);
+  if (auto ex = for_current(s, refuse.xid)) {
+    ExchangeEvent ev{Kind::kRefuse};
+    ev.code = refuse.code;
+    ev.text = std::move(refuse.reason);
+    deliver(ex, std::move(ev));
+  }
 }
 
 void Core::handle_snapshot_blob(net::Session* s, uint64_t xid, core::Status st) {
-  auto ex = current_match(current_, s, xid);
+  auto ex = for_current(s, xid);
   if (!ex) return;
-  if (!st) {
-    fail(ex, st.with_context("receiving snapshot"),
-         st.code() == core::Code::kCorrupt ? Outcome::kRefused : Outcome::kFailed);
-    return;
-  }
-  // Validate in wire form (one read-only pass); dequantizing is left to the
-  // pass that uses the values.
-  const size_t bad = first_non_finite_wire(ex->format, ex->other_wire());
-  if (bad < ex->count) {
-    fail(ex,
-         core::corrupt("snapshot from " + short_id(ex->peer_id) + " rejected: non-finite value at element " +
-                       std::to_string(bad) + " of " + std::to_string(ex->count)),
-         Outcome::kRefused);
-    return;
-  }
-  ex->other_ok = true;
-  ex->session->try_send_frame(kAck, encode_xid(ex->xid));
-  maybe_complete(ex);
-}
-
-void Core::maybe_complete(std::shared_ptr<Exchange> ex) {
-  // own_sent too: an ACK that arrives before our blob left (a broken or
-  // hostile peer) must not apply a delta against a snapshot not yet final.
-  if (ex->finished || !ex->other_ok || !ex->peer_acked || !ex->own_sent) return;
-  ex->finished = true;
-  ex->timer.cancel();
-  if (current_ == ex) current_.reset();
-  // Both snapshots are final here (the partner ACKed ours, so our snapshot
-  // was taken and ex->direct is set). Staged path: dequantize and take the
-  // norm on the network thread, not on the trainer thread that applies. The
-  // direct path does both inside its apply pass.
-  if (!ex->direct) {
-    if (ex->format != WireFormat::kFp32) decode(ex->format, ex->other_wire(), ex->other_values());
-    ex->delta_sq = squared_distance(ex->other_values(), ex->own_values());
-  }
-  {
-    std::lock_guard l(mail_mu_);
-    ready_to_apply_ = ex;
-  }
-  mail_cv_.notify_all();
-}
-
-void Core::fail(std::shared_ptr<Exchange> ex, const core::Status& why, Outcome outcome) {
-  if (ex->finished) return;
-  ex->finished = true;
-  ex->timer.cancel();
-  if (current_ == ex) current_.reset();
-  if (ex->session) {
-    unexpect_blob(ex->session.get(), ex->xid);
-    if (outcome != Outcome::kBusy && outcome != Outcome::kRemote && ex->session->is_open()) {
-      ex->session->try_send_frame(kRefuse, encode(Refuse{ex->xid, why.message()}));
+  if (st) {
+    // Validate in wire form (one read-only pass); dequantizing is left to
+    // the pass that uses the values.
+    const size_t bad = first_non_finite_wire(ex->format, ex->other_wire());
+    if (bad < ex->count) {
+      st = core::corrupt("snapshot from " + short_id(ex->peer_id) +
+                         " rejected: non-finite value at element " + std::to_string(bad) + " of " +
+                         std::to_string(ex->count));
     }
   }
-  add_counters([&](Counters& c) {
-    if (outcome == Outcome::kStopped) {
+  deliver(ex, {Kind::kOtherSnapshot, std::move(st)});
+}
+
+void Core::send_own(std::shared_ptr<Exchange> ex) {
+  auto self = shared_from_this();
+  asio::co_spawn(
+      strand_,
+      [self, ex]() -> asio::awaitable<void> {
+        const auto header = blob_header(kSnapshotBlob, ex->xid());
+        auto st = co_await ex->session->send_blob(header, ex->own_wire());
+        if (st) self->counters_.add([&](Counters& c) { c.bytes_out += ex->own_wire().size(); });
+        if (!ex->machine.ended()) self->deliver(ex, {Kind::kOwnSent, std::move(st)});
+      },
+      asio::detached);
+}
+
+bool Core::act(const std::shared_ptr<Exchange>& ex, const Decision& d) {
+  if (d.send_own) send_own(ex);
+  if (d.send_ack) ex->session->try_send_frame(kAck, encode_xid(ex->xid()));
+  if (d.ended) finish(ex, d);
+  return d.ended.has_value();
+}
+
+void Core::finish(const std::shared_ptr<Exchange>& ex, const Decision& d) {
+  ex->timer.cancel();
+  if (current_ == ex) current_.reset();
+  const Ending ending = *d.ended;
+  if (ending == Ending::kApplied) {
+    // Both snapshots are final here (the partner ACKed ours, so our snapshot
+    // was taken and ex->path is set).
+    prepare_apply(*ex);
+    mailbox_.ready_to_apply(ex);
+    return;
+  }
+  if (ex->session) {
+    blobs_.unexpect(ex->session.get(), ex->xid());
+    if (d.refuse && ex->session->is_open()) {
+      ex->session->try_send_frame(kRefuse, encode(Refuse{ex->xid(), d.why.message(), *d.refuse}));
+    }
+  }
+  counters_.add([&](Counters& c) {
+    if (ending == Ending::kStopped) {
       return;
-    } else if (outcome == Outcome::kBusy) {
+    } else if (ending == Ending::kBusy) {
       c.exchanges_busy++;
     } else {
       c.exchanges_failed++;
-      if (outcome == Outcome::kRefused) c.refused++;
-      c.last_failure = why.to_string();
+      if (ending == Ending::kRefused) c.refused++;
+      c.last_failure = d.why.to_string();
     }
   });
-  if (outcome == Outcome::kBusy) {
+  const std::string side = ex->initiator() ? "with " : "from ";
+  if (ending == Ending::kBusy) {
     core::log_debug("averaging", "partner " + short_id(ex->peer_id) + " busy; backing off");
-  } else if (outcome == Outcome::kStopped) {
-    core::log_info("averaging", "exchange " + std::string(ex->initiator ? "with " : "from ") +
-                                    short_id(ex->peer_id) + " abandoned, nothing applied: this peer is leaving");
+  } else if (ending == Ending::kStopped) {
+    core::log_info("averaging", "exchange " + side + short_id(ex->peer_id) +
+                                    " abandoned, nothing applied: this peer is leaving");
   } else {
-    log_failure("exchange " + std::string(ex->initiator ? "with " : "from ") + short_id(ex->peer_id) +
-                " failed, nothing applied: " + why.to_string());
+    log_failure("exchange " + side + short_id(ex->peer_id) +
+                " failed, nothing applied: " + d.why.to_string());
   }
-  {
-    std::lock_guard l(mail_mu_);
-    slot_busy_ = false;
-    if (want_snapshot_ == ex) want_snapshot_.reset();
-    if (ex->initiator) {
-      // BUSY is contention, not a broken link: the partner answered at once
-      // and is free again within one exchange, so the retry (usually with
-      // another member) comes after one jittered base backoff. Real failures
-      // (timeouts, cut connections, refusals) back off exponentially.
-      if (outcome != Outcome::kBusy) fail_streak_ = std::min(fail_streak_ + 1, 6);
-      retry_pending_ = true;
-      std::lock_guard r(rng_mu_);
-      std::uniform_real_distribution<double> u(0.5, 1.5);
-      const auto base = opt_.backoff * (1 << std::max(fail_streak_ - 1, 0));
-      next_attempt_ = Clock::now() + std::chrono::duration_cast<Clock::duration>(base * u(rng_));
-    }
-  }
-  mail_cv_.notify_all();
+  mailbox_.ended(ex.get(), ex->machine.role(), ending, Clock::now());
 }
 
 }  // namespace gossip::averaging::detail

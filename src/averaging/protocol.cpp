@@ -86,6 +86,24 @@ std::string fingerprint_hex(uint64_t fingerprint) {
   return buf;
 }
 
+const char* refuse_code_name(RefuseCode code) {
+  switch (code) {
+    case RefuseCode::kModelMismatch:
+      return "model_mismatch";
+    case RefuseCode::kSizeMismatch:
+      return "size_mismatch";
+    case RefuseCode::kBadSnapshot:
+      return "bad_snapshot";
+    case RefuseCode::kTimeout:
+      return "timeout";
+    case RefuseCode::kAborted:
+      return "aborted";
+    case RefuseCode::kUnspecified:
+      break;
+  }
+  return "unspecified";
+}
+
 std::vector<uint8_t> encode(const Offer& m) {
   return dump({{"xid", m.xid}, {"step", m.step}, {"weight", m.weight},
                {"format", config::wire_format_name(m.format)}, {"count", m.count},
@@ -93,7 +111,9 @@ std::vector<uint8_t> encode(const Offer& m) {
 }
 std::vector<uint8_t> encode(const Reply& m) { return dump({{"xid", m.xid}, {"weight", m.weight}}); }
 std::vector<uint8_t> encode(const Refuse& m) {
-  return dump({{"xid", m.xid}, {"reason", m.reason.substr(0, 1024)}});
+  return dump({{"xid", m.xid},
+               {"code", static_cast<uint16_t>(m.code)},
+               {"reason", m.reason.substr(0, 1024)}});
 }
 std::vector<uint8_t> encode(const StateRequest& m) {
   return dump({{"xid", m.xid}, {"fingerprint", m.fingerprint}, {"param_count", m.param_count},
@@ -130,6 +150,12 @@ core::Result<Refuse> parse_refuse(std::span<const uint8_t> body) {
   return parse<Refuse>(body, "REFUSE", [](const Reader& r, Refuse& m) {
     m.xid = r.u64("xid");
     m.reason = r.str("reason", 4096);
+    // Optional: peers from before the code field send none (unspecified).
+    // Codes this peer does not know read as unspecified too.
+    if (r.j.contains("code")) {
+      const uint64_t code = r.u64("code", 0xffff);
+      m.code = code <= kMaxRefuseCode ? static_cast<RefuseCode>(code) : RefuseCode::kUnspecified;
+    }
   });
 }
 

@@ -21,27 +21,13 @@ std::span<uint8_t> bytes_of(std::vector<float>& v) {
 }  // namespace
 
 void Core::handle_state_req(std::shared_ptr<net::Session> s, StateRequest req) {
-  std::string reason;
-  if (req.fingerprint != fingerprint_) {
-    reason = std::string(kModelMismatch) + " joiner " + short_id(s->peer_id()) + " has model fingerprint " +
-             req.fingerprint + ", donor " + short_id(node_.peer_id()) + " has " + fingerprint_;
-  } else if (req.param_count != model_.param_count || req.state_count != model_.state_count) {
-    reason = "state size mismatch: joiner expects " + std::to_string(req.param_count) + " + " +
-             std::to_string(req.state_count) + " floats, donor has " +
-             std::to_string(model_.param_count) + " + " + std::to_string(model_.state_count) +
-             " (different optimizer?)";
-  }
-  if (!reason.empty()) {
-    log_failure("refused STATE_REQ: " + reason);
-    s->try_send_frame(kRefuse, encode(Refuse{req.xid, reason}));
+  if (auto refusal = check_state_request(req, fingerprint_, model_.param_count, model_.state_count,
+                                         s->peer_id(), node_.peer_id())) {
+    log_failure("refused STATE_REQ: " + refusal->reason);
+    s->try_send_frame(kRefuse, encode(Refuse{req.xid, refusal->reason, refusal->code}));
     return;
   }
-  bool stopping = false;
-  {
-    std::lock_guard l(mail_mu_);
-    stopping = stopping_;
-  }
-  if (stopping || serving_ >= kMaxServing) {
+  if (mailbox_.stopping() || serving_ >= kMaxServing) {
     s->try_send_frame(kBusy, encode_xid(req.xid));
     return;
   }
@@ -49,11 +35,7 @@ void Core::handle_state_req(std::shared_ptr<net::Session> s, StateRequest req) {
   auto serve = std::make_shared<StateServe>();
   serve->xid = req.xid;
   serve->session = std::move(s);
-  {
-    std::lock_guard l(mail_mu_);
-    state_requests_.push_back(std::move(serve));
-  }
-  mail_cv_.notify_all();
+  mailbox_.push_state_request(std::move(serve));
 }
 
 void Core::send_state(std::shared_ptr<StateServe> serve) {
@@ -68,7 +50,7 @@ void Core::send_state(std::shared_ptr<StateServe> serve) {
         }
         --self->serving_;
         if (st) {
-          self->add_counters([&](Counters& c) {
+          self->counters_.add([&](Counters& c) {
             c.states_served++;
             c.bytes_out += serve->data.size() * sizeof(float);
           });
@@ -105,7 +87,7 @@ asio::awaitable<void> Core::run_fetch(std::shared_ptr<StateFetch> f) {
     co_return;
   }
   f->session = *r;
-  expect_blob(f->session.get(), {kStateBlob, f->xid, bytes_of(f->data), f});
+  blobs_.expect(f->session.get(), {kStateBlob, f->xid, bytes_of(f->data), f});
   const StateRequest req{f->xid, fingerprint_, model_.param_count, model_.state_count};
   if (!f->session->try_send_frame(kStateReq, encode(req))) {
     finish_fetch(f, core::Status(core::Code::kClosed, "could not send STATE_REQ"));
@@ -145,7 +127,7 @@ void Core::finish_fetch(std::shared_ptr<StateFetch> f, core::Status st) {
   f->timer.cancel();
   fetches_.erase(f->xid);
   if (!st && f->session) {
-    unexpect_blob(f->session.get(), f->xid);
+    blobs_.unexpect(f->session.get(), f->xid);
     f->session->close(st);  // stops a slow or broken stream
   }
   f->result.set_value(std::move(st));
@@ -165,7 +147,7 @@ core::Result<FetchedState> Engine::fetch_state(train::Backend& backend, std::vec
   for (const Member& m : candidates) {
     if (m.peer_id == c.node_.peer_id()) continue;
     auto f = std::make_shared<detail::StateFetch>(c.strand_);
-    f->xid = c.new_xid();
+    f->xid = c.xids_.next();
     f->donor = m;
     f->data.resize(mine.param_count + mine.state_count);
     auto fut = f->result.get_future();
@@ -184,7 +166,7 @@ core::Result<FetchedState> Engine::fetch_state(train::Backend& backend, std::vec
                                       ") from " + m.peer_id.substr(0, 12));
       return FetchedState{m.peer_id, f->info->step, f->info->optimizer_steps};
     }
-    c.add_counters([](Counters& k) { k.state_fetch_failed++; });
+    c.counters_.add([](Counters& k) { k.state_fetch_failed++; });
     core::log_warn("averaging", "state download from " + m.peer_id.substr(0, 12) + " at " +
                                     m.address() + " failed: " + st.to_string() +
                                     (&m != &candidates.back() ? "; trying the next member" : ""));

@@ -192,6 +192,29 @@ TEST_CASE("protocol bodies round-trip and every field is validated") {
   }
   CHECK(parse_offer(bytes(bad[0])).status().message().find("weight") != std::string::npos);
 
+  // REFUSE carries a numeric code; the reason text is for people.
+  auto rf = parse_refuse(encode(Refuse{3, "model mismatch: x", RefuseCode::kModelMismatch}));
+  REQUIRE(rf.is_ok());
+  CHECK(rf->code == RefuseCode::kModelMismatch);
+  CHECK(rf->reason == "model mismatch: x");
+  const auto body = encode(Refuse{3, "t", RefuseCode::kTimeout});
+  CHECK(std::string(body.begin(), body.end()).find("\"code\":4") != std::string::npos);
+  // A peer from before the code field sends none; a newer peer may send a
+  // code this one does not know: both read as unspecified, never as a
+  // model mismatch.
+  CHECK(parse_refuse(bytes(R"({"xid":3,"reason":"model mismatch: old peer"})"))->code ==
+        RefuseCode::kUnspecified);
+  CHECK(parse_refuse(bytes(R"({"xid":3,"code":999,"reason":"r"})"))->code ==
+        RefuseCode::kUnspecified);
+  for (const char* b :
+       {R"({"xid":3,"code":-1,"reason":"r"})", R"({"xid":3,"code":"1","reason":"r"})",
+        R"({"xid":3,"code":65536,"reason":"r"})"}) {
+    auto r = parse_refuse(bytes(b));
+    REQUIRE_FALSE(r.is_ok());
+    CHECK(r.status().message().find("'code'") != std::string::npos);
+  }
+  CHECK(std::string(refuse_code_name(RefuseCode::kBadSnapshot)) == "bad_snapshot");
+
   auto h = blob_header(kSnapshotBlob, 0x0102030405060708ull);
   auto t = parse_blob_header(h);
   REQUIRE(t.is_ok());

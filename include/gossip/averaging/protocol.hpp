@@ -16,11 +16,12 @@
 //   0x42 BUSY       {xid}
 //                   The responder is already in an exchange (or leaving);
 //                   nothing happened, retry another peer after backoff.
-//   0x43 REFUSE     {xid, reason}
-//                   Refused or aborted (model fingerprint or element count
-//                   mismatch, bad format, rejected blob, timeout). The reason
-//                   names both fingerprints for a model mismatch. Either side
-//                   may send it at any time; both then apply nothing.
+//   0x43 REFUSE     {xid, code, reason}
+//                   Refused or aborted. `code` (RefuseCode below) says why
+//                   for programs; `reason` says it for people (it names both
+//                   fingerprints for a model mismatch). A REFUSE without
+//                   `code` (an older peer) reads as 0, unspecified. Either
+//                   side may send it at any time; both then apply nothing.
 //   0x44 ACK        {xid}
 //                   "Your whole snapshot arrived and passed validation."
 //                   A side applies its delta only after it validated the
@@ -84,13 +85,29 @@ struct Reply {
   uint64_t xid = 0;
   double weight = 1.0;
 };
-// BUSY and ACK carry only the xid; REFUSE a reason too.
+// Why a REFUSE was sent: its `code` field. Receivers act on the code only;
+// a code they do not know reads as kUnspecified. Values are wire protocol:
+// never renumber, only add.
+enum class RefuseCode : uint16_t {
+  kUnspecified = 0,    // no code sent (older peer) or none of the below
+  kModelMismatch = 1,  // model fingerprints differ: permanent, the two can never average
+  kSizeMismatch = 2,   // element counts differ (parameters; + optimizer state for STATE_REQ)
+  kBadSnapshot = 3,    // the sender rejected our blob: wrong size or a non-finite value
+  kTimeout = 4,        // the exchange did not finish within the sender's exchange timeout
+  kAborted = 5,        // the sender gave up: send or dial failure, or it is stopping
+};
+inline constexpr uint16_t kMaxRefuseCode = 5;
+// "model_mismatch", ... (logs and docs); "unspecified" for unknown values.
+const char* refuse_code_name(RefuseCode code);
+
+// BUSY and ACK carry only the xid; REFUSE a code and a reason too.
 struct Refuse {
   uint64_t xid = 0;
   std::string reason;
+  RefuseCode code = RefuseCode::kUnspecified;
 };
-// How a REFUSE reason starts when the peers' models differ (a permanent
-// refusal: the two can never average).
+// How a REFUSE reason starts when the peers' models differ (for people and
+// logs; programs read RefuseCode::kModelMismatch).
 inline constexpr std::string_view kModelMismatch = "model mismatch:";
 struct StateRequest {
   uint64_t xid = 0;
@@ -116,7 +133,8 @@ std::vector<uint8_t> encode(const StateInfo& m);
 std::vector<uint8_t> encode_xid(uint64_t xid);  // BUSY, ACK
 
 // Parsers validate types and ranges (weight finite and > 0, known format,
-// xid < 2^53) and return kProtocol naming the bad field otherwise.
+// xid < 2^53, REFUSE code < 65536) and return kProtocol naming the bad field
+// otherwise.
 core::Result<Offer> parse_offer(std::span<const uint8_t> body);
 core::Result<Reply> parse_reply(std::span<const uint8_t> body);
 core::Result<Refuse> parse_refuse(std::span<const uint8_t> body);

@@ -2,9 +2,11 @@
 //
 // A backend owns the flat parameter buffer, the flat optimizer-state buffer
 // and all scratch memory. Every method is called from the peer's trainer
-// thread only; the averaging engine reaches the parameters solely through
-// snapshot() and apply_delta(), between training steps. No CUDA types appear
-// here: the CUDA backend hides them in its .cu files.
+// thread only. The averaging engine reaches the parameters only between
+// training steps, in one of two ways that src/averaging/snapshot.cpp picks
+// once per exchange: in place through host_parameters() when it is not empty
+// (the CPU backend), else through snapshot() and apply_delta(). No CUDA
+// types appear here: the CUDA backend hides them in its .cu files.
 #pragma once
 
 #include <cstddef>

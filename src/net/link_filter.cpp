@@ -23,13 +23,6 @@ core::Status dropped_status() {
   return core::Status(core::Code::kClosed,
                       "connection dropped mid-blob by the link filter (simulated loss)");
 }
-
-uint64_t splitmix64(uint64_t& state) {
-  uint64_t z = (state += 0x9e3779b97f4a7c15ULL);
-  z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
-  z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
-  return z ^ (z >> 31);
-}
 }  // namespace
 
 LinkFilter::LinkFilter(std::shared_ptr<SessionHandler> inner) : inner_(std::move(inner)) {}
@@ -96,7 +89,7 @@ std::optional<LinkShape> LinkFilter::shape_of(std::string_view peer_id) const {
 void LinkFilter::set_drop(double fraction, uint64_t seed) {
   std::lock_guard l(mu_);
   drop_fraction_ = std::clamp(fraction, 0.0, 1.0);
-  drop_state_ = seed;
+  drop_rng_ = core::SplitMix64(seed);
 }
 
 uint64_t LinkFilter::dropped() const {
@@ -106,8 +99,7 @@ uint64_t LinkFilter::dropped() const {
 
 bool LinkFilter::draw_drop_locked() {
   if (drop_fraction_ <= 0) return false;
-  const double u = static_cast<double>(splitmix64(drop_state_) >> 11) * 0x1.0p-53;  // [0, 1)
-  return u < drop_fraction_;
+  return drop_rng_.next_unit() < drop_fraction_;
 }
 
 bool LinkFilter::admitted(Session& session) const {

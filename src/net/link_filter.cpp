@@ -10,12 +10,13 @@
 #include <vector>
 
 #include "gossip/core/log.hpp"
+#include "gossip/core/peer_id.hpp"
 
 namespace gossip::net {
 
 namespace {
 core::Status blocked_status(std::string_view peer_id) {
-  return core::unavailable("link to peer " + std::string(peer_id.substr(0, 12)) +
+  return core::unavailable("link to peer " + core::short_peer_id(peer_id) +
                            " blocked by the link filter");
 }
 
@@ -120,8 +121,8 @@ void LinkFilter::on_open(Session& session) {
     }
   }
   if (refuse) {
-    core::log_debug(
-        "net", "session with " + session.peer_id().substr(0, 12) + " refused by the link filter");
+    core::log_debug("net", "session with " + core::short_peer_id(session.peer_id()) +
+                               " refused by the link filter");
     session.close(blocked_status(session.peer_id()));
     return;
   }
@@ -155,7 +156,8 @@ core::Result<std::span<uint8_t>> LinkFilter::on_blob_begin(Session& session,
       cutting_[&session] = begin.stream_id;
     }
     core::log_debug("net", "blob " + std::to_string(begin.stream_id) + " from " +
-                               session.peer_id().substr(0, 12) + " dropped by the link filter");
+                               core::short_peer_id(session.peer_id()) +
+                               " dropped by the link filter");
     session.close(dropped_status());
   }
   return dest;

@@ -1,8 +1,11 @@
 // The small shared values of module core: splitmix64 and FNV-1a against their
-// reference outputs.
+// reference outputs, and peer ids with their short form.
 #include <doctest/doctest.h>
 
+#include <string>
+
 #include "gossip/core/hash.hpp"
+#include "gossip/core/peer_id.hpp"
 
 using namespace gossip::core;
 
@@ -42,4 +45,26 @@ TEST_CASE("fnv1a64 gives the FNV reference values") {
   CHECK(fnv1a64("") == 0xcbf29ce484222325ull);
   CHECK(fnv1a64("a") == 0xaf63dc4c8601ec8cull);
   CHECK(fnv1a64("foobar") == 0x85944171f73967e8ull);
+}
+
+TEST_CASE("a peer id prints its first 12 hex digits") {
+  const std::string hex = "3f9a0c5b7e21d4486a0b1c2d3e4f50617283940a1b2c3d4e5f60718293a4b5c6";
+  const PeerId id(hex);
+  CHECK(id.hex() == hex);
+  CHECK(id.short_form() == "3f9a0c5b7e21");
+  CHECK(short_peer_id(hex) == id.short_form());
+  CHECK(id.short_form().size() == kShortPeerIdLength);
+  // Shorter strings (a test's made-up id, an empty field) print whole.
+  CHECK(short_peer_id("abc") == "abc");
+  CHECK(short_peer_id("") == "");
+  CHECK(PeerId().empty());
+  CHECK_FALSE(id.empty());
+}
+
+TEST_CASE("peer ids compare as their hex strings") {
+  const PeerId a("aa01"), b("aa02"), a2(std::string("aa01"));
+  CHECK(a == a2);
+  CHECK(a != b);
+  CHECK(a < b);
+  CHECK(b > a2);
 }

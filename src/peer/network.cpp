@@ -13,6 +13,7 @@
 #include <vector>
 
 #include "gossip/averaging/engine.hpp"
+#include "gossip/core/fingerprint.hpp"
 #include "gossip/core/log.hpp"
 #include "gossip/core/peer_id.hpp"
 #include "gossip/crypto/keys.hpp"
@@ -146,12 +147,7 @@ core::Result<std::unique_ptr<PeerNetwork>> PeerNetwork::start(const config::Conf
   parts->engine->attach(*parts->router);
 
   Parts* raw = parts.get();
-  const std::string fingerprint = [&] {
-    char buf[24];
-    std::snprintf(buf, sizeof buf, "0x%016llx",
-                  static_cast<unsigned long long>(config.model.fingerprint()));
-    return std::string(buf);
-  }();
+  const std::string fingerprint = core::format_fingerprint(config.model.fingerprint());
   parts->node->set_status_provider([raw, fingerprint] {
     return net::PeerStatus{static_cast<uint64_t>(raw->step.load()), raw->swarm->live_count() + 1,
                            fingerprint};

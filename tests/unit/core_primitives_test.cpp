@@ -1,9 +1,10 @@
 // The small shared values of module core: splitmix64 and FNV-1a against their
-// reference outputs, and peer ids with their short form.
+// reference outputs, peer ids and their short form, and fingerprint text.
 #include <doctest/doctest.h>
 
 #include <string>
 
+#include "gossip/core/fingerprint.hpp"
 #include "gossip/core/hash.hpp"
 #include "gossip/core/peer_id.hpp"
 
@@ -67,4 +68,24 @@ TEST_CASE("peer ids compare as their hex strings") {
   CHECK(a != b);
   CHECK(a < b);
   CHECK(b > a2);
+}
+
+TEST_CASE("fingerprints print as 0x and 16 lowercase hex digits") {
+  CHECK(format_fingerprint(0x530af80e3078cf1dull) == "0x530af80e3078cf1d");
+  CHECK(format_fingerprint(1) == "0x0000000000000001");
+  CHECK(format_fingerprint(0) == "0x0000000000000000");
+  CHECK(format_fingerprint(~0ull) == "0xffffffffffffffff");
+}
+
+TEST_CASE("parse_fingerprint reads exactly what format_fingerprint writes") {
+  for (const uint64_t v : {0ull, 1ull, 0x530af80e3078cf1dull, ~0ull, 0x8000000000000000ull}) {
+    const auto back = parse_fingerprint(format_fingerprint(v));
+    REQUIRE(back.has_value());
+    CHECK(*back == v);
+  }
+  for (const char* bad : {"", "0x", "530af80e3078cf1d", "0X530af80e3078cf1d", "0x530AF80E3078CF1D",
+                          "0x530af80e3078cf1", "0x530af80e3078cf1d0", "0x530af80e3078cf1g",
+                          " 0x530af80e3078cf1d", "0x-30af80e3078cf1d"}) {
+    CHECK_MESSAGE(!parse_fingerprint(bad).has_value(), bad);
+  }
 }

@@ -11,8 +11,8 @@
 #include <fstream>
 #include <nlohmann/json.hpp>
 
-#include "gossip/averaging/wire_format.hpp"
 #include "gossip/core/fingerprint.hpp"
+#include "gossip/core/finite.hpp"
 #include "gossip/peer/checkpoint.hpp"
 
 namespace gossip::peer {
@@ -200,7 +200,7 @@ core::Result<CheckpointState> decode_checkpoint(std::span<const uint8_t> bytes,
   const uint8_t* data = p + kPrefix + header_len;
   s.params = get_floats(data, static_cast<size_t>(params));
   s.optimizer_state = get_floats(data + 4 * params, static_cast<size_t>(states));
-  if (averaging::first_non_finite(s.params) < s.params.size()) {
+  if (core::first_non_finite(s.params) < s.params.size()) {
     return core::corrupt("parameters hold a non-finite value (the run had diverged)");
   }
   return s;

@@ -20,7 +20,7 @@
 
 #include "gossip/averaging/engine.hpp"
 #include "gossip/averaging/protocol.hpp"
-#include "gossip/averaging/wire_format.hpp"
+#include "gossip/core/finite.hpp"
 #include "gossip/core/log.hpp"
 #include "gossip/crypto/keys.hpp"
 #include "gossip/data/factory.hpp"
@@ -288,7 +288,7 @@ core::Result<RunSummary> run(const config::Config& config, const std::atomic<boo
   };
   auto save_checkpoint = [&]() -> core::Status {
     const CheckpointState state = trainer.checkpoint_state(weight);
-    if (averaging::first_non_finite(state.params) < state.params.size()) {
+    if (core::first_non_finite(state.params) < state.params.size()) {
       // The last step's loss was finite but its update was not.
       diverged = diverged_message(trainer, "its update made the parameters non-finite");
       return core::Status(core::Code::kInternal, diverged);

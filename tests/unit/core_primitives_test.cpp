@@ -1,10 +1,15 @@
 // The small shared values of module core: splitmix64 and FNV-1a against their
-// reference outputs, peer ids and their short form, and fingerprint text.
+// reference outputs, peer ids and their short form, fingerprint text, and the
+// non-finite check at every position of buffers of every tail length.
 #include <doctest/doctest.h>
 
+#include <cmath>
+#include <limits>
 #include <string>
+#include <vector>
 
 #include "gossip/core/fingerprint.hpp"
+#include "gossip/core/finite.hpp"
 #include "gossip/core/hash.hpp"
 #include "gossip/core/peer_id.hpp"
 
@@ -88,4 +93,35 @@ TEST_CASE("parse_fingerprint reads exactly what format_fingerprint writes") {
                           " 0x530af80e3078cf1d", "0x-30af80e3078cf1d"}) {
     CHECK_MESSAGE(!parse_fingerprint(bad).has_value(), bad);
   }
+}
+
+TEST_CASE("first_non_finite finds the first NaN or infinity at any position") {
+  const float kBad[] = {
+      std::numeric_limits<float>::quiet_NaN(), std::numeric_limits<float>::infinity(),
+      -std::numeric_limits<float>::infinity(), -std::numeric_limits<float>::quiet_NaN()};
+  // Lengths around the vector widths, so that every tail path runs.
+  for (size_t n = 0; n <= 67; ++n) {
+    std::vector<float> v(n);
+    for (size_t i = 0; i < n; ++i) v[i] = static_cast<float>(i) * 0.5f - 3.0f;
+    CHECK(first_non_finite(v) == n);
+    for (size_t at = 0; at < n; ++at) {
+      for (const float bad : kBad) {
+        std::vector<float> w = v;
+        w[at] = bad;
+        if (at + 2 < n) w[at + 2] = kBad[0];  // a later one does not count
+        CHECK(first_non_finite(w) == at);
+      }
+    }
+  }
+}
+
+TEST_CASE("first_non_finite counts every finite value as finite") {
+  const std::vector<float> v = {std::numeric_limits<float>::max(),
+                                std::numeric_limits<float>::lowest(),
+                                std::numeric_limits<float>::min(),
+                                std::numeric_limits<float>::denorm_min(),
+                                -0.0f,
+                                0.0f};
+  CHECK(first_non_finite(v) == v.size());
+  CHECK(first_non_finite(std::span<const float>()) == 0);
 }

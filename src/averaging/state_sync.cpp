@@ -6,6 +6,7 @@
 #include <asio/use_awaitable.hpp>
 
 #include "core.hpp"
+#include "gossip/core/finite.hpp"
 #include "gossip/core/log.hpp"
 
 namespace gossip::averaging {
@@ -113,7 +114,7 @@ void Core::handle_state_blob(net::Session* s, uint64_t xid, core::Status st) {
   if (!f) return;
   if (!st) return finish_fetch(f, st.with_context("receiving state"));
   if (!f->info) return finish_fetch(f, core::protocol_error("STATE blob without STATE header"));
-  const size_t bad = first_non_finite(f->data);
+  const size_t bad = core::first_non_finite(f->data);
   if (bad < f->data.size()) {
     return finish_fetch(f, core::corrupt("donor state has a non-finite value at element " +
                                          std::to_string(bad)));

@@ -7,11 +7,12 @@
 // kernels are the exception, see encode_fp16.)
 #include "gossip/averaging/wire_format.hpp"
 
-#include <bit>
 #include <algorithm>
+#include <bit>
 #include <cassert>
 #include <cstring>
 
+#include "gossip/core/finite.hpp"
 #include "gossip/core/vector_clones.hpp"
 
 namespace gossip::averaging {
@@ -270,12 +271,6 @@ size_t first_non_finite_wire(WireFormat format, std::span<const uint8_t> wire) {
   return bad == 0 ? n : find_non_finite(format, wire.data(), n);
 }
 
-size_t first_non_finite(std::span<const float> values) {
-  const auto* p = reinterpret_cast<const uint8_t*>(values.data());
-  const size_t n = values.size();
-  return any_non_finite32(p, n) == 0 ? n : find_non_finite(WireFormat::kFp32, p, n);
-}
-
 size_t decode(WireFormat format, std::span<const uint8_t> wire, std::span<float> out) {
   assert(wire.size() == wire_bytes(format, out.size()));
   const size_t n = out.size();
@@ -285,7 +280,7 @@ size_t decode(WireFormat format, std::span<const uint8_t> wire, std::span<float>
   switch (format) {
     case WireFormat::kFp32:
       if (static_cast<const void*>(dst) != static_cast<const void*>(src)) std::memcpy(dst, src, n * 4);
-      return first_non_finite(out);
+      return core::first_non_finite(out);
     case WireFormat::kBf16: bad = decode_bf16(src, dst, n); break;
     case WireFormat::kFp16: bad = decode_fp16(src, dst, n); break;
   }

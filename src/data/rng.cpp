@@ -7,15 +7,12 @@
 #include <cmath>
 #include <numbers>
 
+#include "gossip/core/hash.hpp"
+
 namespace gossip::data {
 namespace {
 
-uint64_t splitmix64(uint64_t& state) {
-  uint64_t z = (state += 0x9E3779B97F4A7C15ULL);
-  z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ULL;
-  z = (z ^ (z >> 27)) * 0x94D049BB133111EBULL;
-  return z ^ (z >> 31);
-}
+using core::splitmix64;
 
 __extension__ typedef unsigned __int128 U128;  // GCC/Clang extension, quiet under -Wpedantic
 

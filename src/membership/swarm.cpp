@@ -4,15 +4,16 @@
 // the outbox onto sessions and the events to the owner after every step.
 #include "gossip/membership/swarm.hpp"
 
+#include <algorithm>
 #include <asio/co_spawn.hpp>
 #include <asio/detached.hpp>
 #include <asio/experimental/as_tuple.hpp>
 #include <asio/post.hpp>
 #include <asio/use_awaitable.hpp>
 #include <asio/use_future.hpp>
-#include <algorithm>
 
 #include "gossip/core/log.hpp"
+#include "gossip/core/peer_id.hpp"
 #include "gossip/net/router.hpp"
 #include "swarm_core.hpp"
 
@@ -64,9 +65,9 @@ void SwarmCore::deliver(const std::shared_ptr<net::Session>& session, Message me
   if (auto it = links.find(session->peer_id()); it != links.end()) it->second.last_used = now;
   if (Status st = machine->on_message(session->peer_id(), message, now); !st) {
     frames_rejected++;
-    core::log_rate_limited(core::LogLevel::kWarn, "membership", "rejected",
-                           "message from " + session->peer_id().substr(0, 12) +
-                               " rejected: " + st.message());
+    core::log_rate_limited(
+        core::LogLevel::kWarn, "membership", "rejected",
+        "message from " + core::short_peer_id(session->peer_id()) + " rejected: " + st.message());
   }
   pump();
 }

@@ -10,6 +10,7 @@
 // the seed up at once (as does a dial that reaches this peer's own identity
 // key), and a seed that closes a fresh session before its first frame is
 // reported as most likely using another swarm key.
+#include <algorithm>
 #include <asio/co_spawn.hpp>
 #include <asio/detached.hpp>
 #include <asio/experimental/as_tuple.hpp>
@@ -17,9 +18,9 @@
 #include <asio/ip/tcp.hpp>
 #include <asio/post.hpp>
 #include <asio/use_awaitable.hpp>
-#include <algorithm>
 
 #include "gossip/core/log.hpp"
+#include "gossip/core/peer_id.hpp"
 #include "gossip/net/frames.hpp"
 #include "swarm_core.hpp"
 
@@ -54,8 +55,8 @@ void SwarmCore::on_frame(net::Session& session, uint8_t type, std::span<const ui
   if (!message) {
     frames_rejected++;
     core::log_rate_limited(core::LogLevel::kWarn, "membership", "undecodable",
-                           "frame from " + session.peer_id().substr(0, 12) + " rejected: " +
-                               message.status().message());
+                           "frame from " + core::short_peer_id(session.peer_id()) +
+                               " rejected: " + message.status().message());
     return;
   }
   asio::post(strand, [self = shared_from_this(), s = session.shared_from_this(),
@@ -188,7 +189,7 @@ asio::awaitable<void> SwarmCore::dial_peer(std::string peer_id, std::string addr
     link.backoff = next_backoff(link.backoff, config);
     link.retry_at = Clock::now() + link.backoff;
     drop(link.queue);
-    core::log_debug("membership", "dial " + peer_id.substr(0, 12) + " at " + address + ": " +
+    core::log_debug("membership", "dial " + core::short_peer_id(peer_id) + " at " + address + ": " +
                                       result.status().to_string());
   } else {
     link.backoff = Millis(0);

@@ -81,7 +81,7 @@ asio::awaitable<Status> SecureSession::handshake(std::optional<crypto::PublicKey
                         "dialed " + remote_address_string() + " and reached this peer itself" +
                             kSameIdentity);
           co_return core::auth_error("self-connection: the remote peer is this peer (" +
-                                     core_->peer_id + ")" + kSameIdentity);
+                                     core_->peer_id.hex() + ")" + kSameIdentity);
         }
         if (expected && *rs != *expected) {
           const std::string got = crypto::peer_id(*rs);
@@ -128,7 +128,7 @@ asio::awaitable<Status> SecureSession::handshake(std::optional<crypto::PublicKey
     co_return core::auth_error(std::string("self-connection: the remote peer is this peer") +
                                kSameIdentity);
   }
-  peer_id_ = crypto::peer_id(*rs);
+  peer_id_ = core::PeerId(crypto::peer_id(*rs));
   keys_ = hs.split();
   co_return Status::ok();
 }

@@ -10,25 +10,19 @@
 #include <vector>
 
 #include "gossip/core/log.hpp"
+#include "gossip/core/peer_id.hpp"
 
 namespace gossip::net {
 
 namespace {
 core::Status blocked_status(std::string_view peer_id) {
-  return core::unavailable("link to peer " + std::string(peer_id.substr(0, 12)) +
+  return core::unavailable("link to peer " + core::short_peer_id(peer_id) +
                            " blocked by the link filter");
 }
 
 core::Status dropped_status() {
   return core::Status(core::Code::kClosed,
                       "connection dropped mid-blob by the link filter (simulated loss)");
-}
-
-uint64_t splitmix64(uint64_t& state) {
-  uint64_t z = (state += 0x9e3779b97f4a7c15ULL);
-  z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
-  z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
-  return z ^ (z >> 31);
 }
 }  // namespace
 
@@ -96,7 +90,7 @@ std::optional<LinkShape> LinkFilter::shape_of(std::string_view peer_id) const {
 void LinkFilter::set_drop(double fraction, uint64_t seed) {
   std::lock_guard l(mu_);
   drop_fraction_ = std::clamp(fraction, 0.0, 1.0);
-  drop_state_ = seed;
+  drop_rng_ = core::SplitMix64(seed);
 }
 
 uint64_t LinkFilter::dropped() const {
@@ -106,8 +100,7 @@ uint64_t LinkFilter::dropped() const {
 
 bool LinkFilter::draw_drop_locked() {
   if (drop_fraction_ <= 0) return false;
-  const double u = static_cast<double>(splitmix64(drop_state_) >> 11) * 0x1.0p-53;  // [0, 1)
-  return u < drop_fraction_;
+  return drop_rng_.next_unit() < drop_fraction_;
 }
 
 bool LinkFilter::admitted(Session& session) const {
@@ -128,8 +121,8 @@ void LinkFilter::on_open(Session& session) {
     }
   }
   if (refuse) {
-    core::log_debug(
-        "net", "session with " + session.peer_id().substr(0, 12) + " refused by the link filter");
+    core::log_debug("net", "session with " + core::short_peer_id(session.peer_id()) +
+                               " refused by the link filter");
     session.close(blocked_status(session.peer_id()));
     return;
   }
@@ -163,7 +156,8 @@ core::Result<std::span<uint8_t>> LinkFilter::on_blob_begin(Session& session,
       cutting_[&session] = begin.stream_id;
     }
     core::log_debug("net", "blob " + std::to_string(begin.stream_id) + " from " +
-                               session.peer_id().substr(0, 12) + " dropped by the link filter");
+                               core::short_peer_id(session.peer_id()) +
+                               " dropped by the link filter");
     session.close(dropped_status());
   }
   return dest;

@@ -9,6 +9,7 @@
 #include <stdexcept>
 
 #include "gossip/core/log.hpp"
+#include "gossip/core/peer_id.hpp"
 #include "gossip/net/link_filter.hpp"
 #include "node_core.hpp"
 #include "secure_session.hpp"
@@ -155,7 +156,9 @@ Node::Node(asio::io_context& io, NetConfig config, crypto::StaticKeypair identit
 
 Node::~Node() { close(); }
 
-const std::string& Node::peer_id() const { return core_->peer_id; }
+const std::string& Node::peer_id() const {
+  return core_->peer_id.hex();
+}
 const NetConfig& Node::config() const { return core_->config; }
 
 void Node::set_handler(std::shared_ptr<SessionHandler> handler) {
@@ -204,7 +207,8 @@ core::Result<std::optional<crypto::PublicKey>> Node::check_dial(
   if (!k) return k.status().with_context("expected peer id");
   if (link_filter_ && link_filter_->is_blocked(*expected_peer_id)) {
     link_filter_->count_refused_dial();
-    return core::unavailable("dial refused: link to peer " + expected_peer_id->substr(0, 12) +
+    return core::unavailable("dial refused: link to peer " +
+                             core::short_peer_id(*expected_peer_id) +
                              " blocked by the link filter");
   }
   return std::optional<crypto::PublicKey>(*k);

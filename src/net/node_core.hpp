@@ -4,6 +4,9 @@
 // coroutine is still unwinding.
 #pragma once
 
+#include <asio/io_context.hpp>
+#include <asio/ip/tcp.hpp>
+#include <asio/strand.hpp>
 #include <map>
 #include <memory>
 #include <mutex>
@@ -12,10 +15,7 @@
 #include <string_view>
 #include <vector>
 
-#include <asio/io_context.hpp>
-#include <asio/ip/tcp.hpp>
-#include <asio/strand.hpp>
-
+#include "gossip/core/peer_id.hpp"
 #include "gossip/crypto/keys.hpp"
 #include "gossip/net/limits.hpp"
 #include "gossip/net/node.hpp"
@@ -34,7 +34,7 @@ struct NodeCore {
   const NetConfig config;
   const crypto::StaticKeypair identity;
   const crypto::SwarmKey swarm_key;
-  const std::string peer_id;
+  const core::PeerId peer_id;
   NetCounters counters;
   Strand accept_strand;
   std::optional<asio::ip::tcp::acceptor> acceptor;  // touched on accept_strand only

@@ -6,6 +6,7 @@
 #include <string>
 
 #include "gossip/core/log.hpp"
+#include "gossip/core/peer_id.hpp"
 
 namespace gossip::net {
 
@@ -46,7 +47,7 @@ void Router::on_frame(Session& session, uint8_t type, std::span<const uint8_t> b
   }
   core::log_rate_limited(core::LogLevel::kWarn, "net", "router-unrouted",
                          "dropped frame of unknown type " + std::to_string(type) + " from " +
-                             session.peer_id().substr(0, 12));
+                             core::short_peer_id(session.peer_id()));
 }
 
 core::Result<std::span<uint8_t>> Router::on_blob_begin(Session& session, const BlobBegin& begin) {

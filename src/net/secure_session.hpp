@@ -51,7 +51,7 @@ class SecureSession final : public Session, private FrameSink {
   asio::awaitable<core::Status> run_initiator_named(std::string host, std::string port,
                                                     std::optional<crypto::PublicKey> expected);
 
-  const std::string& peer_id() const override { return peer_id_; }
+  const std::string& peer_id() const override { return peer_id_.hex(); }
   asio::ip::tcp::endpoint remote_endpoint() const override { return remote_; }
   bool is_initiator() const override { return role_ == crypto::Role::kInitiator; }
   bool is_open() const override { return open_.load(); }
@@ -126,7 +126,7 @@ class SecureSession final : public Session, private FrameSink {
   const crypto::Role role_;
   std::string address_;      // non-empty while holding an inbound pending slot
   bool holds_slot_ = true;   // a session-cap slot (released on close)
-  std::string peer_id_;
+  core::PeerId peer_id_;
   asio::ip::tcp::endpoint remote_;
   std::atomic<bool> open_{true};
 

@@ -135,7 +135,8 @@ void SecureSession::close_on_strand(Status reason) {
     --core_->established;
   }
   core_->counters.sessions_closed++;
-  core::log_debug("net", "session with " + peer_id_.substr(0, 12) + " closed: " + reason.to_string());
+  core::log_debug("net",
+                  "session with " + peer_id_.short_form() + " closed: " + reason.to_string());
   if (decoder_.blob_open()) {
     core_->counters.blob_truncated++;
     const std::string what = "truncated: blob " + std::to_string(decoder_.blob_stream_id()) +
@@ -263,12 +264,14 @@ asio::awaitable<core::Result<std::string>> SecureSession::query_status(std::chro
 Status SecureSession::on_control(uint8_t type, std::span<const uint8_t> body) {
   if (type == kStatusReq) {
     const PeerStatus st = core_->status();
-    nlohmann::json j = {{"peer_id", core_->peer_id}, {"step", st.step},
-                        {"members", st.members}, {"model", st.model}};
+    nlohmann::json j = {{"peer_id", core_->peer_id.hex()},
+                        {"step", st.step},
+                        {"members", st.members},
+                        {"model", st.model}};
     const std::string text = j.dump();
     if (!push_mail(encode_frame(kStatus, {reinterpret_cast<const uint8_t*>(text.data()), text.size()}))) {
       core_->refuse(core_->counters.send_queue_full, "status-reply-dropped",
-                    "STATUS reply to " + peer_id_.substr(0, 12) + " dropped: send queue full");
+                    "STATUS reply to " + peer_id_.short_form() + " dropped: send queue full");
     }
     return Status::ok();
   }
@@ -290,11 +293,11 @@ core::Result<std::span<uint8_t>> SecureSession::on_blob_begin(const BlobBegin& b
   if (!dest) {
     core_->refuse(core_->counters.blob_refused, "blob-refused",
                   "blob of " + std::to_string(begin.total_bytes) + " bytes from " +
-                      peer_id_.substr(0, 12) + " refused: " + dest.status().to_string());
+                      peer_id_.short_form() + " refused: " + dest.status().to_string());
   } else if (dest->size() != begin.total_bytes) {
     core_->refuse(core_->counters.blob_refused, "blob-size",
                   "blob of " + std::to_string(begin.total_bytes) + " bytes from " +
-                      peer_id_.substr(0, 12) + " refused: receiver offered " +
+                      peer_id_.short_form() + " refused: receiver offered " +
                       std::to_string(dest->size()) + " bytes");
     return core::invalid_argument("destination size differs from the announced size");
   }

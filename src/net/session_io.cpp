@@ -46,7 +46,7 @@ asio::awaitable<void> SecureSession::reader() {
       const size_t len = get_be16(buf.data() + begin);
       if (len < crypto::kTagBytes) {
         core_->refuse(core_->counters.bad_frame, "short-message",
-                      "peer " + peer_id_.substr(0, 12) + " sent a " + std::to_string(len) +
+                      "peer " + peer_id_.short_form() + " sent a " + std::to_string(len) +
                           "-byte Noise message (shorter than its tag)");
         close_on_strand(core::protocol_error("Noise message shorter than its tag"));
         co_return;
@@ -60,7 +60,7 @@ asio::awaitable<void> SecureSession::reader() {
       auto plain = keys_.recv.decrypt({}, msg, direct.empty() ? msg : direct);
       if (!plain) {
         core_->refuse(core_->counters.decrypt_failed, "decrypt",
-                      "transport message from " + peer_id_.substr(0, 12) +
+                      "transport message from " + peer_id_.short_form() +
                           " failed authentication (corrupted, replayed, reordered or dropped)");
         close_on_strand(core::auth_error("transport message failed authentication: " +
                                          plain.status().message()));
@@ -72,7 +72,7 @@ asio::awaitable<void> SecureSession::reader() {
         decoder_.blob_filled(*plain);
       } else if (Status s = decoder_.feed(msg.first(*plain)); !s) {
         core_->refuse(core_->counters.bad_frame, "bad-frame",
-                      "peer " + peer_id_.substr(0, 12) + ": " + s.to_string());
+                      "peer " + peer_id_.short_form() + ": " + s.to_string());
         close_on_strand(s);
         co_return;
       }
@@ -219,7 +219,7 @@ void SecureSession::refresh_shape() {
   const uint64_t gen = link_filter_->shape_generation();
   if (gen == shape_gen_) return;
   shape_gen_ = gen;
-  shape_ = link_filter_->shape_of(peer_id_);
+  shape_ = link_filter_->shape_of(peer_id_.hex());
   if (!shape_) return;
   shape_->latency = std::max(shape_->latency, std::chrono::milliseconds(0));
   if (!(shape_->bytes_per_s > 0)) shape_->bytes_per_s = 0;  // NaN or negative: no cap

@@ -11,7 +11,8 @@
 #include <fstream>
 #include <nlohmann/json.hpp>
 
-#include "gossip/averaging/wire_format.hpp"
+#include "gossip/core/fingerprint.hpp"
+#include "gossip/core/finite.hpp"
 #include "gossip/peer/checkpoint.hpp"
 
 namespace gossip::peer {
@@ -60,24 +61,6 @@ uint32_t crc32_of(const uint8_t* p, size_t n) {
   return static_cast<uint32_t>(::crc32_z(::crc32_z(0L, Z_NULL, 0), p, n));
 }
 
-std::string hex64(uint64_t v) {
-  char buf[24];
-  std::snprintf(buf, sizeof buf, "0x%016" PRIx64, v);
-  return buf;
-}
-
-std::optional<uint64_t> parse_hex64(const std::string& s) {
-  if (s.size() != 18 || s[0] != '0' || s[1] != 'x') return std::nullopt;
-  uint64_t v = 0;
-  for (size_t i = 2; i < s.size(); ++i) {
-    const char c = s[i];
-    int d = c >= '0' && c <= '9' ? c - '0' : c >= 'a' && c <= 'f' ? c - 'a' + 10 : -1;
-    if (d < 0) return std::nullopt;
-    v = v << 4 | static_cast<uint64_t>(d);
-  }
-  return v;
-}
-
 // A non-negative integer field of the header, or -1 when absent or invalid.
 int64_t get_count(const nlohmann::json& h, const char* key) {
   if (!h.is_object()) return -1;
@@ -97,7 +80,7 @@ std::vector<uint8_t> encode_checkpoint(const CheckpointState& s) {
       {"position", s.data.position},
       {"optimizer_steps", s.optimizer_steps},
       {"weight", s.weight},
-      {"fingerprint", hex64(s.fingerprint)},
+      {"fingerprint", core::format_fingerprint(s.fingerprint)},
       {"model", s.model},
       {"model_spec", s.model_spec},
       {"param_count", s.params.size()},
@@ -184,7 +167,7 @@ core::Result<CheckpointState> decode_checkpoint(std::span<const uint8_t> bytes,
       !model->is_string()) {
     return core::corrupt("header misses a field or has a wrong type (" + header.dump() + ")");
   }
-  const auto fingerprint = parse_hex64(fp->get<std::string>());
+  const auto fingerprint = core::parse_fingerprint(fp->get<std::string>());
   if (!fingerprint) return core::corrupt("header fingerprint is not 0x + 16 hex digits");
   s.step = step;
   s.data = {epoch, position};
@@ -202,8 +185,9 @@ core::Result<CheckpointState> decode_checkpoint(std::span<const uint8_t> bytes,
   if (expect) {
     if (s.fingerprint != expect->fingerprint) {
       return core::corrupt("written for model " + s.model + " (fingerprint " +
-                           hex64(s.fingerprint) + "), but this config's model is " + expect->model +
-                           " (fingerprint " + hex64(expect->fingerprint) + ")");
+                           core::format_fingerprint(s.fingerprint) +
+                           "), but this config's model is " + expect->model + " (fingerprint " +
+                           core::format_fingerprint(expect->fingerprint) + ")");
     }
     if (static_cast<size_t>(params) != expect->param_count ||
         static_cast<size_t>(states) != expect->state_count) {
@@ -216,7 +200,7 @@ core::Result<CheckpointState> decode_checkpoint(std::span<const uint8_t> bytes,
   const uint8_t* data = p + kPrefix + header_len;
   s.params = get_floats(data, static_cast<size_t>(params));
   s.optimizer_state = get_floats(data + 4 * params, static_cast<size_t>(states));
-  if (averaging::first_non_finite(s.params) < s.params.size()) {
+  if (core::first_non_finite(s.params) < s.params.size()) {
     return core::corrupt("parameters hold a non-finite value (the run had diverged)");
   }
   return s;

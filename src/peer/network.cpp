@@ -13,7 +13,9 @@
 #include <vector>
 
 #include "gossip/averaging/engine.hpp"
+#include "gossip/core/fingerprint.hpp"
 #include "gossip/core/log.hpp"
+#include "gossip/core/peer_id.hpp"
 #include "gossip/crypto/keys.hpp"
 #include "gossip/crypto/noise.hpp"
 #include "gossip/membership/swarm.hpp"
@@ -145,12 +147,7 @@ core::Result<std::unique_ptr<PeerNetwork>> PeerNetwork::start(const config::Conf
   parts->engine->attach(*parts->router);
 
   Parts* raw = parts.get();
-  const std::string fingerprint = [&] {
-    char buf[24];
-    std::snprintf(buf, sizeof buf, "0x%016llx",
-                  static_cast<unsigned long long>(config.model.fingerprint()));
-    return std::string(buf);
-  }();
+  const std::string fingerprint = core::format_fingerprint(config.model.fingerprint());
   parts->node->set_status_provider([raw, fingerprint] {
     return net::PeerStatus{static_cast<uint64_t>(raw->step.load()), raw->swarm->live_count() + 1,
                            fingerprint};
@@ -172,7 +169,7 @@ core::Result<std::unique_ptr<PeerNetwork>> PeerNetwork::start(const config::Conf
   GOSSIP_RETURN_IF_ERROR(parts->swarm->start());  // its messages start with "membership: "
   parts->join_timeout_ms = config.membership.join_timeout_ms;
   for (const auto& b : pc.bootstrap) parts->seeds.push_back(b.to_string());
-  core::log_info("peer", "peer " + parts->node->peer_id().substr(0, 12) + "… listening on " +
+  core::log_info("peer", "peer " + core::short_peer_id(parts->node->peer_id()) + " listening on " +
                              parts->listen);
   return std::unique_ptr<PeerNetwork>(new PeerNetwork(std::move(parts)));
 }
@@ -202,7 +199,7 @@ core::Result<bool> PeerNetwork::fetch_swarm_state(Trainer& trainer) {
   if (!fetched) return fetched.status().with_context("state sync");
   GOSSIP_RETURN_IF_ERROR(trainer.adopt_step(fetched->step));
   core::log_info("peer", "downloaded the swarm's state (step " + std::to_string(fetched->step) +
-                             ") from " + fetched->donor.substr(0, 12) + "…");
+                             ") from " + core::short_peer_id(fetched->donor));
   return true;
 }
 

@@ -15,6 +15,7 @@
 
 #include "gossip/averaging/engine.hpp"
 #include "gossip/averaging/protocol.hpp"
+#include "gossip/core/finite.hpp"
 #include "gossip/core/log.hpp"
 #include "gossip/crypto/keys.hpp"
 #include "peer_run.hpp"

@@ -9,7 +9,7 @@
 #include <cstdio>
 #include <string>
 
-#include "gossip/averaging/wire_format.hpp"
+#include "gossip/core/finite.hpp"
 #include "gossip/core/log.hpp"
 #include "peer_run.hpp"
 
@@ -171,7 +171,7 @@ void PeerRun::write_train_record() {
 
 core::Status PeerRun::save_checkpoint() {
   const CheckpointState state = trainer_->checkpoint_state(weight_);
-  if (averaging::first_non_finite(state.params) < state.params.size()) {
+  if (core::first_non_finite(state.params) < state.params.size()) {
     // The last step's loss was finite but its update was not.
     diverged_ = diverged_message(*trainer_, "its update made the parameters non-finite");
     return core::Status(core::Code::kInternal, diverged_);

@@ -5,18 +5,17 @@
 #include <string>
 #include <utility>
 
+#include "gossip/core/hash.hpp"
 #include "gossip/data/shard.hpp"
 
 namespace gossip::peer {
 namespace {
 
-// Each peer walks its shard in its own order: the batch seed mixes the
-// shard index into the swarm-wide data seed (splitmix64 finaliser).
+// Each peer walks its shard in its own order: the batch seed is value
+// shard_index + 1 of splitmix64 seeded with the swarm-wide data seed.
 uint64_t batch_seed(uint64_t seed, int shard_index) {
-  uint64_t z = seed + 0x9e3779b97f4a7c15ULL * (static_cast<uint64_t>(shard_index) + 1);
-  z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
-  z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
-  return z ^ (z >> 31);
+  uint64_t state = seed + core::kSplitMix64Gamma * static_cast<uint64_t>(shard_index);
+  return core::splitmix64(state);
 }
 
 }  // namespace

@@ -9,6 +9,7 @@
 #include <stdexcept>
 #include <thread>
 
+#include "gossip/core/hash.hpp"
 #include "gpu_test_util.hpp"
 
 using namespace gossip::train;
@@ -37,12 +38,9 @@ OptimizerSpec adam(double wd = 0.0) {
 // millions of floats (splitmix64).
 std::vector<float> uniform_vector(size_t n, uint64_t seed, float scale) {
   std::vector<float> v(n);
-  uint64_t s = seed;
+  gossip::core::SplitMix64 rng(seed);
   for (float& x : v) {
-    uint64_t z = (s += 0x9e3779b97f4a7c15ull);
-    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
-    z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
-    z ^= z >> 31;
+    const uint64_t z = rng.next();
     x = scale * (static_cast<float>(z >> 40) / static_cast<float>(1 << 23) - 1.0f);
   }
   return v;

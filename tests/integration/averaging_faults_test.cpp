@@ -7,6 +7,7 @@
 
 #include "averaging_test_support.hpp"
 #include "gossip/averaging/protocol.hpp"
+#include "gossip/core/finite.hpp"
 
 using namespace gossip;
 using namespace gossip::averaging;
@@ -15,7 +16,7 @@ using namespace gossip::averaging::testing;
 namespace {
 
 bool finite(const std::vector<float>& v) {
-  return first_non_finite(v) == v.size();
+  return core::first_non_finite(v) == v.size();
 }
 
 // A scripted peer speaking the averaging frames by hand over a real session.

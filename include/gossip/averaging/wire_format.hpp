@@ -41,9 +41,6 @@ void encode(WireFormat format, std::span<const float> in, std::span<uint8_t> wir
 // whole blob must then be rejected). For fp32, `out` may alias `wire`.
 size_t decode(WireFormat format, std::span<const uint8_t> wire, std::span<float> out);
 
-// Index of the first non-finite float, or values.size().
-size_t first_non_finite(std::span<const float> values);
-
 // Index of the first non-finite element of a snapshot still in wire form
 // (wire.size() / wire_element_bytes(format) elements), or the element count:
 // validation without dequantizing. Requires a whole number of elements.

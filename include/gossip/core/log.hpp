@@ -1,8 +1,9 @@
 // Logging: one line per event on stderr, with level, time since start and a
 // component tag. Thread-safe. Secrets must never be passed here.
 //
-// `log_once_per(cause, interval)` rate-limits repeated causes (refused
-// connections, bad frames) so a hostile or broken peer cannot flood the log.
+// `log_rate_limited(level, component, cause, message, interval)` rate-limits
+// repeated causes (refused connections, bad frames) so a hostile or broken
+// peer cannot flood the log.
 #pragma once
 
 #include <chrono>

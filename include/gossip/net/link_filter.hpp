@@ -32,6 +32,7 @@
 #include <optional>
 #include <string_view>
 
+#include "gossip/core/hash.hpp"
 #include "gossip/net/session.hpp"
 
 namespace gossip::net {
@@ -125,7 +126,7 @@ class LinkFilter final : public SessionHandler {
   std::shared_ptr<const ShapeOf> shape_of_;  // null: no shaping
   std::atomic<uint64_t> shape_generation_{0};
   double drop_fraction_ = 0;
-  uint64_t drop_state_ = 0;  // splitmix64
+  core::SplitMix64 drop_rng_{0};
   uint64_t dropped_ = 0;
 };
 

@@ -3,8 +3,9 @@
 // The trainer owns the backend (the replica), the batcher over this peer's
 // shard and the evaluation walker over the test set. It lives on the peer's
 // trainer thread: every method must be called from that one thread. The
-// averaging engine reaches the parameters through backend().snapshot() and
-// backend().apply_delta() between steps, on this same thread.
+// averaging engine reaches the replica only through backend(), between two
+// steps and on this same thread; which Backend operations it uses, and why,
+// is train/backend.hpp's to say.
 #pragma once
 
 #include <cstdint>

@@ -8,6 +8,7 @@
 
 #include "core.hpp"
 #include "gossip/core/log.hpp"
+#include "gossip/core/peer_id.hpp"
 
 namespace gossip::averaging {
 
@@ -196,9 +197,9 @@ void Core::on_frame(net::Session& s, uint8_t type, std::span<const uint8_t> body
   auto self = shared_from_this();
   auto sp = s.shared_from_this();
   auto bad = [&](const core::Status& st) {
-    core::log_rate_limited(core::LogLevel::kWarn, "averaging", "bad-frame",
-                           "ignored malformed frame from " + s.peer_id().substr(0, 12) + ": " +
-                               st.to_string());
+    core::log_rate_limited(
+        core::LogLevel::kWarn, "averaging", "bad-frame",
+        "ignored malformed frame from " + core::short_peer_id(s.peer_id()) + ": " + st.to_string());
   };
   switch (type) {
     case kOffer: {
@@ -266,7 +267,7 @@ core::Result<std::span<uint8_t>> Core::on_blob_begin(net::Session& s, const net:
   const BlobSlot slot = std::move(*begun.wrong_size);
   // Wrong size: refuse the blob and fail what waited for it at once.
   auto st = core::corrupt("blob of " + std::to_string(b.total_bytes) + " bytes from " +
-                          s.peer_id().substr(0, 12) + ", expected exactly " +
+                          core::short_peer_id(s.peer_id()) + ", expected exactly " +
                           std::to_string(slot.dest.size()));
   auto self = shared_from_this();
   auto sp = s.shared_from_this();

@@ -14,14 +14,13 @@
 
 #include "core.hpp"
 #include "gossip/core/log.hpp"
+#include "gossip/core/peer_id.hpp"
 
 namespace gossip::averaging::detail {
 
 namespace {
 
 using Kind = ExchangeEvent::Kind;
-
-std::string short_id(const std::string& id) { return id.substr(0, 12); }
 
 // The machine's reading of one event. The timer arrives as kStop with a
 // kTimeout status (arm_timer).
@@ -135,8 +134,8 @@ asio::awaitable<void> Core::initiate(std::shared_ptr<Exchange> ex, Member peer) 
             if (r) {
               ev.session = *r;
             } else {
-              ev.status = r.status().with_context("dial " + short_id(peer.peer_id) + " at " +
-                                                  peer.address());
+              ev.status = r.status().with_context("dial " + core::short_peer_id(peer.peer_id) +
+                                                  " at " + peer.address());
             }
             if (!ex->machine.ended()) self->deliver(ex, std::move(ev));
           },
@@ -234,7 +233,7 @@ void Core::handle_snapshot_blob(net::Session* s, uint64_t xid, core::Status st) 
     // the pass that uses the values.
     const size_t bad = first_non_finite_wire(ex->format, ex->other_wire());
     if (bad < ex->count) {
-      st = core::corrupt("snapshot from " + short_id(ex->peer_id) +
+      st = core::corrupt("snapshot from " + core::short_peer_id(ex->peer_id) +
                          " rejected: non-finite value at element " + std::to_string(bad) + " of " +
                          std::to_string(ex->count));
     }
@@ -292,12 +291,13 @@ void Core::finish(const std::shared_ptr<Exchange>& ex, const Decision& d) {
   });
   const std::string side = ex->initiator() ? "with " : "from ";
   if (ending == Ending::kBusy) {
-    core::log_debug("averaging", "partner " + short_id(ex->peer_id) + " busy; backing off");
+    core::log_debug("averaging",
+                    "partner " + core::short_peer_id(ex->peer_id) + " busy; backing off");
   } else if (ending == Ending::kStopped) {
-    core::log_info("averaging", "exchange " + side + short_id(ex->peer_id) +
+    core::log_info("averaging", "exchange " + side + core::short_peer_id(ex->peer_id) +
                                     " abandoned, nothing applied: this peer is leaving");
   } else {
-    log_failure("exchange " + side + short_id(ex->peer_id) +
+    log_failure("exchange " + side + core::short_peer_id(ex->peer_id) +
                 " failed, nothing applied: " + d.why.to_string());
   }
   mailbox_.ended(ex.get(), ex->machine.role(), ending, Clock::now());

@@ -2,13 +2,9 @@
 // free of sockets, threads and clocks (see exchange_machine.hpp).
 #include "gossip/averaging/exchange_machine.hpp"
 
-namespace gossip::averaging {
+#include "gossip/core/peer_id.hpp"
 
-namespace {
-std::string short_id(const std::string& id) {
-  return id.substr(0, 12);
-}
-}  // namespace
+namespace gossip::averaging {
 
 const char* ending_name(Ending e) {
   switch (e) {
@@ -112,9 +108,10 @@ Decision ExchangeMachine::on_refuse(RefuseCode code, const std::string& reason,
                                     const std::string& partner) {
   if (ended()) return {};
   (void)code;  // every code ends the exchange alike; the reason is for people
-  return end(Ending::kRemote,
-             core::protocol_error("partner " + short_id(partner) + " refused: " + reason),
-             std::nullopt);
+  return end(
+      Ending::kRemote,
+      core::protocol_error("partner " + core::short_peer_id(partner) + " refused: " + reason),
+      std::nullopt);
 }
 
 Decision ExchangeMachine::on_time(TimePoint now) {
@@ -147,15 +144,16 @@ std::optional<Refusal> check_offer(const Offer& offer, const std::string& finger
                                    const std::string& self) {
   if (offer.fingerprint != fingerprint) {
     return Refusal{RefuseCode::kModelMismatch,
-                   std::string(kModelMismatch) + " peer " + short_id(partner) +
-                       " has model fingerprint " + offer.fingerprint + ", peer " + short_id(self) +
-                       " has " + fingerprint + " (different architecture: cannot average)"};
+                   std::string(kModelMismatch) + " peer " + core::short_peer_id(partner) +
+                       " has model fingerprint " + offer.fingerprint + ", peer " +
+                       core::short_peer_id(self) + " has " + fingerprint +
+                       " (different architecture: cannot average)"};
   }
   if (offer.count != param_count) {
-    return Refusal{RefuseCode::kSizeMismatch, "size mismatch: peer " + short_id(partner) +
-                                                  " offers " + std::to_string(offer.count) +
-                                                  " parameters, this model has " +
-                                                  std::to_string(param_count)};
+    return Refusal{RefuseCode::kSizeMismatch,
+                   "size mismatch: peer " + core::short_peer_id(partner) + " offers " +
+                       std::to_string(offer.count) + " parameters, this model has " +
+                       std::to_string(param_count)};
   }
   return std::nullopt;
 }
@@ -164,10 +162,10 @@ std::optional<Refusal> check_state_request(const StateRequest& req, const std::s
                                            uint64_t param_count, uint64_t state_count,
                                            const std::string& joiner, const std::string& self) {
   if (req.fingerprint != fingerprint) {
-    return Refusal{RefuseCode::kModelMismatch, std::string(kModelMismatch) + " joiner " +
-                                                   short_id(joiner) + " has model fingerprint " +
-                                                   req.fingerprint + ", donor " + short_id(self) +
-                                                   " has " + fingerprint};
+    return Refusal{RefuseCode::kModelMismatch,
+                   std::string(kModelMismatch) + " joiner " + core::short_peer_id(joiner) +
+                       " has model fingerprint " + req.fingerprint + ", donor " +
+                       core::short_peer_id(self) + " has " + fingerprint};
   }
   if (req.param_count != param_count || req.state_count != state_count) {
     return Refusal{RefuseCode::kSizeMismatch,

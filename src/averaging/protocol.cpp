@@ -6,6 +6,8 @@
 #include <cstdio>
 #include <nlohmann/json.hpp>
 
+#include "gossip/core/fingerprint.hpp"
+#include "gossip/core/fingerprint.hpp"
 #include "gossip/net/frames.hpp"
 
 namespace gossip::averaging {
@@ -80,10 +82,10 @@ core::Result<T> parse(std::span<const uint8_t> body, const char* what, F&& fill)
 
 }  // namespace
 
+// The wire form: core's fingerprint text without its "0x" (protocol v1
+// compares these 16 digits as a string).
 std::string fingerprint_hex(uint64_t fingerprint) {
-  char buf[17];
-  std::snprintf(buf, sizeof buf, "%016llx", static_cast<unsigned long long>(fingerprint));
-  return buf;
+  return core::format_fingerprint(fingerprint).substr(2);
 }
 
 const char* refuse_code_name(RefuseCode code) {

@@ -8,6 +8,7 @@
 #include "core.hpp"
 #include "gossip/core/finite.hpp"
 #include "gossip/core/log.hpp"
+#include "gossip/core/peer_id.hpp"
 
 namespace gossip::averaging {
 
@@ -15,7 +16,6 @@ namespace detail {
 
 namespace {
 constexpr int kMaxServing = 2;  // concurrent state downloads served
-std::string short_id(const std::string& id) { return id.substr(0, 12); }
 std::span<uint8_t> bytes_of(std::vector<float>& v) {
   return {reinterpret_cast<uint8_t*>(v.data()), v.size() * sizeof(float)};
 }
@@ -55,10 +55,11 @@ void Core::send_state(std::shared_ptr<StateServe> serve) {
             c.states_served++;
             c.bytes_out += serve->data.size() * sizeof(float);
           });
-          core::log_info("averaging", "served training state (step " + std::to_string(serve->info.step) +
-                                          ") to " + short_id(serve->session->peer_id()));
+          core::log_info("averaging", "served training state (step " +
+                                          std::to_string(serve->info.step) + ") to " +
+                                          core::short_peer_id(serve->session->peer_id()));
         } else {
-          self->log_failure("serving state to " + short_id(serve->session->peer_id()) +
+          self->log_failure("serving state to " + core::short_peer_id(serve->session->peer_id()) +
                             " failed: " + st.to_string());
         }
       },
@@ -77,9 +78,10 @@ asio::awaitable<void> Core::run_fetch(std::shared_ptr<StateFetch> f) {
   auto self = shared_from_this();
   f->timer.async_wait([self, f](const asio::error_code& ec) {
     if (ec) return;
-    self->finish_fetch(f, core::timeout_error("donor " + short_id(f->donor.peer_id) +
-                                              " did not deliver the state within " +
-                                              std::to_string(self->opt_.state_timeout.count()) + " ms"));
+    self->finish_fetch(
+        f, core::timeout_error("donor " + core::short_peer_id(f->donor.peer_id) +
+                               " did not deliver the state within " +
+                               std::to_string(self->opt_.state_timeout.count()) + " ms"));
   });
   auto r = co_await node_.dial(f->donor.address(), f->donor.peer_id);
   if (f->done) co_return;
@@ -163,12 +165,13 @@ core::Result<FetchedState> Engine::fetch_state(train::Backend& backend, std::vec
       backend.write_parameters(all.first(mine.param_count));
       backend.write_optimizer_state(all.subspan(mine.param_count));
       backend.set_optimizer_steps(f->info->optimizer_steps);
-      core::log_info("averaging", "downloaded training state (step " + std::to_string(f->info->step) +
-                                      ") from " + m.peer_id.substr(0, 12));
+      core::log_info("averaging", "downloaded training state (step " +
+                                      std::to_string(f->info->step) + ") from " +
+                                      core::short_peer_id(m.peer_id));
       return FetchedState{m.peer_id, f->info->step, f->info->optimizer_steps};
     }
     c.counters_.add([](Counters& k) { k.state_fetch_failed++; });
-    core::log_warn("averaging", "state download from " + m.peer_id.substr(0, 12) + " at " +
+    core::log_warn("averaging", "state download from " + core::short_peer_id(m.peer_id) + " at " +
                                     m.address() + " failed: " + st.to_string() +
                                     (&m != &candidates.back() ? "; trying the next member" : ""));
     errors += (errors.empty() ? "" : "; ") + m.address() + ": " + st.to_string();

@@ -65,8 +65,9 @@ core::Status model_refusal(const train::ModelSpec& model, const core::Status& fe
   return core::invalid_argument(
       "model mismatch: this config's model " + model.describe() + " (fingerprint " +
       averaging::fingerprint_hex(model.fingerprint()) +
-      ") is not the swarm's: " + fetch_error.message() +
-      "; give this peer the swarm's model.layers, model.activation and model.loss");
+      ") is not the swarm's: " + fetch_error.message() + "; give this peer the swarm's " +
+      (model.is_gpt() ? "model.type, vocab, block, layers, heads and embd"
+                      : "model.type, layers, activation and loss"));
 }
 
 nlohmann::json optional_json(const std::optional<double>& v) {

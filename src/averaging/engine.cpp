@@ -24,9 +24,15 @@ Options options_from(const config::GossipConfig& g, int64_t shard_samples) {
   o.backoff = std::chrono::milliseconds(g.backoff_ms);
   o.state_timeout = std::max(o.state_timeout, 3 * o.exchange_timeout);
   switch (g.weight) {
-    case config::WeightMode::kSamples: o.weight = static_cast<double>(std::max<int64_t>(1, shard_samples)); break;
-    case config::WeightMode::kUniform: o.weight = 1.0; break;
-    case config::WeightMode::kFixed: o.weight = g.weight_value; break;
+    case config::WeightMode::kSamples:
+      o.weight = static_cast<double>(std::max<int64_t>(1, shard_samples));
+      break;
+    case config::WeightMode::kUniform:
+      o.weight = 1.0;
+      break;
+    case config::WeightMode::kFixed:
+      o.weight = g.weight_value;
+      break;
   }
   return o;
 }
@@ -77,7 +83,9 @@ Exchange::Exchange(Strand strand, std::shared_ptr<BufferPool> p, WireFormat f, s
       buf(pool->take(f, n)),
       timer(strand),
       events(strand, 16) {}
-Exchange::~Exchange() { pool->give(std::move(buf)); }
+Exchange::~Exchange() {
+  pool->give(std::move(buf));
+}
 
 std::span<uint8_t> Exchange::own_wire() {
   return {reinterpret_cast<uint8_t*>(buf->own_store.get()), wire_bytes(format, count)};
@@ -117,7 +125,9 @@ Core::Core(asio::io_context& io_ctx, net::Node& node, std::shared_ptr<PeerDirect
       xids_(seed),
       mailbox_(schedule_options(options), seed ^ 0x5deece66dULL) {}
 
-void Core::post(std::function<void()> fn) { asio::post(strand_, std::move(fn)); }
+void Core::post(std::function<void()> fn) {
+  asio::post(strand_, std::move(fn));
+}
 
 void Core::log_failure(const std::string& what) {
   core::log_rate_limited(core::LogLevel::kWarn, "averaging", what.substr(0, 40), what,
@@ -272,8 +282,10 @@ core::Result<std::span<uint8_t>> Core::on_blob_begin(net::Session& s, const net:
   auto self = shared_from_this();
   auto sp = s.shared_from_this();
   post([self, sp, slot, st] {
-    if (slot.type == kSnapshotBlob) self->handle_snapshot_blob(sp.get(), slot.xid, st);
-    else self->handle_state_blob(sp.get(), slot.xid, st);
+    if (slot.type == kSnapshotBlob)
+      self->handle_snapshot_blob(sp.get(), slot.xid, st);
+    else
+      self->handle_state_blob(sp.get(), slot.xid, st);
   });
   return st;
 }
@@ -286,8 +298,10 @@ void Core::on_blob_end(net::Session& s, uint32_t stream_id, const core::Status& 
   auto self = shared_from_this();
   auto sp = s.shared_from_this();
   post([self, sp, slot = std::move(slot), st] {
-    if (slot.type == kSnapshotBlob) self->handle_snapshot_blob(sp.get(), slot.xid, st);
-    else self->handle_state_blob(sp.get(), slot.xid, st);
+    if (slot.type == kSnapshotBlob)
+      self->handle_snapshot_blob(sp.get(), slot.xid, st);
+    else
+      self->handle_state_blob(sp.get(), slot.xid, st);
   });
 }
 
@@ -300,10 +314,16 @@ Engine::Engine(asio::io_context& io, net::Node& node, std::shared_ptr<PeerDirect
     : core_(std::make_shared<Core>(io, node, std::move(directory), model, options,
                                    options.seed ? options.seed : std::random_device{}())) {}
 
-Engine::~Engine() { stop(); }
+Engine::~Engine() {
+  stop();
+}
 
-void Engine::attach(net::Router& router) { router.add(kFirstType, kLastType, core_); }
-std::shared_ptr<net::SessionHandler> Engine::handler() const { return core_; }
+void Engine::attach(net::Router& router) {
+  router.add(kFirstType, kLastType, core_);
+}
+std::shared_ptr<net::SessionHandler> Engine::handler() const {
+  return core_;
+}
 
 void Engine::between_steps(train::Backend& backend, int64_t step) {
   Core& c = *core_;
@@ -333,8 +353,9 @@ void Engine::between_steps(train::Backend& backend, int64_t step) {
     std::span<float> all(serve->data);
     backend.read_parameters(all.first(c.model_.param_count));
     backend.read_optimizer_state(all.subspan(c.model_.param_count));
-    serve->info = {serve->xid, step, backend.optimizer_steps(), c.model_.param_count,
-                   c.model_.state_count, c.fingerprint_};
+    serve->info = {
+        serve->xid,           step,          backend.optimizer_steps(), c.model_.param_count,
+        c.model_.state_count, c.fingerprint_};
     c.post([self, serve] { self->send_state(serve); });
   }
 

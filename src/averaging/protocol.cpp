@@ -7,7 +7,6 @@
 #include <nlohmann/json.hpp>
 
 #include "gossip/core/fingerprint.hpp"
-#include "gossip/core/fingerprint.hpp"
 #include "gossip/net/frames.hpp"
 
 namespace gossip::averaging {
@@ -107,26 +106,38 @@ const char* refuse_code_name(RefuseCode code) {
 }
 
 std::vector<uint8_t> encode(const Offer& m) {
-  return dump({{"xid", m.xid}, {"step", m.step}, {"weight", m.weight},
-               {"format", config::wire_format_name(m.format)}, {"count", m.count},
+  return dump({{"xid", m.xid},
+               {"step", m.step},
+               {"weight", m.weight},
+               {"format", config::wire_format_name(m.format)},
+               {"count", m.count},
                {"fingerprint", m.fingerprint}});
 }
-std::vector<uint8_t> encode(const Reply& m) { return dump({{"xid", m.xid}, {"weight", m.weight}}); }
+std::vector<uint8_t> encode(const Reply& m) {
+  return dump({{"xid", m.xid}, {"weight", m.weight}});
+}
 std::vector<uint8_t> encode(const Refuse& m) {
   return dump({{"xid", m.xid},
                {"code", static_cast<uint16_t>(m.code)},
                {"reason", m.reason.substr(0, 1024)}});
 }
 std::vector<uint8_t> encode(const StateRequest& m) {
-  return dump({{"xid", m.xid}, {"fingerprint", m.fingerprint}, {"param_count", m.param_count},
+  return dump({{"xid", m.xid},
+               {"fingerprint", m.fingerprint},
+               {"param_count", m.param_count},
                {"state_count", m.state_count}});
 }
 std::vector<uint8_t> encode(const StateInfo& m) {
-  return dump({{"xid", m.xid}, {"step", m.step}, {"optimizer_steps", m.optimizer_steps},
-               {"param_count", m.param_count}, {"state_count", m.state_count},
+  return dump({{"xid", m.xid},
+               {"step", m.step},
+               {"optimizer_steps", m.optimizer_steps},
+               {"param_count", m.param_count},
+               {"state_count", m.state_count},
                {"fingerprint", m.fingerprint}});
 }
-std::vector<uint8_t> encode_xid(uint64_t xid) { return dump({{"xid", xid}}); }
+std::vector<uint8_t> encode_xid(uint64_t xid) {
+  return dump({{"xid", xid}});
+}
 
 core::Result<Offer> parse_offer(std::span<const uint8_t> body) {
   return parse<Offer>(body, "OFFER", [](const Reader& r, Offer& m) {
@@ -182,7 +193,8 @@ core::Result<StateInfo> parse_state_info(std::span<const uint8_t> body) {
 }
 
 core::Result<uint64_t> parse_xid(std::span<const uint8_t> body) {
-  return parse<uint64_t>(body, "xid frame", [](const Reader& r, uint64_t& xid) { xid = r.u64("xid"); });
+  return parse<uint64_t>(body, "xid frame",
+                         [](const Reader& r, uint64_t& xid) { xid = r.u64("xid"); });
 }
 
 std::array<uint8_t, kBlobHeaderBytes> blob_header(MessageType type, uint64_t xid) {

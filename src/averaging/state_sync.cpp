@@ -102,8 +102,8 @@ void Core::handle_state_info(net::Session* s, StateInfo info) {
   if (!f) return;
   if (info.fingerprint != fingerprint_ || info.param_count != model_.param_count ||
       info.state_count != model_.state_count) {
-    finish_fetch(f, core::protocol_error("donor state does not fit: fingerprint " + info.fingerprint +
-                                         " vs " + fingerprint_ + ", sizes " +
+    finish_fetch(f, core::protocol_error("donor state does not fit: fingerprint " +
+                                         info.fingerprint + " vs " + fingerprint_ + ", sizes " +
                                          std::to_string(info.param_count) + "+" +
                                          std::to_string(info.state_count)));
     return;
@@ -118,8 +118,8 @@ void Core::handle_state_blob(net::Session* s, uint64_t xid, core::Status st) {
   if (!f->info) return finish_fetch(f, core::protocol_error("STATE blob without STATE header"));
   const size_t bad = core::first_non_finite(f->data);
   if (bad < f->data.size()) {
-    return finish_fetch(f, core::corrupt("donor state has a non-finite value at element " +
-                                         std::to_string(bad)));
+    return finish_fetch(
+        f, core::corrupt("donor state has a non-finite value at element " + std::to_string(bad)));
   }
   finish_fetch(f, core::Status::ok());
 }
@@ -138,7 +138,8 @@ void Core::finish_fetch(std::shared_ptr<StateFetch> f, core::Status st) {
 
 }  // namespace detail
 
-core::Result<FetchedState> Engine::fetch_state(train::Backend& backend, std::vector<Member> candidates) {
+core::Result<FetchedState> Engine::fetch_state(train::Backend& backend,
+                                               std::vector<Member> candidates) {
   detail::Core& c = *core_;
   const ModelIdentity mine = identity_of(backend);
   if (mine.fingerprint != c.model_.fingerprint || mine.param_count != c.model_.param_count ||
@@ -180,8 +181,9 @@ core::Result<FetchedState> Engine::fetch_state(train::Backend& backend, std::vec
   if (!errors.empty() && all_model_refusals) {
     return core::invalid_argument("every member refused this peer's model (" + errors + ")");
   }
-  return core::unavailable("no member could serve the training state" +
-                           (errors.empty() ? std::string(" (no candidates)") : " (" + errors + ")"));
+  return core::unavailable(
+      "no member could serve the training state" +
+      (errors.empty() ? std::string(" (no candidates)") : " (" + errors + ")"));
 }
 
 }  // namespace gossip::averaging

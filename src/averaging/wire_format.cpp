@@ -22,8 +22,12 @@ static_assert(std::endian::native == std::endian::little,
 
 namespace {
 
-inline uint32_t bits(float f) { return std::bit_cast<uint32_t>(f); }
-inline float from_bits(uint32_t u) { return std::bit_cast<float>(u); }
+inline uint32_t bits(float f) {
+  return std::bit_cast<uint32_t>(f);
+}
+inline float from_bits(uint32_t u) {
+  return std::bit_cast<float>(u);
+}
 
 inline uint16_t bf16_of(uint32_t u) {
   const uint32_t rounded = (u + 0x7fffu + ((u >> 16) & 1u)) >> 16;
@@ -34,7 +38,7 @@ inline uint16_t bf16_of(uint32_t u) {
 inline uint16_t fp16_of(uint32_t x) {
   const uint32_t sign = x & 0x80000000u;
   const uint32_t f = x ^ sign;
-  const uint32_t o_inf = f > 0x7f800000u ? 0x7e00u : 0x7c00u;  // NaN stays NaN
+  const uint32_t o_inf = f > 0x7f800000u ? 0x7e00u : 0x7c00u;            // NaN stays NaN
   constexpr uint32_t kDenormMagic = ((127 - 15) + (23 - 10) + 1) << 23;  // 0.5f
   const uint32_t o_den = bits(from_bits(f) + from_bits(kDenormMagic)) - kDenormMagic;
   const uint32_t mant_odd = (f >> 13) & 1u;
@@ -59,16 +63,28 @@ inline uint16_t load16(const uint8_t* p) {
   std::memcpy(&v, p, 2);
   return v;
 }
-inline void store16(uint8_t* p, uint16_t v) { std::memcpy(p, &v, 2); }
+inline void store16(uint8_t* p, uint16_t v) {
+  std::memcpy(p, &v, 2);
+}
 
 }  // namespace
 
-size_t wire_element_bytes(WireFormat format) { return format == WireFormat::kFp32 ? 4 : 2; }
+size_t wire_element_bytes(WireFormat format) {
+  return format == WireFormat::kFp32 ? 4 : 2;
+}
 
-uint16_t float_to_bf16(float x) { return bf16_of(bits(x)); }
-float bf16_to_float(uint16_t h) { return from_bits(static_cast<uint32_t>(h) << 16); }
-uint16_t float_to_fp16(float x) { return fp16_of(bits(x)); }
-float fp16_to_float(uint16_t h) { return from_bits(fp16_bits_to_float_bits(h)); }
+uint16_t float_to_bf16(float x) {
+  return bf16_of(bits(x));
+}
+float bf16_to_float(uint16_t h) {
+  return from_bits(static_cast<uint32_t>(h) << 16);
+}
+uint16_t float_to_fp16(float x) {
+  return fp16_of(bits(x));
+}
+float fp16_to_float(uint16_t h) {
+  return from_bits(fp16_bits_to_float_bits(h));
+}
 
 namespace {
 
@@ -82,10 +98,14 @@ struct DqFp32 {
   }
 };
 struct DqBf16 {
-  static float at(const uint8_t* p, size_t i) { return from_bits(static_cast<uint32_t>(load16(p + 2 * i)) << 16); }
+  static float at(const uint8_t* p, size_t i) {
+    return from_bits(static_cast<uint32_t>(load16(p + 2 * i)) << 16);
+  }
 };
 struct DqFp16 {
-  static float at(const uint8_t* p, size_t i) { return from_bits(fp16_bits_to_float_bits(load16(p + 2 * i))); }
+  static float at(const uint8_t* p, size_t i) {
+    return from_bits(fp16_bits_to_float_bits(load16(p + 2 * i)));
+  }
 };
 
 // Float partial sums in kLanes independent accumulators (a fixed-width inner
@@ -141,8 +161,8 @@ GOSSIP_VECTOR_CLONES void encode_bf16(const float* __restrict src, uint8_t* __re
 // fp16 kernels stay baseline-only: vectorised for AVX2, GCC computes the
 // subnormal branch of every element in float arithmetic, and the subnormal
 // results make the AVX2 build 1.6-2x slower than the scalar one.
-void encode_fp16(const float* __restrict src, uint8_t* __restrict dst,
-                                      float* __restrict dq, size_t n) {
+void encode_fp16(const float* __restrict src, uint8_t* __restrict dst, float* __restrict dq,
+                 size_t n) {
   if (dq != nullptr) {
     for (size_t i = 0; i < n; ++i) {
       const uint16_t h = fp16_of(bits(src[i]));
@@ -166,14 +186,17 @@ GOSSIP_VECTOR_CLONES uint32_t any_non_finite32(const uint8_t* __restrict p, size
 }
 
 // Nonzero when any of the n 16-bit values at p has all exponent bits set.
-GOSSIP_VECTOR_CLONES uint32_t any_non_finite16(const uint8_t* __restrict p, size_t n, uint32_t exp_mask) {
+GOSSIP_VECTOR_CLONES uint32_t any_non_finite16(const uint8_t* __restrict p, size_t n,
+                                               uint32_t exp_mask) {
   uint32_t bad = 0;
-  for (size_t i = 0; i < n; ++i) bad |= static_cast<uint32_t>((load16(p + 2 * i) & exp_mask) == exp_mask);
+  for (size_t i = 0; i < n; ++i)
+    bad |= static_cast<uint32_t>((load16(p + 2 * i) & exp_mask) == exp_mask);
   return bad;
 }
 
 // Dequantize n values; nonzero when any was infinite or NaN.
-GOSSIP_VECTOR_CLONES uint32_t decode_bf16(const uint8_t* __restrict src, float* __restrict dst, size_t n) {
+GOSSIP_VECTOR_CLONES uint32_t decode_bf16(const uint8_t* __restrict src, float* __restrict dst,
+                                          size_t n) {
   uint32_t bad = 0;
   for (size_t i = 0; i < n; ++i) {
     const uint32_t h = load16(src + 2 * i);
@@ -193,10 +216,12 @@ uint32_t decode_fp16(const uint8_t* __restrict src, float* __restrict dst, size_
   return bad;
 }
 
-GOSSIP_VECTOR_CLONES double apply_fp32(float scale, const uint8_t* a, const uint8_t* b, float* x, size_t n) {
+GOSSIP_VECTOR_CLONES double apply_fp32(float scale, const uint8_t* a, const uint8_t* b, float* x,
+                                       size_t n) {
   return delta_pass<DqFp32, true>(scale, a, b, x, n);
 }
-GOSSIP_VECTOR_CLONES double apply_bf16(float scale, const uint8_t* a, const uint8_t* b, float* x, size_t n) {
+GOSSIP_VECTOR_CLONES double apply_bf16(float scale, const uint8_t* a, const uint8_t* b, float* x,
+                                       size_t n) {
   return delta_pass<DqBf16, true>(scale, a, b, x, n);
 }
 double apply_fp16(float scale, const uint8_t* a, const uint8_t* b, float* x, size_t n) {
@@ -208,7 +233,9 @@ GOSSIP_VECTOR_CLONES double distance_fp32(const uint8_t* a, const uint8_t* b, si
 
 // --- rare paths --------------------------------------------------------------
 
-uint32_t exp_mask_of(WireFormat format) { return format == WireFormat::kBf16 ? 0x7f80u : 0x7c00u; }
+uint32_t exp_mask_of(WireFormat format) {
+  return format == WireFormat::kBf16 ? 0x7f80u : 0x7c00u;
+}
 
 // Index of the first non-finite element (n if none): only called once a
 // kernel has said there is one.
@@ -237,27 +264,35 @@ void encode(WireFormat format, std::span<const float> in, std::span<uint8_t> wir
   float* dq = dequantized.empty() ? nullptr : dequantized.data();
   switch (format) {
     case WireFormat::kFp32:
-      if (static_cast<const void*>(dst) != static_cast<const void*>(src)) std::memcpy(dst, src, n * 4);
+      if (static_cast<const void*>(dst) != static_cast<const void*>(src))
+        std::memcpy(dst, src, n * 4);
       if (dq != nullptr && dq != src) std::memcpy(dq, src, n * 4);
       return;
-    case WireFormat::kBf16: encode_bf16(src, dst, dq, n); return;
-    case WireFormat::kFp16: encode_fp16(src, dst, dq, n); return;
+    case WireFormat::kBf16:
+      encode_bf16(src, dst, dq, n);
+      return;
+    case WireFormat::kFp16:
+      encode_fp16(src, dst, dq, n);
+      return;
   }
 }
 
 double squared_distance(std::span<const float> a, std::span<const float> b) {
   assert(a.size() == b.size());
-  return distance_fp32(reinterpret_cast<const uint8_t*>(a.data()), reinterpret_cast<const uint8_t*>(b.data()),
-                       a.size());
+  return distance_fp32(reinterpret_cast<const uint8_t*>(a.data()),
+                       reinterpret_cast<const uint8_t*>(b.data()), a.size());
 }
 
 double apply_wire_delta(WireFormat format, float scale, std::span<const uint8_t> other,
                         std::span<const uint8_t> own, std::span<float> x) {
   assert(other.size() == wire_bytes(format, x.size()) && own.size() == other.size());
   switch (format) {
-    case WireFormat::kFp32: return apply_fp32(scale, other.data(), own.data(), x.data(), x.size());
-    case WireFormat::kBf16: return apply_bf16(scale, other.data(), own.data(), x.data(), x.size());
-    case WireFormat::kFp16: return apply_fp16(scale, other.data(), own.data(), x.data(), x.size());
+    case WireFormat::kFp32:
+      return apply_fp32(scale, other.data(), own.data(), x.data(), x.size());
+    case WireFormat::kBf16:
+      return apply_bf16(scale, other.data(), own.data(), x.data(), x.size());
+    case WireFormat::kFp16:
+      return apply_fp16(scale, other.data(), own.data(), x.data(), x.size());
   }
   return 0;
 }
@@ -266,8 +301,9 @@ size_t first_non_finite_wire(WireFormat format, std::span<const uint8_t> wire) {
   const size_t eb = wire_element_bytes(format);
   assert(wire.size() % eb == 0);
   const size_t n = wire.size() / eb;
-  const uint32_t bad = format == WireFormat::kFp32 ? any_non_finite32(wire.data(), n)
-                                                   : any_non_finite16(wire.data(), n, exp_mask_of(format));
+  const uint32_t bad = format == WireFormat::kFp32
+                           ? any_non_finite32(wire.data(), n)
+                           : any_non_finite16(wire.data(), n, exp_mask_of(format));
   return bad == 0 ? n : find_non_finite(format, wire.data(), n);
 }
 
@@ -279,10 +315,15 @@ size_t decode(WireFormat format, std::span<const uint8_t> wire, std::span<float>
   uint32_t bad = 0;
   switch (format) {
     case WireFormat::kFp32:
-      if (static_cast<const void*>(dst) != static_cast<const void*>(src)) std::memcpy(dst, src, n * 4);
+      if (static_cast<const void*>(dst) != static_cast<const void*>(src))
+        std::memcpy(dst, src, n * 4);
       return core::first_non_finite(out);
-    case WireFormat::kBf16: bad = decode_bf16(src, dst, n); break;
-    case WireFormat::kFp16: bad = decode_fp16(src, dst, n); break;
+    case WireFormat::kBf16:
+      bad = decode_bf16(src, dst, n);
+      break;
+    case WireFormat::kFp16:
+      bad = decode_fp16(src, dst, n);
+      break;
   }
   return bad == 0 ? n : find_non_finite(format, src, n);
 }

@@ -222,7 +222,8 @@ void read_training(Section& top, TrainingConfig& out) {
   e.finish();
   // An early key that never did anything: refused with a pointer to the
   // setting that does, rather than silently accepted.
-  s.only_if("log_every_s", false, "any more: the periodic training line is metrics.progress_every_s");
+  s.only_if("log_every_s", false,
+            "any more: the periodic training line is metrics.progress_every_s");
   s.finish();
 }
 

@@ -41,19 +41,28 @@ struct CauseState {
 
 char level_char(LogLevel l) {
   switch (l) {
-    case LogLevel::kDebug: return 'D';
-    case LogLevel::kInfo: return 'I';
-    case LogLevel::kWarn: return 'W';
-    case LogLevel::kError: return 'E';
-    case LogLevel::kOff: return '-';
+    case LogLevel::kDebug:
+      return 'D';
+    case LogLevel::kInfo:
+      return 'I';
+    case LogLevel::kWarn:
+      return 'W';
+    case LogLevel::kError:
+      return 'E';
+    case LogLevel::kOff:
+      return '-';
   }
   return '?';
 }
 
 }  // namespace
 
-void set_log_level(LogLevel level) { threshold().store(level); }
-LogLevel log_level() { return threshold().load(); }
+void set_log_level(LogLevel level) {
+  threshold().store(level);
+}
+LogLevel log_level() {
+  return threshold().load();
+}
 
 double uptime_s() {
   return std::chrono::duration<double>(Clock::now() - kStart).count();

@@ -101,14 +101,13 @@ core::Result<size_t> CipherState::decrypt(std::span<const uint8_t> ad,
   make_nonce(cipher_, nonce_, npub);
   // libsodium verifies the tag before writing any plaintext (and zeroes `out`
   // on failure), so in-place decryption never releases unauthenticated bytes.
-  const int rc =
-      cipher_ == Cipher::kAesGcm
-          ? crypto_aead_aes256gcm_decrypt_detached(out.data(), nullptr, ciphertext.data(), n,
-                                                   ciphertext.data() + n, ad.data(), ad.size(), npub,
-                                                   key_.data())
-          : crypto_aead_chacha20poly1305_ietf_decrypt_detached(out.data(), nullptr, ciphertext.data(),
-                                                               n, ciphertext.data() + n, ad.data(),
-                                                               ad.size(), npub, key_.data());
+  const int rc = cipher_ == Cipher::kAesGcm
+                     ? crypto_aead_aes256gcm_decrypt_detached(
+                           out.data(), nullptr, ciphertext.data(), n, ciphertext.data() + n,
+                           ad.data(), ad.size(), npub, key_.data())
+                     : crypto_aead_chacha20poly1305_ietf_decrypt_detached(
+                           out.data(), nullptr, ciphertext.data(), n, ciphertext.data() + n,
+                           ad.data(), ad.size(), npub, key_.data());
   if (rc != 0) {
     return core::auth_error(
         "decrypt: authentication failed (message forged, corrupted, "

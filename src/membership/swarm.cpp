@@ -101,8 +101,10 @@ void SwarmCore::update_snapshot() {
 asio::awaitable<Status> SwarmCore::join_on_strand(std::vector<std::string> seeds, Millis timeout,
                                                   std::function<bool()> cancelled) {
   auto self = shared_from_this();
-  if (!machine) co_return Status(core::Code::kClosed, "join: the swarm is not started (call start() first)");
-  if (stopped || machine->has_left()) co_return Status(core::Code::kClosed, "join: the swarm was stopped");
+  if (!machine)
+    co_return Status(core::Code::kClosed, "join: the swarm is not started (call start() first)");
+  if (stopped || machine->has_left())
+    co_return Status(core::Code::kClosed, "join: the swarm was stopped");
   std::vector<std::string> tried;
   for (const auto& s : seeds) {
     if (Status st = validate_address(s); !st) {
@@ -140,18 +142,22 @@ asio::awaitable<Status> SwarmCore::join_on_strand(std::vector<std::string> seeds
     co_await wait.async_wait(use_nothrow);
   }
   if (machine->joined()) {
-    core::log_debug("membership", "joined: " + std::to_string(machine->live_count()) + " live members");
+    core::log_debug("membership",
+                    "joined: " + std::to_string(machine->live_count()) + " live members");
     co_return Status::ok();
   }
-  if (was_cancelled) co_return Status(core::Code::kClosed, "join: cancelled before any seed answered");
-  if (stopped || machine->has_left()) co_return Status(core::Code::kClosed, "join: the swarm was stopped");
+  if (was_cancelled)
+    co_return Status(core::Code::kClosed, "join: cancelled before any seed answered");
+  if (stopped || machine->has_left())
+    co_return Status(core::Code::kClosed, "join: the swarm was stopped");
   std::string list;
   for (const auto& s : tried) {
     auto it = join_errors.find(s);
     list += (list.empty() ? "" : ", ") + s + " (" +
             (it != join_errors.end() ? it->second : std::string("no answer")) + ")";
   }
-  if (all_given_up()) co_return core::unavailable("could not join the swarm: no seed can be joined; tried " + list);
+  if (all_given_up())
+    co_return core::unavailable("could not join the swarm: no seed can be joined; tried " + list);
   co_return core::unavailable("could not join the swarm: no seed answered within " +
                               std::to_string(timeout.count()) + " ms; tried " + list);
 }
@@ -194,12 +200,17 @@ Swarm::Swarm(asio::io_context& io, std::shared_ptr<net::Node> node, net::Router&
   router.add(kFirstSwarmFrame, kLastSwarmFrame, core_);
 }
 
-Swarm::~Swarm() { stop(); }
+Swarm::~Swarm() {
+  stop();
+}
 
-void Swarm::set_event_handler(EventHandler handler) { core_->on_event = std::move(handler); }
+void Swarm::set_event_handler(EventHandler handler) {
+  core_->on_event = std::move(handler);
+}
 
 Status Swarm::start() {
-  if (core_->started.exchange(true)) return core::invalid_argument("membership: start() called twice");
+  if (core_->started.exchange(true))
+    return core::invalid_argument("membership: start() called twice");
   std::string address = core_->config.advertise;
   if (address.empty()) {
     auto node = core_->node.lock();
@@ -211,8 +222,9 @@ Status Swarm::start() {
           ", which other peers cannot dial; set the address they can reach this peer at "
           "(peer.advertise)");
     }
-    address = ep.address().is_v6() ? "[" + ep.address().to_string() + "]:" + std::to_string(ep.port())
-                                   : ep.address().to_string() + ":" + std::to_string(ep.port());
+    address = ep.address().is_v6()
+                  ? "[" + ep.address().to_string() + "]:" + std::to_string(ep.port())
+                  : ep.address().to_string() + ":" + std::to_string(ep.port());
   }
   const uint64_t incarnation =
       core_->config.incarnation != 0 ? core_->config.incarnation : detail::wall_clock_ms();
@@ -265,7 +277,9 @@ void Swarm::stop() {
   asio::post(core->strand, [core] { core->stop_on_strand(); });
 }
 
-const std::string& Swarm::peer_id() const { return core_->self_id; }
+const std::string& Swarm::peer_id() const {
+  return core_->self_id;
+}
 
 Member Swarm::self() const {
   std::lock_guard l(core_->mu);
@@ -293,8 +307,9 @@ std::vector<Member> Swarm::live_members() const {
 
 size_t Swarm::live_count() const {
   std::lock_guard l(core_->mu);
-  return static_cast<size_t>(std::count_if(core_->members_snap.begin(), core_->members_snap.end(),
-                                           [](const Member& m) { return m.state == MemberState::kAlive; }));
+  return static_cast<size_t>(
+      std::count_if(core_->members_snap.begin(), core_->members_snap.end(),
+                    [](const Member& m) { return m.state == MemberState::kAlive; }));
 }
 
 std::optional<MemberState> Swarm::state_of(std::string_view peer_id) const {

@@ -132,7 +132,6 @@ struct SwarmCore final : net::SessionHandler, std::enable_shared_from_this<Swarm
   // Counters (any thread).
   std::atomic<uint64_t> bytes_sent{0}, bytes_received{0}, frames_sent{0}, frames_received{0},
       frames_rejected{0}, frames_dropped{0}, dials{0}, dial_failures{0};
-
 };
 
 }  // namespace gossip::membership::detail

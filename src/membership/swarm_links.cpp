@@ -231,7 +231,8 @@ asio::awaitable<void> SwarmCore::dial_seed(std::string address) {
   bool permanent = false;
   // (No co_await inside a conditional expression: GCC 12 destroys its
   // result too early.)
-  core::Result<std::shared_ptr<net::Session>> result = co_await dial_seed_address(address, permanent);
+  core::Result<std::shared_ptr<net::Session>> result =
+      co_await dial_seed_address(address, permanent);
   SeedDial& d = seed_dials[address];
   d.dialing = false;
   if (stopped) {

@@ -170,8 +170,8 @@ Status FrameDecoder::on_body(std::span<const uint8_t> body) {
 Status FrameDecoder::on_chunk_prefix() {
   const uint32_t id = get_be32(header_);
   if (id != blob_id_) {
-    return core::protocol_error("BLOB_CHUNK for stream " + std::to_string(id) +
-                                " while stream " + std::to_string(blob_id_) + " is open");
+    return core::protocol_error("BLOB_CHUNK for stream " + std::to_string(id) + " while stream " +
+                                std::to_string(blob_id_) + " is open");
   }
   body_len_ -= kBlobChunkPrefixBytes;
   body_have_ = 0;
@@ -219,7 +219,8 @@ std::vector<uint8_t> encode_blob_begin(uint32_t stream_id, uint64_t total_bytes,
   std::vector<uint8_t> body(kBlobBeginFixedBytes + header.size());
   put_be32(body.data(), stream_id);
   put_be64(body.data() + 4, total_bytes);
-  if (!header.empty()) std::memcpy(body.data() + kBlobBeginFixedBytes, header.data(), header.size());
+  if (!header.empty())
+    std::memcpy(body.data() + kBlobBeginFixedBytes, header.data(), header.size());
   return encode_frame(kBlobBegin, body);
 }
 

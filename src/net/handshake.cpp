@@ -26,7 +26,8 @@ constexpr const char* kSameIdentity =
 asio::awaitable<Status> SecureSession::write_noise(std::span<const uint8_t> message) {
   uint8_t len[2];
   put_be16(len, static_cast<uint16_t>(message.size()));
-  const std::array<asio::const_buffer, 2> bufs{asio::buffer(len), asio::buffer(message.data(), message.size())};
+  const std::array<asio::const_buffer, 2> bufs{asio::buffer(len),
+                                               asio::buffer(message.data(), message.size())};
   auto [ec, n] = co_await asio::async_write(socket_, bufs, use_nothrow);
   if (ec) co_return core::Status(core::Code::kClosed, "handshake write: " + ec.message());
   core_->counters.bytes_sent += n;
@@ -67,10 +68,13 @@ asio::awaitable<Status> SecureSession::handshake(std::optional<crypto::PublicKey
   // only message 3.
   const auto read_failure = [&](int n) -> std::string {
     switch (n) {
-      case 1: return "it uses another Noise protocol: a different net.cipher (this peer uses " + cipher +
-                     ") or gossip-train version, or the message was corrupted";
-      case 2: return "corrupted message or not a gossip-train peer";
-      default: return "wrong swarm key or corrupted message";
+      case 1:
+        return "it uses another Noise protocol: a different net.cipher (this peer uses " + cipher +
+               ") or gossip-train version, or the message was corrupted";
+      case 2:
+        return "corrupted message or not a gossip-train peer";
+      default:
+        return "wrong swarm key or corrupted message";
     }
   };
   while (!hs.is_complete()) {
@@ -86,9 +90,9 @@ asio::awaitable<Status> SecureSession::handshake(std::optional<crypto::PublicKey
         if (expected && *rs != *expected) {
           const std::string got = crypto::peer_id(*rs);
           const std::string want = crypto::peer_id(*expected);
-          core_->refuse(core_->counters.peer_id_mismatch, "peer-id-mismatch",
-                        "expected peer " + want + " at " + remote_address_string() +
-                            ", found " + got);
+          core_->refuse(
+              core_->counters.peer_id_mismatch, "peer-id-mismatch",
+              "expected peer " + want + " at " + remote_address_string() + ", found " + got);
           co_return core::auth_error("peer id mismatch: expected " + want + ", remote is " + got);
         }
       }
@@ -100,20 +104,21 @@ asio::awaitable<Status> SecureSession::handshake(std::optional<crypto::PublicKey
       if (!got) {
         if (next_read == 2 && got.status().code() == core::Code::kClosed && !closed_) {
           // The responder hung up on our message 1.
-          co_return core::Status(core::Code::kClosed,
-                                 "handshake with " + remote_address_string() +
-                                     ": the peer closed the connection after our first message (" +
-                                     got.status().message() +
-                                     "); it may use a different net.cipher (this peer uses " + cipher +
-                                     "), be at its handshake limit, or not be a gossip-train peer");
+          co_return core::Status(
+              core::Code::kClosed,
+              "handshake with " + remote_address_string() +
+                  ": the peer closed the connection after our first message (" +
+                  got.status().message() + "); it may use a different net.cipher (this peer uses " +
+                  cipher + "), be at its handshake limit, or not be a gossip-train peer");
         }
         co_return fail(got.status());
       }
       auto payload = hs.read_message(std::span<const uint8_t>(buf.data(), *got));
       if (!payload) {
         failed_message_ = next_read;
-        co_return fail(core::auth_error("handshake with " + remote_address_string() + " failed at message " +
-                                        std::to_string(next_read) + " (" + read_failure(next_read) +
+        co_return fail(core::auth_error("handshake with " + remote_address_string() +
+                                        " failed at message " + std::to_string(next_read) + " (" +
+                                        read_failure(next_read) +
                                         "): " + payload.status().message()));
       }
       next_read += 2;
@@ -163,8 +168,8 @@ asio::awaitable<void> SecureSession::run_responder() {
   if (closed_) co_return;
   if (!s) {
     if (s.code() != core::Code::kTimeout) {
-      core_->refuse(core_->counters.handshake_failed, "handshake-" + std::to_string(failed_message_),
-                    s.to_string());
+      core_->refuse(core_->counters.handshake_failed,
+                    "handshake-" + std::to_string(failed_message_), s.to_string());
     }
     close_on_strand(s);
     co_return;
@@ -192,8 +197,8 @@ asio::awaitable<Status> SecureSession::run_initiator(asio::ip::tcp::endpoint end
   if (closed_) co_return close_reason_;
   if (!s) {
     if (s.code() == core::Code::kAuth && s.message().rfind("handshake", 0) == 0) {
-      core_->refuse(core_->counters.handshake_failed, "handshake-" + std::to_string(failed_message_),
-                    s.to_string());
+      core_->refuse(core_->counters.handshake_failed,
+                    "handshake-" + std::to_string(failed_message_), s.to_string());
     }
     close_on_strand(s);
     co_return s;

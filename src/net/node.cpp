@@ -150,16 +150,22 @@ asio::awaitable<void> accept_loop(std::shared_ptr<NodeCore> core) {
 Node::Node(asio::io_context& io, NetConfig config, crypto::StaticKeypair identity,
            crypto::SwarmKey swarm_key) {
   // Here rather than at the first handshake, where it would throw on a strand.
-  if (auto st = crypto::check_cipher_available(config.cipher); !st) throw std::invalid_argument(st.message());
-  core_ = std::make_shared<detail::NodeCore>(io, std::move(config), std::move(identity), std::move(swarm_key));
+  if (auto st = crypto::check_cipher_available(config.cipher); !st)
+    throw std::invalid_argument(st.message());
+  core_ = std::make_shared<detail::NodeCore>(io, std::move(config), std::move(identity),
+                                             std::move(swarm_key));
 }
 
-Node::~Node() { close(); }
+Node::~Node() {
+  close();
+}
 
 const std::string& Node::peer_id() const {
   return core_->peer_id.hex();
 }
-const NetConfig& Node::config() const { return core_->config; }
+const NetConfig& Node::config() const {
+  return core_->config;
+}
 
 void Node::set_handler(std::shared_ptr<SessionHandler> handler) {
   std::lock_guard lock(core_->mu);
@@ -218,8 +224,8 @@ std::shared_ptr<detail::SecureSession> Node::new_outbound_session() {
   auto core = core_;
   if (!core->admit_outbound()) return nullptr;
   auto strand = asio::make_strand(core->io);
-  auto session = std::make_shared<detail::SecureSession>(core, asio::ip::tcp::socket(strand), strand,
-                                                         crypto::Role::kInitiator, std::string());
+  auto session = std::make_shared<detail::SecureSession>(
+      core, asio::ip::tcp::socket(strand), strand, crypto::Role::kInitiator, std::string());
   core->register_session(session);
   return session;
 }
@@ -253,7 +259,9 @@ asio::awaitable<core::Result<std::shared_ptr<Session>>> Node::dial(
   co_return std::shared_ptr<Session>(session);
 }
 
-CounterSnapshot Node::counters() const { return core_->counters.snapshot(); }
+CounterSnapshot Node::counters() const {
+  return core_->counters.snapshot();
+}
 
 size_t Node::session_count() const {
   std::lock_guard lock(core_->mu);
@@ -284,11 +292,13 @@ core::Result<std::pair<std::string, uint16_t>> split_host_port(const std::string
     return core::invalid_argument("'" + host_port + "': expected HOST:PORT");
   }
   std::string host = host_port.substr(0, colon);
-  if (host.size() >= 2 && host.front() == '[' && host.back() == ']') host = host.substr(1, host.size() - 2);
+  if (host.size() >= 2 && host.front() == '[' && host.back() == ']')
+    host = host.substr(1, host.size() - 2);
   if (host.empty()) return core::invalid_argument("'" + host_port + "': empty host");
   unsigned long port = 0;
   for (char c : host_port.substr(colon + 1)) {
-    if (c < '0' || c > '9') return core::invalid_argument("'" + host_port + "': port is not a number");
+    if (c < '0' || c > '9')
+      return core::invalid_argument("'" + host_port + "': port is not a number");
     port = port * 10 + static_cast<unsigned long>(c - '0');
     if (port > 65535) return core::invalid_argument("'" + host_port + "': port above 65535");
   }

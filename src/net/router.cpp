@@ -11,11 +11,14 @@
 namespace gossip::net {
 
 namespace {
-bool reserved(uint8_t t) { return t <= kBlobChunk || t == kStatusReq || t == kStatus; }
+bool reserved(uint8_t t) {
+  return t <= kBlobChunk || t == kStatusReq || t == kStatus;
+}
 }  // namespace
 
 void Router::add(uint8_t first, uint8_t last, std::shared_ptr<SessionHandler> handler) {
-  if (first > last || !handler) throw std::invalid_argument("Router::add: empty range or null handler");
+  if (first > last || !handler)
+    throw std::invalid_argument("Router::add: empty range or null handler");
   for (unsigned t = first; t <= last; ++t) {
     if (reserved(static_cast<uint8_t>(t)) || find(static_cast<uint8_t>(t)) != nullptr) {
       throw std::invalid_argument("Router::add: type " + std::to_string(t) +
@@ -55,10 +58,9 @@ core::Result<std::span<uint8_t>> Router::on_blob_begin(Session& session, const B
   if (h == nullptr) {
     std::lock_guard l(mu_);
     ++unrouted_;
-    return core::protocol_error("blob header names no known protocol (first byte " +
-                                (begin.header.empty() ? std::string("missing")
-                                                      : std::to_string(begin.header[0])) +
-                                ")");
+    return core::protocol_error(
+        "blob header names no known protocol (first byte " +
+        (begin.header.empty() ? std::string("missing") : std::to_string(begin.header[0])) + ")");
   }
   auto dest = h->on_blob_begin(session, begin);
   if (dest.is_ok()) {

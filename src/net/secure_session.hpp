@@ -5,6 +5,11 @@
 // everything else is strand-only state.
 #pragma once
 
+#include <asio/awaitable.hpp>
+#include <asio/experimental/as_tuple.hpp>
+#include <asio/ip/tcp.hpp>
+#include <asio/steady_timer.hpp>
+#include <asio/use_awaitable.hpp>
 #include <atomic>
 #include <chrono>
 #include <deque>
@@ -14,12 +19,6 @@
 #include <optional>
 #include <string>
 #include <vector>
-
-#include <asio/awaitable.hpp>
-#include <asio/experimental/as_tuple.hpp>
-#include <asio/ip/tcp.hpp>
-#include <asio/steady_timer.hpp>
-#include <asio/use_awaitable.hpp>
 
 #include "gossip/crypto/noise.hpp"
 #include "gossip/net/frames.hpp"
@@ -59,7 +58,8 @@ class SecureSession final : public Session, private FrameSink {
   bool try_send_frame(uint8_t type, std::span<const uint8_t> body) override;
   asio::awaitable<core::Status> send_blob(std::span<const uint8_t> header,
                                           std::span<const uint8_t> data) override;
-  asio::awaitable<core::Result<std::string>> query_status(std::chrono::milliseconds timeout) override;
+  asio::awaitable<core::Result<std::string>> query_status(
+      std::chrono::milliseconds timeout) override;
   void close(core::Status reason) override;
 
  private:
@@ -96,8 +96,10 @@ class SecureSession final : public Session, private FrameSink {
   asio::awaitable<void> reader();
   asio::awaitable<void> writer();
   asio::awaitable<core::Status> enqueue(std::vector<uint8_t> frame);
-  asio::awaitable<core::Status> run_blob(std::vector<uint8_t> header, std::span<const uint8_t> data);
-  asio::awaitable<std::pair<core::Status, std::string>> run_query(std::chrono::milliseconds timeout);
+  asio::awaitable<core::Status> run_blob(std::vector<uint8_t> header,
+                                         std::span<const uint8_t> data);
+  asio::awaitable<std::pair<core::Status, std::string>> run_query(
+      std::chrono::milliseconds timeout);
   core::Status check_frame(uint8_t type, size_t body_bytes) const;
   bool push_mail(std::vector<uint8_t> frame);
   void notify_writer();
@@ -124,8 +126,8 @@ class SecureSession final : public Session, private FrameSink {
   asio::ip::tcp::socket socket_;
   Strand strand_;
   const crypto::Role role_;
-  std::string address_;      // non-empty while holding an inbound pending slot
-  bool holds_slot_ = true;   // a session-cap slot (released on close)
+  std::string address_;     // non-empty while holding an inbound pending slot
+  bool holds_slot_ = true;  // a session-cap slot (released on close)
   core::PeerId peer_id_;
   asio::ip::tcp::endpoint remote_;
   std::atomic<bool> open_{true};
@@ -151,8 +153,8 @@ class SecureSession final : public Session, private FrameSink {
   std::deque<BlobJob*> blob_q_;
   uint32_t next_stream_id_ = 1;
   std::list<StatusWaiter*> status_waiters_;
-  WireBatch batches_[2];       // double buffering: fill one while the other is written
-  bool write_busy_ = false;    // a socket write is in flight
+  WireBatch batches_[2];     // double buffering: fill one while the other is written
+  bool write_busy_ = false;  // a socket write is in flight
   // Link shaping (see LinkShape): the filter (null when none), the shape of
   // the installation `shape_gen_`, whether the writer went idle since the
   // last write, and when the virtual paced link is free again.

@@ -73,8 +73,8 @@ asio::awaitable<void> SecureSession::watchdog() {
           keepalive_due_ = true;
           writer_cv_.cancel();
         }
-        next = std::min(next, std::max(last_tx_ + cfg.keepalive_interval,
-                                       now + std::chrono::milliseconds(10)));
+        next = std::min(
+            next, std::max(last_tx_ + cfg.keepalive_interval, now + std::chrono::milliseconds(10)));
       }
     }
     watchdog_timer_.expires_at(next);
@@ -143,7 +143,8 @@ void SecureSession::close_on_strand(Status reason) {
                              " ended after " + std::to_string(decoder_.blob_received()) + " of " +
                              std::to_string(decoder_.blob_total()) + " bytes (" +
                              reason.to_string() + "); discard it";
-    if (handler_) handler_->on_blob_end(*this, decoder_.blob_stream_id(), Status(core::Code::kClosed, what));
+    if (handler_)
+      handler_->on_blob_end(*this, decoder_.blob_stream_id(), Status(core::Code::kClosed, what));
   }
   if (handler_) handler_->on_closed(*this, reason);
 }
@@ -192,7 +193,8 @@ asio::awaitable<Status> SecureSession::enqueue(std::vector<uint8_t> frame) {
   while (true) {
     {
       std::lock_guard lock(mail_mu_);
-      if (mail_closed_) co_return Status(core::Code::kClosed, "session closed: " + close_reason_.to_string());
+      if (mail_closed_)
+        co_return Status(core::Code::kClosed, "session closed: " + close_reason_.to_string());
       if (mailbox_.size() < core_->config.send_queue_frames) {
         mailbox_.push_back(std::move(frame));
         break;
@@ -207,13 +209,15 @@ asio::awaitable<Status> SecureSession::enqueue(std::vector<uint8_t> frame) {
 asio::awaitable<Status> SecureSession::send_frame(uint8_t type, std::span<const uint8_t> body) {
   if (Status s = check_frame(type, body.size()); !s) co_return s;
   auto self = shared_from_this();
-  co_return co_await asio::co_spawn(strand_, enqueue(encode_frame(type, body)), asio::use_awaitable);
+  co_return co_await asio::co_spawn(strand_, enqueue(encode_frame(type, body)),
+                                    asio::use_awaitable);
 }
 
 asio::awaitable<Status> SecureSession::run_blob(std::vector<uint8_t> header,
                                                 std::span<const uint8_t> data) {
   auto self = shared_from_this();
-  if (closed_) co_return Status(core::Code::kClosed, "session closed: " + close_reason_.to_string());
+  if (closed_)
+    co_return Status(core::Code::kClosed, "session closed: " + close_reason_.to_string());
   BlobJob job;
   job.id = next_stream_id_++;
   job.data = data;
@@ -239,7 +243,8 @@ asio::awaitable<Status> SecureSession::send_blob(std::span<const uint8_t> header
 asio::awaitable<std::pair<Status, std::string>> SecureSession::run_query(
     std::chrono::milliseconds timeout) {
   auto self = shared_from_this();
-  if (Status s = co_await enqueue(encode_frame(kStatusReq, {})); !s) co_return std::make_pair(s, std::string());
+  if (Status s = co_await enqueue(encode_frame(kStatusReq, {})); !s)
+    co_return std::make_pair(s, std::string());
   asio::steady_timer timer(strand_, timeout);
   StatusWaiter waiter{&timer, std::nullopt};
   status_waiters_.push_back(&waiter);
@@ -247,14 +252,16 @@ asio::awaitable<std::pair<Status, std::string>> SecureSession::run_query(
   status_waiters_.remove(&waiter);
   if (waiter.body) co_return std::make_pair(Status::ok(), std::move(*waiter.body));
   if (closed_) {
-    co_return std::make_pair(Status(core::Code::kClosed, "session closed: " + close_reason_.to_string()),
-                             std::string());
+    co_return std::make_pair(
+        Status(core::Code::kClosed, "session closed: " + close_reason_.to_string()), std::string());
   }
-  co_return std::make_pair(core::timeout_error("no STATUS within " + std::to_string(timeout.count()) + " ms"),
-                           std::string());
+  co_return std::make_pair(
+      core::timeout_error("no STATUS within " + std::to_string(timeout.count()) + " ms"),
+      std::string());
 }
 
-asio::awaitable<core::Result<std::string>> SecureSession::query_status(std::chrono::milliseconds timeout) {
+asio::awaitable<core::Result<std::string>> SecureSession::query_status(
+    std::chrono::milliseconds timeout) {
   auto self = shared_from_this();
   auto [s, body] = co_await asio::co_spawn(strand_, run_query(timeout), asio::use_awaitable);
   if (!s) co_return s;
@@ -269,7 +276,8 @@ Status SecureSession::on_control(uint8_t type, std::span<const uint8_t> body) {
                         {"members", st.members},
                         {"model", st.model}};
     const std::string text = j.dump();
-    if (!push_mail(encode_frame(kStatus, {reinterpret_cast<const uint8_t*>(text.data()), text.size()}))) {
+    if (!push_mail(
+            encode_frame(kStatus, {reinterpret_cast<const uint8_t*>(text.data()), text.size()}))) {
       core_->refuse(core_->counters.send_queue_full, "status-reply-dropped",
                     "STATUS reply to " + peer_id_.short_form() + " dropped: send queue full");
     }

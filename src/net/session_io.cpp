@@ -11,12 +11,11 @@
 // paced link lets it leave (see LinkShape); unshaped sessions pay one
 // pointer check per write.
 #include <algorithm>
-#include <cstring>
-#include <utility>
-
 #include <asio/bind_executor.hpp>
 #include <asio/read.hpp>
 #include <asio/write.hpp>
+#include <cstring>
+#include <utility>
 
 #include "gossip/core/log.hpp"
 #include "secure_session.hpp"
@@ -242,7 +241,7 @@ asio::awaitable<void> SecureSession::writer() {
   size_t next = 0;
   while (!closed_) {
     WireBatch& batch = batches_[next];  // never the one in flight
-    refresh_shape();  // one atomic load unless the filter's shaping changed
+    refresh_shape();                    // one atomic load unless the filter's shaping changed
     // Full-size batches only once blobs flow: control-only sessions stay small.
     const size_t want = blob_q_.empty() ? kStepMax : steps * kStepMax;
     if (batch.bytes.size() < want) batch.bytes.resize(want);

@@ -10,7 +10,8 @@ core::Result<CheckpointWithModel> read_checkpoint_with_model(const std::filesyst
   if (!state) return state.status();
   const std::string name = file.string();
   if (!state->model_spec.is_object()) {
-    return core::invalid_argument(name + ": the checkpoint does not describe its model (written "
+    return core::invalid_argument(name +
+                                  ": the checkpoint does not describe its model (written "
                                   "before model_spec was recorded); resume it once with "
                                   "gossip-peer");
   }

@@ -117,9 +117,11 @@ core::Result<std::unique_ptr<PeerNetwork>> PeerNetwork::start(const config::Conf
   if (!swarm_key) return key_error("swarm_key", swarm_key.status());
 
   const net::NetConfig net_config = net_config_from(config.net);
-  if (auto st = crypto::check_cipher_available(net_config.cipher); !st) return st.with_context("net.cipher");
+  if (auto st = crypto::check_cipher_available(net_config.cipher); !st)
+    return st.with_context("net.cipher");
   auto parts = std::make_unique<Parts>();
-  parts->node = std::make_shared<net::Node>(parts->io, net_config, std::move(*identity), std::move(*swarm_key));
+  parts->node = std::make_shared<net::Node>(parts->io, net_config, std::move(*identity),
+                                            std::move(*swarm_key));
   parts->router = std::make_shared<net::Router>();
   if (link_filter) {
     parts->filter = std::make_shared<net::LinkFilter>(parts->router);
@@ -141,9 +143,9 @@ core::Result<std::unique_ptr<PeerNetwork>> PeerNetwork::start(const config::Conf
   parts->directory = std::make_shared<SwarmDirectory>(*parts->swarm);
   auto options = averaging::options_from(config.gossip, trainer.shard_size());
   options.weight = weight;
-  parts->engine = std::make_unique<averaging::Engine>(
-      parts->io, *parts->node, parts->directory, averaging::identity_of(trainer.backend()),
-      options);
+  parts->engine =
+      std::make_unique<averaging::Engine>(parts->io, *parts->node, parts->directory,
+                                          averaging::identity_of(trainer.backend()), options);
   parts->engine->attach(*parts->router);
 
   Parts* raw = parts.get();
@@ -159,7 +161,8 @@ core::Result<std::unique_ptr<PeerNetwork>> PeerNetwork::start(const config::Conf
     return core::invalid_argument("peer.listen: '" + pc.listen.host +
                                   "' is not an IP address to bind: " + ec.message());
   }
-  GOSSIP_RETURN_IF_ERROR(parts->node->listen({address, pc.listen.port}).with_context("peer.listen"));
+  GOSSIP_RETURN_IF_ERROR(
+      parts->node->listen({address, pc.listen.port}).with_context("peer.listen"));
   const auto bound = parts->node->local_endpoint();
   parts->listen = (bound.address().is_v6() ? "[" + bound.address().to_string() + "]"
                                            : bound.address().to_string()) +
@@ -180,8 +183,8 @@ core::Status PeerNetwork::join(const std::atomic<bool>* stop) {
   }
   std::function<bool()> cancelled;
   if (stop) cancelled = [stop] { return stop->load(std::memory_order_relaxed); };
-  core::Status st = parts_->swarm->join_wait(
-      parts_->seeds, milliseconds(parts_->join_timeout_ms), std::move(cancelled));
+  core::Status st = parts_->swarm->join_wait(parts_->seeds, milliseconds(parts_->join_timeout_ms),
+                                             std::move(cancelled));
   if (st) {
     parts_->joined = true;
   } else if (stop && stop->load(std::memory_order_relaxed)) {
@@ -238,7 +241,9 @@ void PeerNetwork::wait_for_work(std::chrono::milliseconds max_wait) {
   parts_->engine->wait_for_work(max_wait);
 }
 
-std::shared_ptr<net::LinkFilter> PeerNetwork::link_filter() const { return parts_->filter; }
+std::shared_ptr<net::LinkFilter> PeerNetwork::link_filter() const {
+  return parts_->filter;
+}
 
 std::vector<std::string> PeerNetwork::live_member_ids() const {
   std::vector<std::string> ids;
@@ -246,7 +251,11 @@ std::vector<std::string> PeerNetwork::live_member_ids() const {
   return ids;
 }
 
-const std::string& PeerNetwork::peer_id() const { return parts_->node->peer_id(); }
-std::string PeerNetwork::listen_address() const { return parts_->listen; }
+const std::string& PeerNetwork::peer_id() const {
+  return parts_->node->peer_id();
+}
+std::string PeerNetwork::listen_address() const {
+  return parts_->listen;
+}
 
 }  // namespace gossip::peer

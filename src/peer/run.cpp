@@ -62,12 +62,12 @@ core::Status check_key_files(const config::PeerConfig& peer) {
 // says so with kInvalidArgument): it could never average with the swarm, so
 // training alone would be a silent misconfiguration.
 core::Status model_refusal(const train::ModelSpec& model, const core::Status& fetch_error) {
-  return core::invalid_argument(
-      "model mismatch: this config's model " + model.describe() + " (fingerprint " +
-      averaging::fingerprint_hex(model.fingerprint()) +
-      ") is not the swarm's: " + fetch_error.message() + "; give this peer the swarm's " +
-      (model.is_gpt() ? "model.type, vocab, block, layers, heads and embd"
-                      : "model.type, layers, activation and loss"));
+  return core::invalid_argument("model mismatch: this config's model " + model.describe() +
+                                " (fingerprint " + averaging::fingerprint_hex(model.fingerprint()) +
+                                ") is not the swarm's: " + fetch_error.message() +
+                                "; give this peer the swarm's " +
+                                (model.is_gpt() ? "model.type, vocab, block, layers, heads and embd"
+                                                : "model.type, layers, activation and loss"));
 }
 
 nlohmann::json optional_json(const std::optional<double>& v) {

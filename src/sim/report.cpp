@@ -415,7 +415,8 @@ core::Result<std::string> render_report(const std::vector<json>& records, const 
   std::vector<svg::Chart> charts;
   charts.push_back(accuracy_chart(c, c.regression));
   if (!c.regression) {
-    if (auto late = late_accuracy_chart(charts.back()); !late.series.empty()) charts.push_back(std::move(late));
+    if (auto late = late_accuracy_chart(charts.back()); !late.series.empty())
+      charts.push_back(std::move(late));
   }
   if (c.language_model) charts.push_back(bits_per_byte_chart(c));
   charts.push_back(consensus_chart(c, false));

@@ -18,16 +18,21 @@ namespace {
 using nlohmann::json;
 
 constexpr const char* kStyle = R"(
-body{font-family:system-ui,-apple-system,"Segoe UI",Roboto,Helvetica,Arial,sans-serif;margin:24px auto;max-width:1000px;padding:0 16px;color:#222}
-h1{font-size:22px;margin-bottom:4px}h2{font-size:17px;margin-top:28px;border-bottom:1px solid #ddd;padding-bottom:4px}
-p.config{color:#555;margin-top:0}ul#notes{background:#fff8e1;border:1px solid #f0d890;padding:8px 8px 8px 28px}
-table{border-collapse:collapse;font-size:13px;margin:6px 0}td,th{border:1px solid #ddd;padding:3px 8px;text-align:left;vertical-align:top}
+body{font-family:system-ui,-apple-system,"Segoe UI",Roboto,Helvetica,Arial,sans-serif;
+     margin:24px auto;max-width:1000px;padding:0 16px;color:#222}
+h1{font-size:22px;margin-bottom:4px}
+h2{font-size:17px;margin-top:28px;border-bottom:1px solid #ddd;padding-bottom:4px}
+p.config{color:#555;margin-top:0}
+ul#notes{background:#fff8e1;border:1px solid #f0d890;padding:8px 8px 8px 28px}
+table{border-collapse:collapse;font-size:13px;margin:6px 0}
+td,th{border:1px solid #ddd;padding:3px 8px;text-align:left;vertical-align:top}
 th{background:#f4f4f4}td.num{text-align:right;font-variant-numeric:tabular-nums}
 svg.chart{display:block;width:100%;max-width:980px;height:auto;margin:8px 0 22px;font-size:12px}
 svg .grid{stroke:#ececec}svg .frame{fill:none;stroke:#999}svg .tick{fill:#555;font-size:11px}
 svg .axis-label{fill:#333}svg .chart-title{font-weight:600;font-size:14px;fill:#222}
 svg .series.peer{stroke-opacity:.75}svg .series{stroke-linejoin:round;stroke-linecap:round}
-svg .event line{stroke:#c0392b;stroke-width:1.2;stroke-dasharray:4 3}svg .event text{fill:#c0392b;font-size:11px}
+svg .event line{stroke:#c0392b;stroke-width:1.2;stroke-dasharray:4 3}
+svg .event text{fill:#c0392b;font-size:11px}
 svg .legend text{fill:#333}p.no-data{color:#888;font-style:italic}
 pre.sample{background:#f7f7f7;border:1px solid #ddd;padding:8px;white-space:pre-wrap;font-size:13px}
 )";

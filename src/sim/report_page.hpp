@@ -16,9 +16,9 @@ namespace gossip::sim {
 // Everything the page shows; the pointers borrow records that outlive the call.
 struct PageInput {
   std::string title;
-  const nlohmann::json* start = nullptr;        // the "start" record, if any
-  const nlohmann::json* final = nullptr;        // the "final" record, if any
-  const nlohmann::json* last_sample = nullptr;  // never null
+  const nlohmann::json* start = nullptr;         // the "start" record, if any
+  const nlohmann::json* final = nullptr;         // the "final" record, if any
+  const nlohmann::json* last_sample = nullptr;   // never null
   const nlohmann::json* first_sample = nullptr;  // never null
   std::vector<const nlohmann::json*> events;
   std::vector<std::string> notes;

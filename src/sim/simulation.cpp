@@ -265,11 +265,14 @@ nlohmann::json Simulation::finish() {
     char at_s[32];
     std::snprintf(at_s, sizeof at_s, "%g s", e.at_s);
     const std::string at = e.at_step >= 0 ? "step " + std::to_string(e.at_step) : std::string(at_s);
-    core::log_warn("sim", "sim.events[" + std::to_string(i) + "] (" + config::sim_event_name(e.kind) +
-                              " at " + at + ") never happened: the run ended first");
-    not_fired.push_back({{"index", i}, {"event", config::sim_event_name(e.kind)},
-                         {"at_s", e.at_s >= 0 ? nlohmann::json(e.at_s) : nlohmann::json()},
-                         {"at_step", e.at_step >= 0 ? nlohmann::json(e.at_step) : nlohmann::json()}});
+    core::log_warn("sim", "sim.events[" + std::to_string(i) + "] (" +
+                              config::sim_event_name(e.kind) + " at " + at +
+                              ") never happened: the run ended first");
+    not_fired.push_back(
+        {{"index", i},
+         {"event", config::sim_event_name(e.kind)},
+         {"at_s", e.at_s >= 0 ? nlohmann::json(e.at_s) : nlohmann::json()},
+         {"at_step", e.at_step >= 0 ? nlohmann::json(e.at_step) : nlohmann::json()}});
   }
   summary["events_not_fired"] = not_fired;
   // Views as the last look saw them: the final replicas are taken after

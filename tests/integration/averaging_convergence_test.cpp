@@ -31,7 +31,10 @@ TEST_CASE("16 peers converge no slower than 1.1x random pairwise gossip theory")
   constexpr uint64_t kTarget = 20;  // completed exchanges per seed (at least)
   IoThreads io(2);
   Swarm swarm(
-      io, kPeers, [](int i) { return small_model(1 + i, {32, 32, 4}); },
+      io, kPeers,
+      [](int i) {
+        return small_model(1 + i, {32, 32, 4});
+      },
       [](int i) {
         Options o;
         o.interval = 6ms;
@@ -73,11 +76,10 @@ TEST_CASE("16 peers converge no slower than 1.1x random pairwise gossip theory")
   for (auto& p : swarm.peers) failed += p->engine->counters().exchanges_failed;
   const double mean_vs_theory = sum_ratio / kSeeds;
   const double measured_factor = std::exp(sum_log / sum_k);
-  MESSAGE("per-exchange factor: measured " << measured_factor << " (geometric mean over "
-                                            << sum_k << " exchanges), theory " << theory_factor
-                                            << "; mean D(K)/theory over " << kSeeds
-                                            << " seeds = " << mean_vs_theory << " (K ~ "
-                                            << sum_k / kSeeds << "), failed " << failed);
+  MESSAGE("per-exchange factor: measured "
+          << measured_factor << " (geometric mean over " << sum_k << " exchanges), theory "
+          << theory_factor << "; mean D(K)/theory over " << kSeeds << " seeds = " << mean_vs_theory
+          << " (K ~ " << sum_k / kSeeds << "), failed " << failed);
   CHECK(mean_vs_theory <= 1.1);
   CHECK(failed == 0);
 }

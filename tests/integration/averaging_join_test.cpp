@@ -48,15 +48,17 @@ TEST_CASE("a joiner downloads state, falling back when its donor dies mid-downlo
   // message 2, then STATE, BLOB_BEGIN and the chunks).
   TestPeer& victim = *swarm.peers[0];
   std::atomic<bool> killed{false};
-  Relay relay(victim.node->local_endpoint(), [&](size_t, int dir, size_t index, std::vector<uint8_t>&) {
-    if (dir == 1 && index >= 4) {
-      if (!killed.exchange(true)) victim.node->close();
-      return Action::kDrop;
-    }
-    return Action::kForward;
-  });
+  Relay relay(victim.node->local_endpoint(),
+              [&](size_t, int dir, size_t index, std::vector<uint8_t>&) {
+                if (dir == 1 && index >= 4) {
+                  if (!killed.exchange(true)) victim.node->close();
+                  return Action::kDrop;
+                }
+                return Action::kForward;
+              });
   std::vector<Member> candidates{{victim.node->peer_id(), "127.0.0.1", relay.endpoint().port()},
-                                 swarm.peers[1]->member(), swarm.peers[2]->member(),
+                                 swarm.peers[1]->member(),
+                                 swarm.peers[2]->member(),
                                  swarm.peers[3]->member()};
 
   Options jo;
@@ -65,7 +67,8 @@ TEST_CASE("a joiner downloads state, falling back when its donor dies mid-downlo
   const double acc_fresh = task.accuracy(*joiner.backend);
   const auto t0 = std::chrono::steady_clock::now();
   auto fetched = joiner.engine->fetch_state(*joiner.backend, candidates);
-  const double fetch_s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  const double fetch_s =
+      std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
   REQUIRE(fetched.is_ok());
   CHECK(killed.load());
   CHECK(fetched->donor == swarm.peers[1]->node->peer_id());
@@ -103,11 +106,13 @@ TEST_CASE("a joiner downloads state, falling back when its donor dies mid-downlo
 
 TEST_CASE("fetch_state with no reachable member reports every failure") {
   IoThreads io(2);
-  Swarm swarm(io, 1, [](int) { return small_model(1); }, [](int) {
-    Options o;
-    o.state_timeout = 1s;
-    return o;
-  });
+  Swarm swarm(
+      io, 1, [](int) { return small_model(1); },
+      [](int) {
+        Options o;
+        o.state_timeout = 1s;
+        return o;
+      });
   auto& p = *swarm.peers[0];
   const std::string nobody(64, 'a');
   auto r = p.engine->fetch_state(*p.backend, {{nobody, "127.0.0.1", 1}});
@@ -116,29 +121,37 @@ TEST_CASE("fetch_state with no reachable member reports every failure") {
   CHECK(r.status().message().find("127.0.0.1:1") != std::string::npos);
 }
 
-TEST_CASE("fetch_state: donors with another model refuse for good (kInvalidArgument), not 'unavailable'") {
+TEST_CASE(
+    "fetch_state: donors with another model refuse for good (kInvalidArgument), not "
+    "'unavailable'") {
   IoThreads io(2);
   // Two members of a 16-32-4 swarm; the joiner has 16-48-4.
-  Swarm swarm(io, 2, [](int i) { return small_model(10 + i, {16, 32, 4}); }, [](int) {
-    Options o;
-    o.state_timeout = 2s;
-    return o;
-  });
+  Swarm swarm(
+      io, 2,
+      [](int i) {
+        return small_model(10 + i, {16, 32, 4});
+      },
+      [](int) {
+        Options o;
+        o.state_timeout = 2s;
+        return o;
+      });
   Options jo;
   jo.state_timeout = 2s;
   TestPeer& joiner = swarm.add_peer(small_model(99, {16, 48, 4}), jo);
-  auto r = joiner.engine->fetch_state(*joiner.backend, {swarm.peers[0]->member(), swarm.peers[1]->member()});
+  auto r = joiner.engine->fetch_state(*joiner.backend,
+                                      {swarm.peers[0]->member(), swarm.peers[1]->member()});
   REQUIRE_FALSE(r.is_ok());
   CHECK(r.status().code() == core::Code::kInvalidArgument);
   CAPTURE(r.status().message());
   CHECK(r.status().message().find("every member refused this peer's model") != std::string::npos);
-  CHECK(r.status().message().find(fingerprint_hex(swarm.peers[0]->backend->model().fingerprint())) !=
-        std::string::npos);
+  CHECK(r.status().message().find(
+            fingerprint_hex(swarm.peers[0]->backend->model().fingerprint())) != std::string::npos);
 
   // One refusal and one dead member: not a settled mismatch, so the usual
   // 'unavailable' (the peer may still find a matching member later).
-  auto mixed = joiner.engine->fetch_state(*joiner.backend, {swarm.peers[0]->member(),
-                                                            {std::string(64, 'b'), "127.0.0.1", 1}});
+  auto mixed = joiner.engine->fetch_state(
+      *joiner.backend, {swarm.peers[0]->member(), {std::string(64, 'b'), "127.0.0.1", 1}});
   REQUIRE_FALSE(mixed.is_ok());
   CHECK(mixed.status().code() == core::Code::kUnavailable);
 }

@@ -86,11 +86,10 @@ void run_mass(WireFormat wire) {
     failed += p->engine->counters().exchanges_failed;
     busy += p->engine->counters().exchanges_busy;
   }
-  MESSAGE(std::string(config::wire_format_name(wire)) << ": " << exchanges << " exchanges in " << secs
-                                         << " s (busy " << busy << ", failed " << failed
-                                         << "); |dS|/A = " << rel << ", ||dm||/||m|| = " << rel_vec
-                                         << ", consensus distance " << d0 << " -> "
-                                         << consensus_distance(x1));
+  MESSAGE(std::string(config::wire_format_name(wire))
+          << ": " << exchanges << " exchanges in " << secs << " s (busy " << busy << ", failed "
+          << failed << "); |dS|/A = " << rel << ", ||dm||/||m|| = " << rel_vec
+          << ", consensus distance " << d0 << " -> " << consensus_distance(x1));
   CHECK(rel <= 1e-6);
   CHECK(rel_vec <= 1e-5);
   CHECK(failed == 0);
@@ -100,6 +99,10 @@ void run_mass(WireFormat wire) {
 
 }  // namespace
 
-TEST_CASE("mass conservation: 8 peers, 1000 exchanges, fp32 wire") { run_mass(WireFormat::kFp32); }
+TEST_CASE("mass conservation: 8 peers, 1000 exchanges, fp32 wire") {
+  run_mass(WireFormat::kFp32);
+}
 
-TEST_CASE("mass conservation: 8 peers, 1000 exchanges, bf16 wire") { run_mass(WireFormat::kBf16); }
+TEST_CASE("mass conservation: 8 peers, 1000 exchanges, bf16 wire") {
+  run_mass(WireFormat::kBf16);
+}

@@ -49,13 +49,15 @@ struct BlobTask {
     for (int i = 0; i < f * c; ++i) centres.push_back(n(r));
   }
   // Fills a batch of `rows` samples drawn with `rng`.
-  void sample(std::mt19937_64& rng, int rows, std::vector<float>& x, std::vector<int32_t>& y) const {
+  void sample(std::mt19937_64& rng, int rows, std::vector<float>& x,
+              std::vector<int32_t>& y) const {
     std::normal_distribution<float> n(0, 1);
     x.resize(static_cast<size_t>(rows) * features);
     y.resize(rows);
     for (int i = 0; i < rows; ++i) {
       y[i] = static_cast<int32_t>(rng() % classes);
-      for (int j = 0; j < features; ++j) x[i * features + j] = centres[y[i] * features + j] + n(rng);
+      for (int j = 0; j < features; ++j)
+        x[i * features + j] = centres[y[i] * features + j] + n(rng);
     }
   }
   data::Batch batch(const std::vector<float>& x, const std::vector<int32_t>& y) const {
@@ -90,9 +92,7 @@ struct TestPeer {
   std::atomic<bool> running{false};
   std::atomic<bool> paused{false};
   std::atomic<int64_t> step{0};
-  Member member() const {
-    return {node->peer_id(), "127.0.0.1", node->local_endpoint().port()};
-  }
+  Member member() const { return {node->peer_id(), "127.0.0.1", node->local_endpoint().port()}; }
 };
 
 // What a peer's trainer thread does between two between_steps() calls;
@@ -119,7 +119,8 @@ class Swarm {
     p->node = net::testing::make_node(io_.io, swarm_key_, p->router);
     p->directory = std::make_shared<StaticDirectory>(std::vector<Member>{}, o.seed + 1000);
     p->backend = cpu_backend(m, opt);
-    p->engine = std::make_unique<Engine>(io_.io, *p->node, p->directory, identity_of(*p->backend), o);
+    p->engine =
+        std::make_unique<Engine>(io_.io, *p->node, p->directory, identity_of(*p->backend), o);
     p->engine->attach(*p->router);
     peers.push_back(std::move(p));
     return *peers.back();

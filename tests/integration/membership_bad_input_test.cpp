@@ -30,11 +30,15 @@ asio::awaitable<std::shared_ptr<net::Session>> dial_or_null(std::shared_ptr<net:
   co_return r ? *r : nullptr;
 }
 
-std::vector<uint8_t> garbage(size_t n, uint8_t fill) { return std::vector<uint8_t>(n, fill); }
+std::vector<uint8_t> garbage(size_t n, uint8_t fill) {
+  return std::vector<uint8_t>(n, fill);
+}
 
 }  // namespace
 
-TEST_CASE("malformed, oversized and contradictory membership frames are rejected without harming the view") {
+TEST_CASE(
+    "malformed, oversized and contradictory membership frames are rejected without harming the "
+    "view") {
   Cluster c(fast_options());
   REQUIRE(c.start_and_join(c.add(), {}).is_ok());
   for (int i = 1; i < 4; ++i) REQUIRE(c.start_and_join(c.add(), {0}).is_ok());
@@ -50,9 +54,12 @@ TEST_CASE("malformed, oversized and contradictory membership frames are rejected
   const std::string attacker_id = crypto::peer_id(attacker_identity.public_key);
   auto attacker = std::make_shared<net::Node>(c.io(), nc, attacker_identity, c.swarm_key());
   REQUIRE(attacker->listen({asio::ip::make_address("127.0.0.1"), 0}).is_ok());
-  const std::string attacker_address = "127.0.0.1:" + std::to_string(attacker->local_endpoint().port());
+  const std::string attacker_address =
+      "127.0.0.1:" + std::to_string(attacker->local_endpoint().port());
   auto dial = [&] {
-    auto s = asio::co_spawn(c.io(), dial_or_null(attacker, victim.address, victim.id), asio::use_future).get();
+    auto s =
+        asio::co_spawn(c.io(), dial_or_null(attacker, victim.address, victim.id), asio::use_future)
+            .get();
     REQUIRE(s != nullptr);
     return s;
   };
@@ -70,7 +77,9 @@ TEST_CASE("malformed, oversized and contradictory membership frames are rejected
     if (type == MessageType::kPing) m.target = victim.id;
     return m;
   };
-  auto send_message = [&](const Message& m) { return send(static_cast<uint8_t>(m.type), encode(m)); };
+  auto send_message = [&](const Message& m) {
+    return send(static_cast<uint8_t>(m.type), encode(m));
+  };
   uint64_t expect_rejected = vs.stats().frames_rejected;
   auto rejected_reaches = [&](uint64_t n) {
     return Cluster::wait_until([&] { return vs.stats().frames_rejected >= n; }, 3s).has_value();
@@ -88,7 +97,8 @@ TEST_CASE("malformed, oversized and contradictory membership frames are rejected
   std::mt19937_64 rng(99);
   Message big = message(MessageType::kPing);
   for (int i = 0; i < 257; ++i) {
-    big.updates.push_back(Update{Member{random_id(rng), "10.1.1.1:7400", 1, MemberState::kAlive}, ""});
+    big.updates.push_back(
+        Update{Member{random_id(rng), "10.1.1.1:7400", 1, MemberState::kAlive}, ""});
   }
   REQUIRE(send_message(big).is_ok());
   expect_rejected += 1;
@@ -109,13 +119,14 @@ TEST_CASE("malformed, oversized and contradictory membership frames are rejected
   REQUIRE(send_message(misaddressed).is_ok());
   expect_rejected += 3;
   CHECK(rejected_reaches(expect_rejected));
-  CHECK(session->is_open());  // none of that costs the session
+  CHECK(session->is_open());                          // none of that costs the session
   CHECK_FALSE(vs.state_of(attacker_id).has_value());  // rejected messages teach nothing
 
   // Stale incarnation: "peer 2 is dead" at an older incarnation is ignored.
   const uint64_t inc2 = c.peer(2).swarm->self().incarnation;
   Message stale = message(MessageType::kPing);
-  stale.updates.push_back(Update{Member{c.peer(2).id, c.peer(2).address, inc2 - 1, MemberState::kDead}, ""});
+  stale.updates.push_back(
+      Update{Member{c.peer(2).id, c.peer(2).address, inc2 - 1, MemberState::kDead}, ""});
   REQUIRE(send_message(stale).is_ok());
   // A dead member claiming alive without a higher incarnation stays dead.
   const std::string ghost = random_id(rng);
@@ -135,7 +146,8 @@ TEST_CASE("malformed, oversized and contradictory membership frames are rejected
   // An accusation against the victim itself is refuted, not believed.
   const uint64_t victim_inc = vs.self().incarnation;
   Message accuse = message(MessageType::kPing);
-  accuse.updates.push_back(Update{Member{victim.id, victim.address, victim_inc, MemberState::kDead}, ""});
+  accuse.updates.push_back(
+      Update{Member{victim.id, victim.address, victim_inc, MemberState::kDead}, ""});
   REQUIRE(send_message(accuse).is_ok());
   CHECK(Cluster::wait_until([&] { return vs.self().incarnation > victim_inc; }, 3s).has_value());
   CHECK(vs.self().state == MemberState::kAlive);

@@ -168,7 +168,8 @@ class Cluster {
   static std::optional<double> wait_until(const std::function<bool()>& done, Ms limit) {
     const auto t0 = std::chrono::steady_clock::now();
     while (true) {
-      if (done()) return std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+      if (done())
+        return std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
       if (std::chrono::steady_clock::now() - t0 > limit) return std::nullopt;
       std::this_thread::sleep_for(20ms);
     }

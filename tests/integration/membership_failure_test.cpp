@@ -34,7 +34,9 @@ void build(Cluster& c, int n, uint32_t seed) {
 
 }  // namespace
 
-TEST_CASE("a peer that stops answering is marked dead everywhere within 15 s (default settings), then rejoins") {
+TEST_CASE(
+    "a peer that stops answering is marked dead everywhere within 15 s (default settings), then "
+    "rejoins") {
   Cluster c(Options{});
   build(c, 16, 16);
   const int victim = 5;
@@ -104,8 +106,8 @@ TEST_CASE("a peer whose membership stalls until it is suspected is not declared 
   std::atomic<int> suspected{0}, declared_dead{0};
   // Watch through the snapshots of every other peer while it stalls.
   const Options& opts = o;
-  const Millis full = Millis(static_cast<int64_t>(opts.suspicion_mult * std::log2(9.0) *
-                                                  static_cast<double>(opts.probe_interval.count())));
+  const Millis full = Millis(static_cast<int64_t>(
+      opts.suspicion_mult * std::log2(9.0) * static_cast<double>(opts.probe_interval.count())));
   // With several accusers Lifeguard shortens the timeout down to this floor.
   const Millis floor =
       Millis(static_cast<int64_t>(opts.suspicion_min_fraction * static_cast<double>(full.count())));
@@ -144,7 +146,7 @@ TEST_CASE("a peer whose membership stalls until it is suspected is not declared 
   }
   MESSAGE("stalled " << stalled_ms.load() << " ms; observations of the stalled peer: suspect "
                      << suspected.load() << ", dead " << declared_dead.load());
-  CHECK(suspected.load() > 0);  // the stall was noticed...
+  CHECK(suspected.load() > 0);       // the stall was noticed...
   CHECK(declared_dead.load() == 0);  // ...and refuted in time
   CHECK(c.peer(victim).swarm->stats().protocol.refutations > 0);
   CHECK(c.converged());

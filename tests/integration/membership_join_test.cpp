@@ -19,7 +19,8 @@ using namespace gossip;
 using namespace gossip::membership;
 using namespace gossip::membership::testing;
 
-TEST_CASE("32 peers, each joining through a random earlier member: every view lists all 32 within 10 s") {
+TEST_CASE(
+    "32 peers, each joining through a random earlier member: every view lists all 32 within 10 s") {
   Cluster c(Options{});  // default settings
   std::mt19937 rng(32);
   const auto t0 = std::chrono::steady_clock::now();
@@ -41,7 +42,8 @@ TEST_CASE("32 peers, each joining through a random earlier member: every view li
   // The wire view matches what the peers really are.
   for (const Member& m : c.peer(5).swarm->members()) {
     bool found = false;
-    for (int i = 0; i < 32; ++i) found = found || (c.peer(i).id == m.id && c.peer(i).address == m.address);
+    for (int i = 0; i < 32; ++i)
+      found = found || (c.peer(i).id == m.id && c.peer(i).address == m.address);
     CHECK(found);
   }
 }
@@ -190,7 +192,8 @@ TEST_CASE("a seed with another swarm key: the joiner's error names peer.swarm_ke
   CHECK(c.peer(0).swarm->live_count() == 0);
 }
 
-TEST_CASE("a seed with this peer's own identity key is given up at once, naming peer.identity_key") {
+TEST_CASE(
+    "a seed with this peer's own identity key is given up at once, naming peer.identity_key") {
   Cluster c(fast_options());
   REQUIRE(c.start_and_join(c.add(), {}).is_ok());
   LonePeer twin(c, c.peer(0).identity, c.swarm_key());

@@ -13,7 +13,9 @@ using namespace gossip;
 using namespace gossip::membership;
 using namespace gossip::membership::testing;
 
-TEST_CASE("a 12-peer swarm split in two for 20 s keeps working in each half and merges within two sync intervals") {
+TEST_CASE(
+    "a 12-peer swarm split in two for 20 s keeps working in each half and merges within two sync "
+    "intervals") {
   const Options o = fast_options();  // sync every 2 s
   Cluster c(o);
   REQUIRE(c.start_and_join(c.add(), {}).is_ok());
@@ -28,7 +30,8 @@ TEST_CASE("a 12-peer swarm split in two for 20 s keeps working in each half and 
   }
   for (int i = 0; i < 12; ++i) {
     const std::set<std::string>& other = i < 6 ? right_ids : left_ids;
-    c.peer(i).filter->block([other](std::string_view id) { return other.count(std::string(id)) != 0; });
+    c.peer(i).filter->block(
+        [other](std::string_view id) { return other.count(std::string(id)) != 0; });
   }
   // While split: each half keeps a consistent view of itself and writes the
   // other half off.
@@ -54,8 +57,8 @@ TEST_CASE("a 12-peer swarm split in two for 20 s keeps working in each half and 
   {
     auto node = c.peer(0).node;
     const std::string to = c.peer(6).address, id = c.peer(6).id;
-    auto dial_status = [](std::shared_ptr<net::Node> n, std::string a, std::string i)
-        -> asio::awaitable<core::Status> {
+    auto dial_status = [](std::shared_ptr<net::Node> n, std::string a,
+                          std::string i) -> asio::awaitable<core::Status> {
       auto r = co_await n->dial(a, i);
       co_return r.status();
     };
@@ -93,7 +96,8 @@ TEST_CASE("all peers restarting at once with the same identities: nobody stays m
   std::vector<std::future<core::Status>> joins;
   for (int i = 0; i < n; ++i) {
     Swarm* s = c.peer(i).swarm.get();
-    joins.push_back(std::async(std::launch::async, [s, bootstrap] { return s->join_wait(bootstrap, 5s); }));
+    joins.push_back(
+        std::async(std::launch::async, [s, bootstrap] { return s->join_wait(bootstrap, 5s); }));
   }
   for (auto& j : joins) {
     const auto st = j.get();

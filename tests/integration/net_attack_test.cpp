@@ -20,19 +20,24 @@ TEST_CASE("every byte of every handshake message flipped: no session, nothing de
   auto a = make_node(io.io, swarm, ra);
   auto b = make_node(io.io, swarm, rb);
   // Handshake message sizes for XXpsk3 with empty payloads (dir, index, bytes).
-  struct Msg { int dir; size_t index; size_t size; };
+  struct Msg {
+    int dir;
+    size_t index;
+    size_t size;
+  };
   const std::vector<Msg> msgs = {{0, 0, 48}, {1, 0, 96}, {0, 1, 64}};
   std::vector<std::tuple<int, size_t, size_t>> cases;
   for (const auto& m : msgs)
     for (size_t pos = 0; pos < m.size; ++pos) cases.emplace_back(m.dir, m.index, pos);
   std::atomic<size_t> sizes_ok{0};
-  Relay relay(b->local_endpoint(), [&](size_t conn, int dir, size_t index, std::vector<uint8_t>& msg) {
-    const auto& [cdir, cindex, pos] = cases[conn];
-    for (const auto& m : msgs)
-      if (m.dir == dir && m.index == index && m.size == msg.size()) sizes_ok++;
-    if (dir == cdir && index == cindex) msg[pos] ^= 0x01;
-    return Action::kForward;
-  });
+  Relay relay(b->local_endpoint(),
+              [&](size_t conn, int dir, size_t index, std::vector<uint8_t>& msg) {
+                const auto& [cdir, cindex, pos] = cases[conn];
+                for (const auto& m : msgs)
+                  if (m.dir == dir && m.index == index && m.size == msg.size()) sizes_ok++;
+                if (dir == cdir && index == cindex) msg[pos] ^= 0x01;
+                return Action::kForward;
+              });
   size_t dial_failed = 0;
   for (size_t i = 0; i < cases.size(); ++i) {
     auto s = io.run(a->dial(relay.endpoint()));
@@ -62,7 +67,8 @@ namespace {
 // Dials b through a relay applying `tamper` to dialer->listener transport
 // messages, sends frames "one", "two", "three" as separate Noise messages and
 // returns what b received once the session closed (or after a timeout).
-std::vector<std::string> transport_attack(Action act_on_first, bool flip, CounterSnapshot* counters) {
+std::vector<std::string> transport_attack(Action act_on_first, bool flip,
+                                          CounterSnapshot* counters) {
   IoThreads io;
   const auto swarm = crypto::SwarmKey::generate();
   auto ra = std::make_shared<Recorder>(), rb = std::make_shared<Recorder>();

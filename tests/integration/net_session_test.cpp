@@ -3,7 +3,6 @@
 // blob, queued blobs of edge sizes, STATUS_REQ, peer-id checks, self-dial,
 // wrong swarm key, idle timeout, the AESGCM cipher and a cipher mismatch.
 #include <doctest/doctest.h>
-
 #include <unistd.h>
 
 #include <cstdio>
@@ -95,9 +94,8 @@ TEST_CASE("queued blobs of edge sizes arrive whole and in order, control frames 
     CHECK((*s)->try_send_frame(0x10, bytes_of("between " + std::to_string(i))));
   }
   for (auto& f : sent) CHECK(f.get()->is_ok());
-  REQUIRE(rb->wait([&] {
-    return rb->blob_ends.size() == sizes.size() && rb->frames.size() == sizes.size();
-  }));
+  REQUIRE(rb->wait(
+      [&] { return rb->blob_ends.size() == sizes.size() && rb->frames.size() == sizes.size(); }));
   std::lock_guard l(rb->mu);
   REQUIRE(rb->received.size() == sizes.size());
   for (size_t i = 0; i < sizes.size(); ++i) {
@@ -306,7 +304,8 @@ TEST_CASE("net.cipher aesgcm: peers that agree stream a blob; a ChaChaPoly peer 
   REQUIRE_FALSE(r.is_ok());
   CHECK(r.status().message().find("after our first message") != std::string::npos);
   CHECK(r.status().message().find("net.cipher (this peer uses ChaChaPoly)") != std::string::npos);
-  for (int i = 0; i < 100 && b->counters().handshake_failed == 0; ++i) std::this_thread::sleep_for(20ms);
+  for (int i = 0; i < 100 && b->counters().handshake_failed == 0; ++i)
+    std::this_thread::sleep_for(20ms);
   CHECK(b->counters().handshake_failed == 1);
   const std::string text = log.text();
   CAPTURE(text);

@@ -112,8 +112,8 @@ inline std::unique_ptr<Node> make_node(asio::io_context& io, const crypto::Swarm
                                        std::shared_ptr<SessionHandler> handler,
                                        NetConfig cfg = test_config(),
                                        const crypto::StaticKeypair* identity = nullptr) {
-  auto node = std::make_unique<Node>(io, cfg, identity ? *identity : crypto::StaticKeypair::generate(),
-                                     swarm);
+  auto node = std::make_unique<Node>(
+      io, cfg, identity ? *identity : crypto::StaticKeypair::generate(), swarm);
   node->set_handler(std::move(handler));
   auto st = node->listen({asio::ip::make_address("127.0.0.1"), 0});
   if (!st) throw std::runtime_error(st.to_string());
@@ -132,7 +132,9 @@ class Relay {
   // Listens on 127.0.0.1:0 and forwards each accepted connection to `target`.
   // `cut_after` (bytes per direction 0) closes both sides once exceeded.
   Relay(asio::ip::tcp::endpoint target, Tamper tamper, size_t cut_after = SIZE_MAX)
-      : target_(target), tamper_(std::move(tamper)), cut_after_(cut_after),
+      : target_(target),
+        tamper_(std::move(tamper)),
+        cut_after_(cut_after),
         acceptor_(io_, {asio::ip::make_address("127.0.0.1"), 0}) {
     accept_thread_ = std::thread([this] { accept_loop(); });
   }
@@ -275,7 +277,10 @@ class RawNoiseClient {
   void send_raw(std::span<const uint8_t> msg) {
     uint8_t len[2] = {static_cast<uint8_t>(msg.size() >> 8), static_cast<uint8_t>(msg.size())};
     asio::error_code ec;
-    asio::write(sock_, std::array<asio::const_buffer, 2>{asio::buffer(len), asio::buffer(msg.data(), msg.size())}, ec);
+    asio::write(
+        sock_,
+        std::array<asio::const_buffer, 2>{asio::buffer(len), asio::buffer(msg.data(), msg.size())},
+        ec);
   }
   bool read_raw(std::vector<uint8_t>& out) {
     uint8_t len[2];

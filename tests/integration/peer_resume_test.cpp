@@ -31,14 +31,15 @@ namespace peer = gossip::peer;
 
 namespace {
 
-fs::path temp_dir(const std::string& name) { return gossip::test::temp_dir("resume", name); }
+fs::path temp_dir(const std::string& name) {
+  return gossip::test::temp_dir("resume", name);
+}
 
 // Polls until `ready` holds; fails after `timeout_s` or when `p` has exited.
 template <typename F>
 void wait_for(const Proc& p, F ready, const std::string& what, double timeout_s = 20) {
   gossip::test::wait_for({&p}, ready, what, timeout_s, std::chrono::milliseconds(2));
 }
-
 
 int count_files(const fs::path& dir, const std::string& suffix) {
   int n = 0;

@@ -154,7 +154,8 @@ TEST_CASE("bad usage and bad configs exit 2 with a one-line reason naming the pr
     CHECK(r.out.find("--data-dir needs a folder") != std::string::npos);
     r = run_peer("--config " + cfg.string() + " --data-dir " + cfg.string(), dir);
     CHECK(r.status == 2);
-    CHECK(r.out.find("--data-dir " + cfg.string() + ": exists and is not a folder") != std::string::npos);
+    CHECK(r.out.find("--data-dir " + cfg.string() + ": exists and is not a folder") !=
+          std::string::npos);
   }
   SUBCASE("missing config file and unknown option") {
     CHECK(run_peer("--config " + (dir / "nope.json").string(), dir).status == 2);
@@ -168,8 +169,8 @@ namespace {
 
 // A swarm of one on the synthetic regression task, `steps` steps at `lr`,
 // checkpoints every `every` steps (0: only the final one) in <dir>/run.
-fs::path regression_config(const fs::path& dir, const std::string& name, double lr,
-                           int64_t steps, int64_t every) {
+fs::path regression_config(const fs::path& dir, const std::string& name, double lr, int64_t steps,
+                           int64_t every) {
   const fs::path p = dir / (name + ".json");
   std::ofstream(p) << nlohmann::json{
       {"peer", {{"network", false}, {"data_dir", (dir / "run").string()}}},
@@ -177,7 +178,9 @@ fs::path regression_config(const fs::path& dir, const std::string& name, double 
       {"optimizer", {{"type", "sgd"}, {"lr", lr}}},
       {"data", {{"dataset", {{"type", "synthetic_regression"}}}, {"batch", 32}}},
       {"training", {{"device", "cpu"}, {"steps", steps}}},
-      {"checkpoint", {{"every_steps", every}}}}.dump(2);
+      {"checkpoint",
+       {{"every_steps",
+         every}}}}.dump(2);
   return p;
 }
 

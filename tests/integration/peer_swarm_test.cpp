@@ -8,8 +8,8 @@
 // both models. Two peers with different models (the joiner resuming its own
 // checkpoint) refuse each other's parameters naming both fingerprints, and neither
 // crashes. A missing, damaged or too open key file is a config error (exit
-// 2) naming the key (and, when missing, the gossip-keygen command). Waits poll for conditions, so a loaded machine only
-// makes the tests slower.
+// 2) naming the key (and, when missing, the gossip-keygen command). Waits poll for conditions, so a
+// loaded machine only makes the tests slower.
 #include <doctest/doctest.h>
 #include <fcntl.h>
 #include <netinet/in.h>
@@ -39,8 +39,9 @@ using namespace gossip::test;
 namespace {
 
 // A fresh folder for one test case.
-fs::path temp_dir(const std::string& name) { return gossip::test::temp_dir("swarm", name); }
-
+fs::path temp_dir(const std::string& name) {
+  return gossip::test::temp_dir("swarm", name);
+}
 
 // Runs a shell command, returning its stdout; fails the test on a non-zero exit.
 std::string shell(const std::string& cmd) {
@@ -502,8 +503,9 @@ TEST_CASE("a missing key file is a config error naming the key and the keygen co
       std::string setup;  // shell, run before the peer starts
       std::string expect;
     } cases[] = {
-        {"truncated", "head -c 40 " + identity + " > " + identity + ".t && mv " + identity + ".t " +
-                          identity + " && chmod 600 " + identity,
+        {"truncated",
+         "head -c 40 " + identity + " > " + identity + ".t && mv " + identity + ".t " + identity +
+             " && chmod 600 " + identity,
          "peer.identity_key: " + identity},
         {"too open", "chmod 644 " + identity, "chmod 600"},
         {"swarm key as identity", "cp " + (dir / "swarm.key").string() + " " + identity,
@@ -601,7 +603,8 @@ TEST_CASE("SIGINT or SIGTERM while joining ends the peer at once, as any stop do
   fs::remove_all(dir);
 }
 
-TEST_CASE("joining with another swarm key or with a member's identity key: the joiner names the key") {
+TEST_CASE(
+    "joining with another swarm key or with a member's identity key: the joiner names the key") {
   const fs::path dir = temp_dir("joinkeys");
   const std::string keygen = build_root() + "/tools/gossip-keygen";
   shell(keygen + " swarm --out " + (dir / "swarm.key").string() + " >/dev/null");
@@ -623,8 +626,9 @@ TEST_CASE("joining with another swarm key or with a member's identity key: the j
         return cfg;
       },
       dir, "b", {"--join", first});
-  wait_for({&a, &b}, [&] { return contains(read_text(b.err), "peer.swarm_key"); },
-           "the joiner's warning naming peer.swarm_key", 20);
+  wait_for(
+      {&a, &b}, [&] { return contains(read_text(b.err), "peer.swarm_key"); },
+      "the joiner's warning naming peer.swarm_key", 20);
   ::kill(b.pid, SIGTERM);
   CHECK(wait_exit(b, 15) == 0);
   const std::string err_b = read_text(b.err);

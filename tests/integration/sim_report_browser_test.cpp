@@ -26,8 +26,8 @@
 #include <thread>
 #include <vector>
 
-#include "temp_dir.hpp"
 #include "gossip/sim/report.hpp"
+#include "temp_dir.hpp"
 #include "unit/sim_report_fixture.hpp"
 
 namespace fs = std::filesystem;

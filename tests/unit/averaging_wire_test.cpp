@@ -55,7 +55,8 @@ TEST_CASE("bf16 and fp16 conversions round to nearest even on every pattern") {
   size_t mismatches = 0;
   for (int i = 0; i < 4'000'000; ++i) {
     uint32_t u = rng();
-    if (i % 4 == 0) u = (u & 0x80ffffffu) | ((100u + rng() % 50) << 23);  // fp16 normal/subnormal range
+    if (i % 4 == 0)
+      u = (u & 0x80ffffffu) | ((100u + rng() % 50) << 23);  // fp16 normal/subnormal range
     const float x = std::bit_cast<float>(u);
     if (float_to_bf16(x) != bf16_reference(x)) ++mismatches;
     const _Float16 r = static_cast<_Float16>(x);
@@ -89,9 +90,11 @@ TEST_CASE("encode/decode: both sides see the same dequantized values; non-finite
     CHECK(std::memcmp(dq_own.data(), dq_peer.data(), x.size() * 4) == 0);
     double max_rel = 0;
     for (size_t i = 0; i < x.size(); ++i) {
-      max_rel = std::max(max_rel, std::fabs(static_cast<double>(dq_own[i]) - x[i]) / std::fabs(x[i]));
+      max_rel =
+          std::max(max_rel, std::fabs(static_cast<double>(dq_own[i]) - x[i]) / std::fabs(x[i]));
     }
-    const double ulp = f == WireFormat::kFp32 ? 0 : (f == WireFormat::kBf16 ? 1.0 / 128 : 1.0 / 1024);
+    const double ulp =
+        f == WireFormat::kFp32 ? 0 : (f == WireFormat::kBf16 ? 1.0 / 128 : 1.0 / 1024);
     if (f != WireFormat::kFp16) CHECK(max_rel <= ulp / 2 * 1.0000001);  // half an ulp
     x[77777] = std::numeric_limits<float>::quiet_NaN();
     encode(f, x, wire);

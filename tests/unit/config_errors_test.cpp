@@ -11,10 +11,10 @@
 #include "config_test_support.hpp"
 #include "gossip/config/config.hpp"
 
-using gossip::config::parse_config;
 using config_test::base;
 using config_test::error_of;
 using config_test::Json;
+using gossip::config::parse_config;
 
 namespace {
 
@@ -50,9 +50,10 @@ TEST_CASE("unknown keys at any depth name the full path and the closest known ke
   // Nothing close: list what the section accepts.
   j = base();
   j["net"]["colour"] = "red";
-  CHECK(error_of(j) ==
-        "net.colour: unknown key (known keys in net: cipher, handshake_timeout_ms, idle_timeout_ms, "
-        "max_control_frame, max_pending_handshakes, max_pending_per_address or max_sessions)");
+  CHECK(
+      error_of(j) ==
+      "net.colour: unknown key (known keys in net: cipher, handshake_timeout_ms, idle_timeout_ms, "
+      "max_control_frame, max_pending_handshakes, max_pending_per_address or max_sessions)");
 }
 
 TEST_CASE("wrong JSON types name the key and show the value given") {
@@ -172,7 +173,8 @@ TEST_CASE("impossible values are named") {
   j = base();
   j["training"]["log_every_s"] = 5;
   CHECK(error_of(j) ==
-        "training.log_every_s: not used any more: the periodic training line is metrics.progress_every_s");
+        "training.log_every_s: not used any more: the periodic training line is "
+        "metrics.progress_every_s");
 
   j = base();
   j["net"]["cipher"] = "aes";

@@ -24,7 +24,8 @@ inline Json base() {
 }
 
 // Parses `j` (relative paths against `dir`); the test fails if it does not.
-inline gossip::config::Config parse_ok(const Json& j, const std::filesystem::path& dir = "/srv/cfg") {
+inline gossip::config::Config parse_ok(const Json& j,
+                                       const std::filesystem::path& dir = "/srv/cfg") {
   auto c = gossip::config::parse_config(j.dump(), dir);
   REQUIRE_MESSAGE(c.is_ok(), c.status().message());
   return std::move(c).value();

@@ -163,7 +163,8 @@ TEST_CASE("flynn/noise known-answer vectors for XX and XXpsk3 match byte for byt
       CAPTURE(b.count("prologue") ? b.at("prologue") : std::string("(none)"));
       messages += run_vector(b, pattern, cipher);
     }
-    MESSAGE(name, ": matched ", xx, " XX vectors, ", xxpsk3, " XXpsk3 vectors, ", messages, " messages");
+    MESSAGE(name, ": matched ", xx, " XX vectors, ", xxpsk3, " XXpsk3 vectors, ", messages,
+            " messages");
     CHECK(xx > 0);
     CHECK(xxpsk3 > 0);
     CHECK(messages >= 5 * (xx + xxpsk3));
@@ -179,10 +180,10 @@ TEST_CASE("an AESGCM initiator and a ChaChaPoly responder fail the handshake at 
   auto sr = StaticKeypair::generate();
   SwarmKey psk = SwarmKey::generate();
   const std::vector<uint8_t> prologue(kPrologue.begin(), kPrologue.end());
-  HandshakeState init(
-      HandshakeConfig{Pattern::kXXpsk3, Role::kInitiator, &si, &psk, prologue, nullptr, Cipher::kAesGcm});
-  HandshakeState resp(HandshakeConfig{Pattern::kXXpsk3, Role::kResponder, &sr, &psk, prologue, nullptr,
-                                      Cipher::kChaChaPoly});
+  HandshakeState init(HandshakeConfig{Pattern::kXXpsk3, Role::kInitiator, &si, &psk, prologue,
+                                      nullptr, Cipher::kAesGcm});
+  HandshakeState resp(HandshakeConfig{Pattern::kXXpsk3, Role::kResponder, &sr, &psk, prologue,
+                                      nullptr, Cipher::kChaChaPoly});
   // In XXpsk3, "e" already keys the cipher, so message 1's (empty) payload
   // carries a tag under a key derived from the protocol name: the responder
   // notices at once, before it has sent anything (a wrong swarm key shows

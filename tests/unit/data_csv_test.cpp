@@ -140,9 +140,10 @@ TEST_CASE("CSV errors name the file, the line and the column") {
   CHECK(error_of("x1,label\n1,0\n2,1.5\n", opts, dir) ==
         "data.csv:3: column 'label': label '1.5' is a number but not a class id (a whole number in "
         "[0, 2^31 - 1))");
-  CHECK(error_of("x1,label\n1,99999999999999999999\n", opts, dir) ==
-        "data.csv:2: column 'label': label '99999999999999999999' is a number but not a class id (a "
-        "whole number in [0, 2^31 - 1))");
+  CHECK(
+      error_of("x1,label\n1,99999999999999999999\n", opts, dir) ==
+      "data.csv:2: column 'label': label '99999999999999999999' is a number but not a class id (a "
+      "whole number in [0, 2^31 - 1))");
 
   CsvOptions reg;
   reg.target_columns = {"y"};

@@ -74,7 +74,7 @@ std::string row_text(const Dataset& d, int64_t r) {
 }
 
 TEST_CASE("windows of block + 1 bytes at stride block predict every byte once") {
-  const std::string text = "abcdefghijklmnopqrstuvwxyz";  // 26 bytes
+  const std::string text = "abcdefghijklmnopqrstuvwxyz";    // 26 bytes
   auto w = Dataset::token_windows("t", bytes_of(text), 5);  // block 4
   REQUIRE(w.is_ok());
   CHECK(w->task() == Task::kLanguageModel);

@@ -24,8 +24,12 @@ void* operator new(size_t n) {
   if (void* p = std::malloc(n ? n : 1)) return p;
   throw std::bad_alloc();
 }
-void operator delete(void* p) noexcept { std::free(p); }
-void operator delete(void* p, size_t) noexcept { std::free(p); }
+void operator delete(void* p) noexcept {
+  std::free(p);
+}
+void operator delete(void* p, size_t) noexcept {
+  std::free(p);
+}
 
 using namespace gossip;
 using namespace gossip::net;
@@ -72,7 +76,8 @@ std::vector<uint8_t> sample_stream(const std::vector<uint8_t>& blob) {
   add(encode_frame(0x10, {reinterpret_cast<const uint8_t*>(json.data()), json.size()}));
   add(encode_frame(kStatusReq, {}));
   const std::string hdr = "hdr";
-  add(encode_blob_begin(9, blob.size(), {reinterpret_cast<const uint8_t*>(hdr.data()), hdr.size()}));
+  add(encode_blob_begin(9, blob.size(),
+                        {reinterpret_cast<const uint8_t*>(hdr.data()), hdr.size()}));
   add(chunk(9, blob.data(), 1000));
   add(encode_frame(0x11, {}));  // control between chunks
   add(chunk(9, blob.data() + 1000, blob.size() - 1000));
@@ -86,7 +91,8 @@ TEST_CASE("every split of the stream decodes to the same frames and blob") {
   std::vector<uint8_t> blob(5000);
   for (size_t i = 0; i < blob.size(); ++i) blob[i] = static_cast<uint8_t>(i * 7);
   const auto stream = sample_stream(blob);
-  for (size_t step : {size_t{1}, size_t{2}, size_t{3}, size_t{7}, size_t{64}, size_t{4096}, stream.size()}) {
+  for (size_t step :
+       {size_t{1}, size_t{2}, size_t{3}, size_t{7}, size_t{64}, size_t{4096}, stream.size()}) {
     Sink sink;
     FrameDecoder dec(FrameLimits{}, sink);
     for (size_t i = 0; i < stream.size(); i += step) {
@@ -117,7 +123,8 @@ TEST_CASE("a refused blob is drained without touching memory, then decoding goes
 TEST_CASE("frame lengths 0, limit+1 and 2^32-1 are refused before any allocation") {
   FrameLimits limits;
   for (uint32_t len : {0u, static_cast<uint32_t>(limits.max_control_body + 2), 0xffffffffu}) {
-    for (uint8_t type : {uint8_t{0x10}, uint8_t{kBlobBegin}, uint8_t{kBlobChunk}, uint8_t{kStatus}}) {
+    for (uint8_t type :
+         {uint8_t{0x10}, uint8_t{kBlobBegin}, uint8_t{kBlobChunk}, uint8_t{kStatus}}) {
       Sink sink;
       FrameDecoder dec(limits, sink);
       auto h = header_only(len, type);

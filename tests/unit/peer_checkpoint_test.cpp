@@ -18,12 +18,12 @@
 #include <string>
 #include <vector>
 
-#include "temp_dir.hpp"
 #include "gossip/config/config.hpp"
 #include "gossip/data/factory.hpp"
 #include "gossip/peer/checkpoint.hpp"
 #include "gossip/peer/metrics.hpp"
 #include "gossip/peer/trainer.hpp"
+#include "temp_dir.hpp"
 
 namespace fs = std::filesystem;
 using namespace gossip;

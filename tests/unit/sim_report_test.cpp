@@ -15,8 +15,8 @@
 #include <sstream>
 #include <string>
 
-#include "temp_dir.hpp"
 #include "gossip/sim/report.hpp"
+#include "temp_dir.hpp"
 #include "unit/sim_report_fixture.hpp"
 
 namespace fs = std::filesystem;
@@ -112,9 +112,11 @@ TEST_CASE("churn run: charts, one line per peer, averaged model, events, summary
   CHECK(count(late, "<g class=\"event\" data-event=\"kill\">") == 0);   // at 20 s: before the span
   CHECK(count(late, "<polyline class=\"series averaged\"") == 1);
   const auto late_lines = peer_lines(late);
-  CHECK(std::set<int>(late_lines.begin(), late_lines.end()) == std::set<int>{0, 3, 4, 5, 6, 7, 8, 9});
+  CHECK(std::set<int>(late_lines.begin(), late_lines.end()) ==
+        std::set<int>{0, 3, 4, 5, 6, 7, 8, 9});
   CHECK(late.find(">0.2<") == std::string::npos);  // no tick down at the early values
-  CHECK(late.find(">10<") == std::string::npos);  // nor a time axis from 0 with the first half empty
+  CHECK(late.find(">10<") ==
+        std::string::npos);  // nor a time axis from 0 with the first half empty
   CHECK(late.find(">40<") != std::string::npos);
   CHECK(acc.find(">0.4<") != std::string::npos);
 

@@ -1,7 +1,7 @@
 // The GPT's CUDA launchers, and the optimizer step's, refuse bad shapes and
-// null buffers before they touch the device: every check below throws CudaError naming the operation
-// without a CUDA call being made, so it runs on machines with no GPU and no
-// driver. Built only with the CUDA backend (it includes its internal header).
+// null buffers before they touch the device: every check below throws CudaError naming the
+// operation without a CUDA call being made, so it runs on machines with no GPU and no driver. Built
+// only with the CUDA backend (it includes its internal header).
 #include <doctest/doctest.h>
 
 #include <string>

@@ -10,8 +10,8 @@
 namespace gossip::bench {
 
 struct Command {
-  std::string name;     // "train", "transport", "averaging"
-  std::string summary;  // one line for --help
+  std::string name;                               // "train", "transport", "averaging"
+  std::string summary;                            // one line for --help
   std::function<int(int argc, char** argv)> run;  // argv[0] is the subcommand
 };
 

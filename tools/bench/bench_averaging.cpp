@@ -22,6 +22,8 @@
 // single-core AEAD rate with every core busy. On a host with fewer cores
 // than peers the round is CPU-bound, and the floor says what no amount of
 // overlap can beat; MPI_Allreduce pays no encryption.
+#include <sys/resource.h>
+
 #include <algorithm>
 #include <chrono>
 #include <cstdio>
@@ -30,7 +32,6 @@
 #include <fstream>
 #include <nlohmann/json.hpp>
 #include <sstream>
-#include <sys/resource.h>
 #include <thread>
 
 #include "bench.hpp"
@@ -59,7 +60,9 @@ struct Peer {
 double cpu_seconds() {
   rusage ru{};
   getrusage(RUSAGE_SELF, &ru);
-  auto s = [](const timeval& t) { return static_cast<double>(t.tv_sec) + static_cast<double>(t.tv_usec) * 1e-6; };
+  auto s = [](const timeval& t) {
+    return static_cast<double>(t.tv_sec) + static_cast<double>(t.tv_usec) * 1e-6;
+  };
   return s(ru.ru_utime) + s(ru.ru_stime);
 }
 
@@ -101,14 +104,16 @@ RoundTimes rounds(asio::io_context& io, int peers, size_t params, averaging::Wir
     o.exchange_timeout = 120s;
     o.seed = 7 + i;
     p->dir = std::make_shared<averaging::StaticDirectory>(std::vector<averaging::Member>{});
-    p->engine = std::make_unique<averaging::Engine>(io, *p->node, p->dir, averaging::identity_of(*p->backend), o);
+    p->engine = std::make_unique<averaging::Engine>(io, *p->node, p->dir,
+                                                    averaging::identity_of(*p->backend), o);
     p->engine->set_initiating(false);
     p->engine->attach(*router);
     ps.push_back(std::move(p));
   }
   for (int i = 0; i < peers; ++i) {
     const auto& partner = ps[i ^ 1];
-    ps[i]->dir->set({{partner->node->peer_id(), "127.0.0.1", partner->node->local_endpoint().port()}});
+    ps[i]->dir->set(
+        {{partner->node->peer_id(), "127.0.0.1", partner->node->local_endpoint().port()}});
   }
   for (auto& p : ps) {
     Peer* raw = p.get();
@@ -136,8 +141,9 @@ RoundTimes rounds(asio::io_context& io, int peers, size_t params, averaging::Wir
       out.cpu.push_back(cpu_seconds() - cpu0);
     }
     for (auto& p : ps) {
-      if (p->engine->counters().exchanges_failed) std::fprintf(stderr, "warning: failed exchange: %s\n",
-                                                               p->engine->counters().last_failure.c_str());
+      if (p->engine->counters().exchanges_failed)
+        std::fprintf(stderr, "warning: failed exchange: %s\n",
+                     p->engine->counters().last_failure.c_str());
     }
   }
   for (auto& p : ps) p->run = false;
@@ -154,8 +160,10 @@ double aead_gbps(crypto::Cipher cipher) {
   std::vector<uint8_t> buf(kMsg + crypto::kTagBytes, 0x5a);
   const size_t n = (size_t{1} << 30) / kMsg;
   const auto t0 = Clock::now();
-  for (size_t i = 0; i < n; ++i) (void)cs.encrypt({}, std::span<const uint8_t>(buf.data(), kMsg), buf);
-  return static_cast<double>(n * kMsg) / std::chrono::duration<double>(Clock::now() - t0).count() / 1e9;
+  for (size_t i = 0; i < n; ++i)
+    (void)cs.encrypt({}, std::span<const uint8_t>(buf.data(), kMsg), buf);
+  return static_cast<double>(n * kMsg) / std::chrono::duration<double>(Clock::now() - t0).count() /
+         1e9;
 }
 
 // Single-core rate of `wire`'s encode + decode, in GB/s of fp32 values
@@ -187,7 +195,8 @@ std::string run_capture(const std::string& cmd) {
 // above the gossip-bench executable).
 fs::path mpi_source() {
   std::vector<fs::path> c;
-  if (const char* r = std::getenv("GOSSIP_SOURCE_ROOT")) c.push_back(fs::path(r) / "tools/bench/mpi_allreduce.c");
+  if (const char* r = std::getenv("GOSSIP_SOURCE_ROOT"))
+    c.push_back(fs::path(r) / "tools/bench/mpi_allreduce.c");
   const fs::path here = fs::path(__FILE__).parent_path() / "mpi_allreduce.c";
   c.push_back(here);
   std::error_code ec;
@@ -200,29 +209,36 @@ fs::path mpi_source() {
 }
 
 nlohmann::json run_mpi(int peers, size_t params, int repeat) {
-  if (run_capture("command -v mpicc >/dev/null && command -v mpirun >/dev/null && echo yes").find("yes") ==
-      std::string::npos) {
-    return {{"note", "OpenMPI not found (apt-get install openmpi-bin libopenmpi-dev); allreduce skipped"}};
+  if (run_capture("command -v mpicc >/dev/null && command -v mpirun >/dev/null && echo yes")
+          .find("yes") == std::string::npos) {
+    return {{"note",
+             "OpenMPI not found (apt-get install openmpi-bin libopenmpi-dev); allreduce skipped"}};
   }
   const fs::path src = mpi_source();
-  if (src.empty()) return {{"note", "tools/bench/mpi_allreduce.c not found (set GOSSIP_SOURCE_ROOT)"}};
-  const fs::path exe = fs::temp_directory_path() / ("gossip_mpi_allreduce_" + std::to_string(getpid()));
+  if (src.empty())
+    return {{"note", "tools/bench/mpi_allreduce.c not found (set GOSSIP_SOURCE_ROOT)"}};
+  const fs::path exe =
+      fs::temp_directory_path() / ("gossip_mpi_allreduce_" + std::to_string(getpid()));
   const std::string build = "mpicc -O2 -o " + exe.string() + " " + src.string() + " 2>&1";
-  if (std::system((build + " >/dev/null").c_str()) != 0) return {{"note", "mpicc failed: " + run_capture(build)}};
+  if (std::system((build + " >/dev/null").c_str()) != 0)
+    return {{"note", "mpicc failed: " + run_capture(build)}};
   const std::string cmd = "mpirun --allow-run-as-root --oversubscribe --mca btl self,tcp -np " +
-                          std::to_string(peers) + " " + exe.string() + " " + std::to_string(params) + " " +
-                          std::to_string(repeat) + " 2>/dev/null";
+                          std::to_string(peers) + " " + exe.string() + " " +
+                          std::to_string(params) + " " + std::to_string(repeat) + " 2>/dev/null";
   const std::string out = run_capture(cmd);
   std::error_code ec;
   fs::remove(exe, ec);
   const auto pos = out.rfind('{');
-  if (pos == std::string::npos) return {{"note", "mpirun produced no result: " + out.substr(0, 300)}};
+  if (pos == std::string::npos)
+    return {{"note", "mpirun produced no result: " + out.substr(0, 300)}};
   auto j = nlohmann::json::parse(out.substr(pos), nullptr, false);
   if (j.is_discarded()) return {{"note", "unparsable mpirun output"}};
   return j;
 }
 
-double min_of(const std::vector<double>& v) { return *std::min_element(v.begin(), v.end()); }
+double min_of(const std::vector<double>& v) {
+  return *std::min_element(v.begin(), v.end());
+}
 double median_of(std::vector<double> v) {
   std::sort(v.begin(), v.end());
   return v[v.size() / 2];
@@ -235,14 +251,20 @@ int run_averaging(int argc, char** argv) {
   int threads = static_cast<int>(std::clamp(std::thread::hardware_concurrency(), 2u, 16u));
   for (int i = 1; i < argc; ++i) {
     const std::string a = argv[i];
-    if (a == "--params" && i + 1 < argc) params = std::stoul(argv[++i]);
-    else if (a == "--peers" && i + 1 < argc) peers = std::max(2, std::stoi(argv[++i]) & ~1);
-    else if (a == "--repeat" && i + 1 < argc) repeat = std::max(1, std::stoi(argv[++i]));
-    else if (a == "--io-threads" && i + 1 < argc) threads = std::max(1, std::stoi(argv[++i]));
-    else if (a == "--no-mpi") mpi = false;
+    if (a == "--params" && i + 1 < argc)
+      params = std::stoul(argv[++i]);
+    else if (a == "--peers" && i + 1 < argc)
+      peers = std::max(2, std::stoi(argv[++i]) & ~1);
+    else if (a == "--repeat" && i + 1 < argc)
+      repeat = std::max(1, std::stoi(argv[++i]));
+    else if (a == "--io-threads" && i + 1 < argc)
+      threads = std::max(1, std::stoi(argv[++i]));
+    else if (a == "--no-mpi")
+      mpi = false;
     else {
-      std::fprintf(stderr, "usage: gossip-bench averaging [--params N] [--peers 8] [--repeat 3] "
-                           "[--io-threads T] [--no-mpi]\n");
+      std::fprintf(stderr,
+                   "usage: gossip-bench averaging [--params N] [--peers 8] [--repeat 3] "
+                   "[--io-threads T] [--no-mpi]\n");
       return 2;
     }
   }
@@ -254,7 +276,8 @@ int run_averaging(int argc, char** argv) {
   std::printf("gossip-bench averaging: %d peers, %zu parameters, %d io threads, %u cores\n", peers,
               params, threads, std::thread::hardware_concurrency());
   const unsigned cores = std::max(1u, std::thread::hardware_concurrency());
-  nlohmann::json j = {{"peers", peers}, {"params", params}, {"cores", cores}, {"allreduce_s", nullptr}};
+  nlohmann::json j = {
+      {"peers", peers}, {"params", params}, {"cores", cores}, {"allreduce_s", nullptr}};
   for (auto wire : {averaging::WireFormat::kBf16, averaging::WireFormat::kFp16}) {
     const std::string name(config::wire_format_name(wire));
     j["convert_gbps_" + name] = convert_gbps(wire);
@@ -283,9 +306,11 @@ int run_averaging(int argc, char** argv) {
       const std::string key = std::string(config::wire_format_name(wire)) + suffix;
       const auto t = rounds(io, peers, params, wire, cipher, repeat);
       const double cpu = median_of(t.cpu), floor = floor_s(wire, peers);
-      const std::string label = "gossip round, " + std::string(config::wire_format_name(wire)) + ", " + name;
-      std::printf("%-40s %8.3f s (median %.3f); CPU %.2f core-s of %.2f available; crypto floor %.3f s\n",
-                  label.c_str(), min_of(t.wall), median_of(t.wall), cpu, cores * median_of(t.wall), floor);
+      const std::string label =
+          "gossip round, " + std::string(config::wire_format_name(wire)) + ", " + name;
+      std::printf(
+          "%-40s %8.3f s (median %.3f); CPU %.2f core-s of %.2f available; crypto floor %.3f s\n",
+          label.c_str(), min_of(t.wall), median_of(t.wall), cpu, cores * median_of(t.wall), floor);
       j["round_s_" + key] = min_of(t.wall);
       j["round_median_s_" + key] = median_of(t.wall);
       j["round_cpu_s_" + key] = cpu;
@@ -293,10 +318,10 @@ int run_averaging(int argc, char** argv) {
     }
     const auto pair = rounds(io, 2, params, averaging::WireFormat::kFp32, cipher, repeat);
     const double pair_gbps = static_cast<double>(params) * 4 / min_of(pair.wall) / 1e9;
-    std::printf("%-40s %8.3f s = %.3f GB/s per direction\n", ("two-peer exchange, fp32, " + name).c_str(),
-                min_of(pair.wall), pair_gbps);
-    std::printf("%-40s %8.3f GB/s (%.0f%% reached per direction)\n", ("AEAD " + name + ", 1 core").c_str(), aead,
-                100 * pair_gbps / aead);
+    std::printf("%-40s %8.3f s = %.3f GB/s per direction\n",
+                ("two-peer exchange, fp32, " + name).c_str(), min_of(pair.wall), pair_gbps);
+    std::printf("%-40s %8.3f GB/s (%.0f%% reached per direction)\n",
+                ("AEAD " + name + ", 1 core").c_str(), aead, 100 * pair_gbps / aead);
     j["pair_exchange_s_fp32" + suffix] = min_of(pair.wall);
     j["pair_gbps_per_direction" + suffix] = pair_gbps;
   }
@@ -316,13 +341,16 @@ int run_averaging(int argc, char** argv) {
         for (const char* w : {"fp32", "bf16"}) {
           const std::string key = w + suffix;
           j[key + "_vs_allreduce"] = j["round_s_" + key].get<double>() / ar;
-          j["crypto_floor_" + key + "_vs_allreduce"] = j["crypto_floor_s_" + key].get<double>() / ar;
+          j["crypto_floor_" + key + "_vs_allreduce"] =
+              j["crypto_floor_s_" + key].get<double>() / ar;
         }
-        std::printf("%-40s round fp32 %.2fx, bf16 %.2fx; crypto floor alone fp32 %.2fx, bf16 %.2fx\n",
-                    ("vs MPI_Allreduce, " + std::string(crypto::cipher_name(cipher))).c_str(),
-                    j["fp32" + suffix + "_vs_allreduce"].get<double>(), j["bf16" + suffix + "_vs_allreduce"].get<double>(),
-                    j["crypto_floor_fp32" + suffix + "_vs_allreduce"].get<double>(),
-                    j["crypto_floor_bf16" + suffix + "_vs_allreduce"].get<double>());
+        std::printf(
+            "%-40s round fp32 %.2fx, bf16 %.2fx; crypto floor alone fp32 %.2fx, bf16 %.2fx\n",
+            ("vs MPI_Allreduce, " + std::string(crypto::cipher_name(cipher))).c_str(),
+            j["fp32" + suffix + "_vs_allreduce"].get<double>(),
+            j["bf16" + suffix + "_vs_allreduce"].get<double>(),
+            j["crypto_floor_fp32" + suffix + "_vs_allreduce"].get<double>(),
+            j["crypto_floor_bf16" + suffix + "_vs_allreduce"].get<double>());
       }
     } else {
       j["mpi_note"] = m.value("note", "");

@@ -204,20 +204,21 @@ nlohmann::json measure(int n, const membership::Options& options, int settle_s, 
   double leave_s = time_until([&] { return s.all_see(leaver, MemberState::kLeft); }, 30s);
   if (leave_s >= 0) leave_s = std::chrono::duration<double>(SteadyClock::now() - l0).count();
 
-  return {{"peers", n},
-          {"build_s", build_s},
-          {"converge_after_last_join_s", converge_s},
-          {"join_known_everywhere_s", join_s},
-          {"crash_known_everywhere_s", crash_s},
-          {"leave_known_everywhere_s", leave_s},
-          {"bytes_per_peer_per_s", bytes_per_peer_s},
-          {"wire_bytes_per_peer_per_s", wire_per_peer_s},
-          {"steady_window_s", window},
-          {"window_probes", t_after.protocol.probes - t_before.protocol.probes},
-          {"window_probe_failures", t_after.protocol.probe_failures - t_before.protocol.probe_failures},
-          {"window_refutations", t_after.protocol.refutations - t_before.protocol.refutations},
-          {"window_frames_dropped", t_after.frames_dropped - t_before.frames_dropped},
-          {"window_dials", t_after.dials - t_before.dials}};
+  return {
+      {"peers", n},
+      {"build_s", build_s},
+      {"converge_after_last_join_s", converge_s},
+      {"join_known_everywhere_s", join_s},
+      {"crash_known_everywhere_s", crash_s},
+      {"leave_known_everywhere_s", leave_s},
+      {"bytes_per_peer_per_s", bytes_per_peer_s},
+      {"wire_bytes_per_peer_per_s", wire_per_peer_s},
+      {"steady_window_s", window},
+      {"window_probes", t_after.protocol.probes - t_before.protocol.probes},
+      {"window_probe_failures", t_after.protocol.probe_failures - t_before.protocol.probe_failures},
+      {"window_refutations", t_after.protocol.refutations - t_before.protocol.refutations},
+      {"window_frames_dropped", t_after.frames_dropped - t_before.frames_dropped},
+      {"window_dials", t_after.dials - t_before.dials}};
 }
 
 int run_membership(int argc, char** argv) {
@@ -241,7 +242,8 @@ int run_membership(int argc, char** argv) {
       options.probe_timeout = options.probe_interval / 2;
     } else {
       std::fprintf(stderr,
-                   "usage: gossip-bench membership [--peers 16,64] [--settle-s 10] [--steady-s 20] [--probe-ms 1000]\n");
+                   "usage: gossip-bench membership [--peers 16,64] [--settle-s 10] [--steady-s 20] "
+                   "[--probe-ms 1000]\n");
       return 2;
     }
   }
@@ -259,10 +261,11 @@ int run_membership(int argc, char** argv) {
     if (r.contains("error")) {
       std::printf("%6d %s\n", n, r["error"].get<std::string>().c_str());
     } else {
-      std::printf("%6d %10.2f %10.2f %10.2f %10.2f %14.0f %14.0f\n", n, r["build_s"].get<double>(),
-                  r["join_known_everywhere_s"].get<double>(), r["crash_known_everywhere_s"].get<double>(),
-                  r["leave_known_everywhere_s"].get<double>(), r["bytes_per_peer_per_s"].get<double>(),
-                  r["wire_bytes_per_peer_per_s"].get<double>());
+      std::printf(
+          "%6d %10.2f %10.2f %10.2f %10.2f %14.0f %14.0f\n", n, r["build_s"].get<double>(),
+          r["join_known_everywhere_s"].get<double>(), r["crash_known_everywhere_s"].get<double>(),
+          r["leave_known_everywhere_s"].get<double>(), r["bytes_per_peer_per_s"].get<double>(),
+          r["wire_bytes_per_peer_per_s"].get<double>());
     }
     std::fflush(stdout);
     results.push_back(r);
@@ -274,9 +277,10 @@ int run_membership(int argc, char** argv) {
   return 0;
 }
 
-const Registrar kReg{{"membership",
-                      "join/crash/leave known-everywhere times and membership bytes, real peers on loopback",
-                      &run_membership}};
+const Registrar kReg{
+    {"membership",
+     "join/crash/leave known-everywhere times and membership bytes, real peers on loopback",
+     &run_membership}};
 
 }  // namespace
 }  // namespace gossip::bench

@@ -10,16 +10,17 @@
 // slows a round down); the load average is printed with them. --shared-io
 // puts both peers on one io_context with two threads instead.
 // Prints a table, then one JSON object on the last line.
-#include <asio.hpp>
+#include <pthread.h>
+
 #include <algorithm>
+#include <asio.hpp>
 #include <chrono>
-#include <ctime>
 #include <condition_variable>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
+#include <ctime>
 #include <mutex>
-#include <pthread.h>
 #include <nlohmann/json.hpp>
 #include <string>
 #include <thread>
@@ -58,7 +59,8 @@ std::pair<double, double> aead_rate(size_t total_bytes) {
   }
   const double wall = secs_since(t0);
   clock_gettime(CLOCK_THREAD_CPUTIME_ID, &c1);
-  const double cpu = static_cast<double>(c1.tv_sec - c0.tv_sec) + static_cast<double>(c1.tv_nsec - c0.tv_nsec) * 1e-9;
+  const double cpu = static_cast<double>(c1.tv_sec - c0.tv_sec) +
+                     static_cast<double>(c1.tv_nsec - c0.tv_nsec) * 1e-9;
   const double bytes = static_cast<double>(n * kMsg);
   return {bytes / wall / 1e9, bytes / cpu / 1e9};
 }
@@ -246,12 +248,18 @@ int run_transport(int argc, char** argv) {
   net::NetConfig cfg;
   for (int i = 1; i < argc; ++i) {
     const std::string a = argv[i];
-    if (a == "--mb" && i + 1 < argc) mb = std::stoul(argv[++i]);
-    else if (a == "--threads" && i + 1 < argc) threads = std::max(1, std::stoi(argv[++i]));
-    else if (a == "--repeat" && i + 1 < argc) repeat = std::max(1, std::stoi(argv[++i]));
-    else if (a == "--shared-io") shared = true;
-    else if (a == "--batch" && i + 1 < argc) cfg.max_batch_messages = std::stoul(argv[++i]);
-    else if (a == "--sockbuf" && i + 1 < argc) cfg.socket_buffer_bytes = std::stoi(argv[++i]);
+    if (a == "--mb" && i + 1 < argc)
+      mb = std::stoul(argv[++i]);
+    else if (a == "--threads" && i + 1 < argc)
+      threads = std::max(1, std::stoi(argv[++i]));
+    else if (a == "--repeat" && i + 1 < argc)
+      repeat = std::max(1, std::stoi(argv[++i]));
+    else if (a == "--shared-io")
+      shared = true;
+    else if (a == "--batch" && i + 1 < argc)
+      cfg.max_batch_messages = std::stoul(argv[++i]);
+    else if (a == "--sockbuf" && i + 1 < argc)
+      cfg.socket_buffer_bytes = std::stoi(argv[++i]);
     else {
       std::fprintf(stderr,
                    "usage: gossip-bench transport [--mb N] [--threads N per peer] [--repeat N] "
@@ -316,10 +324,14 @@ int run_transport(int argc, char** argv) {
               shared ? 2 * threads : threads, shared ? "shared by both peers" : "per peer",
               cfg.max_batch_messages, load_before, load_after,
               ok ? "all blobs ok" : "A BLOB FAILED");
-  nlohmann::json j = {{"bench", "transport"},      {"blob_mb", mb},
-                      {"repeat", repeat},          {"one_way_GBps", best.one_way},
-                      {"duplex_GBps", best.duplex}, {"aead_GBps", best.aead},
-                      {"aead_cpu_GBps", best.aead_cpu}, {"raw_tcp_GBps", raw},
+  nlohmann::json j = {{"bench", "transport"},
+                      {"blob_mb", mb},
+                      {"repeat", repeat},
+                      {"one_way_GBps", best.one_way},
+                      {"duplex_GBps", best.duplex},
+                      {"aead_GBps", best.aead},
+                      {"aead_cpu_GBps", best.aead_cpu},
+                      {"raw_tcp_GBps", raw},
                       {"one_way_vs_aead", best_ratio},
                       {"one_way_cpu_s_per_GB", best.cpu_per_gb},
                       {"aead_floor_cpu_s_per_GB", floor_per_gb},
@@ -327,14 +339,15 @@ int run_transport(int argc, char** argv) {
                       {"receiver_cpu_s_per_GB", best.receiver_cpu_per_gb},
                       {"one_way_ceiling_GBps", ceiling},
                       {"ceiling_vs_aead_cpu", best.aead_cpu > 0 ? ceiling / best.aead_cpu : 0.0},
-                      {"load_before", load_before}, {"load_after", load_after},
+                      {"load_before", load_before},
+                      {"load_after", load_after},
                       {"ok", ok}};
   std::printf("%s\n", j.dump().c_str());
   return ok ? 0 : 1;
 }
 
-const Registrar kReg{{"transport", "secure session throughput vs AEAD and raw TCP (loopback)",
-                      &run_transport}};
+const Registrar kReg{
+    {"transport", "secure session throughput vs AEAD and raw TCP (loopback)", &run_transport}};
 
 }  // namespace
 }  // namespace gossip::bench

@@ -39,9 +39,10 @@ int main(int argc, char** argv) {
   }
   if (rank == 0) {
     qsort(times + 1, (size_t)repeat, sizeof(double), cmp); /* times[0] is the warm-up */
-    printf("{\"ranks\": %d, \"elements\": %ld, \"allreduce_s\": %.6f, \"allreduce_median_s\": %.6f, "
-           "\"warmup_s\": %.6f}\n",
-           size, n, times[1], times[1 + repeat / 2], times[0]);
+    printf(
+        "{\"ranks\": %d, \"elements\": %ld, \"allreduce_s\": %.6f, \"allreduce_median_s\": %.6f, "
+        "\"warmup_s\": %.6f}\n",
+        size, n, times[1], times[1 + repeat / 2], times[0]);
   }
   free(times);
   free(x);

@@ -28,14 +28,13 @@
 // stop()) the Engine before closing the Node.
 #pragma once
 
+#include <asio/io_context.hpp>
 #include <chrono>
 #include <cstdint>
 #include <memory>
 #include <optional>
 #include <string>
 #include <vector>
-
-#include <asio/io_context.hpp>
 
 #include "gossip/averaging/directory.hpp"
 #include "gossip/averaging/wire_format.hpp"
@@ -56,10 +55,10 @@ struct Options {
   std::chrono::milliseconds interval{0};  // > 0: time-based schedule (jittered +-25%)
   WireFormat wire = WireFormat::kFp32;
   std::chrono::milliseconds exchange_timeout{10000};
-  std::chrono::milliseconds backoff{200};  // base of the jittered exponential backoff
+  std::chrono::milliseconds backoff{200};          // base of the jittered exponential backoff
   std::chrono::milliseconds state_timeout{30000};  // per donor, for fetch_state
-  double weight = 1.0;                     // w_i, finite and > 0
-  uint64_t seed = 0;                       // peer choice and jitter; 0 = random
+  double weight = 1.0;                             // w_i, finite and > 0
+  uint64_t seed = 0;                               // peer choice and jitter; 0 = random
 };
 
 // Options from the config's gossip section; `shard_samples` is this peer's
@@ -70,7 +69,7 @@ Options options_from(const config::GossipConfig& gossip, int64_t shard_samples);
 struct ModelIdentity {
   uint64_t fingerprint = 0;  // train::ModelSpec::fingerprint()
   size_t param_count = 0;
-  size_t state_count = 0;    // optimizer state floats
+  size_t state_count = 0;  // optimizer state floats
 };
 ModelIdentity identity_of(const train::Backend& backend);
 

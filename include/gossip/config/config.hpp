@@ -139,27 +139,27 @@ struct SimEvent {
   SimEventKind kind = SimEventKind::kKill;
   double at_s = -1;
   int64_t at_step = -1;
-  std::vector<int> peers;               // kill, leave: peer indices (>= 1 of them)
-  int count = 0;                        // start: new peers, indices continue after the last
-  std::vector<std::vector<int>> groups; // partition: >= 2 disjoint groups (links between
-                                        // different groups are cut; peers in no group keep
-                                        // every link); slow_link: exactly 2 groups
-  int64_t latency_ms = 0;               // slow_link: added one-way latency
-  double bandwidth_mbit_s = 0;          // slow_link: cap per direction, 0 = none
-  double fraction = 0;                  // drop: fraction of exchanges that fail, in [0, 1]
-                                        // (0 ends an earlier drop)
+  std::vector<int> peers;                // kill, leave: peer indices (>= 1 of them)
+  int count = 0;                         // start: new peers, indices continue after the last
+  std::vector<std::vector<int>> groups;  // partition: >= 2 disjoint groups (links between
+                                         // different groups are cut; peers in no group keep
+                                         // every link); slow_link: exactly 2 groups
+  int64_t latency_ms = 0;                // slow_link: added one-way latency
+  double bandwidth_mbit_s = 0;           // slow_link: cap per direction, 0 = none
+  double fraction = 0;                   // drop: fraction of exchanges that fail, in [0, 1]
+                                         // (0 ends an earlier drop)
 };
 
 struct SimConfig {
-  bool present = false;         // the config has a "sim" section
-  int peers = 8;                // peers at the start, 1..1024 (also the most ever started)
-  bool average_only = false;    // no training: random initial parameters, averaging only
-  double duration_s = 0;        // 0: until every peer's training budget is spent;
-                                // average_only requires > 0
-  double sample_every_s = 2.0;  // cadence of the swarm-wide metrics (> 0)
-  int64_t eval_rows = 2000;     // test rows per evaluation at each sample, 0 = all
-                                // (the final evaluation always uses every row)
-  std::vector<SimEvent> events; // in the order listed
+  bool present = false;          // the config has a "sim" section
+  int peers = 8;                 // peers at the start, 1..1024 (also the most ever started)
+  bool average_only = false;     // no training: random initial parameters, averaging only
+  double duration_s = 0;         // 0: until every peer's training budget is spent;
+                                 // average_only requires > 0
+  double sample_every_s = 2.0;   // cadence of the swarm-wide metrics (> 0)
+  int64_t eval_rows = 2000;      // test rows per evaluation at each sample, 0 = all
+                                 // (the final evaluation always uses every row)
+  std::vector<SimEvent> events;  // in the order listed
 };
 
 // Checks `sim`'s event script against its peer count, walking the events in

@@ -22,10 +22,18 @@ LogLevel log_level();
 // Any thread.
 void log(LogLevel level, std::string_view component, std::string_view message);
 
-inline void log_debug(std::string_view c, std::string_view m) { log(LogLevel::kDebug, c, m); }
-inline void log_info(std::string_view c, std::string_view m) { log(LogLevel::kInfo, c, m); }
-inline void log_warn(std::string_view c, std::string_view m) { log(LogLevel::kWarn, c, m); }
-inline void log_error(std::string_view c, std::string_view m) { log(LogLevel::kError, c, m); }
+inline void log_debug(std::string_view c, std::string_view m) {
+  log(LogLevel::kDebug, c, m);
+}
+inline void log_info(std::string_view c, std::string_view m) {
+  log(LogLevel::kInfo, c, m);
+}
+inline void log_warn(std::string_view c, std::string_view m) {
+  log(LogLevel::kWarn, c, m);
+}
+inline void log_error(std::string_view c, std::string_view m) {
+  log(LogLevel::kError, c, m);
+}
 
 // Logs at most once per `interval` for the same `cause` key; returns whether it
 // logged. Suppressed repeats are counted and reported with the next line.

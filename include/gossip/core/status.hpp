@@ -24,10 +24,10 @@ enum class Code {
   kProtocol,         // malformed or unexpected frame from the network
   kAuth,             // handshake or decryption failure
   kTimeout,
-  kBusy,             // peer already in an exchange
-  kClosed,           // connection or component shut down
-  kResourceLimit,    // a cap was hit (sessions, frame size)
-  kUnavailable,      // no device, no reachable member
+  kBusy,           // peer already in an exchange
+  kClosed,         // connection or component shut down
+  kResourceLimit,  // a cap was hit (sessions, frame size)
+  kUnavailable,    // no device, no reachable member
   kInternal,
 };
 
@@ -60,23 +60,43 @@ class [[nodiscard]] Status {
 };
 
 // Shorthands used across modules: return invalid_argument("batch: must be > 0").
-inline Status invalid_argument(std::string m) { return {Code::kInvalidArgument, std::move(m)}; }
-inline Status not_found(std::string m) { return {Code::kNotFound, std::move(m)}; }
-inline Status corrupt(std::string m) { return {Code::kCorrupt, std::move(m)}; }
-inline Status io_error(std::string m) { return {Code::kIo, std::move(m)}; }
-inline Status protocol_error(std::string m) { return {Code::kProtocol, std::move(m)}; }
-inline Status auth_error(std::string m) { return {Code::kAuth, std::move(m)}; }
-inline Status timeout_error(std::string m) { return {Code::kTimeout, std::move(m)}; }
-inline Status unavailable(std::string m) { return {Code::kUnavailable, std::move(m)}; }
-inline Status resource_limit(std::string m) { return {Code::kResourceLimit, std::move(m)}; }
-inline Status internal_error(std::string m) { return {Code::kInternal, std::move(m)}; }
+inline Status invalid_argument(std::string m) {
+  return {Code::kInvalidArgument, std::move(m)};
+}
+inline Status not_found(std::string m) {
+  return {Code::kNotFound, std::move(m)};
+}
+inline Status corrupt(std::string m) {
+  return {Code::kCorrupt, std::move(m)};
+}
+inline Status io_error(std::string m) {
+  return {Code::kIo, std::move(m)};
+}
+inline Status protocol_error(std::string m) {
+  return {Code::kProtocol, std::move(m)};
+}
+inline Status auth_error(std::string m) {
+  return {Code::kAuth, std::move(m)};
+}
+inline Status timeout_error(std::string m) {
+  return {Code::kTimeout, std::move(m)};
+}
+inline Status unavailable(std::string m) {
+  return {Code::kUnavailable, std::move(m)};
+}
+inline Status resource_limit(std::string m) {
+  return {Code::kResourceLimit, std::move(m)};
+}
+inline Status internal_error(std::string m) {
+  return {Code::kInternal, std::move(m)};
+}
 
 // Either a value or a non-ok Status. Accessing value() of an error is a
 // programmer error (asserts).
 template <typename T>
 class [[nodiscard]] Result {
  public:
-  Result(T value) : v_(std::move(value)) {}  // NOLINT: implicit by design
+  Result(T value) : v_(std::move(value)) {}        // NOLINT: implicit by design
   Result(Status status) : v_(std::move(status)) {  // NOLINT
     assert(!std::get<Status>(v_).is_ok() && "Result built from an ok Status");
   }
@@ -88,9 +108,18 @@ class [[nodiscard]] Result {
     static const Status kOk;
     return is_ok() ? kOk : std::get<Status>(v_);
   }
-  T& value() & { assert(is_ok()); return std::get<T>(v_); }
-  const T& value() const& { assert(is_ok()); return std::get<T>(v_); }
-  T&& value() && { assert(is_ok()); return std::get<T>(std::move(v_)); }
+  T& value() & {
+    assert(is_ok());
+    return std::get<T>(v_);
+  }
+  const T& value() const& {
+    assert(is_ok());
+    return std::get<T>(v_);
+  }
+  T&& value() && {
+    assert(is_ok());
+    return std::get<T>(std::move(v_));
+  }
   T* operator->() { return &value(); }
   const T* operator->() const { return &value(); }
   T& operator*() & { return value(); }
@@ -103,8 +132,8 @@ class [[nodiscard]] Result {
 }  // namespace gossip::core
 
 // Propagate a non-ok Status from an expression returning Status.
-#define GOSSIP_RETURN_IF_ERROR(expr)                  \
-  do {                                                \
-    ::gossip::core::Status gossip_status_ = (expr);   \
+#define GOSSIP_RETURN_IF_ERROR(expr)                    \
+  do {                                                  \
+    ::gossip::core::Status gossip_status_ = (expr);     \
     if (!gossip_status_.is_ok()) return gossip_status_; \
   } while (0)

@@ -13,11 +13,11 @@ namespace gossip::data {
 // bytes, inputs its first block, targets its last block). Exactly one of
 // labels, targets and tokens is set.
 struct Batch {
-  int rows = 0;                      // samples in this batch
-  int cols = 0;                      // features per sample
-  const float* x = nullptr;          // rows x cols, row-major, host memory
-  const int32_t* labels = nullptr;   // rows, values in [0, classes)
-  const float* targets = nullptr;    // rows x target_cols, row-major
+  int rows = 0;                     // samples in this batch
+  int cols = 0;                     // features per sample
+  const float* x = nullptr;         // rows x cols, row-major, host memory
+  const int32_t* labels = nullptr;  // rows, values in [0, classes)
+  const float* targets = nullptr;   // rows x target_cols, row-major
   int target_cols = 0;
   const int32_t* tokens = nullptr;  // rows x cols, values in [0, 256)
 };

@@ -73,17 +73,17 @@ struct SwarmConfig {
   // 0: wall-clock milliseconds at start(), so that a restarted peer (same
   // identity) always comes back with a higher incarnation.
   uint64_t incarnation = 0;
-  uint64_t seed = 0;  // 0: from std::random_device
-  size_t max_dials = 8;                  // dials in flight at once
-  size_t max_queued_frames = 64;         // per peer, while its session is dialed
-  size_t max_own_sessions = 32;          // dialed sessions kept open (LRU beyond)
-  Millis session_idle{5000};             // dialed sessions idle this long are closed
-  Millis min_dial_backoff{100};          // after a failed dial; doubles per failure
+  uint64_t seed = 0;              // 0: from std::random_device
+  size_t max_dials = 8;           // dials in flight at once
+  size_t max_queued_frames = 64;  // per peer, while its session is dialed
+  size_t max_own_sessions = 32;   // dialed sessions kept open (LRU beyond)
+  Millis session_idle{5000};      // dialed sessions idle this long are closed
+  Millis min_dial_backoff{100};   // after a failed dial; doubles per failure
   Millis max_dial_backoff{1000};
 };
 
 struct SwarmStats {
-  uint64_t bytes_sent = 0;       // membership frame bytes (5-byte header + body)
+  uint64_t bytes_sent = 0;  // membership frame bytes (5-byte header + body)
   uint64_t bytes_received = 0;
   uint64_t frames_sent = 0;
   uint64_t frames_received = 0;
@@ -91,7 +91,7 @@ struct SwarmStats {
   uint64_t frames_dropped = 0;   // no session could carry them (dial failed, queue full)
   uint64_t dials = 0;
   uint64_t dial_failures = 0;
-  Stats protocol;                // the state machine's own counters
+  Stats protocol;  // the state machine's own counters
 };
 
 class Swarm {

@@ -47,15 +47,15 @@ enum FrameType : uint8_t {
   kStatus = 0x31,
 };
 
-inline constexpr size_t kFrameHeaderBytes = 5;       // u32 length + u8 type
-inline constexpr size_t kBlobBeginFixedBytes = 12;   // stream id + total
-inline constexpr size_t kBlobChunkPrefixBytes = 4;   // stream id
+inline constexpr size_t kFrameHeaderBytes = 5;      // u32 length + u8 type
+inline constexpr size_t kBlobBeginFixedBytes = 12;  // stream id + total
+inline constexpr size_t kBlobChunkPrefixBytes = 4;  // stream id
 
 // Limits the decoder enforces before it allocates or copies anything.
 struct FrameLimits {
-  size_t max_control_body = 64 * 1024;   // control frame bodies (JSON etc.)
-  size_t max_blob_header = 4 * 1024;     // BLOB_BEGIN header part
-  size_t max_chunk_data = 64 * 1024;     // data bytes per BLOB_CHUNK
+  size_t max_control_body = 64 * 1024;           // control frame bodies (JSON etc.)
+  size_t max_blob_header = 4 * 1024;             // BLOB_BEGIN header part
+  size_t max_chunk_data = 64 * 1024;             // data bytes per BLOB_CHUNK
   uint64_t max_blob_bytes = uint64_t{16} << 30;  // announced blob size
 };
 
@@ -128,8 +128,8 @@ class FrameDecoder {
   uint8_t header_[kFrameHeaderBytes] = {};
   size_t header_have_ = 0;
   uint8_t type_ = 0;
-  size_t body_len_ = 0;      // bytes of body in the current frame
-  size_t body_have_ = 0;     // of which already consumed
+  size_t body_len_ = 0;   // bytes of body in the current frame
+  size_t body_have_ = 0;  // of which already consumed
   std::vector<uint8_t> body_buf_;
   size_t largest_allocation_ = 0;
   // The open blob.
@@ -161,7 +161,9 @@ inline void put_be32(uint8_t* p, uint32_t v) {
 inline void put_be64(uint8_t* p, uint64_t v) {
   for (int i = 0; i < 8; ++i) p[i] = static_cast<uint8_t>(v >> (56 - 8 * i));
 }
-inline uint16_t get_be16(const uint8_t* p) { return static_cast<uint16_t>((p[0] << 8) | p[1]); }
+inline uint16_t get_be16(const uint8_t* p) {
+  return static_cast<uint16_t>((p[0] << 8) | p[1]);
+}
 inline uint32_t get_be32(const uint8_t* p) {
   return (uint32_t{p[0]} << 24) | (uint32_t{p[1]} << 16) | (uint32_t{p[2]} << 8) | p[3];
 }

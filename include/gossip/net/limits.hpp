@@ -22,13 +22,13 @@ struct NetConfig {
   // A session that sent nothing for this long sends an empty Noise message
   // (keepalive), so that a quiet but healthy peer is not closed as idle.
   std::chrono::milliseconds keepalive_interval{15000};
-  size_t max_pending_handshakes = 64;       // inbound, all addresses together
-  size_t max_pending_per_address = 4;       // inbound, per remote IP address
-  size_t max_sessions = 256;                // established + handshaking, both directions
-  FrameLimits frames;                       // control frames <= 64 KiB etc.
-  size_t send_queue_frames = 256;           // control frames queued before senders wait
-  size_t max_batch_messages = 4;            // 64 KiB Noise messages (blob chunks) per socket write
-  int socket_buffer_bytes = 0;              // SO_SNDBUF/SO_RCVBUF; 0 = kernel autotuning
+  size_t max_pending_handshakes = 64;  // inbound, all addresses together
+  size_t max_pending_per_address = 4;  // inbound, per remote IP address
+  size_t max_sessions = 256;           // established + handshaking, both directions
+  FrameLimits frames;                  // control frames <= 64 KiB etc.
+  size_t send_queue_frames = 256;      // control frames queued before senders wait
+  size_t max_batch_messages = 4;       // 64 KiB Noise messages (blob chunks) per socket write
+  int socket_buffer_bytes = 0;         // SO_SNDBUF/SO_RCVBUF; 0 = kernel autotuning
   // The Noise AEAD (every peer of a swarm the same); the Node constructor
   // throws std::invalid_argument for one this CPU lacks, so check
   // crypto::check_cipher_available first.
@@ -37,41 +37,54 @@ struct NetConfig {
 
 // Plain snapshot of the counters (see NetCounters).
 struct CounterSnapshot {
-  uint64_t accepted = 0;                  // TCP connections accepted
-  uint64_t handshakes_ok = 0;             // sessions established, both roles
-  uint64_t handshake_failed = 0;          // bad message / wrong swarm key / bad key
-  uint64_t handshake_timeout = 0;         // deadline passed before the handshake finished
-  uint64_t refused_pending_total = 0;     // too many handshakes in flight
-  uint64_t refused_pending_address = 0;   // too many handshakes from one address
-  uint64_t refused_sessions = 0;          // session cap reached
-  uint64_t peer_id_mismatch = 0;          // dialed peer presented another static key
-  uint64_t self_connection = 0;           // remote static == own static
-  uint64_t decrypt_failed = 0;            // transport message failed authentication
-  uint64_t bad_frame = 0;                 // frame decoder refused the stream
-  uint64_t blob_refused = 0;              // upper layer refused or size mismatch
-  uint64_t blob_truncated = 0;            // session ended with a blob half received
-  uint64_t idle_closed = 0;               // idle timeout
-  uint64_t send_queue_full = 0;           // try_send_frame refused / STATUS reply dropped
+  uint64_t accepted = 0;                 // TCP connections accepted
+  uint64_t handshakes_ok = 0;            // sessions established, both roles
+  uint64_t handshake_failed = 0;         // bad message / wrong swarm key / bad key
+  uint64_t handshake_timeout = 0;        // deadline passed before the handshake finished
+  uint64_t refused_pending_total = 0;    // too many handshakes in flight
+  uint64_t refused_pending_address = 0;  // too many handshakes from one address
+  uint64_t refused_sessions = 0;         // session cap reached
+  uint64_t peer_id_mismatch = 0;         // dialed peer presented another static key
+  uint64_t self_connection = 0;          // remote static == own static
+  uint64_t decrypt_failed = 0;           // transport message failed authentication
+  uint64_t bad_frame = 0;                // frame decoder refused the stream
+  uint64_t blob_refused = 0;             // upper layer refused or size mismatch
+  uint64_t blob_truncated = 0;           // session ended with a blob half received
+  uint64_t idle_closed = 0;              // idle timeout
+  uint64_t send_queue_full = 0;          // try_send_frame refused / STATUS reply dropped
   uint64_t sessions_closed = 0;
-  uint64_t bytes_sent = 0;                // TCP payload bytes (ciphertext + lengths)
+  uint64_t bytes_sent = 0;  // TCP payload bytes (ciphertext + lengths)
   uint64_t bytes_received = 0;
 };
 
 // Thread-safe counters, one set per Node. Field meanings as in CounterSnapshot.
 struct NetCounters {
-  std::atomic<uint64_t> accepted{0}, handshakes_ok{0}, handshake_failed{0},
-      handshake_timeout{0}, refused_pending_total{0}, refused_pending_address{0},
-      refused_sessions{0}, peer_id_mismatch{0}, self_connection{0}, decrypt_failed{0},
-      bad_frame{0}, blob_refused{0}, blob_truncated{0}, idle_closed{0}, send_queue_full{0},
-      sessions_closed{0}, bytes_sent{0}, bytes_received{0};
+  std::atomic<uint64_t> accepted{0}, handshakes_ok{0}, handshake_failed{0}, handshake_timeout{0},
+      refused_pending_total{0}, refused_pending_address{0}, refused_sessions{0},
+      peer_id_mismatch{0}, self_connection{0}, decrypt_failed{0}, bad_frame{0}, blob_refused{0},
+      blob_truncated{0}, idle_closed{0}, send_queue_full{0}, sessions_closed{0}, bytes_sent{0},
+      bytes_received{0};
 
   CounterSnapshot snapshot() const {
     auto g = [](const std::atomic<uint64_t>& a) { return a.load(std::memory_order_relaxed); };
-    return {g(accepted), g(handshakes_ok), g(handshake_failed), g(handshake_timeout),
-            g(refused_pending_total), g(refused_pending_address), g(refused_sessions),
-            g(peer_id_mismatch), g(self_connection), g(decrypt_failed), g(bad_frame),
-            g(blob_refused), g(blob_truncated), g(idle_closed), g(send_queue_full),
-            g(sessions_closed), g(bytes_sent), g(bytes_received)};
+    return {g(accepted),
+            g(handshakes_ok),
+            g(handshake_failed),
+            g(handshake_timeout),
+            g(refused_pending_total),
+            g(refused_pending_address),
+            g(refused_sessions),
+            g(peer_id_mismatch),
+            g(self_connection),
+            g(decrypt_failed),
+            g(bad_frame),
+            g(blob_refused),
+            g(blob_truncated),
+            g(idle_closed),
+            g(send_queue_full),
+            g(sessions_closed),
+            g(bytes_sent),
+            g(bytes_received)};
   }
 };
 

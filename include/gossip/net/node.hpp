@@ -9,15 +9,14 @@
 // close() has taken effect (sessions finish on their strands).
 #pragma once
 
+#include <asio/awaitable.hpp>
+#include <asio/io_context.hpp>
+#include <asio/ip/tcp.hpp>
 #include <cstdint>
 #include <functional>
 #include <memory>
 #include <optional>
 #include <string>
-
-#include <asio/awaitable.hpp>
-#include <asio/io_context.hpp>
-#include <asio/ip/tcp.hpp>
 
 #include "gossip/core/status.hpp"
 #include "gossip/crypto/keys.hpp"
@@ -29,7 +28,7 @@ namespace gossip::net {
 namespace detail {
 struct NodeCore;
 class SecureSession;
-}
+}  // namespace detail
 
 class LinkFilter;  // link_filter.hpp
 

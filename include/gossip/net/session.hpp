@@ -14,14 +14,13 @@
 // functions below may be called from any thread or coroutine unless stated.
 #pragma once
 
+#include <asio/awaitable.hpp>
+#include <asio/ip/tcp.hpp>
 #include <chrono>
 #include <cstdint>
 #include <memory>
 #include <span>
 #include <string>
-
-#include <asio/awaitable.hpp>
-#include <asio/ip/tcp.hpp>
 
 #include "gossip/core/status.hpp"
 #include "gossip/net/frames.hpp"

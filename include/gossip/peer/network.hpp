@@ -18,8 +18,8 @@
 #include <vector>
 
 #include "gossip/config/config.hpp"
-#include "gossip/net/link_filter.hpp"
 #include "gossip/core/status.hpp"
+#include "gossip/net/link_filter.hpp"
 #include "gossip/peer/metrics.hpp"
 #include "gossip/peer/trainer.hpp"
 

@@ -30,18 +30,18 @@ struct RunSummary {
   // Mean loss over the last completed epoch's steps; when no epoch
   // completed, over the steps this run did; none without steps.
   std::optional<double> train_loss;
-  int64_t epochs = 0;       // completed epochs
+  int64_t epochs = 0;  // completed epochs
   int64_t steps = 0;
   double wall_s = 0.0;         // whole run, data loading excluded
   double samples_per_s = 0.0;  // training samples over training time (evaluation excluded)
   std::string device;
-  std::string model;       // ModelSpec::describe()
-  int64_t start_step = 0;  // step resumed from (0: fresh start)
-  bool stopped = false;    // stopped by the caller (a signal) before the budget was spent
-  bool killed = false;     // aborted through Host::killed (no LEAVE, no final checkpoint)
-  std::string checkpoint;  // the last checkpoint file written or resumed ("" none)
-  std::string peer_id;     // networked peers: hex static key
-  std::string listen;      // networked peers: bound address
+  std::string model;              // ModelSpec::describe()
+  int64_t start_step = 0;         // step resumed from (0: fresh start)
+  bool stopped = false;           // stopped by the caller (a signal) before the budget was spent
+  bool killed = false;            // aborted through Host::killed (no LEAVE, no final checkpoint)
+  std::string checkpoint;         // the last checkpoint file written or resumed ("" none)
+  std::string peer_id;            // networked peers: hex static key
+  std::string listen;             // networked peers: bound address
   bool from_swarm_state = false;  // started from state downloaded from a member
   int64_t exchanges_ok = 0;
   int64_t exchanges_failed = 0;

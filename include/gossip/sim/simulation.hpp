@@ -21,12 +21,12 @@
 namespace gossip::sim {
 
 struct SimOptions {
-  config::Config config;      // with a "sim" section
+  config::Config config;              // with a "sim" section
   std::filesystem::path config_file;  // where the config came from, named in errors ("": none)
-  std::string name;           // shown in the report's title (the config's stem)
-  std::filesystem::path out;  // output folder; created; must not hold an earlier run
-  uint64_t seed = 1;          // model and shard seeds, joins, drops
-  bool progress = true;       // print a progress line per sample on stdout
+  std::string name;                   // shown in the report's title (the config's stem)
+  std::filesystem::path out;          // output folder; created; must not hold an earlier run
+  uint64_t seed = 1;                  // model and shard seeds, joins, drops
+  bool progress = true;               // print a progress line per sample on stdout
 };
 
 // What makes a simulation refuse to start, checked before anything starts

@@ -24,8 +24,8 @@ namespace gossip::train {
 
 // Sums over the rows evaluated so far; combine with +=.
 struct EvalStats {
-  double loss_sum = 0.0;   // sum of per-row losses
-  int64_t correct = 0;     // classification only
+  double loss_sum = 0.0;  // sum of per-row losses
+  int64_t correct = 0;    // classification only
   int64_t rows = 0;
   EvalStats& operator+=(const EvalStats& o) {
     loss_sum += o.loss_sum;
@@ -34,7 +34,9 @@ struct EvalStats {
     return *this;
   }
   double mean_loss() const { return rows ? loss_sum / static_cast<double>(rows) : 0.0; }
-  double accuracy() const { return rows ? static_cast<double>(correct) / static_cast<double>(rows) : 0.0; }
+  double accuracy() const {
+    return rows ? static_cast<double>(correct) / static_cast<double>(rows) : 0.0;
+  }
 };
 
 struct BackendOptions {

@@ -60,7 +60,7 @@ struct ModelSpec {
   LossKind loss = LossKind::kSoftmaxCrossEntropy;
   // gpt (its seed field is ignored: `seed` below is the one seed)
   GptSpec gpt;
-  uint64_t seed = 1;        // initialisation seed
+  uint64_t seed = 1;  // initialisation seed
 
   bool is_gpt() const { return family == ModelFamily::kGpt; }
   // The gpt spec with this spec's seed.

@@ -35,20 +35,20 @@ const char* schedule_name(ScheduleKind k);
 
 struct LrSchedule {
   ScheduleKind kind = ScheduleKind::kConstant;
-  int64_t warmup_steps = 0;    // linear ramp from 0 to base lr over these steps
-  int64_t total_steps = 0;     // cosine: decays to min_lr at total_steps
-  double min_lr = 0.0;         // cosine floor
-  int64_t step_every = 0;      // step: multiply by gamma every step_every steps
+  int64_t warmup_steps = 0;  // linear ramp from 0 to base lr over these steps
+  int64_t total_steps = 0;   // cosine: decays to min_lr at total_steps
+  double min_lr = 0.0;       // cosine floor
+  int64_t step_every = 0;    // step: multiply by gamma every step_every steps
   double gamma = 0.1;
 };
 
 struct OptimizerSpec {
   OptimizerKind kind = OptimizerKind::kSgd;
   double lr = 0.02;
-  double momentum = 0.9;       // sgd
-  bool nesterov = false;       // sgd
+  double momentum = 0.9;  // sgd
+  bool nesterov = false;  // sgd
   double weight_decay = 0.0;
-  double beta1 = 0.9;          // adam/adamw
+  double beta1 = 0.9;  // adam/adamw
   double beta2 = 0.999;
   double eps = 1e-8;
   // Global L2 norm the gradient is scaled down to before the update when it

@@ -243,6 +243,16 @@ TEST_CASE("validate_against_dataset names model.layers") {
         "fashion_mnist), got 10");
 }
 
+TEST_CASE("optimizer.grad_clip is accepted for the MLP too, and a negative one is refused") {
+  Json j = base();
+  j["optimizer"] = {{"type", "adamw"}, {"lr", 0.001}, {"grad_clip", 0.5}};
+  const Config c = parse_ok(j);
+  CHECK(c.optimizer.grad_clip == 0.5);
+  CHECK_FALSE(c.model.is_gpt());
+  j["optimizer"]["grad_clip"] = -1.0;
+  CHECK(config_test::error_of(j).find("optimizer.grad_clip") != std::string::npos);
+}
+
 // Every file in configs/ is a peer config and must load, except those whose
 // names start with "bench-" (gossip-bench's own format, checked by the bench)
 // or "sim-" (gossip-sim's format, loaded by config_sim).

@@ -9,6 +9,7 @@
 #include <string>
 #include <vector>
 
+#include "../gpt_windows.hpp"
 #include "blas_setup.hpp"
 #include "gossip/train/cpu_backend.hpp"
 #include "gossip/train/gpt_cpu.hpp"
@@ -28,26 +29,18 @@ class CpuGptBackend final : public HostState {
         gpt_(model.gpt_spec(), options.max_batch),
         max_batch_(options.max_batch),
         grads_(model.param_count()),
-        inputs_(static_cast<size_t>(options.max_batch) * model.gpt.block),
-        targets_(inputs_.size()) {}
+        windows_(options.max_batch, model.gpt.block) {}
 
   float train_step(const data::Batch& batch, float lr) override {
-    check_batch(batch, "train_step");
-    if (batch.rows > max_batch_) {
-      throw std::invalid_argument("train_step: batch of " + std::to_string(batch.rows) +
-                                  " windows exceeds max_batch " + std::to_string(max_batch_));
-    }
+    windows_.check_whole(batch, "train_step");
     profile::Laps laps;
-    const int block = split(batch, 0, batch.rows);
+    const int block = windows_.split(batch, 0, batch.rows);
     laps.lap(profile::Op::kTokens);
-    const TokenLossSums sums = gpt_.forward(params_.data(), inputs_.data(), targets_.data(),
+    const TokenLossSums sums = gpt_.forward(params_.data(), windows_.inputs(), windows_.targets(),
                                             batch.rows, block, /*for_backward=*/true);
     gpt_.backward(params_.data(), grads_.data());
     profile::Laps update_laps;
-    clip_gradient(grads_);
-    update_laps.lap(profile::Op::kGradClip);
-    ++steps_;
-    update_rule_->update(params_.span(), grads_, state_.span(), lr, steps_, parts_);
+    optimizer_step(grads_, lr);
     update_laps.lap(profile::Op::kOptimizer);
     return static_cast<float>(sums.loss_sum / (static_cast<double>(batch.rows) * block));
   }
@@ -55,13 +48,13 @@ class CpuGptBackend final : public HostState {
   // One EvalStats row per predicted byte: mean_loss() is nats per byte,
   // accuracy() the next-byte top-1 accuracy.
   EvalStats evaluate(const data::Batch& batch) override {
-    check_batch(batch, "evaluate");
+    windows_.check(batch, "evaluate");
     EvalStats stats;
     for (int begin = 0; begin < batch.rows; begin += max_batch_) {
       const int rows = std::min(max_batch_, batch.rows - begin);
-      const int block = split(batch, begin, rows);
-      const TokenLossSums sums = gpt_.forward(params_.data(), inputs_.data(), targets_.data(), rows,
-                                              block, /*for_backward=*/false);
+      const int block = windows_.split(batch, begin, rows);
+      const TokenLossSums sums = gpt_.forward(params_.data(), windows_.inputs(), windows_.targets(),
+                                              rows, block, /*for_backward=*/false);
       stats.loss_sum += sums.loss_sum;
       stats.correct += sums.correct;
       stats.rows += static_cast<int64_t>(rows) * block;
@@ -70,34 +63,10 @@ class CpuGptBackend final : public HostState {
   }
 
  private:
-  void check_batch(const data::Batch& b, const char* what) const {
-    const std::string w = what;
-    if (b.rows < 1 || b.tokens == nullptr) {
-      throw std::invalid_argument(w + ": the gpt needs a batch of token windows");
-    }
-    if (b.cols < 2 || b.cols > model_.gpt.block + 1) {
-      throw std::invalid_argument(w + ": windows of " + std::to_string(b.cols) +
-                                  " bytes, the model takes 2.." +
-                                  std::to_string(model_.gpt.block + 1));
-    }
-  }
-
-  // Windows [begin, begin + rows) of the batch into inputs_ (their first
-  // cols - 1 bytes) and targets_ (their last cols - 1); returns cols - 1.
-  int split(const data::Batch& b, int begin, int rows) {
-    const int block = b.cols - 1;
-    for (int r = 0; r < rows; ++r) {
-      const int32_t* w = b.tokens + static_cast<size_t>(begin + r) * b.cols;
-      std::copy(w, w + block, inputs_.begin() + static_cast<long>(r) * block);
-      std::copy(w + 1, w + 1 + block, targets_.begin() + static_cast<long>(r) * block);
-    }
-    return block;
-  }
-
   GptModel<float> gpt_;
   int max_batch_;
   std::vector<float> grads_;
-  std::vector<int32_t> inputs_, targets_;
+  GptWindows windows_;
 };
 
 }  // namespace

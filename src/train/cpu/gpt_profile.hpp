@@ -28,8 +28,7 @@ enum class Op : int {
   kAttentionBackward,
   kGeluBackward,
   kEncoderBackward,
-  kGradClip,
-  kOptimizer,
+  kOptimizer,  // grad_clip and the update rule (HostState::optimizer_step)
   kCount
 };
 

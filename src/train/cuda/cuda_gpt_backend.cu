@@ -13,6 +13,7 @@
 #include <string>
 #include <vector>
 
+#include "../gpt_windows.hpp"
 #include "cuda_backend.cuh"
 #include "cuda_check.cuh"
 #include "device_state.cuh"
@@ -36,23 +37,17 @@ class CudaGptBackend final : private GptPasses, public DeviceState {
                  const BackendOptions& options)
       : GptPasses(model.gpt_spec(), options.max_batch, options.allow_tf32),
         DeviceState(model, optimizer, options, gpt_.stream()),
-        inputs_(static_cast<size_t>(options.max_batch) * model.gpt.block),
-        targets_(inputs_.size()) {}
+        windows_(options.max_batch, model.gpt.block) {}
 
   // The loss is the mean over every predicted byte; CudaGptModel::forward
   // waits for it, the backward pass and the update run on while the caller
   // prepares the next batch.
   float train_step(const data::Batch& batch, float lr) override {
     activate();
-    check_batch(batch, "train_step");
-    if (batch.rows > options_.max_batch) {
-      throw std::invalid_argument("cuda backend: train_step: batch of " +
-                                  std::to_string(batch.rows) + " windows exceeds max_batch " +
-                                  std::to_string(options_.max_batch));
-    }
-    const int block = split(batch, 0, batch.rows);
-    const cpu::TokenLossSums sums =
-        gpt_.forward(params_.as<float>(), inputs_.data(), targets_.data(), batch.rows, block, true);
+    windows_.check_whole(batch, "cuda backend: train_step");
+    const int block = windows_.split(batch, 0, batch.rows);
+    const cpu::TokenLossSums sums = gpt_.forward(params_.as<float>(), windows_.inputs(),
+                                                 windows_.targets(), batch.rows, block, true);
     gpt_.backward(params_.as<float>(), grads_.as<float>());
     optimizer_update(lr);
     return static_cast<float>(sums.loss_sum / (static_cast<double>(batch.rows) * block));
@@ -62,13 +57,13 @@ class CudaGptBackend final : private GptPasses, public DeviceState {
   // per byte, accuracy() the next-byte top-1 accuracy.
   EvalStats evaluate(const data::Batch& batch) override {
     activate();
-    check_batch(batch, "evaluate");
+    windows_.check(batch, "cuda backend: evaluate");
     EvalStats stats;
     for (int begin = 0; begin < batch.rows; begin += options_.max_batch) {
       const int rows = std::min(options_.max_batch, batch.rows - begin);
-      const int block = split(batch, begin, rows);
-      const cpu::TokenLossSums sums =
-          gpt_.forward(params_.as<float>(), inputs_.data(), targets_.data(), rows, block, false);
+      const int block = windows_.split(batch, begin, rows);
+      const cpu::TokenLossSums sums = gpt_.forward(params_.as<float>(), windows_.inputs(),
+                                                   windows_.targets(), rows, block, false);
       stats.loss_sum += sums.loss_sum;
       stats.correct += sums.correct;
       stats.rows += static_cast<int64_t>(rows) * block;
@@ -77,32 +72,7 @@ class CudaGptBackend final : private GptPasses, public DeviceState {
   }
 
  private:
-  void check_batch(const data::Batch& b, const char* what) const {
-    const std::string w = std::string("cuda backend: ") + what;
-    if (b.rows < 1 || b.tokens == nullptr) {
-      throw std::invalid_argument(w + ": the gpt needs a batch of token windows");
-    }
-    if (b.cols < 2 || b.cols > model_.gpt.block + 1) {
-      throw std::invalid_argument(w + ": windows of " + std::to_string(b.cols) +
-                                  " bytes, the model takes 2.." +
-                                  std::to_string(model_.gpt.block + 1));
-    }
-  }
-
-  // Windows [begin, begin + rows) of the batch into inputs_ (their first
-  // cols - 1 bytes) and targets_ (their last cols - 1); returns cols - 1.
-  // CudaGptModel checks every id against the vocabulary before enqueuing.
-  int split(const data::Batch& b, int begin, int rows) {
-    const int block = b.cols - 1;
-    for (int r = 0; r < rows; ++r) {
-      const int32_t* w = b.tokens + static_cast<size_t>(begin + r) * b.cols;
-      std::copy(w, w + block, inputs_.begin() + static_cast<long>(r) * block);
-      std::copy(w + 1, w + 1 + block, targets_.begin() + static_cast<long>(r) * block);
-    }
-    return block;
-  }
-
-  std::vector<int32_t> inputs_, targets_;
+  GptWindows windows_;
 };
 
 }  // namespace

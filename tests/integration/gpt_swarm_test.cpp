@@ -34,36 +34,6 @@ const std::vector<std::string> kCorpus = {"/usr/share/games/fortunes/computers",
                                           "/usr/share/games/fortunes/science"};
 const double kUniformLoss = std::log(256.0);  // nats per byte of a uniform guess
 
-// Runs a shell command, returning its stdout; fails the test on a non-zero exit.
-std::string shell(const std::string& cmd) {
-  FILE* pipe = ::popen(cmd.c_str(), "r");
-  REQUIRE(pipe != nullptr);
-  std::string out;
-  char buf[512];
-  while (std::fgets(buf, sizeof buf, pipe) != nullptr) out += buf;
-  const int rc = ::pclose(pipe);
-  REQUIRE_MESSAGE((WIFEXITED(rc) && WEXITSTATUS(rc) == 0), cmd << " failed: " << out);
-  return out;
-}
-
-// A TCP port on 127.0.0.1 that was free a moment ago (the kernel's choice).
-int free_port() {
-  const int fd = ::socket(AF_INET, SOCK_STREAM, 0);
-  REQUIRE(fd >= 0);
-  sockaddr_in addr{};
-  addr.sin_family = AF_INET;
-  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  REQUIRE(::bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr) == 0);
-  socklen_t len = sizeof addr;
-  REQUIRE(::getsockname(fd, reinterpret_cast<sockaddr*>(&addr), &len) == 0);
-  ::close(fd);
-  return ntohs(addr.sin_port);
-}
-
-bool contains(const std::string& text, const std::string& what) {
-  return text.find(what) != std::string::npos;
-}
-
 // One peer of the test swarm: a networked tiny GPT on shard `index` of 2,
 // evaluated once at the end on the first 64 validation windows; the final
 // checkpoint only; a metrics line every step. `steps` 0: runs until stopped.
@@ -114,23 +84,17 @@ struct GptPeer {
   }
 };
 
-// Starts `peer` listening on a free port (retrying when another process
-// took the port first); returns the process and its config file.
+// Starts `peer` listening on a free port; returns the process and its config
+// file.
 std::pair<Proc, fs::path> start(const GptPeer& peer, const std::vector<std::string>& extra = {}) {
-  for (int attempt = 0;; ++attempt) {
-    const fs::path cfg = peer.write_config(free_port());
-    Proc p = spawn(cfg, peer.dir, peer.tag + "-" + std::to_string(attempt), extra);
-    const auto t0 = Clock::now();
-    while (!contains(read_text(p.err), "listening on") && !exited(p)) {
-      REQUIRE_MESSAGE(seconds_since(t0) < 60, "peer " << peer.tag << " never listened");
-      std::this_thread::sleep_for(std::chrono::milliseconds(10));
-    }
-    if (!exited(p)) return {p, cfg};
-    const int rc = wait_exit(p);
-    const std::string err = read_text(p.err);
-    REQUIRE_MESSAGE((rc == 1 && contains(err, "peer.listen") && attempt < 3),
-                    "peer " << peer.tag << " failed to start (" << rc << "): " << err);
-  }
+  fs::path cfg;
+  Proc p = start_listening(
+      [&](int port) {
+        cfg = peer.write_config(port);
+        return cfg;
+      },
+      peer.dir, peer.tag, extra);
+  return {p, cfg};
 }
 
 // The train records of the run that started `run`-th (1: the first start).
@@ -150,15 +114,6 @@ int64_t logged_step(const std::string& err, const std::string& prefix) {
   const std::regex re(prefix + R"( \(step ([0-9]+)\))");
   std::smatch m;
   return std::regex_search(err, m, re) ? std::stoll(m[1].str()) : -1;
-}
-
-std::string fingerprint_hex(const fs::path& config) {
-  auto cfg = gossip::config::load_config(config);
-  REQUIRE_MESSAGE(cfg.is_ok(), cfg.status().message());
-  char buf[24];
-  std::snprintf(buf, sizeof buf, "%016llx",
-                static_cast<unsigned long long>(cfg->model.fingerprint()));
-  return buf;
 }
 
 }  // namespace

@@ -4,10 +4,13 @@
 // include this from test files only.
 #pragma once
 
+#include <arpa/inet.h>
 #include <doctest/doctest.h>
 #include <fcntl.h>
+#include <netinet/in.h>
 #include <signal.h>
 #include <sys/resource.h>
+#include <sys/socket.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -21,6 +24,8 @@
 #include <thread>
 #include <vector>
 
+#include "gossip/averaging/protocol.hpp"
+#include "gossip/config/config.hpp"
 #include "gossip/peer/checkpoint.hpp"
 
 namespace gossip::test {
@@ -194,6 +199,67 @@ inline bool has_checkpoint(const fs::path& dir) {
     if (peer::checkpoint_step_from_name(e.path().filename().string())) return true;
   }
   return false;
+}
+
+inline bool contains(const std::string& text, const std::string& what) {
+  return text.find(what) != std::string::npos;
+}
+
+// Runs a shell command, returning its stdout; fails the test on a non-zero exit.
+inline std::string shell(const std::string& cmd) {
+  FILE* pipe = ::popen(cmd.c_str(), "r");
+  REQUIRE(pipe != nullptr);
+  std::string out;
+  char buf[512];
+  while (std::fgets(buf, sizeof buf, pipe) != nullptr) out += buf;
+  const int rc = ::pclose(pipe);
+  REQUIRE_MESSAGE((WIFEXITED(rc) && WEXITSTATUS(rc) == 0), cmd << " failed: " << out);
+  return out;
+}
+
+// A TCP port on 127.0.0.1 that was free a moment ago (the kernel's choice).
+inline int free_port() {
+  const int fd = ::socket(AF_INET, SOCK_STREAM, 0);
+  REQUIRE(fd >= 0);
+  sockaddr_in addr{};
+  addr.sin_family = AF_INET;
+  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  addr.sin_port = 0;
+  REQUIRE(::bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr) == 0);
+  socklen_t len = sizeof addr;
+  REQUIRE(::getsockname(fd, reinterpret_cast<sockaddr*>(&addr), &len) == 0);
+  ::close(fd);
+  return ntohs(addr.sin_port);
+}
+
+// Starts a peer whose config listens on a port chosen by `with_port` (a
+// callable from a port to the config file it wrote), retrying with a fresh
+// port when the bind fails (another process took it).
+template <typename WriteConfig>
+Proc start_listening(WriteConfig with_port, const fs::path& dir, const std::string& tag,
+                     const std::vector<std::string>& extra = {}) {
+  for (int attempt = 0;; ++attempt) {
+    const fs::path cfg = with_port(free_port());
+    Proc p = spawn(cfg, dir, tag, extra);
+    const auto start = Clock::now();
+    while (!contains(read_text(p.err), "listening on") && !exited(p)) {
+      REQUIRE_MESSAGE(seconds_since(start) < 120, "peer " << tag << " never listened");
+      std::this_thread::sleep_for(std::chrono::milliseconds(20));
+    }
+    if (!exited(p)) return p;
+    const int rc = wait_exit(p);
+    const std::string err = read_text(p.err);
+    REQUIRE_MESSAGE((rc == 1 && contains(err, "peer.listen") && attempt < 3),
+                    "peer " << tag << " failed to start (" << rc << "): " << err);
+  }
+}
+
+// The model fingerprint of a config file as the averaging protocol spells it
+// (the form refusals quote).
+inline std::string fingerprint_hex(const fs::path& config) {
+  auto cfg = config::load_config(config);
+  REQUIRE_MESSAGE(cfg.is_ok(), cfg.status().message());
+  return averaging::fingerprint_hex(cfg->model.fingerprint());
 }
 
 }  // namespace gossip::test

@@ -43,18 +43,6 @@ fs::path temp_dir(const std::string& name) {
   return gossip::test::temp_dir("swarm", name);
 }
 
-// Runs a shell command, returning its stdout; fails the test on a non-zero exit.
-std::string shell(const std::string& cmd) {
-  FILE* pipe = ::popen(cmd.c_str(), "r");
-  REQUIRE(pipe != nullptr);
-  std::string out;
-  char buf[512];
-  while (std::fgets(buf, sizeof buf, pipe) != nullptr) out += buf;
-  const int rc = ::pclose(pipe);
-  REQUIRE_MESSAGE((WIFEXITED(rc) && WEXITSTATUS(rc) == 0), cmd << " failed: " << out);
-  return out;
-}
-
 // gossip-keygen identity: returns the new peer's id (hex public key).
 std::string make_identity(const fs::path& file) {
   const std::string keygen = build_root() + "/tools/gossip-keygen";
@@ -63,21 +51,6 @@ std::string make_identity(const fs::path& file) {
   while (!id.empty() && (id.back() == '\n' || id.back() == ' ')) id.pop_back();
   REQUIRE(id.size() == 64);
   return id;
-}
-
-// A TCP port on 127.0.0.1 that was free a moment ago (the kernel's choice).
-int free_port() {
-  const int fd = ::socket(AF_INET, SOCK_STREAM, 0);
-  REQUIRE(fd >= 0);
-  sockaddr_in addr{};
-  addr.sin_family = AF_INET;
-  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  addr.sin_port = 0;
-  REQUIRE(::bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr) == 0);
-  socklen_t len = sizeof addr;
-  REQUIRE(::getsockname(fd, reinterpret_cast<sockaddr*>(&addr), &len) == 0);
-  ::close(fd);
-  return ntohs(addr.sin_port);
 }
 
 // The last train record of the `run`-th run (1: the first start) when that
@@ -98,40 +71,6 @@ Json last_train_of_run(const fs::path& metrics, int run = 1) {
 int64_t last_step(const fs::path& metrics, int run = 1) {
   const Json t = last_train_of_run(metrics, run);
   return t.is_null() ? -1 : t.at("step").get<int64_t>();
-}
-
-// Starts a peer whose config listens on a port chosen by `with_port`,
-// retrying with a fresh port when the bind fails (another process took it).
-template <typename WriteConfig>
-Proc start_listening(WriteConfig with_port, const fs::path& dir, const std::string& tag,
-                     const std::vector<std::string>& extra = {}) {
-  for (int attempt = 0;; ++attempt) {
-    const fs::path cfg = with_port(free_port());
-    Proc p = spawn(cfg, dir, tag, extra);
-    const auto start = Clock::now();
-    while (read_text(p.err).find("listening on") == std::string::npos && !exited(p)) {
-      REQUIRE_MESSAGE(seconds_since(start) < 120, "peer " << tag << " never listened");
-      std::this_thread::sleep_for(std::chrono::milliseconds(20));
-    }
-    if (!exited(p)) return p;
-    const int rc = wait_exit(p);
-    const std::string err = read_text(p.err);
-    REQUIRE_MESSAGE((rc == 1 && err.find("peer.listen") != std::string::npos && attempt < 3),
-                    "peer " << tag << " failed to start (" << rc << "): " << err);
-  }
-}
-
-std::string fingerprint_hex(const fs::path& config) {
-  auto cfg = gossip::config::load_config(config);
-  REQUIRE_MESSAGE(cfg.is_ok(), cfg.status().message());
-  char buf[24];
-  std::snprintf(buf, sizeof buf, "%016llx",
-                static_cast<unsigned long long>(cfg->model.fingerprint()));
-  return buf;
-}
-
-bool contains(const std::string& text, const std::string& what) {
-  return text.find(what) != std::string::npos;
 }
 
 }  // namespace

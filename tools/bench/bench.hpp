@@ -22,4 +22,15 @@ struct Registrar {
   explicit Registrar(Command c) { commands().push_back(std::move(c)); }
 };
 
+// Seconds of CPU time this process has used (every thread): rates per
+// CPU-second are steadier than wall-clock ones when other processes share
+// the cores.
+double process_cpu_seconds();
+
+// A helper script of tools/bench (e.g. "torch_baseline.py"): `flag` when
+// given, else the first that exists of $GOSSIP_SOURCE_ROOT/tools/bench/NAME,
+// tools/bench/NAME (from the working directory) and NAME next to this
+// source file; "" when none does.
+std::string find_bench_script(const std::string& flag, const std::string& name);
+
 }  // namespace gossip::bench

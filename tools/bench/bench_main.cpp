@@ -2,7 +2,12 @@
 // Usage: gossip-bench <subcommand> [options]; see --help. The top level
 // (--help, --version, usage errors, exit statuses) is cli::Program's; each
 // subcommand parses its own options.
+#include <time.h>
+
+#include <cstdlib>
+#include <filesystem>
 #include <string>
+#include <vector>
 
 #include "bench.hpp"
 #include "gossip/cli/program.hpp"
@@ -11,6 +16,28 @@ namespace gossip::bench {
 std::vector<Command>& commands() {
   static std::vector<Command> list;
   return list;
+}
+
+double process_cpu_seconds() {
+  timespec ts{};
+  clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &ts);
+  return static_cast<double>(ts.tv_sec) + 1e-9 * static_cast<double>(ts.tv_nsec);
+}
+
+std::string find_bench_script(const std::string& flag, const std::string& name) {
+  namespace fs = std::filesystem;
+  if (!flag.empty()) return flag;
+  std::vector<fs::path> candidates;
+  if (const char* root = std::getenv("GOSSIP_SOURCE_ROOT")) {
+    candidates.push_back(fs::path(root) / "tools/bench" / name);
+  }
+  candidates.push_back(fs::path("tools/bench") / name);
+  candidates.push_back(fs::path(__FILE__).parent_path() / name);
+  for (const auto& c : candidates) {
+    std::error_code ec;
+    if (fs::is_regular_file(c, ec)) return c.string();
+  }
+  return "";
 }
 }  // namespace gossip::bench
 

@@ -114,36 +114,12 @@ std::string load_config(const std::string& path, TrainBenchOptions& o) {
   return "";
 }
 
-// Finds tools/bench/torch_baseline.py: the flag, $GOSSIP_SOURCE_ROOT, the
-// working directory, then next to this source file.
-std::string find_torch_script(const std::string& flag) {
-  namespace fs = std::filesystem;
-  if (!flag.empty()) return flag;
-  std::vector<fs::path> candidates;
-  if (const char* root = std::getenv("GOSSIP_SOURCE_ROOT")) {
-    candidates.push_back(fs::path(root) / "tools/bench/torch_baseline.py");
-  }
-  candidates.push_back("tools/bench/torch_baseline.py");
-  candidates.push_back(fs::path(__FILE__).parent_path() / "torch_baseline.py");
-  for (const auto& c : candidates) {
-    std::error_code ec;
-    if (fs::is_regular_file(c, ec)) return c.string();
-  }
-  return "";
-}
-
 // Throughput of the best round: by wall clock, and per second of process CPU
 // time (steadier when other processes share the cores). Negative: none.
 struct Rate {
   double wall = -1;
   double cpu = -1;
 };
-
-double process_cpu_seconds() {
-  timespec ts{};
-  clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &ts);
-  return static_cast<double>(ts.tv_sec) + 1e-9 * static_cast<double>(ts.tv_nsec);
-}
 
 // Runs the PyTorch baseline; returns its rates, or negative ones with `note`
 // saying why there are none.
@@ -157,7 +133,7 @@ Rate run_torch(const TrainBenchOptions& o, std::string& note) {
     note = "skipped (the baseline runs plain SGD with momentum only)";
     return {};
   }
-  const std::string script = find_torch_script(o.torch_script);
+  const std::string script = find_bench_script(o.torch_script, "torch_baseline.py");
   if (script.empty()) {
     note = "skipped (tools/bench/torch_baseline.py not found; run from the source root)";
     return {};

@@ -46,6 +46,7 @@
 #include <string>
 #include <vector>
 
+#include "bench.hpp"
 #include "gossip/config/config.hpp"
 #include "gossip/data/factory.hpp"
 #include "gossip/train/backend.hpp"
@@ -73,12 +74,6 @@ struct GptBenchOptions {
   std::string python = "/usr/bin/python3";
   std::string torch_script;
 };
-
-double process_cpu_seconds() {
-  timespec ts{};
-  clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &ts);
-  return static_cast<double>(ts.tv_sec) + 1e-9 * static_cast<double>(ts.tv_nsec);
-}
 
 // Throughput of the best round, by wall clock and per second of process
 // CPU time; the loss of the very first step. Negative rates: none.
@@ -163,23 +158,6 @@ json profile_cpu(train::Backend& backend, const GptBenchOptions& o,
   return out;
 }
 
-// Finds tools/bench/torch_gpt_baseline.py: the flag, $GOSSIP_SOURCE_ROOT, the
-// working directory, then next to this source file.
-std::string find_torch_script(const std::string& flag) {
-  if (!flag.empty()) return flag;
-  std::vector<fs::path> candidates;
-  if (const char* root = std::getenv("GOSSIP_SOURCE_ROOT")) {
-    candidates.push_back(fs::path(root) / "tools/bench/torch_gpt_baseline.py");
-  }
-  candidates.push_back("tools/bench/torch_gpt_baseline.py");
-  candidates.push_back(fs::path(__FILE__).parent_path() / "torch_gpt_baseline.py");
-  for (const auto& c : candidates) {
-    std::error_code ec;
-    if (fs::is_regular_file(c, ec)) return c.string();
-  }
-  return "";
-}
-
 template <typename V>
 bool write_file(const fs::path& path, const std::vector<V>& values) {
   std::ofstream out(path, std::ios::binary);
@@ -208,7 +186,7 @@ Rate run_torch(const GptBenchOptions& o, const std::vector<float>& params,
     note = "skipped (the GPT baseline runs AdamW only)";
     return {};
   }
-  const std::string script = find_torch_script(o.torch_script);
+  const std::string script = find_bench_script(o.torch_script, "torch_gpt_baseline.py");
   if (script.empty()) {
     note = "skipped (tools/bench/torch_gpt_baseline.py not found; run from the source root)";
     return {};

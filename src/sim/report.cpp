@@ -2,9 +2,10 @@
 // turns the swarm-wide samples into svg::Charts (accuracy per peer and of the
 // averaged model, consensus distance on a log axis with the theory curve in
 // averaging-only runs, exchanges and members), marks every scripted event on
-// every time chart, and lays out one self-contained HTML page around them.
+// every chart, and lays out one self-contained HTML page around them.
 // Reading lives in report_read.cpp, the page around the charts in
-// report_page.cpp, the SVG drawing in report_svg.cpp.
+// report_page.cpp, its tables in report_tables.cpp, the SVG drawing in
+// report_svg.cpp.
 #include "gossip/sim/report.hpp"
 
 #include <algorithm>

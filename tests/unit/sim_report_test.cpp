@@ -196,7 +196,7 @@ TEST_CASE("churn run: charts first, every event on every chart, summary and peer
   CHECK(summary_row(html, "exchanges").first == "1,200");
   CHECK(summary_row(html, "exchanges").second.find("busy 61, failed 7") != std::string::npos);
   CHECK(summary_row(html, "alive").first == "8");
-  CHECK(summary_row(html, "alive").second == "of 10, 2 killed");
+  CHECK(summary_row(html, "alive").second == "of 10 started; 2 killed");
   CHECK(summary_row(html, "wall").first == "61.2 s");
   CHECK(summary_row(html, "consensus_distance").first == "0.0003210");
   CHECK(count(html.substr(html.find("<table id=\"summary\">"),

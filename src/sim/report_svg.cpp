@@ -134,9 +134,9 @@ std::string tick_label(const Axis& a, double t) {
   }
   const double step = a.step / scale;
   int decimals = step >= 1 ? 0 : static_cast<int>(std::ceil(-std::log10(step) - 1e-9));
-  if (step < 1 && std::abs(step * std::pow(10.0, decimals) -
-                           std::round(step * std::pow(10.0, decimals))) > 1e-6) {
-    ++decimals;  // 0.25, 0.025: one more digit
+  if (std::abs(step * std::pow(10.0, decimals) - std::round(step * std::pow(10.0, decimals))) >
+      1e-6) {
+    ++decimals;  // 2.5, 0.25, 0.025: one more digit
   }
   return fixed(t / scale, decimals) + suffix;
 }

@@ -418,6 +418,17 @@ TEST_CASE("consensus of exactly 0 sits at the bottom of the log axis") {
   }
 }
 
+TEST_CASE("ticks 2.5 apart are labelled with their decimal") {
+  Options o;
+  o.samples = 12;  // 24 s: the lead chart's time axis steps by 2.5 s
+  auto html = sim::render_report(make_records(o), "ticks");
+  REQUIRE(html.is_ok());
+  const std::string acc = chart(*html, "chart-accuracy");
+  for (const char* tick : {">2.5</text>", ">5.0</text>", ">7.5</text>", ">22.5</text>"})
+    CHECK_MESSAGE(acc.find(tick) != std::string::npos, tick);
+  CHECK(acc.find(">2</text>") == std::string::npos);  // not 2.5 rounded down
+}
+
 TEST_CASE("long runs are thinned to about 2000 points per series") {
   Options o;
   o.peers = 3;

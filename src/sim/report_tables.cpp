@@ -206,7 +206,10 @@ void add_model_rows(const PageInput& in, std::vector<Row>& rows) {
       if (measured) {
         auto slower = num(f, "decay_vs_theory");
         std::string note = theory ? "theory 1 &minus; 1/(n&minus;1) = " + sig(*theory) : "";
-        if (slower) note += "; decays " + printf_string("%.2f", *slower) + "&times; as slowly";
+        // decay_vs_theory = ln(theory) / ln(measured): the exchanges the swarm
+        // needs for the theory's one.
+        if (slower)
+          note += "; needs " + printf_string("%.2f", *slower) + "&times; the exchanges it predicts";
         rows.push_back({"measured_factor", "Consensus decay per exchange", sig(*measured), note});
       }
       break;
@@ -325,7 +328,8 @@ std::string summary_table(const PageInput& in) {
 std::string peers_table(const PageInput& in) {
   const json& rows = peer_rows(in);
   if (rows.empty()) return "";
-  std::vector<Column> columns = {{"step", "step", format_count}};
+  std::vector<Column> columns;
+  if (in.task != Task::kAverageOnly) columns.push_back({"step", "step", format_count});  // 0 there
   if (in.task == Task::kClassification) columns.push_back({"test_accuracy", "test acc.", percent});
   if (in.task == Task::kLanguageModel) columns.push_back({"test_loss", "bits/byte", format_bits});
   columns.push_back(

@@ -177,6 +177,7 @@ inline std::vector<json> make_records(const Options& o = {}) {
     final["exchange_pairs"] = exchanges / 2;
     final["measured_factor"] = factor * 0.999;
     final["theory_factor"] = factor;
+    final["decay_vs_theory"] = std::log(factor) / std::log(factor * 0.999);
   }
   out.push_back(final);
   return out;

@@ -292,7 +292,11 @@ TEST_CASE("average_only run: consensus first, theory curve, events against excha
   // No peer has an accuracy or a loss: those columns are left out.
   CHECK(peer_table(html).size() == 32);
   CHECK(html.find(">test loss</th>") == std::string::npos);
+  CHECK(html.find(">step</th>") == std::string::npos);  // nothing trains: always 0
   CHECK(html.find(">exchanges</th>") != std::string::npos);
+  CHECK(vs.find("Consensus distance against exchanges</text>") != std::string::npos);
+  CHECK(summary_row(html, "measured_factor").second.find("needs 0.97&times; the exchanges") !=
+        std::string::npos);
 }
 
 TEST_CASE("regression run: test loss plotted instead of accuracy") {

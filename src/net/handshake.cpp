@@ -149,6 +149,7 @@ void SecureSession::established() {
   {
     std::lock_guard lock(core_->mu);
     ++core_->established;
+    core_->established_peers.insert(peer_id_.hex());
   }
   core_->counters.handshakes_ok++;
   handler_ = core_->handler();

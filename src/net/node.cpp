@@ -268,6 +268,15 @@ size_t Node::session_count() const {
   return core_->established;
 }
 
+std::vector<std::string> Node::session_peer_ids() const {
+  std::lock_guard lock(core_->mu);
+  std::vector<std::string> ids;
+  for (const auto& id : core_->established_peers) {
+    if (ids.empty() || ids.back() != id) ids.push_back(id);
+  }
+  return ids;
+}
+
 void Node::close() {
   std::vector<std::weak_ptr<detail::SecureSession>> sessions;
   {

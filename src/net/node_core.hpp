@@ -11,6 +11,7 @@
 #include <memory>
 #include <mutex>
 #include <optional>
+#include <set>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -66,6 +67,7 @@ struct NodeCore {
   std::map<std::string, size_t> pending_by_address;
   size_t sessions_live = 0;
   size_t established = 0;
+  std::multiset<std::string> established_peers;  // peer ids of the established sessions
   std::vector<std::weak_ptr<SecureSession>> sessions;
 };
 

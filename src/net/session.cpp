@@ -133,6 +133,10 @@ void SecureSession::close_on_strand(Status reason) {
   {
     std::lock_guard lock(core_->mu);
     --core_->established;
+    if (auto it = core_->established_peers.find(peer_id_.hex());
+        it != core_->established_peers.end()) {
+      core_->established_peers.erase(it);
+    }
   }
   core_->counters.sessions_closed++;
   core::log_debug("net",
@@ -275,7 +279,22 @@ Status SecureSession::on_control(uint8_t type, std::span<const uint8_t> body) {
                         {"step", st.step},
                         {"members", st.members},
                         {"model", st.model}};
-    const std::string text = j.dump();
+    if (st.details && st.details->is_object()) {
+      for (const auto& [key, value] : st.details->items()) {
+        if (!j.contains(key)) j[key] = value;
+      }
+    }
+    std::string text = j.dump();
+    if (text.size() + 1 > core_->config.frames.max_control_body) {  // the details' fault
+      core::log_rate_limited(core::LogLevel::kWarn, "net", "status-too-long",
+                             "STATUS details dropped: " + std::to_string(text.size()) +
+                                 " bytes exceed the control frame limit");
+      text = nlohmann::json{{"peer_id", core_->peer_id.hex()},
+                            {"step", st.step},
+                            {"members", st.members},
+                            {"model", st.model}}
+                 .dump();
+    }
     if (!push_mail(
             encode_frame(kStatus, {reinterpret_cast<const uint8_t*>(text.data()), text.size()}))) {
       core_->refuse(core_->counters.send_queue_full, "status-reply-dropped",

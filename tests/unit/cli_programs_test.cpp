@@ -18,9 +18,9 @@ namespace fs = std::filesystem;
 namespace {
 
 // The programs, as paths under the build folder.
-constexpr const char* kPrograms[] = {"peers/gossip-peer",   "tools/gossip-sim",
-                                     "tools/gossip-keygen", "tools/gossip-generate",
-                                     "tools/gossip-export", "tools/gossip-bench"};
+constexpr const char* kPrograms[] = {
+    "peers/gossip-peer",     "peers/gossip-ctl",    "tools/gossip-sim",  "tools/gossip-keygen",
+    "tools/gossip-generate", "tools/gossip-export", "tools/gossip-bench"};
 
 struct Run {
   int status = -1;
@@ -90,6 +90,7 @@ TEST_CASE("a bad GOSSIP_LOG_FORMAT stops every program at start-up, naming the v
       {"peers/gossip-peer", "--config does-not-matter.json"},
       {"tools/gossip-keygen", "peer-id does-not-matter.key"},
       {"tools/gossip-sim", "--config does-not-matter.json"},
+      {"peers/gossip-ctl", "status 127.0.0.1:1 --swarm-key does-not-matter.key"},
   };
   for (const auto& [program, args] : cases) {
     CAPTURE(program);

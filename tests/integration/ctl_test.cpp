@@ -3,9 +3,10 @@
 // tables' columns, that its session never becomes a member and is closed
 // after, and every documented failure with its exit status: another swarm
 // key (5), nobody listening (3), a TCP listener that never answers the
-// handshake (4), another Noise protocol (6), a bad HOST:PORT and a missing
-// key file (2). One peer logs as JSON lines (GOSSIP_LOG_FORMAT=json), each
-// read back with its peer.
+// handshake (4), another Noise protocol (6), a peer of another version
+// whose STATUS lacks protocol v1's fields (6; a real handshake and transport
+// in the test), a bad HOST:PORT and a missing key file (2). One peer logs as JSON lines
+// (GOSSIP_LOG_FORMAT=json), each read back with its peer.
 #include "gossip/peer/ctl.hpp"
 
 #include <doctest/doctest.h>
@@ -14,6 +15,9 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <asio/ip/tcp.hpp>
+#include <asio/read.hpp>
+#include <asio/write.hpp>
 #include <chrono>
 #include <cstdlib>
 #include <fstream>
@@ -23,6 +27,7 @@
 #include <thread>
 
 #include "gossip/core/peer_id.hpp"
+#include "gossip/crypto/keys.hpp"
 #include "gossip/crypto/noise.hpp"
 #include "gossip/peer/observe.hpp"
 #include "peer_process.hpp"
@@ -73,7 +78,75 @@ Ctl run_ctl(const fs::path& dir, const std::string& args) {
   return {r.status, r.out, r.err, seconds_since(t0)};
 }
 
+// A peer of another version, speaking the real handshake and transport with
+// the swarm key: it answers the first message after the handshake with a
+// STATUS frame whose body is `body`, then waits for the other side to close.
+void serve_one_status(asio::ip::tcp::acceptor& acceptor, const fs::path& swarm_key_file,
+                      const std::string& body) {
+  namespace crypto = gossip::crypto;
+  auto key = crypto::load_swarm_key_file(swarm_key_file);
+  REQUIRE(key.is_ok());
+  asio::ip::tcp::socket s = acceptor.accept();
+  auto read_msg = [&] {
+    uint8_t len[2];
+    asio::read(s, asio::buffer(len));
+    std::vector<uint8_t> m(static_cast<size_t>(len[0] << 8 | len[1]));
+    asio::read(s, asio::buffer(m));
+    return m;
+  };
+  auto write_msg = [&](const std::vector<uint8_t>& m) {
+    const uint8_t len[2] = {static_cast<uint8_t>(m.size() >> 8), static_cast<uint8_t>(m.size())};
+    asio::write(s, std::array<asio::const_buffer, 2>{asio::buffer(len), asio::buffer(m)});
+  };
+  const auto identity = crypto::StaticKeypair::generate();
+  crypto::HandshakeConfig hc;
+  hc.role = crypto::Role::kResponder;
+  hc.local_static = &identity;
+  hc.psk = &*key;
+  hc.prologue = {reinterpret_cast<const uint8_t*>(crypto::kPrologue.data()),
+                 crypto::kPrologue.size()};
+  crypto::HandshakeState hs(hc);
+  REQUIRE(hs.read_message(read_msg()).is_ok());
+  write_msg(*hs.write_message({}));
+  REQUIRE(hs.read_message(read_msg()).is_ok());
+  auto keys = hs.split();
+  (void)read_msg();  // STATUS_REQ (not decrypted: whatever it asks, this is the answer)
+  std::vector<uint8_t> frame(5 + body.size());
+  const uint32_t n = static_cast<uint32_t>(1 + body.size());
+  frame[0] = static_cast<uint8_t>(n >> 24);
+  frame[1] = static_cast<uint8_t>(n >> 16);
+  frame[2] = static_cast<uint8_t>(n >> 8);
+  frame[3] = static_cast<uint8_t>(n);
+  frame[4] = 0x31;  // STATUS
+  std::copy(body.begin(), body.end(), frame.begin() + 5);
+  std::vector<uint8_t> sealed(frame.size() + 16);
+  REQUIRE(keys.send.encrypt({}, frame, sealed).is_ok());
+  write_msg(sealed);
+  asio::error_code ec;
+  uint8_t sink[256];
+  while (!ec) s.read_some(asio::buffer(sink), ec);  // until gossip-ctl closes
+}
+
 }  // namespace
+
+TEST_CASE("a peer whose STATUS lacks protocol v1's fields is another version: 6") {
+  const fs::path dir = temp_dir("ctl", "version");
+  shell(build_root() + "/tools/gossip-keygen swarm --out " + (dir / "swarm.key").string() +
+        " >/dev/null");
+  asio::io_context io;
+  asio::ip::tcp::acceptor acceptor(io, {asio::ip::make_address("127.0.0.1"), 0});
+  const std::string addr = "127.0.0.1:" + std::to_string(acceptor.local_endpoint().port());
+  std::thread server([&] {
+    serve_one_status(acceptor, dir / "swarm.key", R"({"peer":"x","progress":{"step":3}})");
+  });
+  const Ctl r = run_ctl(dir, "status " + addr + " --swarm-key " + (dir / "swarm.key").string());
+  server.join();
+  CHECK(r.status == ctl::kExitOtherVersion);
+  CHECK(r.err == "gossip-ctl: " + addr +
+                     ": the peer's STATUS lacks protocol v1's peer_id, step, members, model: it "
+                     "speaks another version of the protocol\n");
+  fs::remove_all(dir);
+}
 
 TEST_CASE("gossip-ctl reads two live peers: --json numbers and the tables' columns") {
   const fs::path dir = temp_dir("ctl", "live");

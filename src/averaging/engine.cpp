@@ -41,6 +41,7 @@ void Engine::between_steps(train::Backend& backend, int64_t step) {
     const double secs = std::chrono::duration<double>(Clock::now() - ex.t0).count();
     c.counters_.add([&](Counters& k) {
       k.exchanges_ok++;
+      k.ok_by_peer[ex.peer_id]++;
       k.last_delta_norm = norm;
       k.last_exchange_s = secs;
       k.total_exchange_s += secs;

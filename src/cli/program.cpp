@@ -9,6 +9,8 @@
 #include <memory>
 #include <nlohmann/json.hpp>
 
+#include "gossip/core/log.hpp"
+
 #ifndef GOSSIP_VERSION
 #error "GOSSIP_VERSION must be defined (src/cli/meson.build passes meson's project version)"
 #endif
@@ -120,7 +122,10 @@ std::optional<int> Program::parse(int argc, char** argv) {
     if (auto status = unexpected()) return status;
     return usage_error(e.what());
   }
-  return unexpected();
+  if (auto status = unexpected()) return status;
+  // After --help and --version, which work whatever the environment says.
+  if (auto st = core::check_log_format_env(); !st) return fail(st.message(), kExitUsage);
+  return std::nullopt;
 }
 
 int Program::usage_error(const std::string& why) const {

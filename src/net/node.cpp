@@ -273,6 +273,10 @@ std::shared_ptr<Session> Node::session_to(std::string_view peer_id) const {
   return core_->sessions.find(peer_id);
 }
 
+std::vector<std::string> Node::session_peer_ids() const {
+  return core_->sessions.peer_ids();
+}
+
 void Node::close() {
   {
     std::lock_guard lock(core_->mu);

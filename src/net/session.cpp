@@ -275,7 +275,22 @@ Status SecureSession::on_control(uint8_t type, std::span<const uint8_t> body) {
                         {"step", st.step},
                         {"members", st.members},
                         {"model", st.model}};
-    const std::string text = j.dump();
+    if (st.details && st.details->is_object()) {
+      for (const auto& [key, value] : st.details->items()) {
+        if (!j.contains(key)) j[key] = value;
+      }
+    }
+    std::string text = j.dump();
+    if (text.size() + 1 > core_->config.frames.max_control_body) {  // the details' fault
+      core::log_rate_limited(core::LogLevel::kWarn, "net", "status-too-long",
+                             "STATUS details dropped: " + std::to_string(text.size()) +
+                                 " bytes exceed the control frame limit");
+      text = nlohmann::json{{"peer_id", core_->peer_id.hex()},
+                            {"step", st.step},
+                            {"members", st.members},
+                            {"model", st.model}}
+                 .dump();
+    }
     if (!push_mail(
             encode_frame(kStatus, {reinterpret_cast<const uint8_t*>(text.data()), text.size()}))) {
       core_->refuse(core_->counters.send_queue_full, "status-reply-dropped",

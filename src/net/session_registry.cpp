@@ -36,6 +36,16 @@ std::shared_ptr<Session> SessionRegistry::find(std::string_view peer_id) const {
   return nullptr;
 }
 
+std::vector<std::string> SessionRegistry::peer_ids() const {
+  std::lock_guard l(mu_);
+  std::vector<std::string> ids;
+  for (const auto& [id, weak] : open_) {
+    auto s = weak.lock();
+    if (s && s->is_open() && (ids.empty() || ids.back() != id)) ids.push_back(id);
+  }
+  return ids;
+}
+
 void SessionRegistry::close_all(const core::Status& reason) {
   std::vector<std::weak_ptr<Session>> all;
   {

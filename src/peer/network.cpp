@@ -8,6 +8,7 @@
 #include <asio/io_context.hpp>
 #include <asio/ip/address.hpp>
 #include <functional>
+#include <nlohmann/json.hpp>
 #include <random>
 #include <thread>
 #include <vector>
@@ -22,6 +23,7 @@
 #include "gossip/net/link_filter.hpp"
 #include "gossip/net/node.hpp"
 #include "gossip/net/router.hpp"
+#include "gossip/peer/observe.hpp"
 
 namespace gossip::peer {
 namespace {
@@ -86,9 +88,15 @@ struct PeerNetwork::Parts {
   std::unique_ptr<averaging::Engine> engine;
   std::vector<std::string> seeds;
   int64_t join_timeout_ms = 30000;
-  std::atomic<int64_t> step{0};
+  TrainingBoard training;
   std::string listen;
+  std::string model;        // fingerprint text
+  std::string wire_format;  // gossip.wire
   bool joined = false;  // join() succeeded (trainer thread only)
+
+  PeerObservation observe() const {
+    return peer::observe({*node, *swarm, *engine, training, listen, model, wire_format});
+  }
 
   ~Parts() {
     if (engine) engine->stop();
@@ -149,10 +157,13 @@ core::Result<std::unique_ptr<PeerNetwork>> PeerNetwork::start(const config::Conf
   parts->engine->attach(*parts->router);
 
   Parts* raw = parts.get();
-  const std::string fingerprint = core::format_fingerprint(config.model.fingerprint());
-  parts->node->set_status_provider([raw, fingerprint] {
-    return net::PeerStatus{static_cast<uint64_t>(raw->step.load()), raw->swarm->live_count() + 1,
-                           fingerprint};
+  parts->model = core::format_fingerprint(config.model.fingerprint());
+  parts->wire_format = config::wire_format_name(config.gossip.wire);
+  parts->node->set_status_provider([raw] {
+    const PeerObservation o = raw->observe();
+    return net::PeerStatus{static_cast<uint64_t>(o.training.step),
+                           static_cast<uint64_t>(o.network.members_alive), o.model,
+                           std::make_shared<const nlohmann::json>(status_details(o))};
   });
 
   asio::error_code ec;
@@ -167,8 +178,16 @@ core::Result<std::unique_ptr<PeerNetwork>> PeerNetwork::start(const config::Conf
   parts->listen = (bound.address().is_v6() ? "[" + bound.address().to_string() + "]"
                                            : bound.address().to_string()) +
                   ":" + std::to_string(bound.port());
+  // JSON log lines name the peer they come from (a simulator hosts many).
+  const std::string log_peer = core::short_peer_id(parts->node->peer_id());
+  core::set_thread_log_peer(log_peer);  // the trainer thread
   const int io_threads = 2;
-  for (int i = 0; i < io_threads; ++i) parts->threads.emplace_back([raw] { raw->io.run(); });
+  for (int i = 0; i < io_threads; ++i) {
+    parts->threads.emplace_back([raw, log_peer] {
+      core::set_thread_log_peer(log_peer);
+      raw->io.run();
+    });
+  }
   GOSSIP_RETURN_IF_ERROR(parts->swarm->start());  // its messages start with "membership: "
   parts->join_timeout_ms = config.membership.join_timeout_ms;
   for (const auto& b : pc.bootstrap) parts->seeds.push_back(b.to_string());
@@ -207,7 +226,7 @@ core::Result<bool> PeerNetwork::fetch_swarm_state(Trainer& trainer) {
 }
 
 void PeerNetwork::between_steps(Trainer& trainer) {
-  parts_->step.store(trainer.progress().step, std::memory_order_relaxed);
+  parts_->training.set_step(trainer.progress().step);
   parts_->engine->between_steps(trainer.backend(), trainer.progress().step);
 }
 
@@ -235,6 +254,16 @@ NetworkCounters PeerNetwork::counters() const {
   n.exchange_s_total = c.total_exchange_s;
   if (c.exchanges_ok > 0) n.last_delta_norm = c.last_delta_norm;
   return n;
+}
+
+void PeerNetwork::record_loss(double loss) {
+  parts_->training.set_loss(loss);
+}
+void PeerNetwork::record_eval(double test_loss, std::optional<double> test_accuracy) {
+  parts_->training.set_eval(test_loss, test_accuracy);
+}
+PeerObservation PeerNetwork::observe() const {
+  return parts_->observe();
 }
 
 void PeerNetwork::wait_for_work(std::chrono::milliseconds max_wait) {

@@ -74,7 +74,10 @@ bool PeerRun::step() {
     diverged_ = diverged_message(*trainer_, what);
     return false;
   }
-  if (net_) net_->between_steps(*trainer_);
+  if (net_) {
+    net_->record_loss(loss);
+    net_->between_steps(*trainer_);
+  }
   host_.between_steps(*trainer_, loss);
   train_s_ += dt;
   samples_ += trainer_->last_batch_rows();
@@ -151,6 +154,11 @@ train::EvalStats PeerRun::evaluate() {
   summary_.test_loss = stats.mean_loss();
   if (config_.model.is_gpt()) summary_.test_bits_per_byte = stats.mean_loss() / std::log(2.0);
   last_eval_ = trainer_->progress().step;
+  if (net_) {
+    net_->record_eval(stats.mean_loss(), config_.data.regression()
+                                             ? std::nullopt
+                                             : std::optional<double>(stats.accuracy()));
+  }
   if (config_.data.regression()) {
     last_test_loss_ = stats.mean_loss();
   } else {

@@ -11,6 +11,7 @@
 #include <fstream>
 #include <nlohmann/json.hpp>
 #include <sstream>
+#include <thread>
 
 #include "net_test_support.hpp"
 #include "preconditions.hpp"
@@ -122,11 +123,42 @@ TEST_CASE("STATUS_REQ is answered with peer_id, step, members and model") {
   CHECK(j["step"] == 0);
   CHECK(j["members"] == 1);
   CHECK(j["model"] == "");
-  b->set_status_provider([] { return PeerStatus{42, 5, "mlp-784-128-10"}; });
+  b->set_status_provider([] { return PeerStatus{42, 5, "mlp-784-128-10", nullptr}; });
   j = nlohmann::json::parse(*io.run((*s)->query_status(2s)));
   CHECK(j["step"] == 42);
   CHECK(j["members"] == 5);
   CHECK(j["model"] == "mlp-784-128-10");
+  CHECK(j.size() == 4);
+
+  // Details add fields; they never replace protocol v1's four.
+  b->set_status_provider([] {
+    auto details = std::make_shared<const nlohmann::json>(
+        nlohmann::json{{"version", "9.9"}, {"step", 7}, {"peer_id", "forged"}});
+    return PeerStatus{42, 5, "mlp-784-128-10", details};
+  });
+  j = nlohmann::json::parse(*io.run((*s)->query_status(2s)));
+  CHECK(j["version"] == "9.9");
+  CHECK(j["step"] == 42);
+  CHECK(j["peer_id"] == b->peer_id());
+  CHECK(j.size() == 5);
+  // The open session is listed by peer id on both sides.
+  CHECK(b->session_peer_ids() == std::vector<std::string>{a->peer_id()});
+  CHECK(a->session_peer_ids() == std::vector<std::string>{b->peer_id()});
+
+  // Details too long for one control frame are dropped, the v1 fields kept.
+  b->set_status_provider([] {
+    auto details = std::make_shared<const nlohmann::json>(
+        nlohmann::json{{"padding", std::string(70 * 1024, 'x')}});
+    return PeerStatus{42, 5, "mlp-784-128-10", details};
+  });
+  j = nlohmann::json::parse(*io.run((*s)->query_status(2s)));
+  CHECK(j.size() == 4);
+  CHECK(j["step"] == 42);
+  (*s)->close(core::Status::ok());
+  for (int i = 0; i < 200 && !b->session_peer_ids().empty(); ++i) {
+    std::this_thread::sleep_for(10ms);
+  }
+  CHECK(b->session_peer_ids().empty());
 }
 
 TEST_CASE("a dial expecting another peer id is closed with both ids named") {

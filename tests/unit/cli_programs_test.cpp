@@ -18,9 +18,9 @@ namespace fs = std::filesystem;
 namespace {
 
 // The programs, as paths under the build folder.
-constexpr const char* kPrograms[] = {"peers/gossip-peer",   "tools/gossip-sim",
-                                     "tools/gossip-keygen", "tools/gossip-generate",
-                                     "tools/gossip-export", "tools/gossip-bench"};
+constexpr const char* kPrograms[] = {
+    "peers/gossip-peer",     "peers/gossip-ctl",    "tools/gossip-sim",  "tools/gossip-keygen",
+    "tools/gossip-generate", "tools/gossip-export", "tools/gossip-bench"};
 
 struct Run {
   int status = -1;
@@ -34,14 +34,15 @@ std::string read_text(const fs::path& file) {
   return text.str();
 }
 
-Run run(const std::string& program, const std::string& args) {
+// Runs `program` with `args`, `env` ("NAME=VALUE ...") prefixed to its command.
+Run run(const std::string& program, const std::string& args, const std::string& env = "") {
   const char* root = std::getenv("GOSSIP_BUILD_ROOT");
   const fs::path exe = fs::path(root ? root : ".") / program;
   REQUIRE_MESSAGE(fs::exists(exe), exe.string(), " not built: run the tests with meson test");
   gossip::test::TempDir dir("gossip-cli");
-  const int rc = std::system(
-      (exe.string() + " " + args + " >" + dir.file("out") + " 2>" + dir.file("err") + " </dev/null")
-          .c_str());
+  const int rc = std::system((env + " " + exe.string() + " " + args + " >" + dir.file("out") +
+                              " 2>" + dir.file("err") + " </dev/null")
+                                 .c_str());
   return {WIFEXITED(rc) ? WEXITSTATUS(rc) : -1, read_text(dir.path() / "out"),
           read_text(dir.path() / "err")};
 }
@@ -81,4 +82,23 @@ TEST_CASE("the version is meson's project version") {
   const char* root = std::getenv("GOSSIP_SOURCE_ROOT");
   const std::string meson = read_text(fs::path(root ? root : ".") / "meson.build");
   CHECK(meson.find("version: '" + version + "'") != std::string::npos);
+}
+
+TEST_CASE("a bad GOSSIP_LOG_FORMAT stops every program at start-up, naming the variable") {
+  // Command lines that parse, so that the environment is what fails.
+  const std::pair<const char*, const char*> cases[] = {
+      {"peers/gossip-peer", "--config does-not-matter.json"},
+      {"tools/gossip-keygen", "peer-id does-not-matter.key"},
+      {"tools/gossip-sim", "--config does-not-matter.json"},
+      {"peers/gossip-ctl", "status 127.0.0.1:1 --swarm-key does-not-matter.key"},
+  };
+  for (const auto& [program, args] : cases) {
+    CAPTURE(program);
+    const Run bad = run(program, args, "GOSSIP_LOG_FORMAT=xml");
+    CHECK(bad.status == 2);
+    CHECK(bad.err == fs::path(program).filename().string() +
+                         ": GOSSIP_LOG_FORMAT: 'xml' is not a log format (use text or json)\n");
+    // --help still answers: the environment is read after it.
+    CHECK(run(program, "--help", "GOSSIP_LOG_FORMAT=xml").status == 0);
+  }
 }

@@ -31,6 +31,7 @@
 #include <asio/io_context.hpp>
 #include <chrono>
 #include <cstdint>
+#include <map>
 #include <memory>
 #include <optional>
 #include <string>
@@ -88,6 +89,7 @@ struct Counters {
   uint64_t states_served = 0;
   uint64_t state_fetch_failed = 0;  // donors that failed or were too slow
   std::string last_failure;         // why the last exchange failed or was refused
+  std::map<std::string, uint64_t> ok_by_peer;  // exchanges_ok by partner peer id
 };
 
 // Result of a state download.

@@ -56,7 +56,8 @@ class Program {
   // Parses the command line. nullopt: go on. Otherwise the exit status to
   // return at once: kExitOk after --help or --version (printed on stdout),
   // kExitUsage after bad usage (one line on stderr), where an unknown option
-  // or argument is named before any other problem. With
+  // or argument is named before any other problem, and kExitUsage when
+  // GOSSIP_LOG_FORMAT is not a log format (core::check_log_format_env). With
   // app().prefix_command(), what follows the first unknown argument is left
   // to the caller (app().remaining()).
   std::optional<int> parse(int argc, char** argv);

@@ -16,9 +16,11 @@
 #include <cstdint>
 #include <functional>
 #include <memory>
+#include <nlohmann/json_fwd.hpp>
 #include <optional>
 #include <string>
 #include <string_view>
+#include <vector>
 
 #include "gossip/core/status.hpp"
 #include "gossip/crypto/keys.hpp"
@@ -35,11 +37,15 @@ class SecureSession;
 
 class LinkFilter;  // link_filter.hpp
 
-// What STATUS reports besides the peer id.
+// What STATUS reports besides the peer id (docs/protocol.md "STATUS").
 struct PeerStatus {
   uint64_t step = 0;
   uint64_t members = 1;
   std::string model;  // architecture fingerprint
+  // More fields for the STATUS body (a JSON object; null: none). Its keys
+  // are added after the four above, which a key of the same name never
+  // replaces, so a reader of protocol v1's STATUS keeps working.
+  std::shared_ptr<const nlohmann::json> details;
 };
 
 class Node {
@@ -92,6 +98,8 @@ class Node {
   CounterSnapshot counters() const;
   // Sessions established and not yet closed.
   size_t session_count() const;
+  // The peer ids at the other end of those sessions, sorted, each once.
+  std::vector<std::string> session_peer_ids() const;
 
   // Stops accepting and closes every session (asynchronously, on their
   // strands). Idempotent.

@@ -37,6 +37,8 @@ class SessionRegistry {
   // The oldest session with `peer_id` that is still open (any origin,
   // dialed or accepted), or null.
   std::shared_ptr<Session> find(std::string_view peer_id) const;
+  // The peer ids with at least one open session, sorted, each once.
+  std::vector<std::string> peer_ids() const;
   // Stops tracking and closes every session with `reason` (asynchronously,
   // on their strands). Later track() calls return false. Idempotent.
   void close_all(const core::Status& reason);

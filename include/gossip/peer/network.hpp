@@ -14,6 +14,7 @@
 #include <chrono>
 #include <cstdint>
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -21,6 +22,7 @@
 #include "gossip/core/status.hpp"
 #include "gossip/net/link_filter.hpp"
 #include "gossip/peer/metrics.hpp"
+#include "gossip/peer/observe.hpp"
 #include "gossip/peer/trainer.hpp"
 
 namespace gossip::peer {
@@ -68,6 +70,12 @@ class PeerNetwork {
 
   // Exchanges, bytes and members for metrics and progress lines.
   NetworkCounters counters() const;
+  // What STATUS reports: the last step's loss and the last evaluation
+  // (accuracy only for classification), published for observers.
+  void record_loss(double loss);
+  void record_eval(double test_loss, std::optional<double> test_accuracy);
+  // Everything this peer can tell about itself now (observe.hpp). Any thread.
+  PeerObservation observe() const;
   // This peer's id (hex of its static key) and listening address.
   const std::string& peer_id() const;
   std::string listen_address() const;

@@ -11,7 +11,7 @@
 
 #include "gossip/core/status.hpp"
 
-namespace gossip::config {
+namespace gossip::core {
 
 struct Endpoint {
   std::string host;   // "127.0.0.1", "::1", "node-3.example" (no brackets)
@@ -29,4 +29,4 @@ struct Endpoint {
 // with the text, without naming a key (callers add it).
 core::Result<Endpoint> parse_endpoint(const std::string& text, bool allow_port_zero = false);
 
-}  // namespace gossip::config
+}  // namespace gossip::core

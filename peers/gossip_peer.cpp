@@ -73,12 +73,12 @@ int main(int argc, char** argv) {
                                "the option");
   }
   for (const auto& j : joins) {
-    auto ep = config::parse_endpoint(j);
+    auto ep = core::parse_endpoint(j);
     if (!ep) return program.usage_error("--join " + j + ": " + ep.status().message());
     cfg->peer.bootstrap.push_back(*ep);
   }
   if (!listen.empty()) {
-    auto ep = config::parse_endpoint(listen, /*allow_port_zero=*/true);
+    auto ep = core::parse_endpoint(listen, /*allow_port_zero=*/true);
     if (!ep) return program.usage_error("--listen " + listen + ": " + ep.status().message());
     cfg->peer.listen = *ep;
   }

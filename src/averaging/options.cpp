@@ -1,12 +1,80 @@
-// Options and ModelIdentity: what an Engine is built from, read from the
-// config's gossip section and from the backend.
-#include <algorithm>
+// The "gossip" section of a config file: reading and writing it, and what an
+// Engine is built from: the Options it gives and the backend's ModelIdentity.
+#include "gossip/averaging/options.hpp"
 
-#include "core.hpp"
+#include <algorithm>
+#include <chrono>
+#include <cmath>
+#include <nlohmann/json.hpp>
+#include <string>
+#include <vector>
+
+#include "gossip/averaging/engine.hpp"
+#include "gossip/options/reader.hpp"
 
 namespace gossip::averaging {
 
-Options options_from(const config::GossipConfig& g, int64_t shard_samples) {
+using options::Json;
+using options::Section;
+
+void read_gossip(Section& top, GossipConfig& out) {
+  Section s = top.child("gossip");
+  const bool steps_given = s.non_negative("interval_steps", out.interval_steps);
+  const bool ms_given = s.non_negative("interval_ms", out.interval_ms);
+  if (ms_given && !steps_given) out.interval_steps = 0;  // the default yields to interval_ms
+  if (out.interval_steps > 0 && out.interval_ms > 0) {
+    s.error("interval_ms", "set gossip.interval_steps or gossip.interval_ms, not both");
+  } else if (out.interval_steps == 0 && out.interval_ms == 0) {
+    s.error("interval_steps", "one of gossip.interval_steps, gossip.interval_ms must be > 0");
+  }
+  std::vector<std::string> wire_names;
+  for (const WireFormat f : kWireFormats) wire_names.emplace_back(wire_format_name(f));
+  std::string wire = wire_format_name(out.wire);
+  if (s.choice("wire", wire_names, wire)) {
+    out.wire = parse_wire_format(wire).value();
+  }
+  s.positive("exchange_timeout_ms", out.exchange_timeout_ms);
+  if (const Json* w = s.value("weight")) {
+    const std::string expected =
+        "\"samples\", \"uniform\" or a number > 0, got " + options::show(*w);
+    if (w->is_string() && w->get<std::string>() == "samples") {
+      out.weight = WeightMode::kSamples;
+    } else if (w->is_string() && w->get<std::string>() == "uniform") {
+      out.weight = WeightMode::kUniform;
+      out.weight_value = 1.0;
+    } else if (w->is_number() && w->get<double>() > 0 && std::isfinite(w->get<double>())) {
+      out.weight = WeightMode::kFixed;
+      out.weight_value = w->get<double>();
+    } else {
+      s.error("weight", "expected " + expected);
+    }
+  }
+  s.positive("backoff_ms", out.backoff_ms);
+  s.finish();
+}
+
+nlohmann::json gossip_json(const GossipConfig& g) {
+  Json weight;
+  switch (g.weight) {
+    case WeightMode::kSamples:
+      weight = "samples";
+      break;
+    case WeightMode::kUniform:
+      weight = "uniform";
+      break;
+    case WeightMode::kFixed:
+      weight = g.weight_value;
+      break;
+  }
+  return {{"interval_steps", g.interval_steps},
+          {"interval_ms", g.interval_ms},
+          {"wire", wire_format_name(g.wire)},
+          {"exchange_timeout_ms", g.exchange_timeout_ms},
+          {"weight", weight},
+          {"backoff_ms", g.backoff_ms}};
+}
+
+Options options_from(const GossipConfig& g, int64_t shard_samples) {
   Options o;
   o.interval_steps = g.interval_steps > 0 ? g.interval_steps : 10;
   o.interval = std::chrono::milliseconds(g.interval_ms);
@@ -15,13 +83,13 @@ Options options_from(const config::GossipConfig& g, int64_t shard_samples) {
   o.backoff = std::chrono::milliseconds(g.backoff_ms);
   o.state_timeout = std::max(o.state_timeout, 3 * o.exchange_timeout);
   switch (g.weight) {
-    case config::WeightMode::kSamples:
+    case WeightMode::kSamples:
       o.weight = static_cast<double>(std::max<int64_t>(1, shard_samples));
       break;
-    case config::WeightMode::kUniform:
+    case WeightMode::kUniform:
       o.weight = 1.0;
       break;
-    case config::WeightMode::kFixed:
+    case WeightMode::kFixed:
       o.weight = g.weight_value;
       break;
   }

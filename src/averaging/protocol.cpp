@@ -109,7 +109,7 @@ std::vector<uint8_t> encode(const Offer& m) {
   return dump({{"xid", m.xid},
                {"step", m.step},
                {"weight", m.weight},
-               {"format", config::wire_format_name(m.format)},
+               {"format", wire_format_name(m.format)},
                {"count", m.count},
                {"fingerprint", m.fingerprint}});
 }
@@ -144,7 +144,7 @@ core::Result<Offer> parse_offer(std::span<const uint8_t> body) {
     m.xid = r.u64("xid");
     m.step = r.i64("step");
     m.weight = r.weight("weight");
-    auto f = config::parse_wire_format(r.str("format"));
+    auto f = parse_wire_format(r.str("format"));
     if (!f) r.bad("format", "must be \"fp32\", \"bf16\" or \"fp16\"");
     m.format = *f;
     m.count = r.u64("count", ~uint64_t{0});

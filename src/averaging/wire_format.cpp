@@ -11,11 +11,34 @@
 #include <bit>
 #include <cassert>
 #include <cstring>
+#include <iterator>
+#include <string>
 
 #include "gossip/core/finite.hpp"
 #include "gossip/core/vector_clones.hpp"
 
 namespace gossip::averaging {
+
+namespace {
+
+// In WireFormat order.
+constexpr const char* kWireNames[] = {"fp32", "bf16", "fp16"};
+
+}  // namespace
+
+core::Result<WireFormat> parse_wire_format(const std::string& name) {
+  std::string list;
+  for (size_t i = 0; i < std::size(kWireNames); ++i) {
+    if (name == kWireNames[i]) return static_cast<WireFormat>(i);
+    list += (i > 0 ? ", " : "") + std::string(kWireNames[i]);
+  }
+  return core::invalid_argument("unknown wire format \"" + name + "\" (expected " + list + ")");
+}
+
+const char* wire_format_name(WireFormat format) {
+  const auto i = static_cast<size_t>(format);
+  return i < std::size(kWireNames) ? kWireNames[i] : "?";
+}
 
 static_assert(std::endian::native == std::endian::little,
               "wire formats are little-endian; a big-endian port must swap bytes");

@@ -1,5 +1,6 @@
-// Config loading: JSON text -> Config, section by section, then the checks
-// that span sections; plus the dataset check and the backend options.
+// Config loading: JSON text -> Config, section by section through each
+// module's reader, then the checks that span sections; to_json through each
+// module's writer; plus the dataset check and the backend options.
 //
 // All problems are collected and reported together, one per line, so a user
 // fixes a config in one pass rather than one error per run.
@@ -8,37 +9,19 @@
 #include <algorithm>
 #include <array>
 #include <fstream>
+#include <nlohmann/json.hpp>
 #include <sstream>
 #include <thread>
 #include <unordered_set>
 #include <utility>
 
-#include "sections.hpp"
+#include "gossip/options/reader.hpp"
 
 namespace gossip::config {
 
 namespace {
 
-template <typename Enum>
-core::Result<Enum> parse_named(const std::vector<std::string>& names, const std::string& name,
-                               const char* what) {
-  for (size_t i = 0; i < names.size(); ++i) {
-    if (names[i] == name) return static_cast<Enum>(i);
-  }
-  std::string list;
-  for (const auto& n : names) {
-    if (!list.empty()) list += ", ";
-    list += n;
-  }
-  return core::invalid_argument("unknown " + std::string(what) + " \"" + name + "\" (expected " +
-                                list + ")");
-}
-
-template <typename Enum>
-const char* name_of(const std::vector<std::string>& names, Enum e) {
-  const auto i = static_cast<size_t>(e);
-  return i < names.size() ? names[i].c_str() : "?";
-}
+using options::Json;
 
 // Where the parser stands inside nested objects, to name duplicate keys.
 struct Frame {
@@ -51,10 +34,10 @@ struct Frame {
 // Parses JSON text (comments allowed), reporting duplicate keys as errors
 // (nlohmann would keep the last silently). Syntax errors come back as a
 // Status with line and column.
-core::Result<detail::Json> parse_json(const std::string& text, detail::Errors& errors) {
+core::Result<Json> parse_json(const std::string& text, options::Errors& errors) {
   std::vector<Frame> stack;
-  auto callback = [&](int /*depth*/, detail::Json::parse_event_t event, detail::Json& parsed) {
-    using E = detail::Json::parse_event_t;
+  auto callback = [&](int /*depth*/, Json::parse_event_t event, Json& parsed) {
+    using E = Json::parse_event_t;
     if (event == E::object_start || event == E::array_start) {
       Frame f;
       if (!stack.empty()) {
@@ -80,9 +63,9 @@ core::Result<detail::Json> parse_json(const std::string& text, detail::Errors& e
     return true;
   };
   try {
-    return detail::Json::parse(text, callback, /*allow_exceptions=*/true,
-                               /*ignore_comments=*/true);
-  } catch (const detail::Json::parse_error& e) {
+    return Json::parse(text, callback, /*allow_exceptions=*/true,
+                       /*ignore_comments=*/true);
+  } catch (const Json::parse_error& e) {
     // Line and column of the byte where parsing stopped.
     size_t line = 1;
     size_t column = 1;
@@ -104,7 +87,7 @@ core::Result<detail::Json> parse_json(const std::string& text, detail::Errors& e
 }
 
 // The checks that need more than one section.
-void check_across(const Config& c, detail::Errors& errors) {
+void check_across(const Config& c, options::Errors& errors) {
   const auto& schedule = c.optimizer.schedule;
   if (schedule.kind == train::ScheduleKind::kCosine && schedule.total_steps == 0 &&
       c.training.epochs == 0 && c.training.steps == 0) {
@@ -136,18 +119,6 @@ void fill_data_dir_defaults(Config& c) {
 
 }  // namespace
 
-bool DataConfig::regression() const {
-  return dataset.type == "synthetic_regression" ||
-         (dataset.type == "csv" && !dataset.csv.target_columns.empty());
-}
-
-core::Result<WireFormat> parse_wire_format(const std::string& name) {
-  return parse_named<WireFormat>(detail::kWireNames, name, "wire format");
-}
-const char* wire_format_name(WireFormat f) {
-  return name_of(detail::kWireNames, f);
-}
-
 core::Result<Config> parse_config(const std::string& json_text, const Path& base_dir) {
   std::error_code ec;
   Path base = std::filesystem::absolute(base_dir.empty() ? Path(".") : base_dir, ec);
@@ -157,29 +128,29 @@ core::Result<Config> parse_config(const std::string& json_text, const Path& base
     base = base.parent_path();  // drop the trailing "/" lexically_normal leaves on "dir/."
   }
 
-  detail::Errors errors;
+  options::Errors errors;
   auto root = parse_json(json_text, errors);
   if (!root) return root.status();
   if (!root->is_object()) {
     return core::invalid_argument("expected a JSON object at the top level, got " +
-                                  detail::show(*root));
+                                  options::show(*root));
   }
 
   Config c;
-  detail::Section top(&root.value(), "", base, errors);
-  detail::read_peer(top, c.peer);
-  detail::read_data(top, c.data);
-  detail::read_model(top, c.data, c.model);
+  options::Section top(&root.value(), "", base, errors);
+  peer::read_peer(top, c.peer);
+  data::read_data(top, c.data);
+  train::read_model(top, {c.data.dataset.type, c.data.regression()}, c.model);
   if (c.model.is_gpt()) c.data.dataset.window = c.model.gpt.block + 1;
-  detail::read_optimizer(top, c.optimizer);
-  detail::read_training(top, c.training);
-  detail::read_gossip(top, c.gossip);
-  detail::read_membership(top, c.membership);
-  detail::read_net(top, c.net);
-  detail::read_checkpoint(top, c.checkpoint);
-  detail::read_metrics(top, c.metrics);
+  train::read_optimizer(top, c.optimizer);
+  train::read_training(top, c.training);
+  averaging::read_gossip(top, c.gossip);
+  membership::read_membership(top, c.membership);
+  net::read_net(top, c.net);
+  peer::read_checkpoint(top, c.checkpoint);
+  peer::read_metrics(top, c.metrics);
   const size_t errors_before_sim = errors.size();
-  detail::read_sim(top, errors, c.sim);
+  sim::read_sim(top, errors, c.sim);
   const bool sim_read_cleanly = errors.size() == errors_before_sim;
   top.finish();
   fill_data_dir_defaults(c);
@@ -187,7 +158,7 @@ core::Result<Config> parse_config(const std::string& json_text, const Path& base
   // The script walk only makes sense over events that all read cleanly (a
   // dropped "start" would turn later indices into false errors).
   if (c.sim.present && sim_read_cleanly) {
-    const core::Status script = check_sim_script(c.sim);
+    const core::Status script = sim::check_sim_script(c.sim);
     std::istringstream lines(script.message());
     for (std::string line; !script.is_ok() && std::getline(lines, line);) errors.add("", line);
   }
@@ -267,22 +238,20 @@ core::Status validate_against_dataset(const Config& config, int features, int cl
   return core::Status::ok();
 }
 
-core::Result<train::ModelSpec> parse_model(const nlohmann::json& model) {
-  if (!model.is_object()) return core::invalid_argument("model: expected an object");
-  // read_model checks the model against its data: give it data of the kind
-  // the model trains on.
-  DataConfig data;
-  const std::string type = model.value("type", std::string("mlp"));
-  data.dataset.type = type == "gpt"                      ? "text"
-                      : model.value("loss", "") == "mse" ? "synthetic_regression"
-                                                         : "fashion_mnist";
-  detail::Errors errors;
-  const nlohmann::json top = {{"model", model}};
-  detail::Section section(&top, "", Path("/"), errors);
-  train::ModelSpec spec;
-  detail::read_model(section, data, spec);
-  if (!errors.empty()) return core::invalid_argument(errors.list().front());
-  return spec;
+nlohmann::json to_json(const Config& c) {
+  Json j = {{"peer", peer::peer_json(c.peer)},
+            {"model", train::model_json(c.model)},
+            {"optimizer", train::optimizer_json(c.optimizer)},
+            {"data", data::data_json(c.data)},
+            {"training", train::training_json(c.training)},
+            {"gossip", averaging::gossip_json(c.gossip)},
+            {"membership", membership::membership_json(c.membership)},
+            {"net", net::net_json(c.net)},
+            {"checkpoint", peer::checkpoint_json(c.checkpoint)},
+            {"metrics", peer::metrics_json(c.metrics)}};
+  // Only when present, so a peer config's effective form has no "sim" key.
+  if (c.sim.present) j["sim"] = sim::sim_json(c.sim);
+  return j;
 }
 
 train::BackendOptions backend_options(const Config& config) {

@@ -7,6 +7,8 @@
 
 #include <cstring>
 #include <limits>
+#include <optional>
+#include <string>
 
 #include "gossip/crypto/noise.hpp"
 
@@ -31,17 +33,34 @@ void make_nonce(Cipher cipher, uint64_t n, uint8_t out[kNonceBytes]) {
 
 }  // namespace
 
+static_assert(kCipherNames[static_cast<size_t>(Cipher::kChaChaPoly)].cipher ==
+                      Cipher::kChaChaPoly &&
+                  kCipherNames[static_cast<size_t>(Cipher::kAesGcm)].cipher == Cipher::kAesGcm,
+              "kCipherNames is in Cipher order");
+
 std::string_view cipher_name(Cipher cipher) {
-  return cipher == Cipher::kAesGcm ? "AESGCM" : "ChaChaPoly";
+  return kCipherNames[static_cast<size_t>(cipher)].noise;
+}
+
+std::string_view cipher_config_name(Cipher cipher) {
+  return kCipherNames[static_cast<size_t>(cipher)].config;
+}
+
+std::optional<Cipher> parse_cipher(std::string_view config_name) {
+  for (const CipherName& n : kCipherNames) {
+    if (n.config == config_name) return n.cipher;
+  }
+  return std::nullopt;
 }
 
 core::Status check_cipher_available(Cipher cipher) {
   if (cipher == Cipher::kChaChaPoly) return core::Status::ok();
   ensure_sodium();
   if (crypto_aead_aes256gcm_is_available() == 0) {
-    return core::unavailable(
-        "cipher AESGCM needs a CPU with AES-NI and PCLMUL, which this one lacks; "
-        "use chachapoly (on every peer of the swarm)");
+    return core::unavailable("cipher " + std::string(cipher_name(cipher)) +
+                             " needs a CPU with AES-NI and PCLMUL, which this one lacks; use " +
+                             std::string(cipher_config_name(Cipher::kChaChaPoly)) +
+                             " (on every peer of the swarm)");
   }
   return core::Status::ok();
 }

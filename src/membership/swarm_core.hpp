@@ -36,7 +36,7 @@ struct Frame {
 // idle or beyond max_own_sessions, and never closes one it did not dial.
 struct Link {
   std::shared_ptr<net::Session> own;  // the one we dialed
-  net::Endpoint endpoint;             // where to dial it (port 0: not known)
+  core::Endpoint endpoint;            // where to dial it (port 0: not known)
   std::deque<Frame> queue;            // waiting for a session
   bool dialing = false;
   bool waiting = false;  // in dial_queue, for a dial slot
@@ -83,7 +83,7 @@ struct SwarmCore final : net::SessionHandler, std::enable_shared_from_this<Swarm
   void enqueue(std::deque<Frame>& queue, Frame frame);
   void want_dial(const std::string& peer_id, Link& link);
   void start_dials();
-  asio::awaitable<void> dial_peer(std::string peer_id, net::Endpoint endpoint);
+  asio::awaitable<void> dial_peer(std::string peer_id, core::Endpoint endpoint);
   asio::awaitable<void> dial_seed(std::string address);
   // One dial to a seed: by name (resolved here, so that a host that does
   // not exist is told from a temporary resolver failure) or by IP address.

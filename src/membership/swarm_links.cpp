@@ -133,7 +133,7 @@ void SwarmCore::send(Outgoing out) {
   Link& link = links[out.peer_id];
   // The machine's addresses were checked when they arrived (validate_address);
   // parsed here, where they leave it for a dial.
-  if (auto ep = net::parse_endpoint(out.address); ep) {
+  if (auto ep = core::parse_endpoint(out.address); ep) {
     link.endpoint = std::move(*ep);
   } else {
     core::log_rate_limited(
@@ -175,7 +175,7 @@ void SwarmCore::start_dials() {
   }
 }
 
-asio::awaitable<void> SwarmCore::dial_peer(std::string peer_id, net::Endpoint endpoint) {
+asio::awaitable<void> SwarmCore::dial_peer(std::string peer_id, core::Endpoint endpoint) {
   auto self = shared_from_this();
   dials++;
   // (No co_await inside a conditional expression: GCC 12 destroys its
@@ -212,7 +212,7 @@ asio::awaitable<core::Result<std::shared_ptr<net::Session>>> SwarmCore::dial_see
   permanent = false;
   auto n = node.lock();
   if (!n) co_return Status(core::Code::kClosed, "the node is gone");
-  auto ep = net::parse_endpoint(address);
+  auto ep = core::parse_endpoint(address);
   if (!ep) co_return ep.status();
   asio::error_code ec;
   (void)asio::ip::make_address(ep->host, ec);
@@ -274,7 +274,7 @@ asio::awaitable<void> SwarmCore::dial_seed(std::string address) {
   const std::string peer_id = (*result)->peer_id();
   Link& link = links[peer_id];
   if (link.endpoint.port == 0) {
-    if (auto ep = net::parse_endpoint(address); ep) link.endpoint = std::move(*ep);
+    if (auto ep = core::parse_endpoint(address); ep) link.endpoint = std::move(*ep);
   }
   link.last_used = Clock::now();
   for (const Frame& f : d.queue) {

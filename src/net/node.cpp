@@ -245,7 +245,7 @@ asio::awaitable<core::Result<std::shared_ptr<Session>>> Node::dial(
 }
 
 asio::awaitable<core::Result<std::shared_ptr<Session>>> Node::dial(
-    Endpoint endpoint, std::optional<std::string> expected_peer_id) {
+    core::Endpoint endpoint, std::optional<std::string> expected_peer_id) {
   auto expected = check_dial(expected_peer_id);
   if (!expected) co_return expected.status();
   auto session = new_outbound_session();

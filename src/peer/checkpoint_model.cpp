@@ -1,7 +1,7 @@
 // read_checkpoint_with_model: a checkpoint file and the model its header
 // describes, for the tools that read checkpoints without a config.
-#include "gossip/config/config.hpp"
 #include "gossip/peer/checkpoint.hpp"
+#include "gossip/train/options.hpp"
 
 namespace gossip::peer {
 
@@ -15,7 +15,7 @@ core::Result<CheckpointWithModel> read_checkpoint_with_model(const std::filesyst
                                   "before model_spec was recorded); resume it once with "
                                   "gossip-peer");
   }
-  auto model = config::parse_model(state->model_spec);
+  auto model = train::parse_model(state->model_spec);
   if (!model) return model.status().with_context(name);
   if (model->fingerprint() != state->fingerprint) {
     return core::invalid_argument(name + ": its model_spec (" + model->describe() +

@@ -8,9 +8,9 @@
 #include <asio/use_future.hpp>
 #include <cstdio>
 
+#include "gossip/core/endpoint.hpp"
 #include "gossip/core/peer_id.hpp"
 #include "gossip/crypto/keys.hpp"
-#include "gossip/net/endpoint.hpp"
 #include "gossip/net/node.hpp"
 
 namespace gossip::peer::ctl {
@@ -80,7 +80,7 @@ std::optional<Failure> check_status(const std::string& body, nlohmann::json& out
 }
 
 Answer query(const QueryOptions& o) {
-  auto endpoint = net::parse_endpoint(o.target);
+  auto endpoint = core::parse_endpoint(o.target);
   if (!endpoint) {
     return {std::nullopt, fail(kExitUsage, "HOST:PORT: " + endpoint.status().message())};
   }

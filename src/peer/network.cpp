@@ -50,25 +50,12 @@ class SwarmDirectory final : public averaging::PeerDirectory {
 
  private:
   static std::optional<averaging::Member> to_partner(const membership::Member& m) {
-    auto ep = net::parse_endpoint(m.address);  // validated by membership on arrival
+    auto ep = core::parse_endpoint(m.address);  // validated by membership on arrival
     if (!ep) return std::nullopt;
     return averaging::Member{m.id, std::move(*ep)};
   }
   membership::Swarm& swarm_;
 };
-
-net::NetConfig net_config_from(const config::NetConfig& c) {
-  net::NetConfig n;
-  n.handshake_timeout = milliseconds(c.handshake_timeout_ms);
-  n.idle_timeout = milliseconds(c.idle_timeout_ms);
-  n.keepalive_interval = std::min(n.keepalive_interval, n.idle_timeout / 3);
-  n.max_sessions = static_cast<size_t>(c.max_sessions);
-  n.max_pending_handshakes = static_cast<size_t>(c.max_pending_handshakes);
-  n.max_pending_per_address = static_cast<size_t>(c.max_pending_per_address);
-  n.frames.max_control_body = static_cast<size_t>(c.max_control_frame);
-  n.cipher = c.cipher == "aesgcm" ? crypto::Cipher::kAesGcm : crypto::Cipher::kChaChaPoly;
-  return n;
-}
 
 core::Status key_error(const char* key, const core::Status& st) {
   return st.with_context(std::string("peer.") + key);
@@ -124,7 +111,7 @@ core::Result<std::unique_ptr<PeerNetwork>> PeerNetwork::start(const config::Conf
   auto swarm_key = crypto::load_swarm_key_file(pc.swarm_key);
   if (!swarm_key) return key_error("swarm_key", swarm_key.status());
 
-  const net::NetConfig net_config = net_config_from(config.net);
+  const net::NetConfig& net_config = config.net;
   if (auto st = crypto::check_cipher_available(net_config.cipher); !st)
     return st.with_context("net.cipher");
   auto parts = std::make_unique<Parts>();
@@ -158,7 +145,7 @@ core::Result<std::unique_ptr<PeerNetwork>> PeerNetwork::start(const config::Conf
 
   Parts* raw = parts.get();
   parts->model = core::format_fingerprint(config.model.fingerprint());
-  parts->wire_format = config::wire_format_name(config.gossip.wire);
+  parts->wire_format = averaging::wire_format_name(config.gossip.wire);
   parts->node->set_status_provider([raw] {
     const PeerObservation o = raw->observe();
     return net::PeerStatus{static_cast<uint64_t>(o.training.step),

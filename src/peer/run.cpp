@@ -34,7 +34,7 @@ double initial_weight(const config::Config& config, const Trainer& trainer) {
 // damaged or wrong-kind one before the data is loaded (invalid argument,
 // so every key problem exits 2), naming the key and, for a missing file,
 // the command that creates it.
-core::Status check_key_files(const config::PeerConfig& peer) {
+core::Status check_key_files(const PeerConfig& peer) {
   const struct {
     const char* key;
     const std::filesystem::path& file;

@@ -13,8 +13,6 @@
 
 namespace gossip::sim {
 
-using config::SimEventKind;
-
 namespace {
 
 std::string join_indices(const std::vector<int>& v) {
@@ -25,7 +23,7 @@ std::string join_indices(const std::vector<int>& v) {
 
 }  // namespace
 
-bool Simulation::event_due(const config::SimEvent& event) const {
+bool Simulation::event_due(const SimEvent& event) const {
   if (event.at_s >= 0) return now_s() >= event.at_s;
   int64_t max_step = 0;
   for (const auto& p : peers_) {
@@ -34,7 +32,7 @@ bool Simulation::event_due(const config::SimEvent& event) const {
   return max_step >= event.at_step;
 }
 
-std::string Simulation::describe(const config::SimEvent& e) const {
+std::string Simulation::describe(const SimEvent& e) const {
   switch (e.kind) {
     case SimEventKind::kKill:
     case SimEventKind::kLeave:
@@ -67,17 +65,17 @@ std::string Simulation::describe(const config::SimEvent& e) const {
   return "";
 }
 
-core::Status Simulation::apply_event(size_t index, const config::SimEvent& event) {
+core::Status Simulation::apply_event(size_t index, const SimEvent& event) {
   int64_t max_step = 0;
   for (const auto& p : peers_) max_step = std::max(max_step, p->step());
   write_record({{"type", "event"},
                 {"t_s", now_s()},
                 {"index", index},
-                {"event", config::sim_event_name(event.kind)},
+                {"event", sim_event_name(event.kind)},
                 {"detail", describe(event)},
                 {"step_max", max_step}});
   if (options_.progress) {
-    std::printf("sim %6.1fs  event %s: %s\n", now_s(), config::sim_event_name(event.kind),
+    std::printf("sim %6.1fs  event %s: %s\n", now_s(), sim_event_name(event.kind),
                 describe(event).c_str());
     std::fflush(stdout);
   }
@@ -126,7 +124,7 @@ core::Status Simulation::apply_event(size_t index, const config::SimEvent& event
 
 // Links between peers of different groups are cut on both ends; peers in no
 // group keep every link.
-void Simulation::apply_partition(const config::SimEvent& event) {
+void Simulation::apply_partition(const SimEvent& event) {
   std::unordered_map<std::string, size_t> group_of;
   for (size_t g = 0; g < event.groups.size(); ++g) {
     for (int i : event.groups[g]) group_of[peers_.at(static_cast<size_t>(i))->id()] = g;
@@ -145,7 +143,7 @@ void Simulation::apply_partition(const config::SimEvent& event) {
 }
 
 // Each side shapes what it sends to the other group.
-void Simulation::apply_slow_link(const config::SimEvent& event) {
+void Simulation::apply_slow_link(const SimEvent& event) {
   net::LinkShape shape;
   shape.latency = std::chrono::milliseconds(event.latency_ms);
   shape.bytes_per_s = event.bandwidth_mbit_s * 1e6 / 8.0;
@@ -173,14 +171,14 @@ void Simulation::apply_faults_to(SimPeer& peer) {
 }
 
 // A random running peer's address to join through (none: found a swarm).
-std::vector<config::Endpoint> Simulation::random_live_address() {
+std::vector<core::Endpoint> Simulation::random_live_address() {
   std::vector<SimPeer*> live;
   for (auto& p : peers_) {
     if (p->running() && p->state() == PeerState::kRunning) live.push_back(p.get());
   }
   if (live.empty()) return {};
   std::uniform_int_distribution<size_t> pick(0, live.size() - 1);
-  auto ep = config::parse_endpoint(live[pick(rng_)]->address());
+  auto ep = core::parse_endpoint(live[pick(rng_)]->address());
   if (!ep) return {};
   return {*ep};
 }

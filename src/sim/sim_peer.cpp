@@ -39,12 +39,12 @@ SimPeer::~SimPeer() {
   join();
 }
 
-void SimPeer::start(std::vector<config::Endpoint> bootstrap, bool hold) {
+void SimPeer::start(std::vector<core::Endpoint> bootstrap, bool hold) {
   hold_.store(hold);
   thread_ = std::thread([this, b = std::move(bootstrap)]() mutable { run(std::move(b)); });
 }
 
-void SimPeer::run(std::vector<config::Endpoint> bootstrap) {
+void SimPeer::run(std::vector<core::Endpoint> bootstrap) {
   config::Config config = config_;
   config.peer.bootstrap = std::move(bootstrap);
 

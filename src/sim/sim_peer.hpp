@@ -57,7 +57,7 @@ class SimPeer : private peer::Host {
   // it founds the swarm). With `hold`, it waits after joining and getting
   // its state (still serving the network: state requests, exchanges) until
   // release(), so a cohort of peers can start training together.
-  void start(std::vector<config::Endpoint> bootstrap, bool hold = false);
+  void start(std::vector<core::Endpoint> bootstrap, bool hold = false);
   void release();
   // Blocks until the peer listens (its address) or failed to start.
   core::Result<std::string> wait_listening(std::chrono::milliseconds timeout);
@@ -104,7 +104,7 @@ class SimPeer : private peer::Host {
   std::optional<peer::RunSummary> summary() const;
 
  private:
-  void run(std::vector<config::Endpoint> bootstrap);
+  void run(std::vector<core::Endpoint> bootstrap);
   Replica make_replica(peer::Trainer& trainer, peer::PeerNetwork* net);
 
   // peer::Host, called on the trainer thread.

@@ -38,8 +38,8 @@ config::Config Simulation::peer_config(int index) const {
   config::Config c = options_.config;
   const auto dir = options_.out / ("peer-" + std::to_string(index));
   c.peer.network = true;
-  c.peer.listen = config::Endpoint{"127.0.0.1", 0};
-  c.peer.advertise = config::Endpoint{};
+  c.peer.listen = core::Endpoint{"127.0.0.1", 0};
+  c.peer.advertise = core::Endpoint{};
   c.peer.data_dir = dir;
   c.peer.identity_key = dir / "identity.key";
   c.peer.swarm_key = options_.out / "swarm.key";
@@ -68,7 +68,7 @@ core::Status check_options(const SimOptions& options) {
         "configs/sim-fashion-mnist.json; a peer config runs with gossip-peer --config " +
         (options.config_file.empty() ? std::string("FILE") : file) + ")");
   }
-  if (auto st = config::check_sim_script(cfg.sim); !st) return st.with_context(file);
+  if (auto st = check_sim_script(cfg.sim); !st) return st.with_context(file);
   if (cfg.sim.average_only && cfg.gossip.interval_ms <= 0) {
     return core::invalid_argument(file +
                                   ": gossip.interval_ms: averaging only (sim.average_only) needs "
@@ -110,7 +110,7 @@ core::Status Simulation::prepare() {
   return core::Status::ok();
 }
 
-core::Result<SimPeer*> Simulation::start_peer(std::vector<config::Endpoint> bootstrap, bool hold) {
+core::Result<SimPeer*> Simulation::start_peer(std::vector<core::Endpoint> bootstrap, bool hold) {
   const int index = static_cast<int>(peers_.size());
   auto config = peer_config(index);
   std::error_code ec;
@@ -148,9 +148,9 @@ core::Status Simulation::start_cohort() {
   const auto t0 = Clock::now();
   auto first = start_peer({}, /*hold=*/true);
   if (!first) return first.status().with_context("peer 0");
-  const auto seed_address = config::parse_endpoint((*first)->address());
+  const auto seed_address = core::parse_endpoint((*first)->address());
   for (int i = 1; i < sim_.peers; ++i) {
-    std::vector<config::Endpoint> bootstrap;
+    std::vector<core::Endpoint> bootstrap;
     if (seed_address) bootstrap.push_back(*seed_address);
     if (auto p = start_peer(bootstrap, /*hold=*/true); !p) {
       core::log_error("sim", "peer " + std::to_string(i) + ": " + p.status().message());
@@ -265,12 +265,11 @@ nlohmann::json Simulation::finish() {
     char at_s[32];
     std::snprintf(at_s, sizeof at_s, "%g s", e.at_s);
     const std::string at = e.at_step >= 0 ? "step " + std::to_string(e.at_step) : std::string(at_s);
-    core::log_warn("sim", "sim.events[" + std::to_string(i) + "] (" +
-                              config::sim_event_name(e.kind) + " at " + at +
-                              ") never happened: the run ended first");
+    core::log_warn("sim", "sim.events[" + std::to_string(i) + "] (" + sim_event_name(e.kind) +
+                              " at " + at + ") never happened: the run ended first");
     not_fired.push_back(
         {{"index", i},
-         {"event", config::sim_event_name(e.kind)},
+         {"event", sim_event_name(e.kind)},
          {"at_s", e.at_s >= 0 ? nlohmann::json(e.at_s) : nlohmann::json()},
          {"at_step", e.at_step >= 0 ? nlohmann::json(e.at_step) : nlohmann::json()}});
   }

@@ -33,7 +33,7 @@ class Simulation {
 
   // simulation.cpp
   core::Status prepare();
-  core::Result<SimPeer*> start_peer(std::vector<config::Endpoint> bootstrap, bool hold = false);
+  core::Result<SimPeer*> start_peer(std::vector<core::Endpoint> bootstrap, bool hold = false);
   core::Status start_cohort();
   config::Config peer_config(int index) const;
   bool finished() const;
@@ -44,13 +44,13 @@ class Simulation {
   void write_record(const nlohmann::json& record);
 
   // events.cpp
-  bool event_due(const config::SimEvent& event) const;
-  core::Status apply_event(size_t index, const config::SimEvent& event);
-  void apply_partition(const config::SimEvent& event);
-  void apply_slow_link(const config::SimEvent& event);
+  bool event_due(const SimEvent& event) const;
+  core::Status apply_event(size_t index, const SimEvent& event);
+  void apply_partition(const SimEvent& event);
+  void apply_slow_link(const SimEvent& event);
   void apply_faults_to(SimPeer& peer);
-  std::vector<config::Endpoint> random_live_address();
-  std::string describe(const config::SimEvent& event) const;
+  std::vector<core::Endpoint> random_live_address();
+  std::string describe(const SimEvent& event) const;
 
   // sampling.cpp
   void sample();
@@ -58,7 +58,7 @@ class Simulation {
   void print_progress(const nlohmann::json& record) const;
 
   const SimOptions options_;
-  const config::SimConfig& sim_;
+  const SimConfig& sim_;
   data::DatasetPair datasets_;
   std::unique_ptr<Observer> observer_;
   std::vector<std::unique_ptr<SimPeer>> peers_;

@@ -86,7 +86,7 @@ void run_mass(WireFormat wire) {
     failed += p->engine->counters().exchanges_failed;
     busy += p->engine->counters().exchanges_busy;
   }
-  MESSAGE(std::string(config::wire_format_name(wire))
+  MESSAGE(std::string(averaging::wire_format_name(wire))
           << ": " << exchanges << " exchanges in " << secs << " s (busy " << busy << ", failed "
           << failed << "); |dS|/A = " << rel << ", ||dm||/||m|| = " << rel_vec
           << ", consensus distance " << d0 << " -> " << consensus_distance(x1));

@@ -101,7 +101,7 @@ void run_mixed(WireFormat wire) {
   }
   const double rel =
       static_cast<double>(std::fabs(weighted_sum(x1) - weighted_sum(x0)) / abs_weighted_sum(x0));
-  MESSAGE(std::string(config::wire_format_name(wire))
+  MESSAGE(std::string(averaging::wire_format_name(wire))
           << ": " << swarm.total_ok() / 2 << " exchanges, |dS|/A = " << rel);
   CHECK(rel <= 1e-6);
   CHECK(consensus_distance(x1) < 1e-2 * d0);

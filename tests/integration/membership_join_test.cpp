@@ -253,7 +253,7 @@ TEST_CASE("a seed host that does not exist is given up at once; other seeds are 
 }
 
 TEST_CASE("the membership section of a config maps onto the protocol options") {
-  config::MembershipConfig mc;
+  MembershipConfig mc;
   mc.probe_interval_ms = 750;
   mc.probe_timeout_ms = 300;
   mc.indirect_probes = 2;
@@ -268,7 +268,7 @@ TEST_CASE("the membership section of a config maps onto the protocol options") {
   CHECK(o.reconnect_interval == Millis(15000));
   CHECK(o.validate().is_ok());
   // The config defaults are the protocol defaults.
-  const Options d = options_from(config::MembershipConfig{});
+  const Options d = options_from(MembershipConfig{});
   const Options p;
   CHECK(d.probe_interval == p.probe_interval);
   CHECK(d.probe_timeout == p.probe_timeout);

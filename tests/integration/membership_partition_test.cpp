@@ -59,7 +59,7 @@ TEST_CASE(
     const std::string to = c.peer(6).address, id = c.peer(6).id;
     auto dial_status = [](std::shared_ptr<net::Node> n, std::string a,
                           std::string i) -> asio::awaitable<core::Status> {
-      auto ep = net::parse_endpoint(a);
+      auto ep = core::parse_endpoint(a);
       if (!ep) co_return ep.status();
       auto r = co_await n->dial(*ep, i);
       co_return r.status();

@@ -355,7 +355,7 @@ TEST_CASE("the registry finds an open session by peer id on both sides, and forg
   auto b = make_node(io.io, swarm, rb);
   CHECK(a->session_to(b->peer_id()) == nullptr);
   // A typed endpoint, as membership and averaging dial.
-  auto s = io.run(a->dial(Endpoint{"127.0.0.1", b->local_endpoint().port()}, b->peer_id()));
+  auto s = io.run(a->dial(core::Endpoint{"127.0.0.1", b->local_endpoint().port()}, b->peer_id()));
   REQUIRE(s.is_ok());
   CHECK(a->session_to(b->peer_id()) == *s);  // dialed
   REQUIRE(rb->wait([&] { return !rb->sessions.empty(); }));

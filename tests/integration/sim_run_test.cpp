@@ -264,7 +264,7 @@ TEST_CASE("averaging only: consensus decays at least as fast as random pairwise 
   auto c = regression_config(8, 0, {{"average_only", true}, {"duration_s", 6}});
   c.gossip.interval_steps = 0;
   c.gossip.interval_ms = 40;
-  c.gossip.weight = gossip::config::WeightMode::kUniform;
+  c.gossip.weight = gossip::averaging::WeightMode::kUniform;
   const Json s = run(c, "consensus");
   CHECK(s["mode"] == "average_only");
   CHECK(s["alive"] == 8);

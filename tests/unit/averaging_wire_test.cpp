@@ -118,7 +118,7 @@ TEST_CASE("wire-form validation and the fused delta match decode + apply element
     x0[i] = n(rng);
   }
   for (WireFormat f : {WireFormat::kFp32, WireFormat::kBf16, WireFormat::kFp16}) {
-    CAPTURE(config::wire_format_name(f));
+    CAPTURE(averaging::wire_format_name(f));
     std::vector<uint8_t> wa(wire_bytes(f, count)), wb(wire_bytes(f, count));
     std::vector<float> da(count), db(count);
     encode(f, a, wa);

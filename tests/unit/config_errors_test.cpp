@@ -255,14 +255,14 @@ TEST_CASE("addresses") {
   j["peer"]["bootstrap"] = {"localhost"};
   CHECK(error_of(j) == "peer.bootstrap[0]: expected \"host:port\", got \"localhost\" (no port)");
 
-  auto e = gossip::config::parse_endpoint("[::1]:7400");
+  auto e = gossip::core::parse_endpoint("[::1]:7400");
   REQUIRE(e.is_ok());
   CHECK(e->host == "::1");
   CHECK(e->port == 7400);
   CHECK(e->to_string() == "[::1]:7400");
-  CHECK_FALSE(gossip::config::parse_endpoint("127.0.0.1:0").is_ok());
-  CHECK(gossip::config::parse_endpoint("127.0.0.1:0", true).is_ok());
-  CHECK_FALSE(gossip::config::parse_endpoint("::1:7400").is_ok());
+  CHECK_FALSE(gossip::core::parse_endpoint("127.0.0.1:0").is_ok());
+  CHECK(gossip::core::parse_endpoint("127.0.0.1:0", true).is_ok());
+  CHECK_FALSE(gossip::core::parse_endpoint("::1:7400").is_ok());
 }
 
 TEST_CASE("all problems are reported, one per line, in reading order") {

@@ -18,6 +18,8 @@ using namespace gossip::config;
 using config_test::base;
 using config_test::Json;
 using config_test::parse_ok;
+using gossip::averaging::WeightMode;
+using gossip::averaging::WireFormat;
 namespace fs = std::filesystem;
 
 using gossip::test::TempDir;
@@ -72,8 +74,8 @@ TEST_CASE("absent sections and keys take the documented defaults") {
   CHECK(c.gossip.weight == WeightMode::kSamples);
   CHECK(c.membership.probe_interval_ms == 1000);
   CHECK(c.membership.join_timeout_ms == 30000);
-  CHECK(c.net.max_control_frame == 65536);
-  CHECK(c.net.cipher == "chachapoly");
+  CHECK(c.net.frames.max_control_body == 65536);
+  CHECK(c.net.cipher == gossip::crypto::Cipher::kChaChaPoly);
   CHECK(c.checkpoint.dir == c.peer.data_dir);
   CHECK(c.metrics.file == "/srv/cfg/gossip-data/metrics.jsonl");
 

@@ -18,6 +18,7 @@
 #include "gossip/config/config.hpp"
 
 using namespace gossip::config;
+using namespace gossip::sim;
 using config_test::base;
 using config_test::error_of;
 using config_test::Json;

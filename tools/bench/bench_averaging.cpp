@@ -279,7 +279,7 @@ int run_averaging(int argc, char** argv) {
   nlohmann::json j = {
       {"peers", peers}, {"params", params}, {"cores", cores}, {"allreduce_s", nullptr}};
   for (auto wire : {averaging::WireFormat::kBf16, averaging::WireFormat::kFp16}) {
-    const std::string name(config::wire_format_name(wire));
+    const std::string name(averaging::wire_format_name(wire));
     j["convert_gbps_" + name] = convert_gbps(wire);
     std::printf("%-40s %8.3f GB/s of fp32, encode + decode\n",
                 ("wire conversion, " + name + ", 1 core").c_str(),
@@ -303,11 +303,11 @@ int run_averaging(int argc, char** argv) {
     };
     j["aead_gbps_1core" + suffix] = aead;
     for (auto wire : {averaging::WireFormat::kFp32, averaging::WireFormat::kBf16}) {
-      const std::string key = std::string(config::wire_format_name(wire)) + suffix;
+      const std::string key = std::string(averaging::wire_format_name(wire)) + suffix;
       const auto t = rounds(io, peers, params, wire, cipher, repeat);
       const double cpu = median_of(t.cpu), floor = floor_s(wire, peers);
       const std::string label =
-          "gossip round, " + std::string(config::wire_format_name(wire)) + ", " + name;
+          "gossip round, " + std::string(averaging::wire_format_name(wire)) + ", " + name;
       std::printf(
           "%-40s %8.3f s (median %.3f); CPU %.2f core-s of %.2f available; crypto floor %.3f s\n",
           label.c_str(), min_of(t.wall), median_of(t.wall), cpu, cores * median_of(t.wall), floor);

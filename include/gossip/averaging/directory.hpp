@@ -9,7 +9,7 @@
 #include <string>
 #include <vector>
 
-#include "gossip/net/endpoint.hpp"
+#include "gossip/core/endpoint.hpp"
 
 namespace gossip::averaging {
 
@@ -18,7 +18,7 @@ namespace gossip::averaging {
 // (membership, config, a test) and dialed as it is.
 struct Member {
   std::string peer_id;
-  net::Endpoint endpoint;
+  core::Endpoint endpoint;
   std::string address() const { return endpoint.to_string(); }
 };
 

@@ -38,8 +38,8 @@
 #include <vector>
 
 #include "gossip/averaging/directory.hpp"
+#include "gossip/averaging/options.hpp"
 #include "gossip/averaging/wire_format.hpp"
-#include "gossip/config/config.hpp"
 #include "gossip/core/status.hpp"
 #include "gossip/net/node.hpp"
 #include "gossip/net/router.hpp"
@@ -63,8 +63,9 @@ struct Options {
 };
 
 // Options from the config's gossip section; `shard_samples` is this peer's
-// shard size (the weight in "samples" mode).
-Options options_from(const config::GossipConfig& gossip, int64_t shard_samples);
+// shard size (the weight in "samples" mode). Defined with the section's
+// reader (src/averaging/options.cpp).
+Options options_from(const GossipConfig& gossip, int64_t shard_samples);
 
 // What must match between two peers that average or share state.
 struct ModelIdentity {

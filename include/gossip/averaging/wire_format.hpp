@@ -16,12 +16,20 @@
 #include <cstddef>
 #include <cstdint>
 #include <span>
+#include <string>
 
-#include "gossip/config/config.hpp"
+#include "gossip/core/status.hpp"
 
 namespace gossip::averaging {
 
-using config::WireFormat;
+// The config's gossip.wire, and the "format" of OFFER and REPLY frames.
+enum class WireFormat { kFp32, kBf16, kFp16 };
+inline constexpr WireFormat kWireFormats[] = {WireFormat::kFp32, WireFormat::kBf16,
+                                              WireFormat::kFp16};
+// "fp32" | "bf16" | "fp16"; anything else is kInvalidArgument naming the
+// names. Both read the one name table (wire_format.cpp).
+core::Result<WireFormat> parse_wire_format(const std::string& name);
+const char* wire_format_name(WireFormat format);
 
 // Bytes per element on the wire (4, 2, 2).
 size_t wire_element_bytes(WireFormat format);

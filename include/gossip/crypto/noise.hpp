@@ -40,8 +40,22 @@ inline constexpr std::string_view kPrologue = "gossip-train/1";
 // responder cannot authenticate its tag; a wrong swarm key fails at 3).
 enum class Cipher { kChaChaPoly, kAesGcm };
 
+// The one name table of the ciphers, in Cipher order: the spelling of a
+// config's net.cipher and the cipher part of the Noise protocol name.
+struct CipherName {
+  Cipher cipher;
+  std::string_view config;  // "chachapoly" | "aesgcm"
+  std::string_view noise;   // "ChaChaPoly" | "AESGCM"
+};
+inline constexpr CipherName kCipherNames[] = {{Cipher::kChaChaPoly, "chachapoly", "ChaChaPoly"},
+                                              {Cipher::kAesGcm, "aesgcm", "AESGCM"}};
+
 // The Noise name: "ChaChaPoly" or "AESGCM".
 std::string_view cipher_name(Cipher cipher);
+// The config spelling: "chachapoly" or "aesgcm".
+std::string_view cipher_config_name(Cipher cipher);
+// The cipher a config spelling names; nullopt for any other text.
+std::optional<Cipher> parse_cipher(std::string_view config_name);
 // OK, or kUnavailable naming what this CPU lacks (AESGCM without AES-NI or
 // PCLMUL). Check before creating states that use the cipher.
 core::Status check_cipher_available(Cipher cipher);

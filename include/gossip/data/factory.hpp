@@ -1,6 +1,6 @@
 // Dataset factory: a "type" string and its options -> train and test sets.
 //
-// The config module fills a DatasetSpec from the `data` section; the peer or
+// read_data (data/options.hpp) fills a DatasetSpec from the `data` section; the peer or
 // the simulator calls make_datasets() once and shares the result read-only.
 // Types:
 //   fashion_mnist         dir with {train,t10k}-{images-idx3,labels-idx1}-ubyte(.gz)

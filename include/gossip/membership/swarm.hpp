@@ -39,11 +39,9 @@
 #include <vector>
 
 #include "gossip/core/status.hpp"
+#include "gossip/membership/options.hpp"
 #include "gossip/membership/swim.hpp"
 
-namespace gossip::config {
-struct MembershipConfig;
-}
 namespace gossip::net {
 class Node;
 class Router;
@@ -59,11 +57,6 @@ struct SwarmCore;
 // used; the rest of the range is reserved for membership).
 inline constexpr uint8_t kFirstSwarmFrame = 0x10;
 inline constexpr uint8_t kLastSwarmFrame = 0x2f;
-
-// The protocol options a config file asks for; the fields the config does
-// not name keep their Options defaults, and reconnect attempts to dead
-// members run every sync interval (that is what merges healed partitions).
-Options options_from(const config::MembershipConfig& config);
 
 struct SwarmConfig {
   Options protocol;

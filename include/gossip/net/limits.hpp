@@ -1,6 +1,7 @@
 // Limits that keep a peer alive under hostile or broken neighbours, and the
 // counters of every refusal. Defaults are sane for a swarm of up to ~1000
 // peers exchanging multi-hundred-MB blobs; tests shrink the timeouts.
+// A config's "net" section fills NetConfig directly (net/options.hpp).
 #pragma once
 
 #include <atomic>

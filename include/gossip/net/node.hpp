@@ -22,9 +22,9 @@
 #include <string_view>
 #include <vector>
 
+#include "gossip/core/endpoint.hpp"
 #include "gossip/core/status.hpp"
 #include "gossip/crypto/keys.hpp"
-#include "gossip/net/endpoint.hpp"
 #include "gossip/net/limits.hpp"
 #include "gossip/net/session.hpp"
 
@@ -88,7 +88,7 @@ class Node {
   // Same, for a host name or address and port (name resolution included in
   // the deadline).
   asio::awaitable<core::Result<std::shared_ptr<Session>>> dial(
-      Endpoint endpoint, std::optional<std::string> expected_peer_id = {});
+      core::Endpoint endpoint, std::optional<std::string> expected_peer_id = {});
 
   // An open session with `peer_id` (the oldest, dialed or accepted), or
   // null: protocols reuse it before dialing. Any thread.

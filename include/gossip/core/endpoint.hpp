@@ -4,7 +4,7 @@
 //
 // Kept as text plus port rather than a resolved socket address: config parsing
 // must not touch DNS or sockets, and the Node resolves names when it dials or
-// binds. No Asio here: config links this part of net only (gossip_net_endpoint).
+// binds. A core type: every module that reads or passes addresses uses it.
 #pragma once
 
 #include <cstdint>
@@ -12,7 +12,7 @@
 
 #include "gossip/core/status.hpp"
 
-namespace gossip::net {
+namespace gossip::core {
 
 struct Endpoint {
   std::string host;   // "127.0.0.1", "::1", "node-3.example" (no brackets)
@@ -30,4 +30,4 @@ struct Endpoint {
 // with the text, without naming a key (callers add it).
 core::Result<Endpoint> parse_endpoint(const std::string& text, bool allow_port_zero = false);
 
-}  // namespace gossip::net
+}  // namespace gossip::core

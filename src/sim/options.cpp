@@ -1,6 +1,6 @@
-// Reader for the "sim" section (read only by gossip-sim): the swarm size,
+// The "sim" section of a config file (read only by gossip-sim): the swarm size,
 // the metrics cadence and the event script. Values and the script as a
-// whole are checked by check_sim_script (sim_script.cpp), which catches what
+// whole are checked by check_sim_script (script.cpp), which catches what
 // a reader of one event cannot see (a peer killed twice, an index that does
 // not exist yet, events out of time order).
 //
@@ -22,17 +22,36 @@
 // values and the script as a whole, naming the event as
 // "sim.events[3] (kill): ...". parse_config runs the check only when the
 // section read cleanly, so one typo does not cascade into index errors.
+// sim_json writes the section back in the same shape.
+#include "gossip/sim/options.hpp"
+
 #include <algorithm>
 #include <cmath>
 #include <cstdint>
+#include <filesystem>
+#include <nlohmann/json.hpp>
 #include <string>
 #include <vector>
 
-#include "sections.hpp"
+#include "gossip/options/reader.hpp"
+#include "script.hpp"
 
-namespace gossip::config::detail {
+namespace gossip::sim {
 
 namespace {
+
+using options::closest;
+using options::Errors;
+using options::join_names;
+using options::Json;
+using options::Section;
+using options::show;
+using options::whole_number;
+using Path = std::filesystem::path;
+using script::kMaxSimPeers;
+using script::kSimEventNames;
+using script::sim_event_path;
+using script::sim_past_time;
 
 const std::vector<std::string> kTimeKeys = {"at_s", "at_step"};
 
@@ -252,4 +271,51 @@ void read_sim(Section& top, Errors& errors, SimConfig& out) {
   s.finish();
 }
 
-}  // namespace gossip::config::detail
+namespace {
+
+// One event: its time key, then its event key in the shape read_sim reads.
+Json sim_event_json(const SimEvent& e) {
+  Json j = Json::object();
+  if (e.at_step >= 0) {
+    j["at_step"] = e.at_step;
+  } else {
+    j["at_s"] = e.at_s;
+  }
+  const char* name = sim_event_name(e.kind);
+  switch (e.kind) {
+    case SimEventKind::kKill:
+    case SimEventKind::kLeave:
+      j[name] = e.peers;
+      break;
+    case SimEventKind::kStart:
+      j[name] = e.count;
+      break;
+    case SimEventKind::kPartition:
+      j[name] = e.groups;
+      break;
+    case SimEventKind::kHeal:
+      j[name] = true;
+      break;
+    case SimEventKind::kSlowLink:
+      j[name] = {{"between", e.groups},
+                 {"latency_ms", e.latency_ms},
+                 {"bandwidth_mbit_s", e.bandwidth_mbit_s}};
+      break;
+    case SimEventKind::kDrop:
+      j[name] = e.fraction;
+      break;
+  }
+  return j;
+}
+
+}  // namespace
+
+nlohmann::json sim_json(const SimConfig& s) {
+  Json events = Json::array();
+  for (const auto& e : s.events) events.push_back(sim_event_json(e));
+  return {{"peers", s.peers},           {"average_only", s.average_only},
+          {"duration_s", s.duration_s}, {"sample_every_s", s.sample_every_s},
+          {"eval_rows", s.eval_rows},   {"events", events}};
+}
+
+}  // namespace gossip::sim

@@ -1,22 +1,35 @@
-// Reader for the "data" section: which dataset (filling the data module's
-// DatasetSpec), how it is split into shards across the swarm, and how
-// batches are drawn.
+// The "data" section of a config file: reading it (filling the data
+// module's DatasetSpec and ShardSpec as they are) and writing it back.
 //
 // Paths resolve against the config file's folder (idx file names against the
 // dataset's "dir" when one is given). Keys that belong to another dataset or
-// shard type are errors, so a config says only what it means.
+// shard type are errors, so a config says only what it means; data_json
+// writes exactly the keys the reader accepts for the chosen types.
+#include "gossip/data/options.hpp"
+
 #include <algorithm>
+#include <filesystem>
+#include <nlohmann/json.hpp>
 #include <string>
 
-#include "sections.hpp"
+#include "gossip/options/reader.hpp"
 
-namespace gossip::config::detail {
+namespace gossip::data {
+
+bool DataConfig::regression() const {
+  return dataset.type == "synthetic_regression" ||
+         (dataset.type == "csv" && !dataset.csv.target_columns.empty());
+}
+
+namespace {
+
+using options::Json;
+using options::Section;
+using Path = std::filesystem::path;
 
 const std::vector<std::string> kDatasetNames = {"fashion_mnist", "idx", "csv",
                                                 "synthetic_regression", "text"};
 const std::vector<std::string> kShardNames = {"random", "block", "label_skew"};
-
-namespace {
 
 const std::vector<std::string> kNormalizeNames = {"none", "global", "per_feature"};
 const std::vector<std::string> kTeacherActivations = {"tanh", "relu"};
@@ -27,11 +40,11 @@ void path_string(Section& d, const char* key, std::string& out, const Path& rela
   if (d.path(key, p, relative_to)) out = p.string();
 }
 
-void read_idx(Section& d, data::DatasetSpec& out) {
+void read_idx(Section& d, DatasetSpec& out) {
   const bool fashion = out.type == "fashion_mnist";
   const bool idx = out.type == "idx";
   const std::string for_type = "by dataset type " + out.type;
-  Path dir = fashion ? Path(data::kDefaultFashionMnistDir) : d.base_dir();
+  Path dir = fashion ? Path(kDefaultFashionMnistDir) : d.base_dir();
   if (d.only_if("dir", fashion || idx, for_type)) d.path("dir", dir);
   if (fashion) out.dir = dir.string();  // idx: only the folder its file names start from
   for (const char* key :
@@ -53,7 +66,7 @@ void read_idx(Section& d, data::DatasetSpec& out) {
   d.non_negative("classes", out.classes);
 }
 
-void read_csv(Section& d, data::DatasetSpec& out, bool csv) {
+void read_csv(Section& d, DatasetSpec& out, bool csv) {
   const std::string for_type = "by dataset type " + out.type;
   if (d.only_if("train_csv", csv, for_type)) {
     if (!d.has("train_csv")) d.error("train_csv", "required for dataset type csv");
@@ -65,7 +78,7 @@ void read_csv(Section& d, data::DatasetSpec& out, bool csv) {
                 csv ? "when data.dataset.test_csv is set" : for_type)) {
     d.number_in("test_fraction", out.test_fraction, 0, 1, false, true);
   }
-  data::CsvOptions& o = out.csv;
+  CsvOptions& o = out.csv;
   if (d.only_if("label_column", csv, for_type) && d.string("label_column", o.label_column) &&
       o.label_column.empty()) {
     d.error("label_column", "expected a column name, got \"\"");
@@ -87,7 +100,7 @@ void read_csv(Section& d, data::DatasetSpec& out, bool csv) {
   }
 }
 
-void read_synthetic(Section& d, data::SyntheticRegressionSpec& out, bool synthetic,
+void read_synthetic(Section& d, SyntheticRegressionSpec& out, bool synthetic,
                     const std::string& type) {
   const std::string for_type = "by dataset type " + type;
   if (d.only_if("train_samples", synthetic, for_type))
@@ -105,7 +118,7 @@ void read_synthetic(Section& d, data::SyntheticRegressionSpec& out, bool synthet
 
 // text: "path", one file or folder or a list of them (read in that order),
 // and val_fraction.
-void read_text(Section& d, data::DatasetSpec& out, bool text) {
+void read_text(Section& d, DatasetSpec& out, bool text) {
   const std::string for_type = "by dataset type " + out.type;
   if (d.only_if("val_fraction", text, for_type)) {
     d.number_in("val_fraction", out.val_fraction, 0, 1, false, true);
@@ -123,7 +136,8 @@ void read_text(Section& d, data::DatasetSpec& out, bool text) {
              std::all_of(v->begin(), v->end(), [](const Json& e) { return e.is_string(); })) {
     for (const auto& e : *v) items.push_back(e.get<std::string>());
   } else {
-    d.error("path", "expected a file or folder name, or a non-empty list of them, got " + show(*v));
+    d.error("path", "expected a file or folder name, or a non-empty list of them, got " +
+                        options::show(*v));
     return;
   }
   out.text_paths.clear();
@@ -136,7 +150,7 @@ void read_text(Section& d, data::DatasetSpec& out, bool text) {
   }
 }
 
-void read_dataset(Section& s, data::DatasetSpec& out) {
+void read_dataset(Section& s, DatasetSpec& out) {
   if (!s.has("dataset")) {
     s.error("dataset",
             "required: an object with \"type\": fashion_mnist, idx, csv, "
@@ -198,7 +212,7 @@ void read_data(Section& top, DataConfig& out) {
   s.positive("batch", out.batch);
   s.seed("seed", out.seed);
   out.dataset.seed = out.seed;
-  data::DatasetSpec& d = out.dataset;
+  DatasetSpec& d = out.dataset;
   d.normalize = d.type == "csv" ? "per_feature" : "none";
   s.choice("normalize", kNormalizeNames, d.normalize);
   s.numbers("mean", d.mean);
@@ -214,11 +228,73 @@ void read_data(Section& top, DataConfig& out) {
   for (size_t i = 0; i < d.stddev.size(); ++i) {
     if (!(d.stddev[i] > 0.0f)) {
       const std::string key = "stddev[" + std::to_string(i) + "]";
-      s.error(key.c_str(), "expected a number > 0, got " + num(d.stddev[i]));
+      s.error(key.c_str(), "expected a number > 0, got " + options::num(d.stddev[i]));
     }
   }
   s.boolean("drop_last", out.drop_last);
   s.finish();
 }
 
-}  // namespace gossip::config::detail
+namespace {
+
+Json strings_or_null(const std::vector<std::string>& v) {
+  return v.empty() ? Json(nullptr) : Json(v);
+}
+
+Json dataset_json(const DatasetSpec& d) {
+  Json j = {{"type", d.type}};
+  if (d.type == "fashion_mnist") {
+    j["dir"] = d.dir;
+  } else if (d.type == "idx") {
+    j["train_images"] = d.train_images;
+    j["train_labels"] = d.train_labels;
+    j["test_images"] = d.test_images.empty() ? Json(nullptr) : Json(d.test_images);
+    j["test_labels"] = d.test_labels.empty() ? Json(nullptr) : Json(d.test_labels);
+    j["classes"] = d.classes;
+  } else if (d.type == "csv") {
+    j["train_csv"] = d.train_csv;
+    j["test_csv"] = d.test_csv.empty() ? Json(nullptr) : Json(d.test_csv);
+    if (d.test_csv.empty()) j["test_fraction"] = d.test_fraction;
+    j["label_column"] = d.csv.label_column.empty() ? Json(nullptr) : Json(d.csv.label_column);
+    j["target_columns"] = strings_or_null(d.csv.target_columns);
+    j["feature_columns"] = strings_or_null(d.csv.feature_columns);
+    j["delimiter"] = std::string(1, d.csv.delimiter);
+  } else if (d.type == "synthetic_regression") {
+    const SyntheticRegressionSpec& s = d.synthetic;
+    j["train_samples"] = s.train_samples;
+    j["test_samples"] = s.test_samples;
+    j["inputs"] = s.inputs;
+    j["hidden"] = s.hidden;
+    j["activation"] = s.activation;
+    j["noise_std"] = s.noise_std;
+    j["gain"] = s.gain;
+    j["seed"] = s.seed;
+  } else if (d.type == "text") {
+    j["path"] = d.text_paths;
+    j["val_fraction"] = d.val_fraction;
+  }
+  return j;
+}
+
+}  // namespace
+
+nlohmann::json data_json(const DataConfig& d) {
+  Json shard = {
+      {"type", d.shard.spec.type}, {"num_shards", d.shard.num_shards}, {"index", d.shard.index}};
+  if (d.shard.spec.type == "label_skew") {
+    shard["alpha"] = d.shard.spec.alpha;
+    shard["min_shard_size"] = d.shard.spec.min_shard_size;
+  }
+  const DatasetSpec& ds = d.dataset;
+  const bool stats = !ds.mean.empty();
+  return {{"dataset", dataset_json(ds)},
+          {"shard", shard},
+          {"batch", d.batch},
+          {"seed", d.seed},
+          {"normalize", ds.normalize},
+          {"mean", stats ? Json(ds.mean) : Json(nullptr)},
+          {"stddev", stats ? Json(ds.stddev) : Json(nullptr)},
+          {"drop_last", d.drop_last}};
+}
+
+}  // namespace gossip::data

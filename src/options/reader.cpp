@@ -1,5 +1,5 @@
 // Typed readers over one JSON object of a config file; see reader.hpp.
-#include "reader.hpp"
+#include "gossip/options/reader.hpp"
 
 #include <algorithm>
 #include <cctype>
@@ -9,7 +9,7 @@
 #include <sstream>
 #include <utility>
 
-namespace gossip::config::detail {
+namespace gossip::options {
 
 void Errors::add(const std::string& path, const std::string& message) {
   list_.push_back(path.empty() ? message : path + ": " + message);
@@ -314,14 +314,14 @@ bool Section::path(const char* key, std::filesystem::path& out,
   return true;
 }
 
-bool Section::endpoint(const char* key, Endpoint& out, bool allow_port_zero) {
+bool Section::endpoint(const char* key, core::Endpoint& out, bool allow_port_zero) {
   const Json* v = get(key);
   if (v == nullptr) return false;
   if (!v->is_string()) {
     type_error(key, "a \"host:port\" string", *v);
     return false;
   }
-  auto parsed = parse_endpoint(v->get<std::string>(), allow_port_zero);
+  auto parsed = core::parse_endpoint(v->get<std::string>(), allow_port_zero);
   if (!parsed) {
     error(key, parsed.status().message());
     return false;
@@ -356,4 +356,4 @@ void Section::finish() {
   }
 }
 
-}  // namespace gossip::config::detail
+}  // namespace gossip::options

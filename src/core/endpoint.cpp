@@ -1,9 +1,9 @@
 // Endpoint parsing: "host:port" and "[v6]:port", checked without touching DNS.
-#include "gossip/net/endpoint.hpp"
+#include "gossip/core/endpoint.hpp"
 
 #include <charconv>
 
-namespace gossip::net {
+namespace gossip::core {
 
 std::string Endpoint::to_string() const {
   const bool v6 = host.find(':') != std::string::npos;
@@ -57,4 +57,4 @@ core::Result<Endpoint> parse_endpoint(const std::string& text, bool allow_port_z
   return Endpoint{host, static_cast<uint16_t>(port)};
 }
 
-}  // namespace gossip::net
+}  // namespace gossip::core

@@ -1,5 +1,6 @@
-// Section: typed readers over one JSON object of a config file, private to
-// the config module.
+// Section: typed readers over one JSON object of a config file, shared by
+// every module that owns a config section (each module reads and writes its
+// own section; the config module composes them).
 //
 // Each reader takes a key, checks the JSON type and the value's range, and on
 // success stores the value into a field that already holds its default; an
@@ -15,9 +16,9 @@
 #include <string>
 #include <vector>
 
-#include "gossip/config/endpoint.hpp"
+#include "gossip/core/endpoint.hpp"
 
-namespace gossip::config::detail {
+namespace gossip::options {
 
 using Json = nlohmann::json;
 
@@ -103,7 +104,7 @@ class Section {
   // A non-empty path, resolved against `relative_to` (default: base_dir).
   bool path(const char* key, std::filesystem::path& out);
   bool path(const char* key, std::filesystem::path& out, const std::filesystem::path& relative_to);
-  bool endpoint(const char* key, Endpoint& out, bool allow_port_zero);
+  bool endpoint(const char* key, core::Endpoint& out, bool allow_port_zero);
 
   // Marks `key` known; when `used` is false and the key is present, records
   // "path.key: not used <why>". Returns whether the key may be read.
@@ -125,4 +126,4 @@ class Section {
   std::vector<std::string> known_;
 };
 
-}  // namespace gossip::config::detail
+}  // namespace gossip::options

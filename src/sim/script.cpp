@@ -5,16 +5,19 @@
 // event: "sim.events[3] (kill): peer 9 does not exist (...)". It also
 // re-checks the values the reader checked, since gossip-sim calls it again
 // on a SimConfig changed in code (--peers).
+#include "script.hpp"
+
 #include <algorithm>
 #include <cmath>
 #include <string>
 #include <vector>
 
-#include "sections.hpp"
+#include "gossip/options/reader.hpp"
+#include "gossip/sim/options.hpp"
 
-namespace gossip::config {
+namespace gossip::sim {
 
-namespace detail {
+namespace script {
 
 const std::vector<std::string> kSimEventNames = {"kill", "leave",     "start", "partition",
                                                  "heal", "slow_link", "drop"};
@@ -28,18 +31,19 @@ std::string sim_past_time(const char* key, const std::string& value) {
          " is a time in the past (times count from the start of the simulation, from 0)";
 }
 
-}  // namespace detail
+}  // namespace script
 
 const char* sim_event_name(SimEventKind kind) {
   const auto i = static_cast<size_t>(kind);
-  return i < detail::kSimEventNames.size() ? detail::kSimEventNames[i].c_str() : "?";
+  return i < script::kSimEventNames.size() ? script::kSimEventNames[i].c_str() : "?";
 }
 
 namespace {
 
-using detail::kMaxSimPeers;
-using detail::sim_event_path;
-using detail::sim_past_time;
+using options::num;
+using script::kMaxSimPeers;
+using script::sim_event_path;
+using script::sim_past_time;
 
 // The walk's view of the swarm: which indices exist and which event ended
 // each one.
@@ -73,7 +77,7 @@ class ScriptWalk {
         break;
       case SimEventKind::kDrop:
         if (!(e.fraction >= 0 && e.fraction <= 1)) {
-          add("fraction " + detail::num(e.fraction) + " is not in [0, 1]");
+          add("fraction " + num(e.fraction) + " is not in [0, 1]");
         }
         break;
     }
@@ -90,11 +94,11 @@ class ScriptWalk {
       return;
     }
     if (std::isnan(e.at_s) || std::isinf(e.at_s)) {
-      add("at_s must be a finite number, got " + detail::num(e.at_s));
+      add("at_s must be a finite number, got " + num(e.at_s));
       return;
     }
     if (e.at_s < 0 && e.at_s != -1) {
-      add(sim_past_time("at_s", detail::num(e.at_s)));
+      add(sim_past_time("at_s", num(e.at_s)));
       return;
     }
     if (e.at_step < -1) {
@@ -107,15 +111,15 @@ class ScriptWalk {
     }
     if (has_s) {
       if (last_s_ >= 0 && e.at_s < sim_.events[static_cast<size_t>(last_s_)].at_s) {
-        add("at_s " + detail::num(e.at_s) + " is before " + sim_event_path(last_s_) + "'s at_s " +
-            detail::num(sim_.events[static_cast<size_t>(last_s_)].at_s) +
+        add("at_s " + num(e.at_s) + " is before " + sim_event_path(last_s_) + "'s at_s " +
+            num(sim_.events[static_cast<size_t>(last_s_)].at_s) +
             " (events must be listed in time order)");
       } else {
         last_s_ = static_cast<int>(index);
       }
       if (sim_.duration_s > 0 && e.at_s > sim_.duration_s) {
-        add("at_s " + detail::num(e.at_s) + " is after the end of the simulation (sim.duration_s " +
-            detail::num(sim_.duration_s) + ")");
+        add("at_s " + num(e.at_s) + " is after the end of the simulation (sim.duration_s " +
+            num(sim_.duration_s) + ")");
       }
     } else {
       if (last_step_ >= 0 && e.at_step < sim_.events[static_cast<size_t>(last_step_)].at_step) {
@@ -209,7 +213,7 @@ class ScriptWalk {
     check_groups(e.groups);
     if (e.latency_ms < 0) add("latency_ms: expected >= 0, got " + std::to_string(e.latency_ms));
     if (!(e.bandwidth_mbit_s >= 0) || std::isinf(e.bandwidth_mbit_s)) {
-      add("bandwidth_mbit_s: expected a number >= 0, got " + detail::num(e.bandwidth_mbit_s));
+      add("bandwidth_mbit_s: expected a number >= 0, got " + num(e.bandwidth_mbit_s));
     }
     if (e.latency_ms == 0 && e.bandwidth_mbit_s == 0) {
       add("needs latency_ms > 0 or bandwidth_mbit_s > 0 (otherwise nothing is slowed)");
@@ -234,16 +238,14 @@ core::Status check_sim_script(const SimConfig& sim) {
                        "], got " + std::to_string(sim.peers));
   }
   if (!(sim.duration_s >= 0) || std::isinf(sim.duration_s)) {
-    problems.push_back("sim.duration_s: expected a number >= 0, got " +
-                       detail::num(sim.duration_s));
+    problems.push_back("sim.duration_s: expected a number >= 0, got " + num(sim.duration_s));
   } else if (sim.average_only && sim.duration_s == 0) {
     problems.push_back(
         "sim.duration_s: must be > 0 with sim.average_only (without training there is no "
         "budget to end the run)");
   }
   if (!(sim.sample_every_s > 0) || std::isinf(sim.sample_every_s)) {
-    problems.push_back("sim.sample_every_s: expected a number > 0, got " +
-                       detail::num(sim.sample_every_s));
+    problems.push_back("sim.sample_every_s: expected a number > 0, got " + num(sim.sample_every_s));
   }
   if (sim.eval_rows < 0) {
     problems.push_back("sim.eval_rows: expected a non-negative integer, got " +
@@ -262,4 +264,4 @@ core::Status check_sim_script(const SimConfig& sim) {
   return core::invalid_argument(message);
 }
 
-}  // namespace gossip::config
+}  // namespace gossip::sim

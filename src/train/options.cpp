@@ -1,23 +1,33 @@
-// Readers for the sections that describe what is trained and how: model,
-// optimizer (with its schedule) and training.
+// The sections of a config file that describe what is trained and how:
+// model, optimizer (with its schedule) and training; read and written here.
 //
 // Type-specific keys (momentum for sgd, beta1 for adam, gamma for the step
 // schedule, ...) given for another type are errors rather than silently
-// ignored, so a config says only what it means; to_json writes the same keys.
+// ignored, so a config says only what it means; the writers write the same
+// keys.
+#include "gossip/train/options.hpp"
+
+#include <filesystem>
+#include <nlohmann/json.hpp>
 #include <string>
+#include <vector>
 
-#include "sections.hpp"
+#include "gossip/options/reader.hpp"
 
-namespace gossip::config::detail {
+namespace gossip::train {
 
+namespace {
+
+using options::Json;
+using options::Section;
+
+// The names accepted for each "type"-like key, in the order shown to users.
 const std::vector<std::string> kModelTypeNames = {"mlp", "gpt"};
 const std::vector<std::string> kActivationNames = {"relu", "tanh", "gelu"};
 const std::vector<std::string> kLossNames = {"softmax_cross_entropy", "mse"};
 const std::vector<std::string> kOptimizerNames = {"sgd", "adam", "adamw"};
 const std::vector<std::string> kScheduleNames = {"constant", "cosine", "step"};
 const std::vector<std::string> kDeviceNames = {"auto", "cpu", "cuda"};
-
-namespace {
 
 // Converts a name already checked against the table; a mismatch between the
 // table and train's parser is reported rather than trusted.
@@ -30,15 +40,15 @@ void set_enum(Section& s, const char* key, const core::Result<Enum>& parsed, Enu
   }
 }
 
-void read_layers(Section& s, train::ModelSpec& out) {
+void read_layers(Section& s, ModelSpec& out) {
   const Json* v = s.value("layers");
   if (v == nullptr) {
     s.error("layers", "required: [inputs, hidden..., outputs], e.g. [784, 256, 128, 10]");
     return;
   }
   if (!v->is_array() || v->size() < 2) {
-    s.error("layers",
-            "expected an array of at least 2 layer sizes [inputs, ..., outputs], got " + show(*v));
+    s.error("layers", "expected an array of at least 2 layer sizes [inputs, ..., outputs], got " +
+                          options::show(*v));
     return;
   }
   std::vector<int> layers;
@@ -48,7 +58,7 @@ void read_layers(Section& s, train::ModelSpec& out) {
     const std::string key = "layers[" + std::to_string(i) + "]";
     if (!e.is_number_integer() || e.get<int64_t>() < 1 || e.get<int64_t>() > (1 << 24)) {
       s.error(key.c_str(),
-              "expected a positive integer layer size (at most 16777216), got " + show(e));
+              "expected a positive integer layer size (at most 16777216), got " + options::show(e));
       ok = false;
       continue;
     }
@@ -60,7 +70,7 @@ void read_layers(Section& s, train::ModelSpec& out) {
 // model.type "gpt": the byte-level GPT's shape keys (gpt.hpp). Its data
 // must be a byte dataset (data.dataset.type text), whose 256 byte values are
 // the vocabulary.
-void read_gpt(Section& s, const DataConfig& data, train::GptSpec& out) {
+void read_gpt(Section& s, const Task& task, GptSpec& out) {
   const struct {
     const char* key;
     int& value;
@@ -74,8 +84,8 @@ void read_gpt(Section& s, const DataConfig& data, train::GptSpec& out) {
     int64_t v = k.value;
     if (s.integer(k.key, v, 1, k.max)) k.value = static_cast<int>(v);
   }
-  if (data.dataset.type != "text") {
-    s.error("type", "gpt trains on bytes: needs data.dataset.type text, got " + data.dataset.type);
+  if (task.dataset != "text") {
+    s.error("type", "gpt trains on bytes: needs data.dataset.type text, got " + task.dataset);
   } else if (out.vocab != 256) {
     s.error("vocab", "a byte dataset (data.dataset.type text) has 256 values; got " +
                          std::to_string(out.vocab));
@@ -85,7 +95,7 @@ void read_gpt(Section& s, const DataConfig& data, train::GptSpec& out) {
 
 }  // namespace
 
-void read_model(Section& top, const DataConfig& data, train::ModelSpec& out) {
+void read_model(Section& top, const Task& task, ModelSpec& out) {
   if (!top.has("model")) {
     top.error("model", "required section missing (at least \"layers\": [inputs, ..., outputs])");
     return;
@@ -95,10 +105,10 @@ void read_model(Section& top, const DataConfig& data, train::ModelSpec& out) {
   const size_t errors_before = s.error_count();
   std::string type = "mlp";
   if (s.choice("type", kModelTypeNames, type)) {
-    set_enum(s, "type", train::parse_model_family(type), out.family);
+    set_enum(s, "type", parse_model_family(type), out.family);
   }
   if (out.is_gpt()) {
-    read_gpt(s, data, out.gpt);
+    read_gpt(s, task, out.gpt);
     s.seed("seed", out.seed);
     s.finish();
     if (s.error_count() == errors_before) {
@@ -106,7 +116,7 @@ void read_model(Section& top, const DataConfig& data, train::ModelSpec& out) {
     }
     return;
   }
-  if (data.dataset.type == "text") {
+  if (task.dataset == "text") {
     s.error("type",
             "data.dataset.type text is byte-level language modelling: set model.type "
             "\"gpt\"");
@@ -114,16 +124,16 @@ void read_model(Section& top, const DataConfig& data, train::ModelSpec& out) {
   read_layers(s, out);
   std::string name;
   if (s.choice("activation", kActivationNames, name)) {
-    set_enum(s, "activation", train::parse_activation(name), out.activation);
+    set_enum(s, "activation", parse_activation(name), out.activation);
   }
-  if (s.choice("loss", kLossNames, name)) set_enum(s, "loss", train::parse_loss(name), out.loss);
+  if (s.choice("loss", kLossNames, name)) set_enum(s, "loss", parse_loss(name), out.loss);
   s.seed("seed", out.seed);
-  const bool softmax = out.loss == train::LossKind::kSoftmaxCrossEntropy;
-  if (softmax && data.regression()) {
+  const bool softmax = out.loss == LossKind::kSoftmaxCrossEntropy;
+  if (softmax && task.regression) {
     s.error("loss", "softmax_cross_entropy needs a classification dataset; data.dataset (" +
-                        data.dataset.type + ") is a regression task (use \"mse\")");
-  } else if (!softmax && !data.regression()) {
-    s.error("loss", "mse needs a regression dataset; data.dataset (" + data.dataset.type +
+                        task.dataset + ") is a regression task (use \"mse\")");
+  } else if (!softmax && !task.regression) {
+    s.error("loss", "mse needs a regression dataset; data.dataset (" + task.dataset +
                         ") has class labels (use \"softmax_cross_entropy\")");
   } else if (softmax && out.layers.size() >= 2 && out.layers.back() < 2) {
     s.error("layers", "softmax_cross_entropy needs at least 2 outputs (the last entry), got " +
@@ -136,12 +146,12 @@ void read_model(Section& top, const DataConfig& data, train::ModelSpec& out) {
   }
 }
 
-void read_optimizer(Section& top, train::OptimizerSpec& out) {
+void read_optimizer(Section& top, OptimizerSpec& out) {
   Section s = top.child("optimizer");
   const size_t errors_before = s.error_count();
   std::string type = "sgd";
   if (s.choice("type", kOptimizerNames, type)) {
-    set_enum(s, "type", train::parse_optimizer(type), out.kind);
+    set_enum(s, "type", parse_optimizer(type), out.kind);
   }
   const bool sgd = type == "sgd";
   const std::string for_type = "by optimizer type " + type;
@@ -159,10 +169,10 @@ void read_optimizer(Section& top, train::OptimizerSpec& out) {
   if (s.only_if("eps", !sgd, for_type)) s.number("eps", out.eps, 0.0, true);
 
   Section sch = s.child("schedule");
-  train::LrSchedule& lr = out.schedule;
+  LrSchedule& lr = out.schedule;
   std::string kind = "constant";
   if (sch.choice("type", kScheduleNames, kind)) {
-    set_enum(sch, "type", train::parse_schedule(kind), lr.kind);
+    set_enum(sch, "type", parse_schedule(kind), lr.kind);
   }
   const bool cosine = kind == "cosine";
   const bool step = kind == "step";
@@ -171,8 +181,8 @@ void read_optimizer(Section& top, train::OptimizerSpec& out) {
   if (sch.only_if("total_steps", cosine, for_kind)) sch.non_negative("total_steps", lr.total_steps);
   if (sch.only_if("min_lr", cosine, for_kind) && sch.number("min_lr", lr.min_lr, 0.0, false) &&
       lr.min_lr > out.lr) {
-    sch.error("min_lr",
-              "must not exceed optimizer.lr (" + num(out.lr) + "), got " + num(lr.min_lr));
+    sch.error("min_lr", "must not exceed optimizer.lr (" + options::num(out.lr) + "), got " +
+                            options::num(lr.min_lr));
   }
   if (sch.only_if("step_every", step, for_kind)) {
     if (!sch.has("step_every")) {
@@ -187,7 +197,7 @@ void read_optimizer(Section& top, train::OptimizerSpec& out) {
   if (s.error_count() == errors_before) {
     // train's own rules as a backstop; cosine's total_steps may still be 0
     // here ("the training budget", filled in by the peer).
-    train::OptimizerSpec check = out;
+    OptimizerSpec check = out;
     if (cosine && check.schedule.total_steps == 0) {
       check.schedule.total_steps = check.schedule.warmup_steps + 1;
     }
@@ -227,4 +237,83 @@ void read_training(Section& top, TrainingConfig& out) {
   s.finish();
 }
 
-}  // namespace gossip::config::detail
+namespace {
+
+Json positive_or_null(int64_t v) {
+  return v > 0 ? Json(v) : Json(nullptr);
+}
+
+}  // namespace
+
+nlohmann::json model_json(const ModelSpec& m) {
+  if (m.is_gpt()) {
+    return {{"type", "gpt"},          {"vocab", m.gpt.vocab}, {"block", m.gpt.block},
+            {"layers", m.gpt.layers}, {"heads", m.gpt.heads}, {"embd", m.gpt.embd},
+            {"seed", m.seed}};
+  }
+  return {{"type", "mlp"},
+          {"layers", m.layers},
+          {"activation", activation_name(m.activation)},
+          {"loss", loss_name(m.loss)},
+          {"seed", m.seed}};
+}
+
+nlohmann::json optimizer_json(const OptimizerSpec& o) {
+  Json j = {{"type", optimizer_name(o.kind)},
+            {"lr", o.lr},
+            {"weight_decay", o.weight_decay},
+            {"grad_clip", o.grad_clip}};
+  if (o.kind == OptimizerKind::kSgd) {
+    j["momentum"] = o.momentum;
+    j["nesterov"] = o.nesterov;
+  } else {
+    j["beta1"] = o.beta1;
+    j["beta2"] = o.beta2;
+    j["eps"] = o.eps;
+  }
+  const LrSchedule& s = o.schedule;
+  Json sch = {{"type", schedule_name(s.kind)}, {"warmup_steps", s.warmup_steps}};
+  if (s.kind == ScheduleKind::kCosine) {
+    sch["total_steps"] = s.total_steps;
+    sch["min_lr"] = s.min_lr;
+  } else if (s.kind == ScheduleKind::kStep) {
+    sch["step_every"] = s.step_every;
+    sch["gamma"] = s.gamma;
+  }
+  j["schedule"] = sch;
+  return j;
+}
+
+nlohmann::json training_json(const TrainingConfig& t) {
+  return {{"device", t.device},
+          {"cpu_threads", t.cpu_threads},
+          {"allow_tf32", t.allow_tf32},
+          {"epochs", positive_or_null(t.epochs)},
+          {"steps", positive_or_null(t.steps)},
+          {"eval",
+           {{"every_epochs", t.eval.every_epochs},
+            {"every_steps", t.eval.every_steps},
+            {"max_rows", t.eval.max_rows},
+            {"batch", t.eval.batch}}}};
+}
+
+core::Result<ModelSpec> parse_model(const nlohmann::json& model) {
+  if (!model.is_object()) return core::invalid_argument("model: expected an object");
+  // read_model checks the model against its data: give it the task the
+  // model trains on.
+  Task task;
+  const std::string type = model.value("type", std::string("mlp"));
+  task.dataset = type == "gpt"                      ? "text"
+                 : model.value("loss", "") == "mse" ? "synthetic_regression"
+                                                    : "fashion_mnist";
+  task.regression = task.dataset == "synthetic_regression";
+  options::Errors errors;
+  const nlohmann::json top = {{"model", model}};
+  options::Section section(&top, "", std::filesystem::path("/"), errors);
+  ModelSpec spec;
+  read_model(section, task, spec);
+  if (!errors.empty()) return core::invalid_argument(errors.list().front());
+  return spec;
+}
+
+}  // namespace gossip::train

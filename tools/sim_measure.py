@@ -64,6 +64,7 @@ def main():
             ok = (times[0] if i == 0 else times[i] - times[i - 1]) <= 1.25 * period
             on_time += ok
             late += not ok
+    steps = [p["step"] for p in final.get("final_peers", []) if p.get("step") is not None]
     print(json.dumps({
         "exit": proc.returncode, "wall": wall, "peak_rss_mb": round(rss_mb),
         "threads_max": most_threads[0], "exchanges_ok": final.get("exchanges_ok"),
@@ -76,7 +77,8 @@ def main():
         "samples": len(samples), "on_time": on_time, "flagged": flagged,
         "late_unflagged": late, "alive_min": min((r["alive"] for r in samples), default=None),
         "members_min": final.get("members_min"), "members_max": final.get("members_max"),
-        "sampling_note": final.get("sampling_fell_behind"),
+        "final_steps_min_max": [min(steps), max(steps)] if steps else None,
+        "sampling_slowed": final.get("sampling_slowed"),
         "error": final.get("error")}))
     if proc.returncode != 0:
         sys.stderr.write(err.decode()[-2000:])

@@ -52,7 +52,8 @@ def main():
     rss_mb = int(re.search(r"Maximum resident set size \(kbytes\): (\d+)", tv).group(1)) / 1024
     wall = re.search(r"Elapsed \(wall clock\) time \(h:mm:ss or m:ss\): (\S+)", tv).group(1)
     samples = [json.loads(l) for l in open(os.path.join(out, "metrics.jsonl"))]
-    final = [r for r in samples if r["type"] == "final"][-1]
+    finals = [r for r in samples if r["type"] == "final"]
+    final = finals[-1] if finals else {}  # none: the run was stopped hard
     samples = [r for r in samples if r["type"] == "sample"]
     times = [r.get("requested_s", r["t_s"]) for r in samples]
     on_time = flagged = late = 0

@@ -7,6 +7,7 @@
 #include <cstdio>
 #include <set>
 
+#include "gossip/core/log.hpp"
 #include "gossip/train/generate.hpp"
 #include "simulation_impl.hpp"
 
@@ -25,70 +26,141 @@ json opt(const std::optional<double>& v) {
 
 }  // namespace
 
-void Simulation::sample() {
-  std::vector<std::optional<Replica>> replicas(peers_.size());
-  for (auto& p : peers_) {
-    if (p->running()) p->request_sample();
-  }
+// How long a look waits for the replicas, against one deadline for all:
+// half the sampling period, between 0.1 s and 2 s, so that asking, waiting
+// and evaluating fit in one period. A peer that has not answered by then is
+// late (it is slow, or still downloading its state), not dead.
+milliseconds Simulation::answer_timeout() const {
+  const double s = std::clamp(0.5 * sample_period_s_, 0.1, 2.0);
+  return milliseconds(static_cast<int64_t>(1000.0 * s));
+}
+
+// One look, due at `due_s` on the sampling schedule: every live replica is
+// asked at once, then collected against one deadline; the record's t_s is
+// the moment of asking (each replica is copied at its peer's next
+// between-steps point after it, taken_s), completed_s when the record was
+// done (answers collected, replicas evaluated).
+void Simulation::sample(double due_s) {
+  const uint64_t look = ++looks_;
+  const double requested_s = now_s();
+  std::vector<PeerLook> looks(peers_.size());
   for (size_t i = 0; i < peers_.size(); ++i) {
-    if (peers_[i]->running()) replicas[i] = peers_[i]->collect_sample(milliseconds(2000));
+    looks[i].alive = peers_[i]->alive();
+    if (looks[i].alive) peers_[i]->request_sample(look);
   }
-  json record = measure(replicas, /*final_eval=*/false);
+  const auto deadline = Clock::now() + answer_timeout();
+  for (size_t i = 0; i < peers_.size(); ++i) {
+    if (looks[i].alive) looks[i].replica = peers_[i]->collect_sample(look, deadline);
+  }
+  const double answered_s = now_s();
+  for (size_t i = 0; i < peers_.size(); ++i) {
+    if (!looks[i].alive) continue;
+    looks[i].view = peers_[i]->view();
+    looks[i].step = looks[i].replica ? looks[i].replica->step : peers_[i]->step();
+  }
+  json record = measure(looks, /*final_eval=*/false);
+  const double completed_s = now_s();
   record["type"] = "sample";
-  record["t_s"] = now_s();
+  record["t_s"] = requested_s;
+  record["due_s"] = due_s;
+  record["answered_s"] = answered_s;
+  record["completed_s"] = completed_s;
+  record["sample_every_s"] = sample_period_s_;
+  record["on_time"] = requested_s - due_s <= 0.25 * sample_period_s_;
   write_record(record);
   samples_.push_back({{"t_s", record["t_s"]},
                       {"averaged_model_accuracy", record["averaged_model_accuracy"]},
                       {"consensus_distance", record["consensus_distance"]},
-                      {"exchange_pairs", record["exchange_pairs"]}});
+                      {"exchange_pairs", record["exchange_pairs"]},
+                      {"on_time", record["on_time"]}});
   last_sample_ = record;
   if (options_.progress) print_progress(record);
+  keep_up(completed_s - requested_s);
 }
 
-json Simulation::measure(std::vector<std::optional<Replica>>& replicas, bool final_eval) {
+// A look that took longer than the period (evaluating the replicas cannot
+// keep up): sample less often, at a multiple of sim.sample_every_s 1.5x
+// the look's length, and say so once in the log; the summary's
+// sampling_slowed says what was decided. Never a silent drift.
+void Simulation::keep_up(double took_s) {
+  slowest_look_s_ = std::max(slowest_look_s_, took_s);
+  if (!sampling_slowed_.is_null()) sampling_slowed_["slowest_look_s"] = slowest_look_s_;
+  if (took_s <= sample_period_s_) return;
+  const double every = sim_.sample_every_s;
+  sample_period_s_ = std::max(sample_period_s_, std::ceil(1.5 * took_s / every) * every);
+  if (sampling_slowed_.is_null()) {
+    char line[240];
+    std::snprintf(line, sizeof line,
+                  "a look at the swarm took %.2f s, longer than sim.sample_every_s = %g s "
+                  "(asking and evaluating %zu replicas cannot keep up): sampling every %g s "
+                  "instead",
+                  took_s, every, peers_.size(), sample_period_s_);
+    core::log_warn("sim", line);
+  }
+  sampling_slowed_ = {
+      {"sample_every_s", every},
+      {"used_every_s", sample_period_s_},
+      {"slowest_look_s", slowest_look_s_},
+      {"first_at_s", sampling_slowed_.is_null() ? json(now_s()) : sampling_slowed_["first_at_s"]}};
+}
+
+json Simulation::measure(std::vector<PeerLook>& looks, bool final_eval) {
   const bool evaluate = !sim_.average_only;
   json rows = json::array();
   std::vector<std::span<const float>> spans;
   std::vector<double> accuracies, test_losses, train_losses;
-  int64_t step_max = 0, members_min = -1, members_max = 0, stale_views = 0;
+  int64_t step_max = 0, step_min = -1, members_min = -1, members_max = 0, stale_views = 0;
+  int64_t alive = 0, late = 0;
   const std::set<std::string> gone(gone_ids_.begin(), gone_ids_.end());
 
   for (size_t i = 0; i < peers_.size(); ++i) {
     const SimPeer& p = *peers_[i];
+    const PeerLook& look = looks[i];
     json row = {{"index", p.index()}, {"state", peer_state_name(p.state())}};
-    const auto& r = replicas[i];
-    row["alive"] = r.has_value();
-    if (!r) {
-      for (const char* k :
-           {"step", "test_accuracy", "test_loss", "train_loss", "exchanges_ok", "members"}) {
-        row[k] = nullptr;
-      }
+    row["alive"] = look.alive;
+    row["late"] = look.alive && !look.replica;
+    for (const char* k : {"step", "taken_s", "test_accuracy", "test_loss", "train_loss",
+                          "exchanges_ok", "exchange_ms", "members"}) {
+      row[k] = nullptr;
+    }
+    if (!look.alive) {
       rows.push_back(row);
       continue;
     }
+    ++alive;
+    row["step"] = look.step;
+    step_max = std::max(step_max, look.step);
+    step_min = step_min < 0 ? look.step : std::min(step_min, look.step);
+    // Views from the peer's membership (its replica's when there is no
+    // fresher read, at the end), whether or not it answered in time.
+    const auto* view = look.view ? &*look.view : look.replica ? &look.replica->members : nullptr;
+    if (view) {
+      const auto members = static_cast<int64_t>(view->size()) + 1;
+      members_min = members_min < 0 ? members : std::min(members_min, members);
+      members_max = std::max(members_max, members);
+      for (const auto& id : *view) stale_views += gone.count(id) ? 1 : 0;
+      row["members"] = members;
+    }
+    const auto& r = look.replica;
+    if (!r) {
+      ++late;
+      rows.push_back(row);
+      continue;
+    }
+    row["taken_s"] = std::chrono::duration<double>(r->taken - start_).count();
     // This peer's mean exchange time since the previous look: a slow link
     // shows here (each exchange is several one-way trips).
     auto& seen = counters_[p.index()];
     const int64_t new_ok = r->counters.exchanges_ok - seen.network.exchanges_ok;
-    row["exchange_ms"] = nullptr;
     if (new_ok > 0) {
       row["exchange_ms"] = 1000.0 * (r->counters.exchange_s_total - seen.network.exchange_s_total) /
                            static_cast<double>(new_ok);
     }
     seen = {r->counters, r->links_refused, r->blobs_dropped};
     spans.emplace_back(r->params);
-    step_max = std::max(step_max, r->step);
-    const auto members = static_cast<int64_t>(r->members.size()) + 1;
-    members_min = members_min < 0 ? members : std::min(members_min, members);
-    members_max = std::max(members_max, members);
-    for (const auto& id : r->members) stale_views += gone.count(id) ? 1 : 0;
-    row["step"] = r->step;
     row["train_loss"] = opt(r->train_loss);
     if (r->train_loss) train_losses.push_back(*r->train_loss);
     row["exchanges_ok"] = r->counters.exchanges_ok;
-    row["members"] = members;
-    row["test_accuracy"] = nullptr;
-    row["test_loss"] = nullptr;
     if (evaluate) {
       const auto e = observer_->evaluate(r->params, final_eval);
       row["test_accuracy"] = opt(e.accuracy);
@@ -101,7 +173,10 @@ json Simulation::measure(std::vector<std::optional<Replica>>& replicas, bool fin
 
   json out;
   out["step_max"] = step_max;
-  out["alive"] = spans.size();
+  out["step_min"] = std::max<int64_t>(step_min, 0);
+  out["alive"] = alive;
+  out["late"] = late;
+  out["answered"] = spans.size();
   out["members_min"] = std::max<int64_t>(members_min, 0);
   out["members_max"] = members_max;
   out["killed_still_in_views"] = stale_views;
@@ -209,6 +284,7 @@ void Simulation::print_progress(const json& r) const {
       len += std::snprintf(line + len, sizeof line - static_cast<size_t>(len), fmt, args...);
     }
   };
+  if (r.value("late", 0) > 0) add(" (%lld late)", static_cast<long long>(r["late"].get<int64_t>()));
   if (r["mean_test_accuracy"].is_number()) {
     add("  acc mean %.2f%% min %.2f%% averaged %.2f%%", pct(r["mean_test_accuracy"]),
         pct(r["min_test_accuracy"]), pct(r["averaged_model_accuracy"]));

@@ -3,6 +3,7 @@
 #include "sim_peer.hpp"
 
 #include <cmath>
+#include <thread>
 
 #include "gossip/core/log.hpp"
 #include "gossip/peer/network.hpp"
@@ -76,6 +77,7 @@ void SimPeer::on_network(peer::PeerNetwork& net) {
   id_ = net.peer_id();
   address_ = net.listen_address();
   filter_ = net.link_filter();
+  viewed_ = &net;
   listening_ = true;
   cv_.notify_all();
 }
@@ -83,6 +85,7 @@ void SimPeer::on_network(peer::PeerNetwork& net) {
 void SimPeer::on_network_closing(peer::PeerNetwork&) {
   std::lock_guard lock(mu_);
   filter_.reset();
+  viewed_ = nullptr;
 }
 
 // Hands over the starting parameters, then (held) keeps serving the network
@@ -108,12 +111,20 @@ void SimPeer::between_steps(peer::Trainer& trainer, float loss) {
     loss_sum_ += loss;
     ++loss_steps_;
   }
-  if (!want_sample_.load(std::memory_order_relaxed)) return;
+  const uint64_t look = want_look_.load(std::memory_order_relaxed);
+  if (look == 0) return;
+  if (answer_delay_.count() > 0) std::this_thread::sleep_for(answer_delay_);
   Replica r = make_replica(trainer, net_);
   std::lock_guard lock(mu_);
-  sample_ = std::move(r);
-  want_sample_.store(false);
-  cv_.notify_all();
+  // A newer look may have been asked for while this one was being taken:
+  // answer only the look this copy was started for, and leave the newer
+  // request open.
+  if (want_look_.load() == look) {
+    sample_ = std::move(r);
+    sample_look_ = look;
+    want_look_.store(0);
+    cv_.notify_all();
+  }
 }
 
 void SimPeer::on_exit(peer::Trainer& trainer, peer::PeerNetwork* net) {
@@ -124,6 +135,7 @@ void SimPeer::on_exit(peer::Trainer& trainer, peer::PeerNetwork* net) {
 
 Replica SimPeer::make_replica(peer::Trainer& trainer, peer::PeerNetwork* net) {
   Replica r;
+  r.taken = std::chrono::steady_clock::now();
   r.step = trainer.progress().step;
   r.params.resize(trainer.backend().model().param_count());
   trainer.backend().read_parameters(r.params);
@@ -177,21 +189,35 @@ bool SimPeer::running() const {
   return thread_.joinable() && !ended_.load();
 }
 
+bool SimPeer::alive() const {
+  if (!running() || kill_.load()) return false;
+  std::lock_guard lock(mu_);
+  return !leaving_;
+}
+
+std::optional<std::vector<std::string>> SimPeer::view() const {
+  std::lock_guard lock(mu_);
+  if (!viewed_) return std::nullopt;
+  return viewed_->live_member_ids();
+}
+
 core::Status SimPeer::failure() const {
   std::lock_guard lock(mu_);
   return failure_;
 }
 
-void SimPeer::request_sample() {
+void SimPeer::request_sample(uint64_t look) {
   std::lock_guard lock(mu_);
   sample_.reset();
-  want_sample_.store(true);
+  want_look_.store(look);
 }
 
-std::optional<Replica> SimPeer::collect_sample(std::chrono::milliseconds timeout) {
+std::optional<Replica> SimPeer::collect_sample(uint64_t look,
+                                               std::chrono::steady_clock::time_point deadline) {
   std::unique_lock lock(mu_);
-  cv_.wait_for(lock, timeout, [&] { return sample_.has_value() || ended_.load(); });
-  want_sample_.store(false);
+  const auto answered = [&] { return sample_.has_value() && sample_look_ == look; };
+  cv_.wait_until(lock, deadline, [&] { return answered() || ended_.load(); });
+  if (!answered()) return std::nullopt;
   auto out = std::move(sample_);
   sample_.reset();
   return out;

@@ -31,6 +31,7 @@ namespace gossip::sim {
 
 // What the simulation sees of one replica at one moment.
 struct Replica {
+  std::chrono::steady_clock::time_point taken;  // when the trainer thread copied it
   int64_t step = 0;
   std::vector<float> params;
   std::optional<double> train_loss;  // mean over the steps since the last sample
@@ -72,6 +73,9 @@ class SimPeer : private peer::Host {
   int index() const { return index_; }
   PeerState state() const { return state_.load(); }
   bool running() const;  // started and its thread has not ended
+  // Running and not told to crash or leave: what the simulation counts as
+  // alive, whether or not the peer answers a look in time.
+  bool alive() const;
   int64_t step() const { return step_.load(std::memory_order_relaxed); }
   // Valid once listening.
   const std::string& id() const { return id_; }
@@ -89,11 +93,23 @@ class SimPeer : private peer::Host {
   // Why the run failed (kFailed), else ok.
   core::Status failure() const;
 
-  // Asks the trainer thread for a Replica at its next between-steps point.
-  void request_sample();
-  // Waits up to `timeout` for the requested Replica (nullopt: none came,
-  // e.g. the peer is still downloading state or has ended).
-  std::optional<Replica> collect_sample(std::chrono::milliseconds timeout);
+  // Asks the trainer thread for a Replica at its next between-steps point;
+  // `look` numbers the request, so that an answer that comes after its
+  // look was given up is never taken for a later one's.
+  void request_sample(uint64_t look);
+  // Waits until `deadline` for the Replica of request `look` (nullopt: none
+  // came in time, e.g. the peer is slow, still downloading state, or ended).
+  // The request stays open: the trainer thread answers it once and drops the
+  // answer if the next look has started.
+  std::optional<Replica> collect_sample(uint64_t look,
+                                        std::chrono::steady_clock::time_point deadline);
+  // The member ids this peer sees alive now (not itself), read from its
+  // membership whatever its trainer thread is doing; nullopt while it has no
+  // network (before listening, after closing). Any thread.
+  std::optional<std::vector<std::string>> view() const;
+  // Test hook: the trainer thread sleeps `delay` before answering each look
+  // (a slow peer: its training waits too). Call before start().
+  void set_answer_delay(std::chrono::milliseconds delay) { answer_delay_ = delay; }
   // The parameters the peer started training from (after its state
   // download), once; nullopt before it is ready or after it was taken.
   std::optional<std::vector<float>> take_ready_params();
@@ -128,7 +144,8 @@ class SimPeer : private peer::Host {
   std::atomic<PeerState> state_{PeerState::kStarting};
   std::atomic<bool> ended_{false};
   std::atomic<int64_t> step_{0};
-  std::atomic<bool> want_sample_{false};
+  std::atomic<uint64_t> want_look_{0};  // the look asked for; 0: none
+  std::chrono::milliseconds answer_delay_{0};
   std::atomic<bool> hold_{false};
   bool leaving_ = false;  // guarded by mu_
 
@@ -139,6 +156,8 @@ class SimPeer : private peer::Host {
   std::shared_ptr<net::LinkFilter> filter_;
   core::Status failure_ = core::Status::ok();
   std::optional<Replica> sample_;
+  uint64_t sample_look_ = 0;             // the look sample_ answers
+  peer::PeerNetwork* viewed_ = nullptr;  // for view(): set while the network is up
   std::optional<std::vector<float>> ready_params_;
   std::optional<Replica> final_;
   std::optional<peer::RunSummary> summary_;

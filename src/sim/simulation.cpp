@@ -121,6 +121,9 @@ core::Result<SimPeer*> Simulation::start_peer(std::vector<core::Endpoint> bootst
   peers_.push_back(
       std::make_unique<SimPeer>(index, std::move(config), datasets_, sim_.average_only));
   SimPeer* p = peers_.back().get();
+  if (auto d = options_.answer_delay.find(index); d != options_.answer_delay.end()) {
+    p->set_answer_delay(d->second);
+  }
   p->start(std::move(bootstrap), hold);
   auto address = p->wait_listening(milliseconds(30000));
   if (!address) return address.status();
@@ -190,6 +193,7 @@ core::Result<nlohmann::json> Simulation::run(const std::atomic<bool>& stop) {
                 {"name", options_.name},
                 {"startup_s", startup_s_}});
   next_sample_s_ = 0.0;  // the first look is at the start, before much training
+  sample_period_s_ = sim_.sample_every_s;
 
   while (!stop.load() && !finished()) {
     while (next_event_ < sim_.events.size() && event_due(sim_.events[next_event_])) {
@@ -199,10 +203,16 @@ core::Result<nlohmann::json> Simulation::run(const std::atomic<bool>& stop) {
       }
     }
     if (now_s() >= next_sample_s_) {
-      sample();
-      next_sample_s_ = now_s() + sim_.sample_every_s;
+      // On a fixed schedule from the start, so looks do not drift by their
+      // own length; one asked late (an event that took long) is flagged.
+      const double due = next_sample_s_;
+      sample(due);
+      next_sample_s_ = due + sample_period_s_;
     }
-    std::this_thread::sleep_for(milliseconds(50));
+    // Events at a step are polled; a look due sooner is not overslept.
+    const double to_next_s = std::max(0.0, next_sample_s_ - now_s());
+    std::this_thread::sleep_for(
+        std::min(milliseconds(50), milliseconds(static_cast<int64_t>(1000.0 * to_next_s))));
   }
   return finish();
 }
@@ -211,16 +221,19 @@ nlohmann::json Simulation::finish() {
   // One last look at everyone still running, then they leave gracefully and
   // hand over the replica they ended with.
   if (std::any_of(peers_.begin(), peers_.end(), [](const auto& p) { return p->running(); })) {
-    sample();
+    sample(now_s());
   }
   for (auto& p : peers_) {
     if (p->running()) p->stop_at_end();
   }
   for (auto& p : peers_) p->join();
 
-  std::vector<std::optional<Replica>> finals(peers_.size());
+  std::vector<PeerLook> finals(peers_.size());
   for (size_t i = 0; i < peers_.size(); ++i) {
-    if (peers_[i]->state() == PeerState::kFinished) finals[i] = peers_[i]->final_replica();
+    if (peers_[i]->state() != PeerState::kFinished) continue;
+    finals[i].replica = peers_[i]->final_replica();
+    finals[i].alive = finals[i].replica.has_value();
+    if (finals[i].replica) finals[i].step = finals[i].replica->step;
   }
   nlohmann::json summary = measure(finals, /*final_eval=*/true);
   summary["type"] = "final";
@@ -245,6 +258,12 @@ nlohmann::json Simulation::finish() {
     tta[key] = t;
   }
   summary["time_to_accuracy_s"] = tta;
+  summary["sample_every_s"] = sim_.sample_every_s;
+  summary["sampling_slowed"] = sampling_slowed_;
+  int64_t looks_late = 0;
+  for (const auto& s : samples_) looks_late += s.value("on_time", true) ? 0 : 1;
+  summary["samples"] = samples_.size();
+  summary["samples_late"] = looks_late;
   if (sim_.average_only) add_decay(summary);
   nlohmann::json joiners = nlohmann::json::array();
   for (const auto& [index, first] : joiner_first_) joiners.push_back(first);

@@ -23,6 +23,17 @@
 
 namespace gossip::sim {
 
+// One peer at one look: alive as the simulation knows it (started, neither
+// crashed nor told to leave), its replica if it answered before the look's
+// deadline (an alive peer without one is late, not dead), and the members it
+// sees, read from its membership.
+struct PeerLook {
+  bool alive = false;
+  std::optional<Replica> replica;
+  std::optional<std::vector<std::string>> view;
+  int64_t step = 0;  // the replica's step, else the peer's own step counter
+};
+
 class Simulation {
  public:
   explicit Simulation(const SimOptions& options);
@@ -53,8 +64,10 @@ class Simulation {
   std::string describe(const SimEvent& event) const;
 
   // sampling.cpp
-  void sample();
-  nlohmann::json measure(std::vector<std::optional<Replica>>& replicas, bool final_eval);
+  void sample(double due_s);
+  std::chrono::milliseconds answer_timeout() const;
+  void keep_up(double took_s);
+  nlohmann::json measure(std::vector<PeerLook>& looks, bool final_eval);
   void print_progress(const nlohmann::json& record) const;
 
   const SimOptions options_;
@@ -68,6 +81,12 @@ class Simulation {
   std::mt19937_64 rng_;
   size_t next_event_ = 0;
   double next_sample_s_ = 0.0;
+  // Sampling's own period: sim.sample_every_s, longer once a look took more
+  // than that (keep_up); then the one log line and the summary say so.
+  double sample_period_s_ = 0.0;
+  double slowest_look_s_ = 0.0;
+  nlohmann::json sampling_slowed_;  // null, or what keep_up decided
+  uint64_t looks_ = 0;              // looks asked for so far (request numbers)
 
   // Faults in force, applied to peers started later too.
   double drop_fraction_ = 0.0;

@@ -193,8 +193,8 @@ TEST_CASE("every shipped sim-*.json loads and passes the checks gossip-sim makes
   std::sort(names.begin(), names.end());
   CHECK(names == std::vector<std::string>{"sim-churn.json", "sim-consensus.json",
                                           "sim-fashion-mnist.json", "sim-gpt-noniid.json",
-                                          "sim-gpt.json", "sim-noniid.json",
-                                          "sim-regression.json"});
+                                          "sim-gpt.json", "sim-mlp-64.json", "sim-noniid.json",
+                                          "sim-regression-256.json", "sim-regression.json"});
 }
 
 TEST_CASE("event objects: unknown keys, missing and doubled time or event keys") {

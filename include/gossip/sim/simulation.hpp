@@ -10,8 +10,10 @@
 #pragma once
 
 #include <atomic>
+#include <chrono>
 #include <cstdint>
 #include <filesystem>
+#include <map>
 #include <nlohmann/json.hpp>
 #include <string>
 
@@ -27,6 +29,9 @@ struct SimOptions {
   std::filesystem::path out;          // output folder; created; must not hold an earlier run
   uint64_t seed = 1;                  // model and shard seeds, joins, drops
   bool progress = true;               // print a progress line per sample on stdout
+  // Test hook: peer index -> how long its trainer thread sleeps before
+  // answering each look (a real slow peer, to be reported late, not dead).
+  std::map<int, std::chrono::milliseconds> answer_delay;
 };
 
 // What makes a simulation refuse to start, checked before anything starts

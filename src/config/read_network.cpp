@@ -38,6 +38,21 @@ void read_bootstrap(Section& s, std::vector<Endpoint>& out) {
 
 }  // namespace
 
+void service_address(Section& s, const char* key, ServiceAddress& out) {
+  const Json* v = s.value(key);
+  if (v == nullptr) return;
+  if (!v->is_string()) {
+    s.error(key, "expected a \"host:port\", \":port\" or \"port\" string, got " + show(*v));
+    return;
+  }
+  auto parsed = parse_service_address(v->get<std::string>());
+  if (!parsed) {
+    s.error(key, parsed.status().message());
+    return;
+  }
+  out = std::move(parsed).value();
+}
+
 void read_peer(Section& top, PeerConfig& out) {
   Section s = top.child("peer");
   s.boolean("network", out.network);
@@ -136,6 +151,7 @@ void read_metrics(Section& top, MetricsConfig& out) {
   s.path("file", out.file);
   s.non_negative("every_steps", out.every_steps);
   s.number("progress_every_s", out.progress_every_s, 0.0, false);
+  service_address(s, "http", out.http);
   s.finish();
 }
 

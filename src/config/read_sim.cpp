@@ -239,6 +239,7 @@ void read_sim(Section& top, Errors& errors, SimConfig& out) {
   s.number("duration_s", out.duration_s, 0.0, false);
   s.number("sample_every_s", out.sample_every_s, 0.0, true);
   s.non_negative("eval_rows", out.eval_rows);
+  service_address(s, "metrics_http", out.metrics_http);
   if (const Json* events = s.value("events")) {
     if (!events->is_array()) {
       s.error("events", "expected an array of event objects, got " + show(*events));

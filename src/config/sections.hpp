@@ -33,6 +33,8 @@ void read_membership(Section& top, MembershipConfig& out);
 void read_net(Section& top, NetConfig& out);
 void read_checkpoint(Section& top, CheckpointConfig& out);
 void read_metrics(Section& top, MetricsConfig& out);
+// A ServiceAddress at `key` of `s` (metrics.http, sim.metrics_http).
+void service_address(Section& s, const char* key, ServiceAddress& out);
 // The optional "sim" section (sets out.present when there is one). Checks
 // JSON types, keys and the section's own ranges; event objects are read key
 // by key, so their problems go to `errors` directly. Event values and the

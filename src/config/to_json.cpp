@@ -18,6 +18,9 @@ using detail::Json;
 Json endpoint_or_null(const Endpoint& e) {
   return e.host.empty() ? Json(nullptr) : Json(e.to_string());
 }
+Json service_or_null(const ServiceAddress& a) {
+  return a.enabled() ? Json(a.to_string()) : Json(nullptr);
+}
 Json positive_or_null(int64_t v) {
   return v > 0 ? Json(v) : Json(nullptr);
 }
@@ -203,9 +206,13 @@ Json sim_event_json(const SimEvent& e) {
 Json sim_json(const SimConfig& s) {
   Json events = Json::array();
   for (const auto& e : s.events) events.push_back(sim_event_json(e));
-  return {{"peers", s.peers},           {"average_only", s.average_only},
-          {"duration_s", s.duration_s}, {"sample_every_s", s.sample_every_s},
-          {"eval_rows", s.eval_rows},   {"events", events}};
+  return {{"peers", s.peers},
+          {"average_only", s.average_only},
+          {"duration_s", s.duration_s},
+          {"sample_every_s", s.sample_every_s},
+          {"eval_rows", s.eval_rows},
+          {"events", events},
+          {"metrics_http", service_or_null(s.metrics_http)}};
 }
 
 }  // namespace
@@ -241,7 +248,8 @@ nlohmann::json to_json(const Config& c) {
             {"metrics",
              {{"file", c.metrics.file.string()},
               {"every_steps", c.metrics.every_steps},
-              {"progress_every_s", c.metrics.progress_every_s}}}};
+              {"progress_every_s", c.metrics.progress_every_s},
+              {"http", service_or_null(c.metrics.http)}}}};
   // Only when present, so a peer config's effective form has no "sim" key.
   if (c.sim.present) j["sim"] = sim_json(c.sim);
   return j;

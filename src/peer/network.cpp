@@ -19,6 +19,7 @@
 #include "gossip/crypto/keys.hpp"
 #include "gossip/crypto/noise.hpp"
 #include "gossip/membership/swarm.hpp"
+#include "gossip/net/http_metrics.hpp"
 #include "gossip/net/link_filter.hpp"
 #include "gossip/net/node.hpp"
 #include "gossip/net/router.hpp"
@@ -72,6 +73,14 @@ core::Status key_error(const char* key, const core::Status& st) {
   return st.with_context(std::string("peer.") + key);
 }
 
+std::string host_port(const asio::ip::tcp::endpoint& e) {
+  std::string text = e.address().to_string();
+  if (e.address().is_v6()) text = '[' + text + ']';
+  text += ':';
+  text += std::to_string(e.port());
+  return text;
+}
+
 }  // namespace
 
 struct PeerNetwork::Parts {
@@ -86,11 +95,20 @@ struct PeerNetwork::Parts {
   std::unique_ptr<averaging::Engine> engine;
   std::vector<std::string> seeds;
   int64_t join_timeout_ms = 30000;
-  std::atomic<int64_t> step{0};
+  TrainGauges gauges;
+  PeerFacts facts;
+  std::unique_ptr<net::MetricsHttpServer> http;
   std::string listen;
   bool joined = false;  // join() succeeded (trainer thread only)
 
+  PeerObservation observe() const {
+    return peer::observe(facts, gauges.read(), engine->counters(), swarm->members(),
+                         node->counters());
+  }
+  core::Status serve_metrics(const config::ServiceAddress& where);
+
   ~Parts() {
+    if (http) http->close();
     if (engine) engine->stop();
     if (swarm) swarm->stop();
     if (node) node->close();
@@ -151,9 +169,12 @@ core::Result<std::unique_ptr<PeerNetwork>> PeerNetwork::start(const config::Conf
   Parts* raw = parts.get();
   const std::string fingerprint = core::format_fingerprint(config.model.fingerprint());
   parts->node->set_status_provider([raw, fingerprint] {
-    return net::PeerStatus{static_cast<uint64_t>(raw->step.load()), raw->swarm->live_count() + 1,
-                           fingerprint};
+    return net::PeerStatus{static_cast<uint64_t>(raw->gauges.read().step),
+                           raw->swarm->live_count() + 1, fingerprint};
   });
+  parts->gauges.set_step(trainer.progress().step);
+  parts->facts = {parts->node->peer_id(), build_version(), fingerprint,
+                  config::wire_format_name(config.gossip.wire)};
 
   asio::error_code ec;
   const auto address = asio::ip::make_address(pc.listen.host, ec);
@@ -164,9 +185,9 @@ core::Result<std::unique_ptr<PeerNetwork>> PeerNetwork::start(const config::Conf
   GOSSIP_RETURN_IF_ERROR(
       parts->node->listen({address, pc.listen.port}).with_context("peer.listen"));
   const auto bound = parts->node->local_endpoint();
-  parts->listen = (bound.address().is_v6() ? "[" + bound.address().to_string() + "]"
-                                           : bound.address().to_string()) +
-                  ":" + std::to_string(bound.port());
+  parts->listen = host_port(bound);
+  if (config.metrics.http.enabled())
+    GOSSIP_RETURN_IF_ERROR(parts->serve_metrics(config.metrics.http));
   const int io_threads = 2;
   for (int i = 0; i < io_threads; ++i) parts->threads.emplace_back([raw] { raw->io.run(); });
   GOSSIP_RETURN_IF_ERROR(parts->swarm->start());  // its messages start with "membership: "
@@ -175,6 +196,27 @@ core::Result<std::unique_ptr<PeerNetwork>> PeerNetwork::start(const config::Conf
   core::log_info("peer", "peer " + core::short_peer_id(parts->node->peer_id()) + " listening on " +
                              parts->listen);
   return std::unique_ptr<PeerNetwork>(new PeerNetwork(std::move(parts)));
+}
+
+core::Status PeerNetwork::Parts::serve_metrics(const config::ServiceAddress& where) {
+  asio::error_code ec;
+  const auto address = asio::ip::make_address(where.endpoint.host, ec);
+  if (ec) {
+    return core::invalid_argument("metrics.http: '" + where.endpoint.host +
+                                  "' is not an IP address to bind: " + ec.message());
+  }
+  http = std::make_unique<net::MetricsHttpServer>(io, [this] {
+    return render_metrics({{{}, observe()}});
+  });
+  GOSSIP_RETURN_IF_ERROR(http->listen({address, where.endpoint.port}).with_context("metrics.http"));
+  const auto bound = http->local_endpoint();
+  std::string line = "serving Prometheus metrics on http://" + host_port(bound) + "/metrics";
+  if (!where.host_given) {
+    line += " (metrics.http gives no host: loopback only; write \"0.0.0.0:" +
+            std::to_string(bound.port()) + "\" to let other machines scrape it)";
+  }
+  core::log_info("metrics", line);
+  return core::Status::ok();
 }
 
 core::Status PeerNetwork::join(const std::atomic<bool>* stop) {
@@ -201,13 +243,18 @@ core::Result<bool> PeerNetwork::fetch_swarm_state(Trainer& trainer) {
   auto fetched = parts_->engine->fetch_state(trainer.backend(), candidates);
   if (!fetched) return fetched.status().with_context("state sync");
   GOSSIP_RETURN_IF_ERROR(trainer.adopt_step(fetched->step));
+  parts_->gauges.set_step(fetched->step);
   core::log_info("peer", "downloaded the swarm's state (step " + std::to_string(fetched->step) +
                              ") from " + core::short_peer_id(fetched->donor));
   return true;
 }
 
+void PeerNetwork::count_step(const Trainer& trainer, float loss) {
+  parts_->gauges.step_done(trainer.progress().step, loss);
+}
+
 void PeerNetwork::between_steps(Trainer& trainer) {
-  parts_->step.store(trainer.progress().step, std::memory_order_relaxed);
+  parts_->gauges.set_step(trainer.progress().step);
   parts_->engine->between_steps(trainer.backend(), trainer.progress().step);
 }
 
@@ -235,6 +282,10 @@ NetworkCounters PeerNetwork::counters() const {
   n.exchange_s_total = c.total_exchange_s;
   if (c.exchanges_ok > 0) n.last_delta_norm = c.last_delta_norm;
   return n;
+}
+
+PeerObservation PeerNetwork::observe() const {
+  return parts_->observe();
 }
 
 void PeerNetwork::wait_for_work(std::chrono::milliseconds max_wait) {

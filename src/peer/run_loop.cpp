@@ -74,7 +74,10 @@ bool PeerRun::step() {
     diverged_ = diverged_message(*trainer_, what);
     return false;
   }
-  if (net_) net_->between_steps(*trainer_);
+  if (net_) {
+    net_->count_step(*trainer_, loss);
+    net_->between_steps(*trainer_);
+  }
   host_.between_steps(*trainer_, loss);
   train_s_ += dt;
   samples_ += trainer_->last_batch_rows();

@@ -123,6 +123,7 @@ struct MetricsConfig {
   Path file;                       // default <data_dir>/metrics.jsonl
   int64_t every_steps = 100;       // 0: only at evaluations
   double progress_every_s = 10.0;  // 0: no progress lines on stderr
+  ServiceAddress http;             // GET /metrics (Prometheus text format); off by default
 };
 
 // The "sim" section, read only by gossip-sim (gossip-peer refuses a config
@@ -160,6 +161,7 @@ struct SimConfig {
   int64_t eval_rows = 2000;      // test rows per evaluation at each sample, 0 = all
                                  // (the final evaluation always uses every row)
   std::vector<SimEvent> events;  // in the order listed
+  ServiceAddress metrics_http;   // one /metrics for every peer (label "peer"); off by default
 };
 
 // Checks `sim`'s event script against its peer count, walking the events in

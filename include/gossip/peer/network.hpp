@@ -21,6 +21,7 @@
 #include "gossip/core/status.hpp"
 #include "gossip/net/link_filter.hpp"
 #include "gossip/peer/metrics.hpp"
+#include "gossip/peer/observe.hpp"
 #include "gossip/peer/trainer.hpp"
 
 namespace gossip::peer {
@@ -29,7 +30,9 @@ class PeerNetwork {
  public:
   // Loads peer.identity_key and peer.swarm_key (errors name the key and the
   // file; run_peer checks first that both exist), binds peer.listen
-  // and starts the membership and averaging protocols for `trainer`'s model.
+  // and starts the membership and averaging protocols for `trainer`'s model,
+  // and, when metrics.http is set, serves GET /metrics there (errors name
+  // metrics.http).
   // `weight` is this peer's averaging weight. With `link_filter`, a
   // net::LinkFilter sits between the Node and the protocols (fault
   // injection: partitions, slow links, dropped exchanges).
@@ -54,6 +57,9 @@ class PeerNetwork {
   // members exist but none could serve.
   core::Result<bool> fetch_swarm_state(Trainer& trainer);
 
+  // After each training step, before between_steps(): counts the step and
+  // publishes its loss for observe().
+  void count_step(const Trainer& trainer, float loss);
   // After each training step: applies finished averaging deltas, answers
   // partners waiting for our snapshot, starts an exchange when due.
   void between_steps(Trainer& trainer);
@@ -68,6 +74,9 @@ class PeerNetwork {
 
   // Exchanges, bytes and members for metrics and progress lines.
   NetworkCounters counters() const;
+  // Everything an operator sees of this peer (what metrics.http serves).
+  // Any thread; takes no lock the trainer holds.
+  PeerObservation observe() const;
   // This peer's id (hex of its static key) and listening address.
   const std::string& peer_id() const;
   std::string listen_address() const;

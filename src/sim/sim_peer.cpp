@@ -76,6 +76,7 @@ void SimPeer::on_network(peer::PeerNetwork& net) {
   id_ = net.peer_id();
   address_ = net.listen_address();
   filter_ = net.link_filter();
+  observed_ = &net;
   listening_ = true;
   cv_.notify_all();
 }
@@ -83,6 +84,13 @@ void SimPeer::on_network(peer::PeerNetwork& net) {
 void SimPeer::on_network_closing(peer::PeerNetwork&) {
   std::lock_guard lock(mu_);
   filter_.reset();
+  observed_ = nullptr;
+}
+
+std::optional<peer::PeerObservation> SimPeer::observe() const {
+  std::lock_guard lock(mu_);
+  if (observed_ == nullptr) return std::nullopt;
+  return observed_->observe();
 }
 
 // Hands over the starting parameters, then (held) keeps serving the network

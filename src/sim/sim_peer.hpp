@@ -25,6 +25,7 @@
 #include "gossip/core/status.hpp"
 #include "gossip/net/link_filter.hpp"
 #include "gossip/peer/metrics.hpp"
+#include "gossip/peer/observe.hpp"
 #include "gossip/peer/run.hpp"
 
 namespace gossip::sim {
@@ -88,6 +89,9 @@ class SimPeer : private peer::Host {
   }
   // Why the run failed (kFailed), else ok.
   core::Status failure() const;
+  // What an operator sees of the peer (PeerNetwork::observe) while its
+  // network is up; nullopt otherwise. Any thread.
+  std::optional<peer::PeerObservation> observe() const;
 
   // Asks the trainer thread for a Replica at its next between-steps point.
   void request_sample();
@@ -137,6 +141,7 @@ class SimPeer : private peer::Host {
   bool listening_ = false;
   std::string id_, address_;
   std::shared_ptr<net::LinkFilter> filter_;
+  const peer::PeerNetwork* observed_ = nullptr;  // from on_network to on_network_closing
   core::Status failure_ = core::Status::ok();
   std::optional<Replica> sample_;
   std::optional<std::vector<float>> ready_params_;

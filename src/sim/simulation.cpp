@@ -121,6 +121,7 @@ core::Result<SimPeer*> Simulation::start_peer(std::vector<config::Endpoint> boot
   peers_.push_back(
       std::make_unique<SimPeer>(index, std::move(config), datasets_, sim_.average_only));
   SimPeer* p = peers_.back().get();
+  if (metrics_http_) metrics_http_->add(p);
   p->start(std::move(bootstrap), hold);
   auto address = p->wait_listening(milliseconds(30000));
   if (!address) return address.status();
@@ -173,6 +174,11 @@ core::Status Simulation::start_cohort() {
 
 core::Result<nlohmann::json> Simulation::run(const std::atomic<bool>& stop) {
   GOSSIP_RETURN_IF_ERROR(prepare());
+  if (sim_.metrics_http.enabled()) {
+    auto served = SwarmMetrics::start(sim_.metrics_http);
+    if (!served) return served.status();
+    metrics_http_ = std::move(served).value();
+  }
   const int n = sim_.peers;
   const auto& model = options_.config.model;
   GOSSIP_RETURN_IF_ERROR(start_cohort());

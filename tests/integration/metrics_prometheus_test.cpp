@@ -202,3 +202,67 @@ TEST_CASE("a real Prometheus scrapes both peers and answers a query for them") {
   REQUIRE(up["data"]["result"].size() == 2);
   for (const Json& series : up["data"]["result"]) CHECK(series["value"][1] == "1");
 }
+
+TEST_CASE("gossip-sim serves one /metrics for all its peers, labelled by peer") {
+  if (!have_binaries()) return;
+  const fs::path dir = temp_dir("metrics", "sim");
+  Json config = Json::parse(
+      read_text(fs::path(std::getenv("GOSSIP_SOURCE_ROOT")) / "configs/sim-regression.json"),
+      nullptr, true, /*ignore_comments=*/true);
+  config["sim"]["peers"] = 3;
+  config["sim"]["metrics_http"] = "127.0.0.1:0";
+  config["training"]["epochs"] = 100000;  // runs until the test stops it
+  config["training"]["device"] = "cpu";
+  const fs::path cfg = dir / "sim.json";
+  std::ofstream(cfg) << config;
+  Proc sim{-1, dir / "sim.out", dir / "sim.err"};
+  Reaper reaper;
+  const std::string cmd = build_root() + "/tools/gossip-sim --config " + cfg.string() + " --out " +
+                          (dir / "out").string();
+  sim.pid = ::fork();
+  REQUIRE(sim.pid >= 0);
+  if (sim.pid == 0) {
+    ::setenv("GOSSIP_LOG", "info", 1);
+    ::execl("/bin/sh", "sh", "-c",
+            ("exec " + cmd + " >" + sim.out.string() + " 2>" + sim.err.string()).c_str(), nullptr);
+    ::_exit(98);
+  }
+  reaper.procs.push_back(&sim);
+  int port = 0;
+  const std::regex served("Prometheus metrics on http://127\\.0\\.0\\.1:([0-9]+)/metrics");
+  wait_for(
+      {&sim},
+      [&] {
+        std::smatch m;
+        const std::string err = read_text(sim.err);
+        if (!std::regex_search(err, m, served)) return false;
+        port = std::stoi(m[1]);
+        return true;
+      },
+      "gossip-sim's metrics address", 30);
+  std::string body;
+  wait_for(
+      {&sim},
+      [&] {
+        body = http_body(http_get(port, "/metrics"));
+        for (int i = 0; i < 3; ++i) {
+          const std::string series = "gossip_train_steps_total{peer=\"" + std::to_string(i) + "\"}";
+          if (sample_value(body, series) <= 0) return false;
+        }
+        return true;
+      },
+      "every simulated peer's steps in /metrics", 60);
+  // Each family once, with every peer's samples: what promtool checks.
+  const fs::path file = dir / "scrape.txt";
+  std::ofstream(file) << body;
+  const std::string out =
+      shell(std::string(kPromtool) + " check metrics < " + file.string() + " 2>&1");
+  CHECK_MESSAGE(out.empty(), "promtool: " << out);
+  CHECK(sample_value(body, "gossip_members{peer=\"2\",state=\"alive\"}") == 3);
+  size_t help_lines = 0;
+  for (size_t at = body.find("# HELP gossip_train_steps_total"); at != std::string::npos;
+       at = body.find("# HELP gossip_train_steps_total", at + 1)) {
+    ++help_lines;
+  }
+  CHECK(help_lines == 1);
+}

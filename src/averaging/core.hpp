@@ -1,20 +1,25 @@
 // Internal state of an averaging Engine, split by concern. Who touches what:
 //   - strand-only (Core): the exchange in flight and its ExchangeMachine,
-//     sessions by peer, state fetches and serves;
+//     state fetches and serves (sessions by peer are the Node's registry:
+//     net::Node::session_to);
 //   - Mailbox (mailbox.hpp, own mutex): the hand-off between the strand and
 //     the trainer thread, the exchange slot and the Schedule;
-//   - BlobRegistry (own mutex): blobs we expect / are receiving, read by the
-//     session strands in on_blob_begin;
+//   - BlobRegistry (own mutex): blobs we expect, read by the session strands
+//     in on_blob_begin (a blob being received is the session's: its
+//     net::BlobReceiver holds the slot until the blob ends);
 //   - CounterBoard (own mutex): the counters, from any thread;
 //   - XidSource (own mutex): exchange and request ids;
 //   - BufferPool (own mutex): recycled snapshot buffers.
 // Each of these five mutexes is a leaf: no code holds one while taking
 // another, so there is no lock order to get wrong.
 //
-// Files: engine.cpp (trainer-thread side, session callbacks), exchange.cpp
-// (running an exchange on the strand), snapshot.cpp (the one place that
-// decides how parameters are read and deltas applied), state_sync.cpp,
-// mailbox.cpp, schedule.cpp and exchange_machine.cpp (the decisions).
+// Files: engine.cpp (the trainer-thread side), session_events.cpp (the
+// session callbacks), buffers.cpp (snapshot buffers), blob_registry.cpp,
+// options.cpp (Options and ModelIdentity from config and backend),
+// exchange.cpp (running an exchange on the strand), snapshot.cpp (the one
+// place that decides how parameters are read and deltas applied),
+// state_sync.cpp, mailbox.cpp, schedule.cpp and exchange_machine.cpp (the
+// decisions).
 #pragma once
 
 #include <asio/experimental/channel.hpp>
@@ -171,28 +176,21 @@ struct BlobSlot {
   std::shared_ptr<void> keep;
 };
 
-// Blobs we expect (by session and xid) and are receiving (by session and
-// stream). Any thread; its mutex is a leaf.
+// Blobs we expect, by session and xid. Once one begins, its slot leaves the
+// registry for the session's net::BlobReceiver (on_blob_begin). Any thread;
+// its mutex is a leaf.
 class BlobRegistry {
  public:
   void expect(const net::Session* s, BlobSlot slot);
   void unexpect(const net::Session* s, uint64_t xid);
   void forget(const net::Session* s);  // the session closed
-  // BLOB_BEGIN for (s, xid, type): the destination, moved to "receiving"
-  // under `stream`; or the slot, removed, when the announced size is wrong;
-  // or nullopt when nothing of that type and xid was expected.
-  struct Begin {
-    std::optional<std::span<uint8_t>> dest;
-    std::optional<BlobSlot> wrong_size;
-  };
-  Begin begin(const net::Session* s, uint64_t xid, uint8_t type, uint32_t stream,
-              uint64_t total_bytes);
-  std::optional<BlobSlot> end(const net::Session* s, uint32_t stream);
+  // BLOB_BEGIN for (s, xid, type): the slot, removed from the registry;
+  // nullopt when nothing of that type and xid was expected.
+  std::optional<BlobSlot> begin(const net::Session* s, uint64_t xid, uint8_t type);
 
  private:
   std::mutex mu_;
-  std::map<std::pair<const net::Session*, uint64_t>, BlobSlot> expected_;   // by xid
-  std::map<std::pair<const net::Session*, uint32_t>, BlobSlot> receiving_;  // by stream
+  std::map<std::pair<const net::Session*, uint64_t>, BlobSlot> expected_;  // by xid
 };
 
 // The counters, from any thread; its mutex is a leaf.
@@ -232,11 +230,13 @@ struct Core final : net::SessionHandler, std::enable_shared_from_this<Core> {
        ModelIdentity model, Options options, uint64_t seed);
 
   // SessionHandler (session strands): parse, then post to strand_.
-  void on_open(net::Session& s) override;
+  // (session_events.cpp)
   void on_frame(net::Session& s, uint8_t type, std::span<const uint8_t> body) override;
-  core::Result<std::span<uint8_t>> on_blob_begin(net::Session& s, const net::BlobBegin& b) override;
-  void on_blob_end(net::Session& s, uint32_t stream_id, const core::Status& st) override;
+  core::Result<net::BlobReceiver> on_blob_begin(net::Session& s, const net::BlobBegin& b) override;
   void on_closed(net::Session& s, const core::Status& reason) override;
+  // A snapshot or state blob from `s` ended (or was refused: wrong size).
+  void blob_ended(const std::shared_ptr<net::Session>& s, const BlobSlot& slot,
+                  const core::Status& st);
 
   // Exchange protocol (exchange.cpp), strand only. Each exchange is one
   // coroutine, initiate() or respond(), that awaits its events (deliver()
@@ -257,7 +257,6 @@ struct Core final : net::SessionHandler, std::enable_shared_from_this<Core> {
   bool act(const std::shared_ptr<Exchange>& ex, const Decision& d);
   void send_own(std::shared_ptr<Exchange> ex);
   void finish(const std::shared_ptr<Exchange>& ex, const Decision& d);
-  std::shared_ptr<net::Session> find_session(const std::string& peer_id);
   void arm_timer(const std::shared_ptr<Exchange>& ex);  // reports kTimeout at the deadline
 
   // State sync (state_sync.cpp), strand only unless noted.
@@ -288,7 +287,6 @@ struct Core final : net::SessionHandler, std::enable_shared_from_this<Core> {
 
   // Strand-only.
   std::shared_ptr<Exchange> current_;
-  std::multimap<std::string, std::weak_ptr<net::Session>> sessions_;
   std::map<uint64_t, std::shared_ptr<StateFetch>> fetches_;
   int serving_ = 0;
 };

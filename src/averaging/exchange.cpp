@@ -57,14 +57,6 @@ Decision feed(ExchangeMachine& m, const ExchangeEvent& ev, const std::string& pa
 
 }  // namespace
 
-std::shared_ptr<net::Session> Core::find_session(const std::string& peer_id) {
-  auto [lo, hi] = sessions_.equal_range(peer_id);
-  for (auto it = lo; it != hi; ++it) {
-    if (auto s = it->second.lock(); s && s->is_open()) return s;
-  }
-  return nullptr;
-}
-
 std::shared_ptr<Exchange> Core::for_current(net::Session* s, uint64_t xid) {
   if (current_ && !current_->machine.ended() && current_->xid() == xid &&
       current_->session.get() == s) {
@@ -121,15 +113,16 @@ asio::awaitable<void> Core::initiate(std::shared_ptr<Exchange> ex, Member peer) 
     co_return;
   }
   try {
-    // Dial. The dial reports through the channel, so a timeout or stop()
+    // Reuse any open session with the partner (the Node's registry), else
+    // dial. The dial reports through the channel, so a timeout or stop()
     // ends the exchange at once even while the dial still hangs.
-    auto s = find_session(peer.peer_id);
+    auto s = node_.session_to(peer.peer_id);
     if (!s) {
       auto self = shared_from_this();
       asio::co_spawn(
           strand_,
           [self, ex, peer]() -> asio::awaitable<void> {
-            auto r = co_await self->node_.dial(peer.address(), peer.peer_id);
+            auto r = co_await self->node_.dial(peer.endpoint, peer.peer_id);
             ExchangeEvent ev{Kind::kDialed};
             if (r) {
               ev.session = *r;
@@ -145,8 +138,7 @@ asio::awaitable<void> Core::initiate(std::shared_ptr<Exchange> ex, Member peer) 
         act(ex, feed(ex->machine, ev, ex->peer_id));  // dial failed, timed out or stopped
         co_return;
       }
-      s = ev.session;
-      sessions_.emplace(peer.peer_id, s);
+      s = ev.session;  // now in the Node's registry for the next exchange
     }
     // OFFER; then REPLY or BUSY, both blobs and both ACKs.
     ex->session = s;

@@ -60,7 +60,6 @@ asio::awaitable<void> SwarmCore::timer_loop() {
 void SwarmCore::deliver(const std::shared_ptr<net::Session>& session, Message message) {
   if (stopped || !machine || machine->has_left()) return;
   fresh_seed_sessions.erase(session.get());  // the seed spoke: its handshake went through
-  add_session(session, false);
   const auto now = Clock::now();
   if (auto it = links.find(session->peer_id()); it != links.end()) it->second.last_used = now;
   if (Status st = machine->on_message(session->peer_id(), message, now); !st) {
@@ -184,7 +183,6 @@ void SwarmCore::stop_on_strand() {
   for (auto& [id, link] : links) {
     if (link.own) link.own->close(Status(core::Code::kClosed, "membership stopped"));
     link.own.reset();
-    link.sessions.clear();
     link.queue.clear();
   }
   seed_dials.clear();

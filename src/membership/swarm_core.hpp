@@ -30,12 +30,14 @@ struct Frame {
   std::vector<uint8_t> body;
 };
 
-// What the Swarm knows about its sessions with one peer.
+// What the Swarm knows about reaching one peer. Its open sessions are the
+// Node's (net::Node::session_to); only the one this Swarm dialed is kept
+// here, because membership owns that session's lifetime: it closes it when
+// idle or beyond max_own_sessions, and never closes one it did not dial.
 struct Link {
-  std::vector<std::shared_ptr<net::Session>> sessions;  // open ones, any origin
-  std::shared_ptr<net::Session> own;                    // the one we dialed
-  std::string address;                                  // where to dial it
-  std::deque<Frame> queue;                              // waiting for a session
+  std::shared_ptr<net::Session> own;  // the one we dialed
+  net::Endpoint endpoint;             // where to dial it (port 0: not known)
+  std::deque<Frame> queue;            // waiting for a session
   bool dialing = false;
   bool waiting = false;  // in dial_queue, for a dial slot
   TimePoint last_used{};
@@ -60,7 +62,6 @@ struct SwarmCore final : net::SessionHandler, std::enable_shared_from_this<Swarm
   SwarmCore(asio::io_context& io, std::shared_ptr<net::Node> node, SwarmConfig config);
 
   // SessionHandler (session strands): decode, then hand over to the strand.
-  void on_open(net::Session& session) override;
   void on_frame(net::Session& session, uint8_t type, std::span<const uint8_t> body) override;
   void on_closed(net::Session& session, const core::Status& reason) override;
 
@@ -76,11 +77,13 @@ struct SwarmCore final : net::SessionHandler, std::enable_shared_from_this<Swarm
 
   // swarm_links.cpp (strand): sessions and dials.
   void send(Outgoing out);
-  bool send_now(Link& link, const Frame& frame);
+  // Sends over any open session with the peer; false when there is none.
+  bool send_now(const std::string& peer_id, Link& link, const Frame& frame);
+  std::shared_ptr<net::Session> session_to(const std::string& peer_id) const;
   void enqueue(std::deque<Frame>& queue, Frame frame);
   void want_dial(const std::string& peer_id, Link& link);
   void start_dials();
-  asio::awaitable<void> dial_peer(std::string peer_id, std::string address);
+  asio::awaitable<void> dial_peer(std::string peer_id, net::Endpoint endpoint);
   asio::awaitable<void> dial_seed(std::string address);
   // One dial to a seed: by name (resolved here, so that a host that does
   // not exist is told from a temporary resolver failure) or by IP address.
@@ -88,7 +91,7 @@ struct SwarmCore final : net::SessionHandler, std::enable_shared_from_this<Swarm
       const std::string& address, bool& permanent);
   void seed_given_up(const std::string& address, const std::string& why);
   void seed_closed_fresh(const std::string& address);
-  void add_session(const std::shared_ptr<net::Session>& session, bool own);
+  void adopt_own(const std::shared_ptr<net::Session>& session);  // one we dialed
   void close_idle(TimePoint now);
   bool flushed() const;  // nothing queued, no dial in flight
   void count_sent(const Frame& frame);

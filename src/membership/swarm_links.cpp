@@ -2,7 +2,8 @@
 // frames are decoded on the session's strand (a malformed one is counted and
 // dropped there, the session stays open) and handed to the Swarm's strand
 // with the session's authenticated peer id. Outgoing frames go over any open
-// session with the peer, or wait in a small queue while one is dialed with
+// session with the peer (the Node's registry: averaging's sessions serve
+// too), or wait in a small queue while one is dialed with
 // the member's expected peer id; dials are coroutines of their own, capped
 // at max_dials, with a per-peer backoff after failures. Sessions this Swarm
 // dialed are closed when idle or beyond max_own_sessions. JOIN dials to
@@ -40,13 +41,6 @@ Millis next_backoff(Millis now_backoff, const SwarmConfig& c) {
 
 // --- session strands ------------------------------------------------------
 
-void SwarmCore::on_open(net::Session& session) {
-  if (stopped) return;
-  asio::post(strand, [self = shared_from_this(), s = session.shared_from_this()] {
-    if (!self->stopped) self->add_session(s, false);
-  });
-}
-
 void SwarmCore::on_frame(net::Session& session, uint8_t type, std::span<const uint8_t> body) {
   if (stopped) return;
   frames_received++;
@@ -73,7 +67,6 @@ void SwarmCore::on_closed(net::Session& session, const core::Status& /*reason*/)
     auto it = self->links.find(id);
     if (it == self->links.end()) return;
     Link& l = it->second;
-    std::erase_if(l.sessions, [s](const auto& p) { return p.get() == s; });
     if (l.own.get() == s) l.own.reset();
   });
 }
@@ -98,13 +91,18 @@ void SwarmCore::enqueue(std::deque<Frame>& queue, Frame frame) {
   queue.push_back(std::move(frame));
 }
 
-bool SwarmCore::send_now(Link& link, const Frame& frame) {
-  std::erase_if(link.sessions, [](const auto& s) { return !s->is_open(); });
+std::shared_ptr<net::Session> SwarmCore::session_to(const std::string& peer_id) const {
+  auto n = node.lock();
+  return n ? n->session_to(peer_id) : nullptr;
+}
+
+bool SwarmCore::send_now(const std::string& peer_id, Link& link, const Frame& frame) {
   if (link.own && !link.own->is_open()) link.own.reset();
-  if (link.sessions.empty()) return false;
+  auto session = session_to(peer_id);
+  if (!session) return false;
   // A full send queue means the peer is not reading: the frame is lost, as
   // SWIM expects of a stalled peer.
-  if (link.sessions.front()->try_send_frame(frame.type, frame.body)) {
+  if (session->try_send_frame(frame.type, frame.body)) {
     count_sent(frame);
   } else {
     frames_dropped++;
@@ -133,9 +131,17 @@ void SwarmCore::send(Outgoing out) {
     return;
   }
   Link& link = links[out.peer_id];
-  link.address = out.address;
+  // The machine's addresses were checked when they arrived (validate_address);
+  // parsed here, where they leave it for a dial.
+  if (auto ep = net::parse_endpoint(out.address); ep) {
+    link.endpoint = std::move(*ep);
+  } else {
+    core::log_rate_limited(
+        core::LogLevel::kWarn, "membership", "bad-address",
+        "address of " + core::short_peer_id(out.peer_id) + ": " + ep.status().message());
+  }
   link.last_used = now;
-  if (send_now(link, frame)) return;
+  if (send_now(out.peer_id, link, frame)) return;
   if (!link.dialing && !link.waiting && now < link.retry_at) {
     frames_dropped++;  // the last dial failed moments ago
     return;
@@ -149,7 +155,7 @@ void SwarmCore::want_dial(const std::string& peer_id, Link& link) {
   if (dials_in_flight < config.max_dials) {
     link.dialing = true;
     ++dials_in_flight;
-    asio::co_spawn(strand, dial_peer(peer_id, link.address), asio::detached);
+    asio::co_spawn(strand, dial_peer(peer_id, link.endpoint), asio::detached);
   } else {
     link.waiting = true;
     dial_queue.push_back(peer_id);
@@ -164,19 +170,19 @@ void SwarmCore::start_dials() {
     if (it == links.end() || !it->second.waiting) continue;
     Link& link = it->second;
     link.waiting = false;
-    while (!link.queue.empty() && send_now(link, link.queue.front())) link.queue.pop_front();
+    while (!link.queue.empty() && send_now(id, link, link.queue.front())) link.queue.pop_front();
     if (!link.queue.empty()) want_dial(id, link);
   }
 }
 
-asio::awaitable<void> SwarmCore::dial_peer(std::string peer_id, std::string address) {
+asio::awaitable<void> SwarmCore::dial_peer(std::string peer_id, net::Endpoint endpoint) {
   auto self = shared_from_this();
   dials++;
   // (No co_await inside a conditional expression: GCC 12 destroys its
   // result too early.)
   core::Result<std::shared_ptr<net::Session>> result =
       Status(core::Code::kClosed, "the node is gone");
-  if (auto n = node.lock()) result = co_await n->dial(address, peer_id);
+  if (auto n = node.lock()) result = co_await n->dial(endpoint, peer_id);
   --dials_in_flight;
   Link& link = links[peer_id];
   link.dialing = false;
@@ -189,13 +195,14 @@ asio::awaitable<void> SwarmCore::dial_peer(std::string peer_id, std::string addr
     link.backoff = next_backoff(link.backoff, config);
     link.retry_at = Clock::now() + link.backoff;
     drop(link.queue);
-    core::log_debug("membership", "dial " + core::short_peer_id(peer_id) + " at " + address + ": " +
-                                      result.status().to_string());
+    core::log_debug("membership", "dial " + core::short_peer_id(peer_id) + " at " +
+                                      endpoint.to_string() + ": " + result.status().to_string());
   } else {
     link.backoff = Millis(0);
     link.retry_at = TimePoint{};
-    add_session(*result, true);
-    while (!link.queue.empty() && send_now(link, link.queue.front())) link.queue.pop_front();
+    adopt_own(*result);
+    while (!link.queue.empty() && send_now(peer_id, link, link.queue.front()))
+      link.queue.pop_front();
   }
   start_dials();
 }
@@ -205,14 +212,14 @@ asio::awaitable<core::Result<std::shared_ptr<net::Session>>> SwarmCore::dial_see
   permanent = false;
   auto n = node.lock();
   if (!n) co_return Status(core::Code::kClosed, "the node is gone");
-  auto hp = net::split_host_port(address);
-  if (!hp) co_return hp.status();
+  auto ep = net::parse_endpoint(address);
+  if (!ep) co_return ep.status();
   asio::error_code ec;
-  (void)asio::ip::make_address(hp->first, ec);
-  if (!ec) co_return co_await n->dial(address);  // an IP address: nothing to resolve
+  (void)asio::ip::make_address(ep->host, ec);
+  if (!ec) co_return co_await n->dial(*ep);  // an IP address: nothing to resolve
   asio::ip::tcp::resolver resolver(strand);
   auto [rec, results] =
-      co_await resolver.async_resolve(hp->first, std::to_string(hp->second), use_nothrow);
+      co_await resolver.async_resolve(ep->host, std::to_string(ep->port), use_nothrow);
   if (rec == asio::error::host_not_found) {
     permanent = true;
     co_return core::unavailable("resolve " + address + ": " + rec.message() +
@@ -263,12 +270,15 @@ asio::awaitable<void> SwarmCore::dial_seed(std::string address) {
   } else {
     fresh_seed_sessions[result->get()] = address;
   }
-  add_session(*result, true);
-  Link& link = links[(*result)->peer_id()];
-  if (link.address.empty()) link.address = address;
+  adopt_own(*result);
+  const std::string peer_id = (*result)->peer_id();
+  Link& link = links[peer_id];
+  if (link.endpoint.port == 0) {
+    if (auto ep = net::parse_endpoint(address); ep) link.endpoint = std::move(*ep);
+  }
   link.last_used = Clock::now();
   for (const Frame& f : d.queue) {
-    if (!send_now(link, f)) frames_dropped++;
+    if (!send_now(peer_id, link, f)) frames_dropped++;
   }
   d.queue.clear();
 }
@@ -294,16 +304,11 @@ void SwarmCore::seed_closed_fresh(const std::string& address) {
   core::log_warn("membership", "seed " + address + ": " + it->second);
 }
 
-void SwarmCore::add_session(const std::shared_ptr<net::Session>& session, bool own) {
+void SwarmCore::adopt_own(const std::shared_ptr<net::Session>& session) {
   if (!session->is_open()) return;
   Link& link = links[session->peer_id()];
-  if (std::find(link.sessions.begin(), link.sessions.end(), session) == link.sessions.end()) {
-    link.sessions.push_back(session);
-  }
-  if (own) {
-    link.own = session;
-    link.last_used = Clock::now();
-  }
+  link.own = session;
+  link.last_used = Clock::now();
 }
 
 void SwarmCore::close_idle(TimePoint now) {
@@ -313,11 +318,10 @@ void SwarmCore::close_idle(TimePoint now) {
     if (l.own && (!l.own->is_open() || now - l.last_used >= config.session_idle)) {
       fresh_seed_sessions.erase(l.own.get());
       l.own->close(Status(core::Code::kClosed, "membership: idle"));
-      std::erase(l.sessions, l.own);
       l.own.reset();
     }
     if (l.own) own.emplace_back(l.last_used, it->first);
-    const bool empty = l.sessions.empty() && l.queue.empty() && !l.dialing && !l.waiting;
+    const bool empty = l.queue.empty() && !l.dialing && !l.waiting && !session_to(it->first);
     it = empty && now - l.last_used >= kForgetLink ? links.erase(it) : std::next(it);
   }
   if (own.size() <= config.max_own_sessions) return;
@@ -326,7 +330,6 @@ void SwarmCore::close_idle(TimePoint now) {
     Link& l = links[own[i].second];
     fresh_seed_sessions.erase(l.own.get());
     l.own->close(Status(core::Code::kClosed, "membership: too many sessions"));
-    std::erase(l.sessions, l.own);
     l.own.reset();
   }
 }

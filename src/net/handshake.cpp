@@ -151,6 +151,8 @@ void SecureSession::established() {
     ++core_->established;
   }
   core_->counters.handshakes_ok++;
+  // Findable by peer id before any handler hears of it.
+  core_->sessions.opened(shared_from_this());
   handler_ = core_->handler();
   auto self = std::static_pointer_cast<SecureSession>(shared_from_this());
   asio::co_spawn(strand_, self->reader(), asio::detached);

@@ -134,8 +134,7 @@ void LinkFilter::on_frame(Session& session, uint8_t type, std::span<const uint8_
   if (inner_ && admitted(session)) inner_->on_frame(session, type, body);
 }
 
-core::Result<std::span<uint8_t>> LinkFilter::on_blob_begin(Session& session,
-                                                           const BlobBegin& begin) {
+core::Result<BlobReceiver> LinkFilter::on_blob_begin(Session& session, const BlobBegin& begin) {
   if (!admitted(session)) return blocked_status(session.peer_id());
   if (!inner_) return core::unavailable("no blob receiver installed");
   bool drop = false;
@@ -143,44 +142,32 @@ core::Result<std::span<uint8_t>> LinkFilter::on_blob_begin(Session& session,
     std::lock_guard l(mu_);
     drop = draw_drop_locked();
   }
-  auto dest = inner_->on_blob_begin(session, begin);
+  auto rx = inner_->on_blob_begin(session, begin);
   if (drop) {
     // The inner handler took the blob (or refused it) as on a healthy link;
     // the session is then cut, as when a connection dies mid-transfer: the
-    // inner handler gets a failed on_blob_end (truncated, or converted below
-    // if every byte had already arrived) and on_closed; the sender sees its
-    // session close.
+    // inner receiver's end fails (truncated, or converted here if every byte
+    // had already arrived), then on_closed; the sender sees its session
+    // close.
     {
       std::lock_guard l(mu_);
       ++dropped_;
       cutting_[&session] = begin.stream_id;
+    }
+    if (rx && rx->on_end) {
+      rx->on_end = [end = std::move(rx->on_end), stream = begin.stream_id](const core::Status& st) {
+        if (!st.is_ok()) return end(st);
+        end(core::Status(core::Code::kClosed, "truncated: blob " + std::to_string(stream) +
+                                                  " cut (" + dropped_status().to_string() +
+                                                  "); discard it"));
+      };
     }
     core::log_debug("net", "blob " + std::to_string(begin.stream_id) + " from " +
                                core::short_peer_id(session.peer_id()) +
                                " dropped by the link filter");
     session.close(dropped_status());
   }
-  return dest;
-}
-
-void LinkFilter::on_blob_end(Session& session, uint32_t stream_id, const core::Status& status) {
-  bool known = false, cut = false;
-  {
-    std::lock_guard l(mu_);
-    known = admitted_.count(&session) != 0;
-    auto it = cutting_.find(&session);
-    cut = it != cutting_.end() && it->second == stream_id;
-  }
-  // The inner handler accepted this blob: it gets its end, blocked or not.
-  if (!inner_ || !known) return;
-  if (cut && status.is_ok()) {
-    inner_->on_blob_end(session, stream_id,
-                        core::Status(core::Code::kClosed,
-                                     "truncated: blob " + std::to_string(stream_id) + " cut (" +
-                                         dropped_status().to_string() + "); discard it"));
-    return;
-  }
-  inner_->on_blob_end(session, stream_id, status);
+  return rx;
 }
 
 void LinkFilter::on_closed(Session& session, const core::Status& reason) {

@@ -1,5 +1,6 @@
 // Node: the accept loop, dialing, admission control (pending-handshake and
-// session caps) and the registry that lets close() reach every session.
+// session caps); its SessionRegistry lets close() reach every session and the
+// protocols find an open session to a peer.
 #include "gossip/net/node.hpp"
 
 #include <asio/co_spawn.hpp>
@@ -90,12 +91,6 @@ void NodeCore::release_session() {
   --sessions_live;
 }
 
-void NodeCore::register_session(const std::shared_ptr<SecureSession>& s) {
-  std::lock_guard lock(mu);
-  std::erase_if(sessions, [](const auto& w) { return w.expired(); });
-  sessions.push_back(s);
-}
-
 std::shared_ptr<SessionHandler> NodeCore::handler() {
   std::lock_guard lock(mu);
   return handler_;
@@ -139,7 +134,10 @@ asio::awaitable<void> accept_loop(std::shared_ptr<NodeCore> core) {
     auto strand = asio::make_strand(core->io);
     auto session = std::make_shared<SecureSession>(core, std::move(socket), strand,
                                                    crypto::Role::kResponder, address);
-    core->register_session(session);
+    if (!core->sessions.track(session)) {  // the node closed meanwhile
+      session->close(Status(core::Code::kClosed, "node shutting down"));
+      continue;
+    }
     asio::co_spawn(strand, session->run_responder(), asio::detached);
   }
 }
@@ -226,7 +224,10 @@ std::shared_ptr<detail::SecureSession> Node::new_outbound_session() {
   auto strand = asio::make_strand(core->io);
   auto session = std::make_shared<detail::SecureSession>(
       core, asio::ip::tcp::socket(strand), strand, crypto::Role::kInitiator, std::string());
-  core->register_session(session);
+  if (!core->sessions.track(session)) {  // the node closed meanwhile
+    session->close(Status(core::Code::kClosed, "node shutting down"));
+    return nullptr;
+  }
   return session;
 }
 
@@ -244,16 +245,16 @@ asio::awaitable<core::Result<std::shared_ptr<Session>>> Node::dial(
 }
 
 asio::awaitable<core::Result<std::shared_ptr<Session>>> Node::dial(
-    std::string host_port, std::optional<std::string> expected_peer_id) {
-  auto hp = split_host_port(host_port);
-  if (!hp) co_return hp.status();
+    Endpoint endpoint, std::optional<std::string> expected_peer_id) {
   auto expected = check_dial(expected_peer_id);
   if (!expected) co_return expected.status();
   auto session = new_outbound_session();
   if (!session) co_return core::resource_limit("dial: session cap reached or node closed");
   auto strand = session->strand();
   Status s = co_await asio::co_spawn(
-      strand, session->run_initiator_named(hp->first, std::to_string(hp->second), *expected),
+      strand,
+      session->run_initiator_named(std::move(endpoint.host), std::to_string(endpoint.port),
+                                   *expected),
       asio::use_awaitable);
   if (!s) co_return s;
   co_return std::shared_ptr<Session>(session);
@@ -268,41 +269,22 @@ size_t Node::session_count() const {
   return core_->established;
 }
 
+std::shared_ptr<Session> Node::session_to(std::string_view peer_id) const {
+  return core_->sessions.find(peer_id);
+}
+
 void Node::close() {
-  std::vector<std::weak_ptr<detail::SecureSession>> sessions;
   {
     std::lock_guard lock(core_->mu);
     if (core_->closed) return;
     core_->closed = true;
-    sessions.swap(core_->sessions);
   }
   auto core = core_;
   asio::post(core->accept_strand, [core] {
     asio::error_code ec;
     if (core->acceptor) core->acceptor->close(ec);
   });
-  for (auto& w : sessions) {
-    if (auto s = w.lock()) s->close(Status(core::Code::kClosed, "node shutting down"));
-  }
-}
-
-core::Result<std::pair<std::string, uint16_t>> split_host_port(const std::string& host_port) {
-  const auto colon = host_port.rfind(':');
-  if (colon == std::string::npos || colon + 1 == host_port.size()) {
-    return core::invalid_argument("'" + host_port + "': expected HOST:PORT");
-  }
-  std::string host = host_port.substr(0, colon);
-  if (host.size() >= 2 && host.front() == '[' && host.back() == ']')
-    host = host.substr(1, host.size() - 2);
-  if (host.empty()) return core::invalid_argument("'" + host_port + "': empty host");
-  unsigned long port = 0;
-  for (char c : host_port.substr(colon + 1)) {
-    if (c < '0' || c > '9')
-      return core::invalid_argument("'" + host_port + "': port is not a number");
-    port = port * 10 + static_cast<unsigned long>(c - '0');
-    if (port > 65535) return core::invalid_argument("'" + host_port + "': port above 65535");
-  }
-  return std::make_pair(host, static_cast<uint16_t>(port));
+  core->sessions.close_all(Status(core::Code::kClosed, "node shutting down"));
 }
 
 }  // namespace gossip::net

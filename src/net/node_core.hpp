@@ -20,6 +20,7 @@
 #include "gossip/net/limits.hpp"
 #include "gossip/net/node.hpp"
 #include "gossip/net/session.hpp"
+#include "gossip/net/session_registry.hpp"
 
 namespace gossip::net::detail {
 
@@ -50,7 +51,8 @@ struct NodeCore {
   void release_pending(const std::string& address);
   void release_session();
 
-  void register_session(const std::shared_ptr<SecureSession>& s);
+  // Every session, and the open ones by peer id (its own mutex, a leaf).
+  SessionRegistry sessions;
   std::shared_ptr<SessionHandler> handler();
   PeerStatus status();
   // The Node's LinkFilter (null when none): session writers read their link
@@ -66,7 +68,6 @@ struct NodeCore {
   std::map<std::string, size_t> pending_by_address;
   size_t sessions_live = 0;
   size_t established = 0;
-  std::vector<std::weak_ptr<SecureSession>> sessions;
 };
 
 }  // namespace gossip::net::detail

@@ -53,7 +53,7 @@ void Router::on_frame(Session& session, uint8_t type, std::span<const uint8_t> b
                              core::short_peer_id(session.peer_id()));
 }
 
-core::Result<std::span<uint8_t>> Router::on_blob_begin(Session& session, const BlobBegin& begin) {
+core::Result<BlobReceiver> Router::on_blob_begin(Session& session, const BlobBegin& begin) {
   SessionHandler* h = begin.header.empty() ? nullptr : find(begin.header[0]);
   if (h == nullptr) {
     std::lock_guard l(mu_);
@@ -62,34 +62,10 @@ core::Result<std::span<uint8_t>> Router::on_blob_begin(Session& session, const B
         "blob header names no known protocol (first byte " +
         (begin.header.empty() ? std::string("missing") : std::to_string(begin.header[0])) + ")");
   }
-  auto dest = h->on_blob_begin(session, begin);
-  if (dest.is_ok()) {
-    std::lock_guard l(mu_);
-    open_blobs_[{&session, begin.stream_id}] = h;
-  }
-  return dest;
-}
-
-void Router::on_blob_end(Session& session, uint32_t stream_id, const core::Status& status) {
-  SessionHandler* h = nullptr;
-  {
-    std::lock_guard l(mu_);
-    auto it = open_blobs_.find({&session, stream_id});
-    if (it == open_blobs_.end()) return;
-    h = it->second;
-    open_blobs_.erase(it);
-  }
-  h->on_blob_end(session, stream_id, status);
+  return h->on_blob_begin(session, begin);
 }
 
 void Router::on_closed(Session& session, const core::Status& reason) {
-  {
-    // on_blob_end precedes on_closed; drop anything left for this session.
-    std::lock_guard l(mu_);
-    for (auto it = open_blobs_.begin(); it != open_blobs_.end();) {
-      it = it->first.first == &session ? open_blobs_.erase(it) : std::next(it);
-    }
-  }
   for (const Route& r : routes_) r.handler->on_closed(session, reason);
 }
 

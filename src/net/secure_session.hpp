@@ -121,6 +121,8 @@ class SecureSession final : public Session, private FrameSink {
   core::Status on_control(uint8_t type, std::span<const uint8_t> body) override;
   core::Result<std::span<uint8_t>> on_blob_begin(const BlobBegin& begin) override;
   void on_blob_complete(uint32_t stream_id) override;
+  // Calls the open blob's receiver (once) and forgets it.
+  void end_blob(const core::Status& status);
 
   std::shared_ptr<NodeCore> core_;
   asio::ip::tcp::socket socket_;
@@ -139,6 +141,9 @@ class SecureSession final : public Session, private FrameSink {
   std::shared_ptr<SessionHandler> handler_;
   crypto::TransportKeys keys_;
   FrameDecoder decoder_;
+  // Who accepted the blob the decoder has open (one at a time); its on_end
+  // runs once, on completion or at close.
+  std::optional<BlobReceiver> blob_rx_;
   Clock::time_point deadline_;  // handshake deadline
   Clock::time_point last_rx_, last_tx_;
   bool keepalive_due_ = false;

@@ -134,6 +134,7 @@ void SecureSession::close_on_strand(Status reason) {
     std::lock_guard lock(core_->mu);
     --core_->established;
   }
+  core_->sessions.closed(this);
   core_->counters.sessions_closed++;
   core::log_debug("net",
                   "session with " + peer_id_.short_form() + " closed: " + reason.to_string());
@@ -143,8 +144,7 @@ void SecureSession::close_on_strand(Status reason) {
                              " ended after " + std::to_string(decoder_.blob_received()) + " of " +
                              std::to_string(decoder_.blob_total()) + " bytes (" +
                              reason.to_string() + "); discard it";
-    if (handler_)
-      handler_->on_blob_end(*this, decoder_.blob_stream_id(), Status(core::Code::kClosed, what));
+    end_blob(Status(core::Code::kClosed, what));
   }
   if (handler_) handler_->on_closed(*this, reason);
 }
@@ -295,25 +295,40 @@ Status SecureSession::on_control(uint8_t type, std::span<const uint8_t> body) {
 }
 
 core::Result<std::span<uint8_t>> SecureSession::on_blob_begin(const BlobBegin& begin) {
-  core::Result<std::span<uint8_t>> dest =
-      handler_ ? handler_->on_blob_begin(*this, begin)
-               : core::Result<std::span<uint8_t>>(core::unavailable("no handler"));
-  if (!dest) {
+  core::Result<BlobReceiver> rx = handler_
+                                      ? handler_->on_blob_begin(*this, begin)
+                                      : core::Result<BlobReceiver>(core::unavailable("no handler"));
+  if (!rx) {
     core_->refuse(core_->counters.blob_refused, "blob-refused",
                   "blob of " + std::to_string(begin.total_bytes) + " bytes from " +
-                      peer_id_.short_form() + " refused: " + dest.status().to_string());
-  } else if (dest->size() != begin.total_bytes) {
+                      peer_id_.short_form() + " refused: " + rx.status().to_string());
+    return rx.status();
+  }
+  if (rx->dest.size() != begin.total_bytes) {
     core_->refuse(core_->counters.blob_refused, "blob-size",
                   "blob of " + std::to_string(begin.total_bytes) + " bytes from " +
                       peer_id_.short_form() + " refused: receiver offered " +
-                      std::to_string(dest->size()) + " bytes");
-    return core::invalid_argument("destination size differs from the announced size");
+                      std::to_string(rx->dest.size()) + " bytes");
+    // It accepted the blob: it still hears that the blob ended, unused.
+    const Status st = core::invalid_argument("destination size differs from the announced size");
+    blob_rx_ = std::move(*rx);
+    end_blob(st);
+    return st;
   }
+  const std::span<uint8_t> dest = rx->dest;
+  blob_rx_ = std::move(*rx);
   return dest;
 }
 
-void SecureSession::on_blob_complete(uint32_t stream_id) {
-  if (handler_) handler_->on_blob_end(*this, stream_id, Status::ok());
+void SecureSession::on_blob_complete(uint32_t /*stream_id*/) {
+  end_blob(Status::ok());
+}
+
+void SecureSession::end_blob(const Status& status) {
+  if (!blob_rx_) return;
+  BlobReceiver rx = std::move(*blob_rx_);
+  blob_rx_.reset();
+  if (rx.on_end) rx.on_end(status);
 }
 
 }  // namespace gossip::net::detail

@@ -49,9 +49,9 @@ class SwarmDirectory final : public averaging::PeerDirectory {
 
  private:
   static std::optional<averaging::Member> to_partner(const membership::Member& m) {
-    auto hp = net::split_host_port(m.address);
-    if (!hp) return std::nullopt;
-    return averaging::Member{m.id, hp->first, hp->second};
+    auto ep = net::parse_endpoint(m.address);  // validated by membership on arrival
+    if (!ep) return std::nullopt;
+    return averaging::Member{m.id, std::move(*ep)};
   }
   membership::Swarm& swarm_;
 };

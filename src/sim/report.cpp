@@ -2,9 +2,10 @@
 // turns the swarm-wide samples into svg::Charts (accuracy per peer and of the
 // averaged model, consensus distance on a log axis with the theory curve in
 // averaging-only runs, exchanges and members), marks every scripted event on
-// every time chart, and lays out one self-contained HTML page around them.
+// every chart, and lays out one self-contained HTML page around them.
 // Reading lives in report_read.cpp, the page around the charts in
-// report_page.cpp, the SVG drawing in report_svg.cpp.
+// report_page.cpp, its tables in report_tables.cpp, the SVG drawing in
+// report_svg.cpp.
 #include "gossip/sim/report.hpp"
 
 #include <algorithm>
@@ -24,6 +25,12 @@ using nlohmann::json;
 namespace fs = std::filesystem;
 
 constexpr size_t kMaxPoints = 2000;  // per series; more samples are thinned evenly
+// Chart sizes in viewBox units, about CSS pixels on the page: the lead chart
+// spans the page, the others share it two to a row.
+constexpr double kLeadWidth = 1160;
+constexpr double kLeadPlotHeight = 300;
+constexpr double kGridWidth = 570;
+constexpr double kGridPlotHeight = 190;
 
 std::optional<double> num(const json& j, const char* key) {
   if (!j.is_object()) return std::nullopt;
@@ -151,11 +158,11 @@ svg::Chart accuracy_chart(const Context& c, bool loss) {
   }
   svg::Chart ch;
   ch.id = "chart-accuracy";
-  ch.title = loss ? "Test loss over time (regression task: no accuracy; loss plotted instead)"
+  ch.title = loss               ? "Test loss over time (a regression task has no accuracy)"
              : c.language_model ? "Test accuracy over time (next-byte prediction)"
                                 : "Test accuracy over time";
   ch.x_label = "time since start (s)";
-  ch.y_label = loss ? "test loss" : "test accuracy";
+  ch.y_label = loss ? "test loss" : c.language_model ? "next-byte accuracy" : "test accuracy";
   for (auto& [index, s] : peers) {
     if (has_points(s)) ch.series.push_back(std::move(s));
   }
@@ -211,11 +218,13 @@ std::pair<double, double> y_extent(const svg::Chart& ch, double from) {
   return lo <= hi ? std::pair{lo, hi} : std::pair{0.0, 0.0};
 }
 
-// The accuracy chart once more over the second half of the run. Once the
-// swarm has converged its peers differ by a point or two, which the full
-// chart's axis (from the first samples' 10-30%) squeezes into one line.
-// Empty (not drawn) when zooming would not show more.
-svg::Chart late_accuracy_chart(const svg::Chart& full) {
+// A chart once more with its y axis zoomed on the second half of the run.
+// Once the swarm has converged its peers differ by a point or two, which the
+// full chart's axis (from the first samples' 10-30%) squeezes into one line.
+// The time axis stays the full run's, lined up with the other charts; the
+// early points fall outside the zoomed axis and are clipped. Empty (not
+// drawn) when zooming would not show more.
+svg::Chart late_chart(const svg::Chart& full, std::string id, std::string title) {
   double t_end = 0;
   for (const auto& s : full.series)
     for (const auto& g : s.segments)
@@ -224,23 +233,12 @@ svg::Chart late_accuracy_chart(const svg::Chart& full) {
   svg::Chart late;
   const auto [all_lo, all_hi] = y_extent(full, -std::numeric_limits<double>::infinity());
   const auto [lo, hi] = y_extent(full, from);
-  if (!(hi - lo < 0.5 * (all_hi - all_lo))) return late;
+  if (full.log_y || !(hi - lo < 0.5 * (all_hi - all_lo))) return late;
   late = full;
-  late.id = "chart-accuracy-late";
-  late.title = "Test accuracy over the second half of the run (zoomed)";
-  late.x_from_zero = false;
-  for (auto& s : late.series) {
-    std::vector<std::vector<svg::Point>> kept;
-    for (const auto& g : s.segments) {
-      std::vector<svg::Point> part;
-      for (const auto& p : g) {
-        if (p.x >= from) part.push_back(p);
-      }
-      if (!part.empty()) kept.push_back(std::move(part));
-    }
-    s.segments = std::move(kept);
-  }
-  std::erase_if(late.series, [](const svg::Series& s) { return !has_points(s); });
+  late.id = std::move(id);
+  late.title = std::move(title);
+  const double pad = std::max(hi - lo, 1e-9 * std::abs(hi)) * 0.04;
+  late.y_range = std::pair{lo - pad, hi + pad};
   return late;
 }
 
@@ -278,10 +276,9 @@ svg::Chart consensus_chart(Context& c, bool over_exchanges) {
   if (c.start) {
     if (auto f = num(*c.start, "theory_factor")) factor = svg::format_number(*f, 4);
   }
-  ch.title = over_exchanges
-                 ? "Consensus distance against exchanges, next to the theory" +
-                       (factor.empty() ? std::string() : " (factor " + factor + " per exchange)")
-                 : "Consensus distance over time";
+  // The title must fit a chart half the page wide: the factor goes in the legend.
+  ch.title =
+      over_exchanges ? "Consensus distance against exchanges" : "Consensus distance over time";
   const bool with_theory = c.average_only && has_points(theory);
   double floor = smallest_positive({&measured, &theory}) / 10;
   if (!(floor > 0)) floor = 1e-12;
@@ -298,7 +295,10 @@ svg::Chart consensus_chart(Context& c, bool over_exchanges) {
   }
   if (with_theory) {
     ch.series.push_back(std::move(theory));
-    ch.legend.push_back({"theory (Boyd et al.)", "#e07b00", 2, true});
+    ch.legend.push_back({over_exchanges && !factor.empty()
+                             ? "theory (Boyd et al.): factor " + factor + " per exchange"
+                             : "theory (Boyd et al.)",
+                         "#e07b00", 2, true});
   }
   return ch;
 }
@@ -350,6 +350,25 @@ svg::Chart members_chart(const Context& c) {
   return ch;
 }
 
+// The text drawn at an event's line: its name and, for the events that name
+// peers or a fraction, those ("kill 1, 2", "start 8..9", "drop 20%"), taken
+// from the detail the simulation wrote (events.cpp); the name alone otherwise.
+std::string event_label(const std::string& name, const std::string& detail) {
+  if ((name == "kill" || name == "leave") && detail.rfind("peers ", 0) == 0)
+    return name + " " + detail.substr(6);
+  if (name == "start") {
+    const size_t open = detail.find('('), close = detail.find(')');
+    if (open != std::string::npos && close != std::string::npos && close > open)
+      return name + " " + detail.substr(open + 1, close - open - 1);
+  }
+  if (name == "drop") {
+    const size_t pct = detail.find('%');
+    if (pct != std::string::npos) return name + " " + detail.substr(0, pct + 1);
+  }
+  if (name == "slow_link") return "slow link";
+  return name;
+}
+
 std::vector<svg::Marker> event_markers(const Context& c) {
   std::vector<svg::Marker> out;
   for (const json* e : c.events) {
@@ -359,11 +378,40 @@ std::vector<svg::Marker> event_markers(const Context& c) {
     m.x = *t;
     m.name = str(*e, "event");
     if (m.name.empty()) m.name = "event";
+    const std::string detail = str(*e, "detail");
+    m.label = event_label(m.name, detail);
     m.detail = m.name + " at " + svg::format_number(*t, 4) + " s";
     if (auto step = num(*e, "step_max"))
       m.detail += " (step " + svg::format_number(*step, 10) + ")";
-    const std::string detail = str(*e, "detail");
     if (!detail.empty()) m.detail += ": " + detail;
+    out.push_back(std::move(m));
+  }
+  return out;
+}
+
+// The markers moved onto the consensus-against-exchanges axis: each event at
+// the number of completed pairwise exchanges when it happened (interpolated
+// between the samples around it; none at t = 0).
+std::vector<svg::Marker> markers_over_exchanges(const Context& c,
+                                                const std::vector<svg::Marker>& markers) {
+  std::vector<svg::Point> curve{{0, 0}};
+  for (const json* r : c.samples) {
+    auto t = num(*r, "t_s");
+    auto k = num(*r, "exchange_pairs");
+    if (t && k && *t >= curve.back().x) curve.push_back({*t, *k});
+  }
+  std::vector<svg::Marker> out;
+  for (svg::Marker m : markers) {
+    auto after =
+        std::find_if(curve.begin(), curve.end(), [&](const auto& p) { return p.x >= m.x; });
+    if (after == curve.end()) {
+      m.x = curve.back().y;
+    } else if (after == curve.begin() || after->x == m.x) {
+      m.x = after->y;
+    } else {
+      const auto& before = *(after - 1);
+      m.x = before.y + (after->y - before.y) * (m.x - before.x) / (after->x - before.x);
+    }
     out.push_back(std::move(m));
   }
   return out;
@@ -412,29 +460,45 @@ core::Result<std::string> render_report(const std::vector<json>& records, const 
   }
 
   const std::vector<svg::Marker> markers = event_markers(c);
+  // The lead chart first: what the run is about (a language model's loss in
+  // bits per byte, a regression's loss, a classifier's accuracy, or the
+  // consensus distance when nothing trains). The time charts share one axis.
   std::vector<svg::Chart> charts;
-  charts.push_back(accuracy_chart(c, c.regression));
-  if (!c.regression) {
-    if (auto late = late_accuracy_chart(charts.back()); !late.series.empty())
+  if (c.language_model) {
+    charts.push_back(bits_per_byte_chart(c));
+    if (auto late = late_chart(charts.back(), "chart-bits-per-byte-late",
+                               "Test loss, bits per byte: zoomed on the second half of the run");
+        !late.series.empty())
+      charts.push_back(std::move(late));
+    charts.push_back(accuracy_chart(c, false));
+  } else if (!c.average_only) {
+    charts.push_back(accuracy_chart(c, c.regression));
+    if (auto late =
+            late_chart(charts.back(), "chart-accuracy-late",
+                       c.regression ? "Test loss: zoomed on the second half of the run"
+                                    : "Test accuracy: zoomed on the second half of the run");
+        !late.series.empty())
       charts.push_back(std::move(late));
   }
-  if (c.language_model) charts.push_back(bits_per_byte_chart(c));
   charts.push_back(consensus_chart(c, false));
   if (c.average_only) charts.push_back(consensus_chart(c, true));
   charts.push_back(exchanges_chart(c));
   charts.push_back(members_chart(c));
 
+  double t_end = 0;
+  for (const json* r : c.samples) t_end = std::max(t_end, num(*r, "t_s").value_or(0));
+  for (const auto& m : markers) t_end = std::max(t_end, m.x);
+  t_end *= 1.01;  // room for the line ends, which the plot clips
   std::vector<std::string> rendered;
-  for (auto& ch : charts) {
-    if (ch.id == "chart-accuracy-late") {
-      double from = std::numeric_limits<double>::infinity();  // events before the span are left out
-      for (const auto& sr : ch.series)
-        for (const auto& g : sr.segments) from = std::min(from, g.front().x);
-      for (const auto& m : markers) {
-        if (m.x >= from) ch.markers.push_back(m);
-      }
-    } else if (ch.id != "chart-consensus-exchanges") {
+  for (size_t i = 0; i < charts.size(); ++i) {
+    svg::Chart& ch = charts[i];
+    ch.width = i == 0 ? kLeadWidth : kGridWidth;
+    ch.plot_height = i == 0 ? kLeadPlotHeight : kGridPlotHeight;
+    if (ch.id == "chart-consensus-exchanges") {
+      ch.markers = markers_over_exchanges(c, markers);
+    } else {
       ch.markers = markers;
+      ch.x_range = std::pair{0.0, t_end};
     }
     if (ch.series.empty()) {
       rendered.push_back("<p class=\"no-data\" id=\"" + ch.id + "-missing\">" +
@@ -443,8 +507,19 @@ core::Result<std::string> render_report(const std::vector<json>& records, const 
       rendered.push_back(svg::render_chart(ch));
     }
   }
-  PageInput page{title,    c.start, c.final, all_samples.back(), all_samples.front(),
-                 c.events, c.notes, rendered};
+  PageInput page;
+  page.title = title;
+  page.task = c.average_only     ? Task::kAverageOnly
+              : c.language_model ? Task::kLanguageModel
+              : c.regression     ? Task::kRegression
+                                 : Task::kClassification;
+  page.start = c.start;
+  page.final = c.final;
+  page.last_sample = all_samples.back();
+  page.first_sample = all_samples.front();
+  page.events = c.events;
+  page.notes = c.notes;
+  page.charts = std::move(rendered);
   return render_page(page);
 }
 

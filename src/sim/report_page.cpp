@@ -1,40 +1,61 @@
-// The report's HTML page: a header naming the run (mode, peers, model, task),
-// the notes of the reader, the final summary table, the charts, the event
-// list and the peers at the last sample, styled inline. The closing inline
-// script measures every chart with getBBox() and records the result on
-// <body> (data-charts-ok / data-charts-total), so a headless browser can
-// prove that the page really rendered.
+// The report's HTML page, in the order a reader wants it: a header naming the
+// run in one line, the charts (the lead chart across the page, the others two
+// to a row), then the summary (a short table of the figures people look for)
+// and the peers (one row each), both built in report_tables.cpp, the averaged
+// model's text for a language model, the events, the notes of the reader, and
+// every figure of the final record folded away.
+// The closing inline script measures every chart with getBBox() and records
+// the result on <body> (data-charts-ok / data-charts-total), so a headless
+// browser can prove that the page really rendered.
 #include "report_page.hpp"
 
 #include <algorithm>
 #include <cmath>
+#include <cstdio>
 #include <fstream>
+#include <map>
+#include <optional>
 
 #include "report_svg.hpp"
+#include "report_tables.hpp"
 
 namespace gossip::sim {
 namespace {
 
 using nlohmann::json;
+using namespace page_format;
 
 constexpr const char* kStyle = R"(
 body{font-family:system-ui,-apple-system,"Segoe UI",Roboto,Helvetica,Arial,sans-serif;
-     margin:24px auto;max-width:1000px;padding:0 16px;color:#222}
-h1{font-size:22px;margin-bottom:4px}
-h2{font-size:17px;margin-top:28px;border-bottom:1px solid #ddd;padding-bottom:4px}
-p.config{color:#555;margin-top:0}
-ul#notes{background:#fff8e1;border:1px solid #f0d890;padding:8px 8px 8px 28px}
-table{border-collapse:collapse;font-size:13px;margin:6px 0}
-td,th{border:1px solid #ddd;padding:3px 8px;text-align:left;vertical-align:top}
-th{background:#f4f4f4}td.num{text-align:right;font-variant-numeric:tabular-nums}
-svg.chart{display:block;width:100%;max-width:980px;height:auto;margin:8px 0 22px;font-size:12px}
+     margin:16px auto;max-width:1200px;padding:0 16px;color:#222}
+header h1{font-size:20px;margin:0 0 2px}
+header p.config{color:#555;margin:0 0 6px;font-size:14px}
+h2{font-size:16px;margin:18px 0 6px;border-bottom:1px solid #ddd;padding-bottom:3px}
+div.chart-grid{display:grid;grid-template-columns:repeat(auto-fill,minmax(520px,1fr));
+     column-gap:28px}
+svg.chart{display:block;width:100%;height:auto;margin:4px 0 10px;font-size:12px}
 svg .grid{stroke:#ececec}svg .frame{fill:none;stroke:#999}svg .tick{fill:#555;font-size:11px}
 svg .axis-label{fill:#333}svg .chart-title{font-weight:600;font-size:14px;fill:#222}
 svg .series.peer{stroke-opacity:.75}svg .series{stroke-linejoin:round;stroke-linecap:round}
 svg .event line{stroke:#c0392b;stroke-width:1.2;stroke-dasharray:4 3}
 svg .event text{fill:#c0392b;font-size:11px}
 svg .legend text{fill:#333}p.no-data{color:#888;font-style:italic}
-pre.sample{background:#f7f7f7;border:1px solid #ddd;padding:8px;white-space:pre-wrap;font-size:13px}
+div.tables{display:flex;flex-wrap:wrap;gap:0 40px;align-items:flex-start}
+div.tables>section{flex:0 1 auto;min-width:0;max-width:100%;overflow-x:auto}
+table{border-collapse:collapse;font-size:13px;margin:4px 0}
+td,th{border-bottom:1px solid #e4e4e4;padding:3px 10px;text-align:left;vertical-align:top}
+thead th{background:#f4f4f4;border-bottom:1px solid #ccc;white-space:nowrap}
+th.num,td.num{text-align:right;font-variant-numeric:tabular-nums;white-space:nowrap}
+table#summary th{font-weight:600;white-space:nowrap}
+table#summary td.num{font-size:15px;font-weight:600}
+td.note{color:#555}span.muted{color:#777;font-weight:normal;font-size:13px}
+table#summary td,table#summary th{vertical-align:baseline}tr.warn th,tr.warn td{color:#b03020}
+tr.gone td{color:#999}tr.worst td{background:#fff4e0}
+pre.sample{background:#f7f7f7;border:1px solid #ddd;padding:8px;white-space:pre-wrap;
+     font-size:13px;margin:4px 0}
+div.samples{display:grid;grid-template-columns:repeat(auto-fill,minmax(420px,1fr));gap:0 24px}
+ul#notes{background:#fff8e1;border:1px solid #f0d890;padding:8px 8px 8px 28px;font-size:13px}
+details{margin:18px 0;font-size:13px}details summary{cursor:pointer;color:#555}
 )";
 
 constexpr const char* kScript = R"(<script>
@@ -52,6 +73,7 @@ constexpr const char* kScript = R"(<script>
 </script>
 )";
 
+// Raw values for the folded table of every figure.
 std::string value_text(const json& v, bool nested = false) {
   if (v.is_null()) return "n/a";
   if (v.is_boolean()) return v.get<bool>() ? "true" : "false";
@@ -74,133 +96,60 @@ std::string value_text(const json& v, bool nested = false) {
   return nested ? "[" + out + "]" : out;
 }
 
-bool is_accuracy(const std::string& key, const json& v) {
-  return key.find("accuracy") != std::string::npos && v.is_number() && v.get<double>() >= 0 &&
-         v.get<double>() <= 1;
-}
-
-std::string cell(const json& v) {
-  return std::string(v.is_number() ? "<td class=\"num\">" : "<td>") + value_text(v) + "</td>";
-}
-
-// The headline figures first (in this order), then the rest alphabetically.
-constexpr const char* kSummaryOrder[] = {"mode",
-                                         "peers",
-                                         "alive",
-                                         "wall_s",
-                                         "averaged_model_accuracy",
-                                         "mean_test_accuracy",
-                                         "min_test_accuracy",
-                                         "averaged_model_loss",
-                                         "mean_test_loss",
-                                         "consensus_distance",
-                                         "exchange_pairs",
-                                         "measured_factor",
-                                         "theory_factor",
-                                         "time_to_accuracy_s",
-                                         "exchanges_ok",
-                                         "exchanges_busy",
-                                         "exchanges_failed",
-                                         "bytes_total",
-                                         "joiners"};
-
-std::string summary_row(const std::string& key, const json& v) {
-  std::string value = value_text(v);
-  if (is_accuracy(key, v)) {
-    value += " (" + svg::format_number(std::round(v.get<double>() * 1000) / 10, 4) + "%)";
-  }
-  return "<tr data-key=\"" + svg::escape(key) + "\"><th>" + svg::escape(key) + "</th><td" +
-         (v.is_number() ? " class=\"num\"" : "") + ">" + value + "</td></tr>\n";
-}
-
-std::string summary_table(const json& record) {
-  auto skip = [](const std::string& key, const json& v) {
-    return key == "type" || key == "text_sample" || (key == "peers" && v.is_array());
-  };
-  std::string o = "<table id=\"summary\">\n";
-  for (const char* key : kSummaryOrder) {
-    auto it = record.find(key);
-    if (it != record.end() && !skip(key, *it)) o += summary_row(key, *it);
-  }
-  for (auto it = record.begin(); it != record.end(); ++it) {
-    const bool listed =
-        std::find_if(std::begin(kSummaryOrder), std::end(kSummaryOrder),
-                     [&](const char* k) { return it.key() == k; }) != std::end(kSummaryOrder);
-    if (!listed && !skip(it.key(), *it)) o += summary_row(it.key(), *it);
-  }
-  return o + "</table>\n";
-}
-
+// The record the summary reads: the final one, else the last sample.
 std::string config_line(const PageInput& in) {
   std::string o;
   auto add = [&o](const std::string& s) { o += (o.empty() ? "" : " &middot; ") + s; };
   if (in.start) {
     const json& s = *in.start;
-    if (s.contains("mode")) add("mode <b>" + value_text(s["mode"]) + "</b>");
-    if (s.contains("peers")) add(value_text(s["peers"]) + " peers at the start");
-    if (s.contains("model")) add("model " + value_text(s["model"]));
-    if (s.contains("param_count")) add(value_text(s["param_count"]) + " parameters");
-    if (s.contains("task")) add("task " + value_text(s["task"]));
-    if (s.contains("theory_factor"))
-      add("theory factor " + value_text(s["theory_factor"]) + " per exchange");
+    if (auto m = text(s, "mode"); !m.empty()) add("<b>" + svg::escape(m) + "</b>");
+    if (auto t = text(s, "task"); !t.empty()) add(svg::escape(t));
+    if (auto p = num(s, "peers")) add(grouped(*p) + " peers at the start");
+    std::string model = svg::escape(text(s, "model"));
+    if (auto n = num(s, "param_count"))
+      model += (model.empty() ? "" : ", ") + grouped(*n) + " parameters";
+    if (!model.empty()) add("model " + model);
   } else {
     add("no start record");
   }
-  if (in.last_sample->contains("t_s"))
-    add("last sample at t = " + value_text((*in.last_sample)["t_s"]) + " s");
-  add(std::to_string(in.events.size()) + " event(s)");
+  if (auto t = num(*in.last_sample, "t_s")) add("last sample at " + seconds(*t));
+  add(std::to_string(in.events.size()) + (in.events.size() == 1 ? " event" : " events"));
   return "<p class=\"config\" id=\"config\">" + o + "</p>\n";
 }
 
-std::string events_table(const PageInput& in) {
-  if (in.events.empty()) return "<p id=\"events-none\">No scripted events.</p>\n";
-  std::string o =
-      "<table id=\"events\"><tr><th>t (s)</th><th>event</th><th>detail</th><th>step "
-      "(max)</th></tr>\n";
-  for (const json* e : in.events) {
-    auto get = [e](const char* k) { return e->contains(k) ? (*e)[k] : json(); };
-    o += "<tr>" + cell(get("t_s")) + cell(get("event")) + cell(get("detail")) +
-         cell(get("step_max")) + "</tr>\n";
-  }
-  return o + "</table>\n";
-}
-
-std::string peers_table(const PageInput& in) {
-  const json& s = *in.last_sample;
-  if (!s.contains("peers") || !s["peers"].is_array() || s["peers"].empty()) return "";
-  const char* cols[] = {"index",     "alive",      "step",         "test_accuracy",
-                        "test_loss", "train_loss", "exchanges_ok", "members"};
-  std::string o = "<h2>Peers at the last sample (t = " + value_text(s.value("t_s", json())) +
-                  " s)</h2>\n<table id=\"peers\"><tr>";
-  for (const char* c : cols) o += std::string("<th>") + c + "</th>";
-  o += "</tr>\n";
-  for (const auto& p : s["peers"]) {
-    if (!p.is_object()) continue;
-    o += "<tr>";
-    for (const char* c : cols) o += cell(p.contains(c) ? p[c] : json());
-    o += "</tr>\n";
-  }
-  return o + "</table>\n";
-}
-
-// A language model's text from the averaged model, at the first look and
-// at the end (sampling.cpp writes "text_sample" into both records).
 std::string text_samples(const PageInput& in) {
   const json* end = in.final ? in.final : in.last_sample;
   const auto& first = in.first_sample->value("text_sample", json());
   const auto& last = end->value("text_sample", json());
   if (!first.is_string() && !last.is_string()) return "";
-  std::string o = "<h2>Text from the averaged model</h2>\n";
-  if (first.is_string()) {
-    o += "<p>At the first look (t = " + value_text(in.first_sample->value("t_s", json())) +
-         " s):</p>\n<pre class=\"sample\" id=\"text-first\">" +
-         svg::escape(first.get<std::string>()) + "</pre>\n";
-  }
+  std::string o = "<h2>Text from the averaged model</h2>\n<div class=\"samples\">\n";
   if (last.is_string()) {
-    o += "<p>At the end:</p>\n<pre class=\"sample\" id=\"text-last\">" +
-         svg::escape(last.get<std::string>()) + "</pre>\n";
+    // The parser drops a newline right after <pre>: one more keeps the text's own.
+    o += "<div><p>At the end:</p>\n<pre class=\"sample\" id=\"text-last\">\n" +
+         svg::escape(last.get<std::string>()) + "</pre></div>\n";
   }
-  return o;
+  if (first.is_string()) {
+    o += "<div><p>At the first look (" + seconds(num(*in.first_sample, "t_s").value_or(0)) +
+         "):</p>\n<pre class=\"sample\" id=\"text-first\">\n" +
+         svg::escape(first.get<std::string>()) + "</pre></div>\n";
+  }
+  return o + "</div>\n";
+}
+
+// Every field of the final record (else the last sample), raw, for whoever
+// needs a figure the summary leaves out. The peers have their own table.
+std::string all_figures(const PageInput& in) {
+  const json& f = figures(in);
+  std::string o = "<details id=\"all-figures\"><summary>Every figure of the " +
+                  std::string(in.final ? "final record (summary.json)" : "last sample") +
+                  "</summary>\n<table id=\"figures\">\n";
+  for (auto it = f.begin(); it != f.end(); ++it) {
+    const std::string& key = it.key();
+    if (key == "type" || key == "text_sample" || key == "final_peers" || key == "peers") continue;
+    o += "<tr data-key=\"" + svg::escape(key) + "\"><th>" + svg::escape(key) + "</th><td" +
+         (it->is_number() ? " class=\"num\"" : "") + ">" + value_text(*it) + "</td></tr>\n";
+  }
+  return o + "</table>\n</details>\n";
 }
 
 }  // namespace
@@ -210,24 +159,26 @@ std::string render_page(const PageInput& in) {
   std::string o =
       "<!DOCTYPE html>\n<html lang=\"en\">\n<head>\n<meta charset=\"utf-8\">\n"
       "<meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\n<title>" +
-      title + "</title>\n<style>" + kStyle + "</style>\n</head>\n<body>\n<h1>" + title + "</h1>\n";
-  o += config_line(in);
+      title + "</title>\n<style>" + kStyle + "</style>\n</head>\n<body>\n<header><h1>" + title +
+      "</h1>\n" + config_line(in) + "</header>\n";
+  if (!in.charts.empty()) {
+    o += in.charts.front();
+    o += "<div class=\"chart-grid\">\n";
+    for (size_t i = 1; i < in.charts.size(); ++i) o += in.charts[i];
+    o += "</div>\n";
+  }
+  o += "<div class=\"tables\">\n<section id=\"summary-section\">\n<h2>" +
+       std::string(in.final ? "Summary"
+                            : "Summary at the last sample (the run wrote no final record)") +
+       "</h2>\n" + summary_table(in) + "</section>\n" + peers_table(in) + "</div>\n";
+  o += text_samples(in);
+  o += "<h2>Events</h2>\n" + events_table(in);
   if (!in.notes.empty()) {
-    o += "<ul id=\"notes\">\n";
+    o += "<h2>Notes</h2>\n<ul id=\"notes\">\n";
     for (const auto& n : in.notes) o += "<li>" + svg::escape(n) + "</li>\n";
     o += "</ul>\n";
   }
-  if (in.final) {
-    o += "<h2>Final summary</h2>\n" + summary_table(*in.final);
-  } else {
-    o += "<h2>Summary at the last sample (the run wrote no final record)</h2>\n" +
-         summary_table(*in.last_sample);
-  }
-  o += text_samples(in);
-  o += "<h2>Charts</h2>\n";
-  for (const auto& c : in.charts) o += c;
-  o += "<h2>Events</h2>\n" + events_table(in);
-  o += peers_table(in);
+  o += all_figures(in);
   o += kScript;
   o += "</body>\n</html>\n";
   return o;

@@ -1,13 +1,18 @@
 // Inline SVG line charts for the simulation report (internal to module sim).
 //
-// A Chart is data in chart coordinates; render_chart maps it onto a fixed
-// viewBox with nice axis ticks (linear, or decades for a log y axis), draws
-// every series as polylines (one per contiguous segment; a lone point becomes
-// a small circle), event markers as labelled vertical lines, and a legend.
-// Nothing here knows about metrics records: report.cpp builds the Charts.
+// A Chart is data in chart coordinates; render_chart maps it onto a viewBox of
+// the chart's width (about one CSS pixel per unit on the page, so text keeps
+// its size) with nice axis ticks (linear, or decades for a log y axis). From
+// the top: the title, the legend in a row, a band with the event labels, then
+// the plot, where every series is drawn as polylines (one per contiguous
+// segment; a lone point becomes a small circle) clipped to the plot, and each
+// event as a vertical line rising into its label. Nothing here knows about
+// metrics records: report.cpp builds the Charts.
 #pragma once
 
+#include <optional>
 #include <string>
+#include <utility>
 #include <vector>
 
 namespace gossip::sim::svg {
@@ -28,10 +33,11 @@ struct Series {
   std::vector<std::vector<Point>> segments;
 };
 
-// A vertical marker on a time chart.
+// A vertical marker on a chart: an event.
 struct Marker {
   double x = 0;
-  std::string name;    // "kill", ...: the label and data-event
+  std::string name;    // "kill", ...: the data-event attribute
+  std::string label;   // the text drawn above the plot ("kill 1, 2"); empty: `name`
   std::string detail;  // the <title> text
 };
 
@@ -50,12 +56,20 @@ struct Chart {
   bool log_y = false;        // every y must then be > 0 (the caller clamps)
   bool y_from_zero = false;  // linear y axis starts at 0 (counts)
   bool x_from_zero = true;   // the x axis starts at 0 (time since start); false: at the data
+  // Fixed axis spans instead of the data's; points outside are clipped.
+  // x_range is kept exactly (ticks inside it), so time charts given the same
+  // one line up; y_range zooms and is widened to whole tick steps.
+  std::optional<std::pair<double, double>> x_range;
+  std::optional<std::pair<double, double>> y_range;  // linear axes only
+  double width = 880;        // viewBox width; the height follows from the parts
+  double plot_height = 240;  // of the plot area alone
   std::vector<Series> series;
   std::vector<Marker> markers;
   std::vector<LegendEntry> legend;
 };
 
-// The <svg class="chart" id=...> element. Requires at least one point.
+// The <svg class="chart" id=...> element (its clip path's id is "clip-" + id).
+// Requires at least one point.
 std::string render_chart(const Chart& chart);
 
 // Escapes &, <, >, " and ' for HTML text and attribute values.

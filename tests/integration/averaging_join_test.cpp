@@ -56,7 +56,7 @@ TEST_CASE("a joiner downloads state, falling back when its donor dies mid-downlo
                 }
                 return Action::kForward;
               });
-  std::vector<Member> candidates{{victim.node->peer_id(), "127.0.0.1", relay.endpoint().port()},
+  std::vector<Member> candidates{{victim.node->peer_id(), {"127.0.0.1", relay.endpoint().port()}},
                                  swarm.peers[1]->member(),
                                  swarm.peers[2]->member(),
                                  swarm.peers[3]->member()};

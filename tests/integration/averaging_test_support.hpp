@@ -92,7 +92,7 @@ struct TestPeer {
   std::atomic<bool> running{false};
   std::atomic<bool> paused{false};
   std::atomic<int64_t> step{0};
-  Member member() const { return {node->peer_id(), "127.0.0.1", node->local_endpoint().port()}; }
+  Member member() const { return {node->peer_id(), {"127.0.0.1", node->local_endpoint().port()}}; }
 };
 
 // What a peer's trainer thread does between two between_steps() calls;

@@ -26,7 +26,9 @@ std::string random_id(std::mt19937_64& rng) {
 // default-constructible result).
 asio::awaitable<std::shared_ptr<net::Session>> dial_or_null(std::shared_ptr<net::Node> node,
                                                             std::string address, std::string id) {
-  auto r = co_await node->dial(address, id);
+  auto ep = net::parse_endpoint(address);
+  if (!ep) co_return nullptr;
+  auto r = co_await node->dial(*ep, id);
   co_return r ? *r : nullptr;
 }
 

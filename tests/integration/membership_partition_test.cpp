@@ -59,7 +59,9 @@ TEST_CASE(
     const std::string to = c.peer(6).address, id = c.peer(6).id;
     auto dial_status = [](std::shared_ptr<net::Node> n, std::string a,
                           std::string i) -> asio::awaitable<core::Status> {
-      auto r = co_await n->dial(a, i);
+      auto ep = net::parse_endpoint(a);
+      if (!ep) co_return ep.status();
+      auto r = co_await n->dial(*ep, i);
       co_return r.status();
     };
     const auto st = asio::co_spawn(c.io(), dial_status(node, to, id), asio::use_future).get();

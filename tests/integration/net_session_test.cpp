@@ -1,7 +1,8 @@
 // Secure sessions over real loopback TCP with real keys: handshake, a 100 MB
 // blob each way at once (bytes must match), control frames flowing during a
 // blob, queued blobs of edge sizes, STATUS_REQ, peer-id checks, self-dial,
-// wrong swarm key, idle timeout, the AESGCM cipher and a cipher mismatch.
+// wrong swarm key, idle timeout, the AESGCM cipher and a cipher mismatch,
+// and the Node's SessionRegistry (session_to).
 #include <doctest/doctest.h>
 #include <unistd.h>
 
@@ -65,10 +66,10 @@ namespace {
 // Accepts blobs of any size, each into its own buffer, in arrival order.
 class BlobCollector : public Recorder {
  public:
-  core::Result<std::span<uint8_t>> on_blob_begin(Session&, const BlobBegin& b) override {
+  core::Result<BlobReceiver> on_blob_begin(Session&, const BlobBegin& b) override {
     std::lock_guard l(mu);
     received.push_back(std::make_unique<std::vector<uint8_t>>(b.total_bytes, 0));
-    return std::span<uint8_t>(*received.back());
+    return receive_into(*received.back());
   }
   std::vector<std::unique_ptr<std::vector<uint8_t>>> received;
 };
@@ -312,4 +313,31 @@ TEST_CASE("net.cipher aesgcm: peers that agree stream a blob; a ChaChaPoly peer 
   CHECK(text.find("failed at message 1") != std::string::npos);
   CHECK(text.find("a different net.cipher (this peer uses AESGCM)") != std::string::npos);
   CHECK(b->counters().handshakes_ok == 1);  // only a's session
+}
+
+TEST_CASE("the registry finds an open session by peer id on both sides, and forgets it closed") {
+  IoThreads io;
+  const auto swarm = crypto::SwarmKey::generate();
+  auto ra = std::make_shared<Recorder>(), rb = std::make_shared<Recorder>();
+  auto a = make_node(io.io, swarm, ra);
+  auto b = make_node(io.io, swarm, rb);
+  CHECK(a->session_to(b->peer_id()) == nullptr);
+  // A typed endpoint, as membership and averaging dial.
+  auto s = io.run(a->dial(Endpoint{"127.0.0.1", b->local_endpoint().port()}, b->peer_id()));
+  REQUIRE(s.is_ok());
+  CHECK(a->session_to(b->peer_id()) == *s);  // dialed
+  REQUIRE(rb->wait([&] { return !rb->sessions.empty(); }));
+  CHECK(b->session_to(a->peer_id()) == rb->sessions[0]);  // accepted
+  CHECK(a->session_to(a->peer_id()) == nullptr);
+  // A second session to the same peer: the oldest open one is found first.
+  auto s2 = io.run(a->dial(b->local_endpoint(), b->peer_id()));
+  REQUIRE(s2.is_ok());
+  CHECK(a->session_to(b->peer_id()) == *s);
+  (*s)->close(core::Status(core::Code::kClosed, "test"));
+  REQUIRE(ra->wait([&] { return !ra->closes.empty(); }));
+  CHECK(a->session_to(b->peer_id()) == *s2);
+  a->close();
+  CHECK(a->session_to(b->peer_id()) == nullptr);
+  REQUIRE(rb->wait([&] { return rb->closes.size() == 2; }));
+  CHECK(b->session_to(a->peer_id()) == nullptr);
 }

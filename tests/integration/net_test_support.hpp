@@ -68,17 +68,20 @@ class Recorder : public SessionHandler {
     frames.emplace_back(type, std::string(body.begin(), body.end()));
     cv.notify_all();
   }
-  core::Result<std::span<uint8_t>> on_blob_begin(Session&, const BlobBegin& b) override {
+  core::Result<BlobReceiver> on_blob_begin(Session&, const BlobBegin& b) override {
     std::lock_guard l(mu);
     blob_headers.emplace_back(b.header.begin(), b.header.end());
     if (b.total_bytes != expected_blob) return core::invalid_argument("unexpected blob size");
     blob.assign(b.total_bytes, 0);
-    return std::span<uint8_t>(blob);
+    return receive_into(blob);
   }
-  void on_blob_end(Session&, uint32_t, const core::Status& st) override {
-    std::lock_guard l(mu);
-    blob_ends.push_back(st);
-    cv.notify_all();
+  // A receiver writing into `dest` whose end is recorded in blob_ends.
+  BlobReceiver receive_into(std::span<uint8_t> dest) {
+    return {dest, [this](const core::Status& st) {
+              std::lock_guard l(mu);
+              blob_ends.push_back(st);
+              cv.notify_all();
+            }};
   }
   void on_closed(Session&, const core::Status& reason) override {
     std::lock_guard l(mu);

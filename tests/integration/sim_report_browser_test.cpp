@@ -1,11 +1,13 @@
-// The simulation report in a real browser: writes a churn report and an
-// averaging-only report, loads each in headless Chromium (--dump-dom) and
-// checks the rendered DOM: the page's inline script ran and found every chart
-// with a non-empty bounding box (body data-charts-ok == data-charts-total,
-// which only a browser can set), the chart ids, one peer line per peer, the
-// averaged and theory lines and the event markers. Exits 77 (skipped) when
-// neither chromium nor chromium-browser is on PATH (tools/bootstrap installs
-// Debian's chromium).
+// The simulation report in a real browser: writes a churn report, an
+// averaging-only report and a language model's report, loads each in headless
+// Chromium (--dump-dom) and checks the rendered DOM: the page's inline script
+// ran and found every chart with a non-empty bounding box (body
+// data-charts-ok == data-charts-total, which only a browser can set), the
+// chart ids, the lead chart right after the header, one event marker per
+// event on every chart, one peer line per peer, the averaged and theory
+// lines, the summary rows with the run's numbers and one peer table row per
+// peer. Exits 77 (skipped) when neither chromium nor chromium-browser is on
+// PATH (tools/bootstrap installs Debian's chromium).
 #include <doctest/doctest.h>
 #include <fcntl.h>
 #include <signal.h>
@@ -174,6 +176,53 @@ Rendered render_in_browser(const sim_report_fixture::Options& o, const TempDir& 
   return r;
 }
 
+// The serialized <svg ...>...</svg> with this id, or "".
+std::string svg_of(const std::string& dom, const std::string& id) {
+  const size_t at = dom.find("id=\"" + id + "\"");
+  if (at == std::string::npos) return "";
+  const size_t begin = dom.rfind("<svg", at);
+  return dom.substr(begin, dom.find("</svg>", at) + 6 - begin);
+}
+
+// The first element after the page's header: its opening tag.
+std::string after_header(const std::string& dom) {
+  const size_t at = dom.find("</header>");
+  if (at == std::string::npos) return "";
+  const size_t open = dom.find('<', at + 9);
+  return dom.substr(open, dom.find('>', open) + 1 - open);
+}
+
+// The event markers on every chart, by kind: {chart id: {kind: count}}.
+std::map<std::string, std::map<std::string, int>> markers(const Rendered& r) {
+  std::map<std::string, std::map<std::string, int>> out;
+  for (const auto& [id, attrs] : r.charts) {
+    auto& kinds = out[id];
+    for (const auto& g : tags(svg_of(r.dom, id), "g")) {
+      if (g.count("class") && g.at("class") == "event") ++kinds[g.at("data-event")];
+    }
+  }
+  return out;
+}
+
+// The value cell of the summary row with this data-key ("" if absent).
+std::string summary_value(const std::string& dom, const std::string& key) {
+  const size_t at = dom.find("<tr data-key=\"" + key + "\"");
+  if (at == std::string::npos) return "";
+  const size_t td = dom.find("<td class=\"num\">", at);
+  if (td == std::string::npos || td > dom.find("</tr>", at)) return "";
+  return dom.substr(td + 16, dom.find("</td>", td) - td - 16);
+}
+
+// Rows in the body of table#peers.
+int peer_rows(const std::string& dom) {
+  const size_t at = dom.find("<table id=\"peers\">");
+  if (at == std::string::npos) return 0;
+  const size_t body = dom.find("<tbody>", at), end = dom.find("</tbody>", at);
+  int n = 0;
+  for (size_t tr = dom.find("<tr", body); tr < end; tr = dom.find("<tr", tr + 1)) ++n;
+  return n;
+}
+
 void check_rendered(const Rendered& r, const std::set<std::string>& ids) {
   std::set<std::string> found;
   for (const auto& [id, attrs] : r.charts) found.insert(id);
@@ -198,11 +247,12 @@ void check_rendered(const Rendered& r, const std::set<std::string>& ids) {
 
 }  // namespace
 
-TEST_CASE("churn report renders in Chromium with every chart, peer line and event") {
+TEST_CASE("churn report renders in Chromium: charts first, every event on every chart, tables") {
   TempDir dir("gossip-browser");
   const Rendered r = render_in_browser({}, dir);
   check_rendered(r, {"chart-accuracy", "chart-accuracy-late", "chart-consensus", "chart-exchanges",
                      "chart-members"});
+  CHECK(after_header(r.dom).rfind("<svg class=\"chart\" id=\"chart-accuracy\"", 0) == 0);
   std::set<std::string> peers;
   int averaged = 0;
   for (const auto& p : tags(r.dom, "polyline")) {
@@ -212,14 +262,18 @@ TEST_CASE("churn report renders in Chromium with every chart, peer line and even
     if (cls->second == "series averaged") ++averaged;
   }
   CHECK(peers == std::set<std::string>{"0", "1", "2", "3", "4", "5", "6", "7", "8", "9"});
-  CHECK(averaged == 2);  // the accuracy chart and its zoomed second half
-  std::map<std::string, int> by_kind;
-  for (const auto& g : tags(r.dom, "g")) {
-    if (g.count("class") && g.at("class") == "event") ++by_kind[g.at("data-event")];
+  CHECK(averaged == 2);  // the accuracy chart and its zoomed copy
+  for (const auto& [id, kinds] : markers(r)) {
+    INFO(id);
+    CHECK(kinds == std::map<std::string, int>{{"kill", 1}, {"start", 1}});
   }
-  CHECK(by_kind["kill"] == 4);   // on each of the four full time charts
-  CHECK(by_kind["start"] == 5);  // and on the zoomed second half (kill falls before it)
-  CHECK(r.dom.find("<table id=\"summary\">") != std::string::npos);
+  // The summary holds the run's numbers (the fixture's final record).
+  CHECK(summary_value(r.dom, "averaged_accuracy") == "88.12%");
+  CHECK(summary_value(r.dom, "time_to_0.85") == "24.0 s");
+  CHECK(summary_value(r.dom, "bytes") == "987.7 MB");
+  CHECK(summary_value(r.dom, "exchanges") == "1,200");
+  CHECK(summary_value(r.dom, "alive") == "8");
+  CHECK(peer_rows(r.dom) == 10);  // 8 at the start, 2 started
 }
 
 TEST_CASE("averaging-only report renders in Chromium with the theory curve") {
@@ -230,9 +284,39 @@ TEST_CASE("averaging-only report renders in Chromium with the theory curve") {
   const Rendered r = render_in_browser(o, dir);
   check_rendered(
       r, {"chart-consensus", "chart-consensus-exchanges", "chart-exchanges", "chart-members"});
+  CHECK(after_header(r.dom).rfind("<svg class=\"chart\" id=\"chart-consensus\"", 0) == 0);
   int theory = 0;
   for (const auto& p : tags(r.dom, "polyline")) {
     if (p.count("class") && p.at("class") == "series theory") ++theory;
   }
   CHECK(theory == 2);
+  for (const auto& [id, kinds] : markers(r)) {
+    INFO(id);
+    CHECK(kinds == std::map<std::string, int>{{"heal", 1}, {"partition", 1}});
+  }
+  CHECK(summary_value(r.dom, "measured_factor") == "0.9668");
+  CHECK(peer_rows(r.dom) == 32);
+}
+
+TEST_CASE("language model report renders in Chromium: bits per byte first, the text") {
+  TempDir dir("gossip-browser");
+  sim_report_fixture::Options o;
+  o.language_model = true;
+  const Rendered r = render_in_browser(o, dir);
+  check_rendered(r, {"chart-bits-per-byte", "chart-bits-per-byte-late", "chart-accuracy",
+                     "chart-consensus", "chart-exchanges", "chart-members"});
+  CHECK(after_header(r.dom).rfind("<svg class=\"chart\" id=\"chart-bits-per-byte\"", 0) == 0);
+  for (const auto& [id, kinds] : markers(r)) {
+    INFO(id);
+    CHECK(kinds == std::map<std::string, int>{{"kill", 1}, {"start", 1}});
+  }
+  CHECK(summary_value(r.dom, "averaged_bits_per_byte") == "0.4762");
+  CHECK(summary_value(r.dom, "averaged_loss") == "0.3301 nats/byte");
+  // The text keeps its leading newline (the parser drops one right after <pre>).
+  const size_t pre = r.dom.find("<pre class=\"sample\" id=\"text-last\">");
+  REQUIRE(pre != std::string::npos);
+  const size_t text = r.dom.find('>', pre) + 1;
+  CHECK(r.dom.substr(text, r.dom.find("</pre>", text) - text) ==
+        "\nThe end &lt;is&gt; near &amp; \"clear\"");
+  CHECK(peer_rows(r.dom) == 10);
 }

@@ -1,7 +1,9 @@
 // Realistic gossip-sim metrics.jsonl records for the report tests (unit and
 // browser): a start record, samples every 2 s for 8 peers with peers 1 and 2
 // killed at t = 20 s and peers 8 and 9 started at t = 40 s, and a final
-// summary; or an averaging-only run with the theory curve. Numbers follow the
+// summary with each peer's final evaluation; an averaging-only run with the
+// theory curve (a partition at 20 s, healed at 40 s); a regression run; or a
+// language model's run with its text samples. Numbers follow the
 // sim schema (/tmp/sim_schema.md at the time of writing, docs/simulation.md).
 #pragma once
 
@@ -21,6 +23,7 @@ struct Options {
   int samples = 30;
   bool average_only = false;
   bool regression = false;
+  bool language_model = false;  // test loss in nats per byte, text samples
 };
 
 inline double peer_accuracy(int index, double t) {
@@ -37,7 +40,9 @@ inline std::vector<json> make_records(const Options& o = {}) {
        {"mode", o.average_only ? "average_only" : "train"},
        {"model", o.regression ? "10-20-1 tanh mse" : "784-256-128-10 relu softmax_cross_entropy"},
        {"param_count", o.regression ? 241 : 235146},
-       {"task", o.regression ? "regression" : "classification"},
+       {"task", o.regression       ? "regression"
+                : o.language_model ? "language_model"
+                                   : "classification"},
        {"theory_factor", factor}});
   const bool churn = !o.average_only;
   int64_t exchanges = 0;
@@ -51,6 +56,14 @@ inline std::vector<json> make_records(const Options& o = {}) {
                      {"event", "kill"},
                      {"detail", "peers 1, 2"},
                      {"step_max", 3000}});
+    }
+    if (o.average_only && (k == 10 || k == 20)) {
+      out.push_back({{"type", "event"},
+                     {"t_s", 2.0 * k},
+                     {"index", k / 10 - 1},
+                     {"event", k == 10 ? "partition" : "heal"},
+                     {"detail", k == 10 ? "[0, 1] | [2, 3]" : "every link restored"},
+                     {"step_max", nullptr}});
     }
     if (churn && k == 20) {
       out.push_back({{"type", "event"},
@@ -128,6 +141,7 @@ inline std::vector<json> make_records(const Options& o = {}) {
         s[key] = nullptr;
       s["theory_distance"] = d0 * std::pow(factor, pairs);
     }
+    if (o.language_model && k == 1) s["text_sample"] = "\nq#x<b>&";
     out.push_back(s);
   }
   json final = {
@@ -154,10 +168,16 @@ inline std::vector<json> make_records(const Options& o = {}) {
        json::array(
            {{{"index", 8}, {"first_test_accuracy", 0.861}, {"swarm_mean_accuracy", 0.872}},
             {{"index", 9}, {"first_test_accuracy", 0.859}, {"swarm_mean_accuracy", 0.872}}})}};
+  // Each peer's final evaluation: the last sample's peers, finished or killed.
+  json final_peers = out.back()["peers"];
+  for (auto& p : final_peers) p["state"] = p["alive"] == true ? "finished" : "killed";
+  final["final_peers"] = final_peers;
+  if (o.language_model) final["text_sample"] = "\nThe end <is> near & \"clear\"";
   if (o.average_only) {
     final["exchange_pairs"] = exchanges / 2;
     final["measured_factor"] = factor * 0.999;
     final["theory_factor"] = factor;
+    final["decay_vs_theory"] = std::log(factor) / std::log(factor * 0.999);
   }
   out.push_back(final);
   return out;

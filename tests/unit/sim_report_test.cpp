@@ -1,19 +1,24 @@
 // The simulation report on real files: a churn run (8 peers, 2 killed, 2
-// started) gives the accuracy, consensus, exchanges and members charts with
-// one line per peer (broken where a peer had no value), the averaged model,
-// every event on every time chart and the final summary; an averaging-only
-// run adds the theory curve and the chart against exchanges; a regression run
-// plots loss; a corrupt line is an error naming it, a torn last line is
+// started) gives the accuracy chart first, then the zoomed one, consensus,
+// exchanges and members, with one line per peer (broken where a peer had no
+// value), the averaged model and every event on every chart; then the short
+// summary table and one table row per peer. An averaging-only run leads with
+// the consensus and adds the theory curve and the chart against exchanges; a
+// regression run plots loss; a language model leads with bits per byte and
+// shows its text. A corrupt line is an error naming it, a torn last line is
 // skipped with a note; thousands of samples are thinned.
 #include <doctest/doctest.h>
 #include <unistd.h>
 
+#include <cstdio>
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
 #include <set>
 #include <sstream>
 #include <string>
+#include <utility>
+#include <vector>
 
 #include "gossip/sim/report.hpp"
 #include "temp_dir.hpp"
@@ -74,28 +79,76 @@ std::string report_of(const Options& o, const TempDir& dir) {
   return read_text(html);
 }
 
+// Whether the element right after the page's header is this chart.
+bool chart_follows_header(const std::string& html, const std::string& id) {
+  const size_t at = html.find("</header>\n");
+  const std::string svg = "<svg class=\"chart\" id=\"" + id + "\"";
+  return at != std::string::npos && html.compare(at + 10, svg.size(), svg) == 0;
+}
+
+// The summary row with this data-key: {value cell, note cell} ("" if absent).
+std::pair<std::string, std::string> summary_row(const std::string& html, const std::string& key) {
+  const size_t at = html.find("<tr data-key=\"" + key + "\"");
+  if (at == std::string::npos) return {};
+  const std::string row = html.substr(at, html.find("</tr>", at) - at);
+  const size_t v = row.find("<td class=\"num\">");
+  const size_t n = row.find("<td class=\"note\">");
+  if (v == std::string::npos || n == std::string::npos) return {};
+  const size_t v0 = v + 16, n0 = n + 17;
+  return {row.substr(v0, row.find("</td>", v0) - v0), row.substr(n0, row.find("</td>", n0) - n0)};
+}
+
+// The rows of table#peers' body, each as its cells' text.
+std::vector<std::vector<std::string>> peer_table(const std::string& html) {
+  std::vector<std::vector<std::string>> rows;
+  const size_t at = html.find("<table id=\"peers\">");
+  if (at == std::string::npos) return rows;
+  const size_t body = html.find("<tbody>", at), end = html.find("</tbody>", at);
+  for (size_t tr = html.find("<tr", body); tr < end; tr = html.find("<tr", tr + 1)) {
+    std::vector<std::string> cells;
+    const size_t tr_end = html.find("</tr>", tr);
+    for (size_t td = html.find("<td", tr); td < tr_end; td = html.find("<td", td + 1)) {
+      const size_t open = html.find('>', td) + 1;
+      cells.push_back(html.substr(open, html.find("</td>", open) - open));
+    }
+    rows.push_back(cells);
+  }
+  return rows;
+}
+
 }  // namespace
 
-TEST_CASE("churn run: charts, one line per peer, averaged model, events, summary") {
+TEST_CASE("churn run: charts first, every event on every chart, summary and peer tables") {
   TempDir dir("gossip-report");
   const std::string html = report_of(Options{}, dir);
 
-  for (const char* id : {"chart-accuracy", "chart-consensus", "chart-exchanges", "chart-members"}) {
+  // The header, then the lead chart at once.
+  CHECK(chart_follows_header(html, "chart-accuracy"));
+  CHECK(html.find("<table") > html.rfind("</svg>"));  // every table after every chart
+
+  for (const char* id : {"chart-accuracy", "chart-accuracy-late", "chart-consensus",
+                         "chart-exchanges", "chart-members"}) {
     const std::string svg = chart(html, id);
     INFO(id);
     REQUIRE(!svg.empty());
     CHECK(svg.find("class=\"chart\"") != std::string::npos);
-    // Every time chart marks both events, with their details.
+    // Every chart marks both events, with their details and a short label.
     CHECK(count(svg, "<g class=\"event\" data-event=\"kill\">") == 1);
     CHECK(count(svg, "<g class=\"event\" data-event=\"start\">") == 1);
     CHECK(svg.find("<title>kill at 20 s (step 3000): peers 1, 2</title>") != std::string::npos);
     CHECK(svg.find("<title>start at 40 s (step 6000): peers 8, 9</title>") != std::string::npos);
+    CHECK(svg.find(">kill 1, 2</text>") != std::string::npos);
+    // The lines are clipped to the plot; the time axes end together.
+    CHECK(svg.find("clip-path=\"url(#clip-" + std::string(id) + ")\"") != std::string::npos);
+    CHECK(svg.find(">60</text>") != std::string::npos);
   }
   CHECK(chart(html, "chart-consensus-exchanges").empty());
   CHECK(html.find("series theory") == std::string::npos);
 
   const std::string acc = chart(html, "chart-accuracy");
   CHECK(acc.find("Test accuracy over time") != std::string::npos);
+  CHECK(acc.find("viewBox=\"0 0 1160.0 ") != std::string::npos);  // the lead spans the page
+  CHECK(chart(html, "chart-members").find("viewBox=\"0 0 570.0 ") != std::string::npos);
   const auto lines = peer_lines(acc);
   CHECK(std::set<int>(lines.begin(), lines.end()) == std::set<int>{0, 1, 2, 3, 4, 5, 6, 7, 8, 9});
   CHECK(lines.count(1) == 1);  // killed: its line just ends
@@ -104,20 +157,15 @@ TEST_CASE("churn run: charts, one line per peer, averaged model, events, summary
   CHECK(count(acc, "<polyline class=\"series averaged\"") == 1);
   CHECK(acc.find("stroke-width=\"3\"") != std::string::npos);  // averaged line is the thick one
 
-  // The second half again, zoomed: 30..60 s, where the peers sit at 86-89%.
+  // The same lines, the y axis zoomed on the second half (86-89%); the time
+  // axis is the full run's, the early points clipped.
   const std::string late = chart(html, "chart-accuracy-late");
   REQUIRE(!late.empty());
-  CHECK(late.find("second half of the run") != std::string::npos);
-  CHECK(count(late, "<g class=\"event\" data-event=\"start\">") == 1);  // at 40 s
-  CHECK(count(late, "<g class=\"event\" data-event=\"kill\">") == 0);   // at 20 s: before the span
+  CHECK(late.find("zoomed on the second half of the run") != std::string::npos);
   CHECK(count(late, "<polyline class=\"series averaged\"") == 1);
-  const auto late_lines = peer_lines(late);
-  CHECK(std::set<int>(late_lines.begin(), late_lines.end()) ==
-        std::set<int>{0, 3, 4, 5, 6, 7, 8, 9});
+  CHECK(peer_lines(late) == lines);
   CHECK(late.find(">0.2<") == std::string::npos);  // no tick down at the early values
-  CHECK(late.find(">10<") ==
-        std::string::npos);  // nor a time axis from 0 with the first half empty
-  CHECK(late.find(">40<") != std::string::npos);
+  CHECK(late.find(">0.88<") != std::string::npos);
   CHECK(acc.find(">0.4<") != std::string::npos);
 
   const std::string cons = chart(html, "chart-consensus");
@@ -129,19 +177,59 @@ TEST_CASE("churn run: charts, one line per peer, averaged model, events, summary
     CHECK(count(ex, std::string("<polyline class=\"") + cls + "\"") == 1);
   }
 
-  // Header and final summary.
+  // Header, then the summary: the figures people look for, from the final record.
   CHECK(html.find("<title>sim-test run</title>") != std::string::npos);
-  CHECK(html.find("mode <b>train</b>") != std::string::npos);
-  CHECK(html.find("<h2>Final summary</h2>") != std::string::npos);
-  CHECK(html.find(
-            "<tr data-key=\"bytes_total\"><th>bytes_total</th><td class=\"num\">987654321</td>") !=
-        std::string::npos);
-  CHECK(html.find("<tr data-key=\"averaged_model_accuracy\"><th>averaged_model_accuracy</th><td "
-                  "class=\"num\">0.8812 (88.1%)</td>") != std::string::npos);
-  CHECK(html.find("0.85: 24, 0.88: n/a") != std::string::npos);         // time_to_accuracy_s
-  CHECK(html.find("first_test_accuracy: 0.861") != std::string::npos);  // joiners
+  CHECK(html.find("<b>train</b> &middot; classification") != std::string::npos);
+  CHECK(html.find("<h2>Summary</h2>") != std::string::npos);
+  CHECK(summary_row(html, "averaged_accuracy").first == "88.12%");
+  CHECK(summary_row(html, "averaged_accuracy").second == "test loss 0.3301");
+  // The worst peer is named: peers 0 and 5 share the lowest accuracy.
+  const double worst = sim_report_fixture::peer_accuracy(0, 60);
+  char worst_text[16];
+  std::snprintf(worst_text, sizeof worst_text, "%.2f%%", 100 * worst);
+  CHECK(summary_row(html, "worst_peer_accuracy").first == worst_text);
+  CHECK(summary_row(html, "worst_peer_accuracy").second == "peer 0; mean of the peers 87.65%");
+  CHECK(summary_row(html, "time_to_0.85").first == "24.0 s");
+  CHECK(summary_row(html, "time_to_0.88").first.find("not reached") != std::string::npos);
+  CHECK(summary_row(html, "bytes").first == "987.7 MB");
+  CHECK(summary_row(html, "bytes").second == "987,654,321 B sent + received, all peers");
+  CHECK(summary_row(html, "exchanges").first == "1,200");
+  CHECK(summary_row(html, "exchanges").second.find("busy 61, failed 7") != std::string::npos);
+  CHECK(summary_row(html, "alive").first == "8");
+  CHECK(summary_row(html, "alive").second == "of 10 started; 2 killed");
+  CHECK(summary_row(html, "wall").first == "61.2 s");
+  CHECK(summary_row(html, "consensus_distance").first == "0.0003210");
+  CHECK(count(html.substr(html.find("<table id=\"summary\">"),
+                          html.find("</table>", html.find("<table id=\"summary\">")) -
+                              html.find("<table id=\"summary\">")),
+              "<tr ") == 9);                        // short: no raw fields
+  CHECK(summary_row(html, "error").first.empty());  // nothing went wrong: no warning rows
+
+  // One row per peer, numbers in right-aligned cells; the dead greyed out,
+  // the worst marked, the joiners' first evaluation next to the swarm's.
+  const auto peers = peer_table(html);
+  REQUIRE(peers.size() == 10);
+  CHECK(html.find("<th class=\"num\">test acc.</th>") != std::string::npos);
+  CHECK(peers[0][0] == "0");
+  CHECK(peers[0][1] == "finished (worst)");
+  CHECK(peers[0][2] == "9,000");  // step
+  CHECK(peers[0][3] == worst_text);
+  CHECK(peers[1][1] == "killed");
+  CHECK(peers[1][2] == "&ndash;");
+  CHECK(peers[8].back() == "86.10% (swarm 87.20%)");
+  CHECK(html.find("<tr class=\"gone\"><td class=\"num\">1</td>") != std::string::npos);
+  CHECK(html.find("<tr class=\"worst\"><td class=\"num\">0</td>") != std::string::npos);
+  const size_t peers_at = html.find("<table id=\"peers\">");
+  const std::string peer_html = html.substr(peers_at, html.find("</table>", peers_at) - peers_at);
+  CHECK(peer_html.find('{') == std::string::npos);          // no JSON text
+  CHECK(count(peer_html, "<td class=\"num\">") == 10 * 8);  // peer, 6 figures, joining
   CHECK(html.find("<table id=\"events\">") != std::string::npos);
-  CHECK(html.find("<table id=\"peers\">") != std::string::npos);
+  CHECK(html.find("<td class=\"num\">20.0 s</td><td>kill</td><td>peers 1, 2</td>") !=
+        std::string::npos);
+  // Every figure of the final record is still there, folded away.
+  CHECK(html.find("<details id=\"all-figures\">") != std::string::npos);
+  CHECK(html.find("<tr data-key=\"bytes_total\"><th>bytes_total</th><td "
+                  "class=\"num\">987654321</td>") != std::string::npos);
 
   // Self-contained: no external resource, the one script inline.
   CHECK(html.find("http://") == std::string::npos);
@@ -160,19 +248,24 @@ TEST_CASE("no final record: the summary is the last sample's") {
   REQUIRE(sim::write_report(records, html, "no final").is_ok());
   const std::string text = read_text(html);
   CHECK(text.find("the run wrote no final record") != std::string::npos);
-  CHECK(
-      text.find("<tr data-key=\"exchanges_ok\"><th>exchanges_ok</th><td class=\"num\">1200</td>") !=
-      std::string::npos);
+  CHECK(summary_row(text, "exchanges").first == "1,200");
+  CHECK(summary_row(text, "wall").first == "60.0 s");
+  CHECK(text.find("Peers at the last sample (t = 60.0 s)") != std::string::npos);
+  CHECK(peer_table(text).size() == 10);
   CHECK(!fs::exists(dir.path() / "out" / "report.html.tmp"));
 }
 
-TEST_CASE("average_only run: theory curve and consensus against exchanges") {
+TEST_CASE("average_only run: consensus first, theory curve, events against exchanges") {
   TempDir dir("gossip-report");
   Options o;
   o.average_only = true;
   o.peers = 32;
   const std::string html = report_of(o, dir);
-  CHECK(html.find("mode <b>average_only</b>") != std::string::npos);
+  CHECK(html.find("<b>average_only</b>") != std::string::npos);
+  // Nothing trains: no accuracy chart at all, the consensus leads.
+  CHECK(chart(html, "chart-accuracy").empty());
+  CHECK(html.find("chart-accuracy") == std::string::npos);
+  CHECK(chart_follows_header(html, "chart-consensus"));
   const std::string cons = chart(html, "chart-consensus");
   CHECK(count(cons, "<polyline class=\"series consensus\"") == 1);
   CHECK(count(cons, "<polyline class=\"series theory\"") == 1);
@@ -182,11 +275,28 @@ TEST_CASE("average_only run: theory curve and consensus against exchanges") {
   CHECK(vs.find("factor 0.9677 per exchange") != std::string::npos);
   CHECK(count(vs, "<polyline class=\"series consensus\"") == 1);
   CHECK(count(vs, "<polyline class=\"series theory\"") == 1);
-  CHECK(vs.find("class=\"event\"") == std::string::npos);  // not a time axis
-  // No accuracy in averaging-only runs: said instead of an empty chart.
-  CHECK(chart(html, "chart-accuracy").empty());
-  CHECK(html.find("id=\"chart-accuracy-missing\"") != std::string::npos);
-  CHECK(html.find("measured_factor") != std::string::npos);
+  // The events sit where the swarm had done 200 and 400 pairwise exchanges:
+  // x axis 0..600 over the plot's 64..552.
+  CHECK(count(vs, "<g class=\"event\"") == 2);
+  CHECK(vs.find("<g class=\"event\" data-event=\"partition\"><title>partition at 20 s: [0, 1] | "
+                "[2, 3]</title><line x1=\"226.7\"") != std::string::npos);
+  CHECK(vs.find("<g class=\"event\" data-event=\"heal\"><title>heal at 40 s: every link "
+                "restored</title><line x1=\"389.3\"") != std::string::npos);
+  for (const char* id : {"chart-consensus", "chart-exchanges", "chart-members"})
+    CHECK(count(chart(html, id), "<g class=\"event\"") == 2);
+  CHECK(summary_row(html, "measured_factor").first == "0.9668");
+  CHECK(
+      summary_row(html, "measured_factor").second.find("theory 1 &minus; 1/(n&minus;1) = 0.9677") !=
+      std::string::npos);
+  CHECK(summary_row(html, "averaged_accuracy").first.empty());
+  // No peer has an accuracy or a loss: those columns are left out.
+  CHECK(peer_table(html).size() == 32);
+  CHECK(html.find(">test loss</th>") == std::string::npos);
+  CHECK(html.find(">step</th>") == std::string::npos);  // nothing trains: always 0
+  CHECK(html.find(">exchanges</th>") != std::string::npos);
+  CHECK(vs.find("Consensus distance against exchanges</text>") != std::string::npos);
+  CHECK(summary_row(html, "measured_factor").second.find("needs 0.97&times; the exchanges") !=
+        std::string::npos);
 }
 
 TEST_CASE("regression run: test loss plotted instead of accuracy") {
@@ -197,10 +307,45 @@ TEST_CASE("regression run: test loss plotted instead of accuracy") {
   const std::string html = report_of(o, dir);
   const std::string acc = chart(html, "chart-accuracy");
   REQUIRE(!acc.empty());
-  CHECK(acc.find("Test loss over time (regression task") != std::string::npos);
+  CHECK(acc.find("Test loss over time (a regression task has no accuracy)") != std::string::npos);
   const auto lines = peer_lines(acc);
   CHECK(std::set<int>(lines.begin(), lines.end()) == std::set<int>{0, 1, 2, 3, 4, 5});
   CHECK(count(acc, "<polyline class=\"series averaged\"") == 1);
+  CHECK(summary_row(html, "averaged_loss").first == "0.3301");
+  CHECK(summary_row(html, "averaged_loss").second.rfind("first look ", 0) == 0);
+  CHECK(summary_row(html, "worst_peer_loss").second.rfind("peer 5; mean of the peers 0.3412", 0) ==
+        0);
+  CHECK(summary_row(html, "averaged_accuracy").first.empty());
+  CHECK(summary_row(html, "time_to_0.85").first.empty());  // no accuracy target
+  CHECK(html.find(">test acc.</th>") == std::string::npos);
+}
+
+TEST_CASE("language model: bits per byte first, loss in the summary, the text") {
+  TempDir dir("gossip-report");
+  Options o;
+  o.language_model = true;
+  const std::string html = report_of(o, dir);
+  CHECK(chart_follows_header(html, "chart-bits-per-byte"));
+  for (const char* id : {"chart-bits-per-byte", "chart-bits-per-byte-late", "chart-accuracy",
+                         "chart-consensus", "chart-exchanges", "chart-members"}) {
+    INFO(id);
+    CHECK(count(chart(html, id), "<g class=\"event\"") == 2);
+  }
+  CHECK(chart(html, "chart-accuracy").find(">next-byte accuracy</text>") != std::string::npos);
+  // 0.3301 nats = 0.4762 bits.
+  CHECK(summary_row(html, "averaged_bits_per_byte").first == "0.4762");
+  CHECK(summary_row(html, "averaged_loss").first == "0.3301 nats/byte");
+  CHECK(summary_row(html, "averaged_loss").second == "next-byte accuracy 88.12%");
+  CHECK(summary_row(html, "worst_peer_bits_per_byte").second.rfind("peer 9; ", 0) == 0);
+  CHECK(summary_row(html, "time_to_0.85").first.empty());
+  const auto peers = peer_table(html);
+  REQUIRE(peers.size() == 10);
+  CHECK(html.find("<th class=\"num\">bits/byte</th><th class=\"num\">test loss (nats)</th>") !=
+        std::string::npos);
+  CHECK(html.find("<pre class=\"sample\" id=\"text-last\">\n\nThe end &lt;is&gt; near &amp; "
+                  "&quot;clear&quot;</pre>") != std::string::npos);
+  CHECK(html.find("<pre class=\"sample\" id=\"text-first\">\n\nq#x&lt;b&gt;&amp;</pre>") !=
+        std::string::npos);
 }
 
 TEST_CASE("a corrupt line is an error naming it; a torn last line is skipped with a note") {
@@ -275,6 +420,17 @@ TEST_CASE("consensus of exactly 0 sits at the bottom of the log axis") {
   for (const char* bad : {",nan", "nan,", ",inf", "inf,", ",-inf", ">nan<", ">inf<", "1e-300"}) {
     CHECK_MESSAGE(html->find(bad) == std::string::npos, bad);
   }
+}
+
+TEST_CASE("ticks 2.5 apart are labelled with their decimal") {
+  Options o;
+  o.samples = 12;  // 24 s: the lead chart's time axis steps by 2.5 s
+  auto html = sim::render_report(make_records(o), "ticks");
+  REQUIRE(html.is_ok());
+  const std::string acc = chart(*html, "chart-accuracy");
+  for (const char* tick : {">2.5</text>", ">5.0</text>", ">7.5</text>", ">22.5</text>"})
+    CHECK_MESSAGE(acc.find(tick) != std::string::npos, tick);
+  CHECK(acc.find(">2</text>") == std::string::npos);  // not 2.5 rounded down
 }
 
 TEST_CASE("long runs are thinned to about 2000 points per series") {

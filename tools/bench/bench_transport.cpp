@@ -93,15 +93,14 @@ class Sink : public net::SessionHandler {
     session_ = s.shared_from_this();
     cv_.notify_all();
   }
-  core::Result<std::span<uint8_t>> on_blob_begin(net::Session&, const net::BlobBegin& b) override {
+  core::Result<net::BlobReceiver> on_blob_begin(net::Session&, const net::BlobBegin& b) override {
     if (b.total_bytes != dest_.size()) return core::invalid_argument("size");
-    return std::span<uint8_t>(dest_);
-  }
-  void on_blob_end(net::Session&, uint32_t, const core::Status& st) override {
-    std::lock_guard l(mu_);
-    ++ended_;
-    ok_ = ok_ && st.is_ok();
-    cv_.notify_all();
+    return net::BlobReceiver{dest_, [this](const core::Status& st) {
+                               std::lock_guard l(mu_);
+                               ++ended_;
+                               ok_ = ok_ && st.is_ok();
+                               cv_.notify_all();
+                             }};
   }
   void wait_blobs(int n) {
     std::unique_lock l(mu_);

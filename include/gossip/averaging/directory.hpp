@@ -9,15 +9,17 @@
 #include <string>
 #include <vector>
 
+#include "gossip/net/endpoint.hpp"
+
 namespace gossip::averaging {
 
 // A partner the engine can dial: its peer id (hex static key, checked by the
-// handshake) and its advertised address.
+// handshake) and its advertised address, parsed where it entered the peer
+// (membership, config, a test) and dialed as it is.
 struct Member {
   std::string peer_id;
-  std::string host;
-  uint16_t port = 0;
-  std::string address() const { return host + ":" + std::to_string(port); }
+  net::Endpoint endpoint;
+  std::string address() const { return endpoint.to_string(); }
 };
 
 class PeerDirectory {

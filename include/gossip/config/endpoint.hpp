@@ -1,33 +1,14 @@
-// Endpoint: a "host:port" network address as it appears in configs and on the
-// command line (--listen, --join).
-//
-// Kept as text plus port rather than a resolved socket address: config parsing
-// must not touch DNS or sockets (no socket outside net/), and the net module
-// resolves names when it dials or binds.
+// Endpoint: config's name for the net module's typed "host:port" address
+// (gossip/net/endpoint.hpp), used by listen, advertise and bootstrap. One
+// type from the config file to Node::dial.
 #pragma once
 
-#include <cstdint>
-#include <string>
-
-#include "gossip/core/status.hpp"
+#include "gossip/net/endpoint.hpp"
 
 namespace gossip::config {
 
-struct Endpoint {
-  std::string host;   // "127.0.0.1", "::1", "node-3.example" (no brackets)
-  uint16_t port = 0;  // 0 only for listen addresses: "any free port"
-
-  // "127.0.0.1:7400", "[::1]:7400" (IPv6 literals in brackets).
-  std::string to_string() const;
-  // Whether host is a wildcard bind address (0.0.0.0, ::, empty).
-  bool is_wildcard() const;
-  bool operator==(const Endpoint&) const = default;
-};
-
-// Parses "host:port" or "[v6]:port". Port must be 0..65535, or 1..65535 when
-// allow_port_zero is false (addresses to dial). The error says what is wrong
-// with the text, without naming a key (callers add it).
-core::Result<Endpoint> parse_endpoint(const std::string& text, bool allow_port_zero = false);
+using net::Endpoint;
+using net::parse_endpoint;
 
 // The listen address of a local service (metrics.http, sim.metrics_http):
 // "host:port", or a port alone (":9400" or "9400"), which binds loopback

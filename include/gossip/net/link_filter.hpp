@@ -99,7 +99,7 @@ class LinkFilter final : public SessionHandler {
   // From now on each blob this Node receives on an admitted session is cut,
   // with probability `fraction` (clamped to [0, 1]; 0 turns dropping off),
   // the way a connection dropped mid-transfer is: the inner handler sees the
-  // blob begin, then a failed on_blob_end, then on_closed, and the sender's
+  // blob begin, then its receiver's failed end, then on_closed, and the sender's
   // session closes. Draws come from a generator seeded with `seed`
   // (deterministic for one sequence of blobs).
   void set_drop(double fraction, uint64_t seed);
@@ -108,8 +108,7 @@ class LinkFilter final : public SessionHandler {
 
   void on_open(Session& session) override;
   void on_frame(Session& session, uint8_t type, std::span<const uint8_t> body) override;
-  core::Result<std::span<uint8_t>> on_blob_begin(Session& session, const BlobBegin& begin) override;
-  void on_blob_end(Session& session, uint32_t stream_id, const core::Status& status) override;
+  core::Result<BlobReceiver> on_blob_begin(Session& session, const BlobBegin& begin) override;
   void on_closed(Session& session, const core::Status& reason) override;
 
  private:

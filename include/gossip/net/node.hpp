@@ -5,8 +5,9 @@
 //
 // Threads: one asio::io_context (any number of threads) may carry many Nodes.
 // Each session runs on its own strand; the accept loop on another. Member
-// functions are safe from any thread. The io_context must keep running until
-// close() has taken effect (sessions finish on their strands).
+// functions are safe from any thread. Every session is in the Node's
+// SessionRegistry (session_registry.hpp) from creation to close. The io_context must keep running
+// until close() has taken effect (sessions finish on their strands).
 #pragma once
 
 #include <asio/awaitable.hpp>
@@ -17,9 +18,11 @@
 #include <memory>
 #include <optional>
 #include <string>
+#include <string_view>
 
 #include "gossip/core/status.hpp"
 #include "gossip/crypto/keys.hpp"
+#include "gossip/net/endpoint.hpp"
 #include "gossip/net/limits.hpp"
 #include "gossip/net/session.hpp"
 
@@ -76,9 +79,14 @@ class Node {
   // our own key (self-dial) is refused too. Any executor may co_await this.
   asio::awaitable<core::Result<std::shared_ptr<Session>>> dial(
       asio::ip::tcp::endpoint endpoint, std::optional<std::string> expected_peer_id = {});
-  // Same, for "host:port" (name resolution included in the deadline).
+  // Same, for a host name or address and port (name resolution included in
+  // the deadline).
   asio::awaitable<core::Result<std::shared_ptr<Session>>> dial(
-      std::string host_port, std::optional<std::string> expected_peer_id = {});
+      Endpoint endpoint, std::optional<std::string> expected_peer_id = {});
+
+  // An open session with `peer_id` (the oldest, dialed or accepted), or
+  // null: protocols reuse it before dialing. Any thread.
+  std::shared_ptr<Session> session_to(std::string_view peer_id) const;
 
   // Refusal/traffic counters. Any thread.
   CounterSnapshot counters() const;
@@ -101,8 +109,5 @@ class Node {
   // session cap is reached or the node is closed.
   std::shared_ptr<detail::SecureSession> new_outbound_session();
 };
-
-// Parses "host:port" / "[v6]:port" into its parts; error names the input.
-core::Result<std::pair<std::string, uint16_t>> split_host_port(const std::string& host_port);
 
 }  // namespace gossip::net

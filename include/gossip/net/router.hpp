@@ -7,25 +7,22 @@
 //   - a control frame goes to the handler whose range holds its type byte;
 //   - a blob is routed by the FIRST BYTE OF ITS BLOB_BEGIN HEADER, which every
 //     protocol sets to a frame type of its own range (averaging: 0x40..0x5f).
-//     The router remembers which handler accepted the open blob of a session
-//     and sends that blob's on_blob_end to the same handler. A blob with an
-//     empty header or an unclaimed first byte is refused (counted by the Node
-//     as blob_refused).
+//     The handler's BlobReceiver goes back to the session, which reports the
+//     blob's end to it directly. A blob with an empty header or an unclaimed
+//     first byte is refused (counted by the Node as blob_refused).
 //
 // Frames of an unclaimed type are dropped and logged (rate-limited); the
 // session stays open, so a newer peer speaking an extra protocol does not cut
 // older ones off.
 //
 // Threads: add() before the Node starts (before listen()/dial()); afterwards
-// the routing table is read-only. Callbacks run on session strands; the map of
-// open blobs is mutex-protected.
+// the routing table is read-only. Callbacks run on session strands; only the
+// unrouted counter is mutex-protected.
 #pragma once
 
 #include <cstdint>
-#include <map>
 #include <memory>
 #include <mutex>
-#include <utility>
 #include <vector>
 
 #include "gossip/net/session.hpp"
@@ -42,8 +39,7 @@ class Router final : public SessionHandler {
 
   void on_open(Session& session) override;
   void on_frame(Session& session, uint8_t type, std::span<const uint8_t> body) override;
-  core::Result<std::span<uint8_t>> on_blob_begin(Session& session, const BlobBegin& begin) override;
-  void on_blob_end(Session& session, uint32_t stream_id, const core::Status& status) override;
+  core::Result<BlobReceiver> on_blob_begin(Session& session, const BlobBegin& begin) override;
   void on_closed(Session& session, const core::Status& reason) override;
 
   // Frames or blobs that found no handler (any thread).
@@ -58,7 +54,6 @@ class Router final : public SessionHandler {
 
   std::vector<Route> routes_;
   mutable std::mutex mu_;
-  std::map<std::pair<const Session*, uint32_t>, SessionHandler*> open_blobs_;
   uint64_t unrouted_ = 0;
 };
 

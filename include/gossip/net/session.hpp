@@ -18,6 +18,7 @@
 #include <asio/ip/tcp.hpp>
 #include <chrono>
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <span>
 #include <string>
@@ -28,6 +29,18 @@
 namespace gossip::net {
 
 class Session;
+
+// Who accepted a blob: the session that decodes it keeps this for the
+// blob's stream, writes the data into `dest` and calls `on_end` exactly
+// once, on its strand: ok when every byte arrived; otherwise (e.g.
+// connection cut: kClosed "truncated ...") `dest` holds a partial blob that
+// must not be used. on_end runs before the handler's on_closed, and the
+// session drops the receiver (and what its callback holds) right after.
+// `dest` must stay valid until then. A null on_end: nobody listens.
+struct BlobReceiver {
+  std::span<uint8_t> dest;
+  std::function<void(const core::Status& status)> on_end;
+};
 
 // Upper-layer callbacks. Every call runs on the session's strand and must not
 // block; hand work to your own strand with asio::post. One handler object
@@ -42,20 +55,14 @@ class SessionHandler {
   virtual void on_frame(Session& session, uint8_t type, std::span<const uint8_t> body) {
     (void)session, (void)type, (void)body;
   }
-  // A blob opens. Return a destination of exactly begin.total_bytes (it must
-  // stay valid until on_blob_end for this stream), or a non-ok Status to
+  // A blob opens. Return where it goes and who hears of its end (a
+  // BlobReceiver: dest of exactly begin.total_bytes), or a non-ok Status to
   // refuse (counted; the blob's data is dropped). Default: refuse.
-  virtual core::Result<std::span<uint8_t>> on_blob_begin(Session& session, const BlobBegin& begin) {
+  virtual core::Result<BlobReceiver> on_blob_begin(Session& session, const BlobBegin& begin) {
     (void)session, (void)begin;
     return core::unavailable("no blob receiver installed");
   }
-  // Exactly once per accepted blob: ok when every byte arrived; otherwise
-  // (e.g. connection cut: kClosed "truncated ...") the destination holds a
-  // partial blob that must not be used.
-  virtual void on_blob_end(Session& session, uint32_t stream_id, const core::Status& status) {
-    (void)session, (void)stream_id, (void)status;
-  }
-  // The session ended (after on_blob_end for a blob in flight), with why.
+  // The session ended (after the on_end of a blob in flight), with why.
   virtual void on_closed(Session& session, const core::Status& reason) {
     (void)session, (void)reason;
   }

@@ -6,23 +6,42 @@
 // document.body.dataset.chartsOk / chartsTotal, which the browser test reads).
 //
 // Element contract (tests and users rely on these names):
+//   header                        the run's name and one line about it; the
+//                                 lead chart is the element right after it
 //   svg.chart#chart-accuracy      test accuracy over t_s (test loss for regression
-//                                 tasks, said in the title); one or more
+//                                 tasks, said in the title; next-byte accuracy for a
+//                                 language model); one or more
 //                                 polyline.series.peer[data-peer=i] per peer (a new
 //                                 polyline where the peer was dead or absent),
-//                                 polyline.series.averaged for the averaged model
-//   svg.chart#chart-consensus     consensus distance over t_s, log y;
-//                                 polyline.series.consensus, and in average_only
-//                                 runs polyline.series.theory
+//                                 polyline.series.averaged for the averaged model;
+//                                 the lead chart unless the task is a language model
+//                                 or nothing trains (average_only: no such chart)
+//   svg.chart#chart-bits-per-byte (language model, the lead chart) test loss in bits
+//                                 per byte, lines as above
+//   svg.chart#chart-accuracy-late, #chart-bits-per-byte-late   the chart above with
+//                                 the y axis zoomed on the second half of the run
+//                                 (only where that shows more)
+//   svg.chart#chart-consensus     consensus distance over t_s, log y (the lead chart in
+//                                 average_only runs); polyline.series.consensus, and
+//                                 in average_only runs polyline.series.theory
 //   svg.chart#chart-consensus-exchanges   (average_only only) x = exchange_pairs,
 //                                 measured (series consensus) vs theory (series theory)
 //   svg.chart#chart-exchanges     cumulative exchanges ok / busy / failed over t_s
 //   svg.chart#chart-members       alive peers and members_min / members_max over t_s
-//   g.event[data-event=kind]      one per "event" record on every time chart: a
-//                                 vertical line, a label and a <title> with the detail
-//   table#summary                 the "final" record (else the last sample's fields)
-//   table#events, table#peers     the event list and the peers at the last sample
-//   ul#notes                      what the reader skipped or clamped (torn last line, ...)
+//   g.event[data-event=kind]      one per "event" record on every chart: a vertical
+//                                 line, a label and a <title> with the detail (on
+//                                 the chart against exchanges, at the exchanges done
+//                                 by then)
+//   table#summary                 tr[data-key] rows of the figures people look for
+//                                 (averaged_accuracy, worst_peer_accuracy,
+//                                 time_to_0.85, averaged_bits_per_byte, averaged_loss,
+//                                 worst_peer_loss, measured_factor, consensus_distance,
+//                                 exchanges, bytes, alive, wall, and error,
+//                                 failed_peers, events_not_fired when they apply);
+//                                 the value in td.num, its context in td.note
+//   table#peers                   one tbody row per peer, numbers in td.num
+//   table#events, ul#notes        the event list; what the reader skipped or clamped
+//   details#all-figures           every field of the final record (table#figures)
 #pragma once
 
 #include <filesystem>

@@ -45,6 +45,7 @@ void Engine::between_steps(train::Backend& backend, int64_t step) {
       k.last_delta_norm = norm;
       k.last_exchange_s = secs;
       k.total_exchange_s += secs;
+      k.exchange_s.observe(secs);
     });
     c.mailbox_.applied();
   }

@@ -95,6 +95,13 @@ void check_across(const Config& c, options::Errors& errors) {
                "required for schedule type cosine when training runs until stopped "
                "(no training.epochs or training.steps to take it from)");
   }
+  if (c.metrics.http.enabled() && c.sim.present) {
+    errors.add("metrics.http",
+               "gossip-sim serves one /metrics for all its peers: set sim.metrics_http instead");
+  } else if (c.metrics.http.enabled() && !c.peer.network) {
+    errors.add("metrics.http",
+               "needs peer.network true (a peer training alone runs no network threads)");
+  }
 }
 
 // The paths that default into peer.data_dir, each with its name in the

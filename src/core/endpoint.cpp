@@ -57,4 +57,29 @@ core::Result<Endpoint> parse_endpoint(const std::string& text, bool allow_port_z
   return Endpoint{host, static_cast<uint16_t>(port)};
 }
 
+std::string ServiceAddress::to_string() const {
+  if (host_given) return endpoint.to_string();
+  std::string text(1, ':');
+  text += std::to_string(endpoint.port);
+  return text;
+}
+
+core::Result<ServiceAddress> parse_service_address(const std::string& text) {
+  const bool port_only = text.find(':') == std::string::npos;
+  if (port_only || text.front() == ':') {
+    std::string with_host = "127.0.0.1";
+    if (port_only) with_host += ':';
+    with_host += text;
+    auto parsed = parse_endpoint(with_host, true);
+    if (!parsed) {
+      return core::invalid_argument("expected \"host:port\", \":port\" or \"port\", got \"" + text +
+                                    "\"");
+    }
+    return ServiceAddress{std::move(parsed).value(), false};
+  }
+  auto parsed = parse_endpoint(text, true);
+  if (!parsed) return parsed.status();
+  return ServiceAddress{std::move(parsed).value(), true};
+}
+
 }  // namespace gossip::core

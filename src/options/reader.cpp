@@ -330,6 +330,22 @@ bool Section::endpoint(const char* key, core::Endpoint& out, bool allow_port_zer
   return true;
 }
 
+bool Section::service_address(const char* key, core::ServiceAddress& out) {
+  const Json* v = get(key);
+  if (v == nullptr) return false;
+  if (!v->is_string()) {
+    type_error(key, "a \"host:port\", \":port\" or \"port\" string", *v);
+    return false;
+  }
+  auto parsed = core::parse_service_address(v->get<std::string>());
+  if (!parsed) {
+    error(key, parsed.status().message());
+    return false;
+  }
+  out = std::move(parsed).value();
+  return true;
+}
+
 bool Section::only_if(const char* key, bool used, const std::string& why) {
   if (used) return true;
   if (get(key) != nullptr) error(key, "not used " + why);

@@ -20,6 +20,7 @@
 #include "gossip/crypto/keys.hpp"
 #include "gossip/crypto/noise.hpp"
 #include "gossip/membership/swarm.hpp"
+#include "gossip/net/http_metrics.hpp"
 #include "gossip/net/link_filter.hpp"
 #include "gossip/net/node.hpp"
 #include "gossip/net/router.hpp"
@@ -61,6 +62,14 @@ core::Status key_error(const char* key, const core::Status& st) {
   return st.with_context(std::string("peer.") + key);
 }
 
+std::string host_port(const asio::ip::tcp::endpoint& e) {
+  std::string text = e.address().to_string();
+  if (e.address().is_v6()) text = '[' + text + ']';
+  text += ':';
+  text += std::to_string(e.port());
+  return text;
+}
+
 }  // namespace
 
 struct PeerNetwork::Parts {
@@ -75,17 +84,24 @@ struct PeerNetwork::Parts {
   std::unique_ptr<averaging::Engine> engine;
   std::vector<std::string> seeds;
   int64_t join_timeout_ms = 30000;
-  TrainingBoard training;
+  TrainGauges gauges;
+  PeerFacts facts;  // complete once listening
+  std::unique_ptr<net::MetricsHttpServer> http;
   std::string listen;
-  std::string model;        // fingerprint text
-  std::string wire_format;  // gossip.wire
   bool joined = false;  // join() succeeded (trainer thread only)
 
   PeerObservation observe() const {
-    return peer::observe({*node, *swarm, *engine, training, listen, model, wire_format});
+    const auto members = swarm->members();
+    const auto exchanges = engine->counters();
+    const auto traffic = node->counters();
+    const auto open = node->session_peer_ids();
+    return peer::observe(
+        {facts, gauges.read(), exchanges, members, traffic, open, node->session_count()});
   }
+  core::Status serve_metrics(const core::ServiceAddress& where);
 
   ~Parts() {
+    if (http) http->close();
     if (engine) engine->stop();
     if (swarm) swarm->stop();
     if (node) node->close();
@@ -144,14 +160,20 @@ core::Result<std::unique_ptr<PeerNetwork>> PeerNetwork::start(const config::Conf
   parts->engine->attach(*parts->router);
 
   Parts* raw = parts.get();
-  parts->model = core::format_fingerprint(config.model.fingerprint());
-  parts->wire_format = averaging::wire_format_name(config.gossip.wire);
   parts->node->set_status_provider([raw] {
     const PeerObservation o = raw->observe();
-    return net::PeerStatus{static_cast<uint64_t>(o.training.step),
-                           static_cast<uint64_t>(o.network.members_alive), o.model,
-                           std::make_shared<const nlohmann::json>(status_details(o))};
+    return net::PeerStatus{
+        static_cast<uint64_t>(o.train.step),
+        static_cast<uint64_t>(o.members[static_cast<size_t>(membership::MemberState::kAlive)]),
+        o.facts.model, std::make_shared<const nlohmann::json>(status_details(o))};
   });
+  parts->gauges.set_step(trainer.progress().step);
+  parts->facts = {parts->node->peer_id(),
+                  build_version(),
+                  1,
+                  "",
+                  core::format_fingerprint(config.model.fingerprint()),
+                  averaging::wire_format_name(config.gossip.wire)};
 
   asio::error_code ec;
   const auto address = asio::ip::make_address(pc.listen.host, ec);
@@ -162,12 +184,14 @@ core::Result<std::unique_ptr<PeerNetwork>> PeerNetwork::start(const config::Conf
   GOSSIP_RETURN_IF_ERROR(
       parts->node->listen({address, pc.listen.port}).with_context("peer.listen"));
   const auto bound = parts->node->local_endpoint();
-  parts->listen = (bound.address().is_v6() ? "[" + bound.address().to_string() + "]"
-                                           : bound.address().to_string()) +
-                  ":" + std::to_string(bound.port());
+  parts->listen = host_port(bound);
+  parts->facts.listen = parts->listen;
   // JSON log lines name the peer they come from (a simulator hosts many).
   const std::string log_peer = core::short_peer_id(parts->node->peer_id());
   core::set_thread_log_peer(log_peer);  // the trainer thread
+  if (config.metrics.http.enabled()) {
+    GOSSIP_RETURN_IF_ERROR(parts->serve_metrics(config.metrics.http));
+  }
   const int io_threads = 2;
   for (int i = 0; i < io_threads; ++i) {
     parts->threads.emplace_back([raw, log_peer] {
@@ -181,6 +205,27 @@ core::Result<std::unique_ptr<PeerNetwork>> PeerNetwork::start(const config::Conf
   core::log_info("peer", "peer " + core::short_peer_id(parts->node->peer_id()) + " listening on " +
                              parts->listen);
   return std::unique_ptr<PeerNetwork>(new PeerNetwork(std::move(parts)));
+}
+
+core::Status PeerNetwork::Parts::serve_metrics(const core::ServiceAddress& where) {
+  asio::error_code ec;
+  const auto address = asio::ip::make_address(where.endpoint.host, ec);
+  if (ec) {
+    return core::invalid_argument("metrics.http: '" + where.endpoint.host +
+                                  "' is not an IP address to bind: " + ec.message());
+  }
+  http = std::make_unique<net::MetricsHttpServer>(io, [this] {
+    return render_metrics({{{}, observe()}});
+  });
+  GOSSIP_RETURN_IF_ERROR(http->listen({address, where.endpoint.port}).with_context("metrics.http"));
+  const auto bound = http->local_endpoint();
+  std::string line = "serving Prometheus metrics on http://" + host_port(bound) + "/metrics";
+  if (!where.host_given) {
+    line += " (metrics.http gives no host: loopback only; write \"0.0.0.0:" +
+            std::to_string(bound.port()) + "\" to let other machines scrape it)";
+  }
+  core::log_info("metrics", line);
+  return core::Status::ok();
 }
 
 core::Status PeerNetwork::join(const std::atomic<bool>* stop) {
@@ -207,13 +252,18 @@ core::Result<bool> PeerNetwork::fetch_swarm_state(Trainer& trainer) {
   auto fetched = parts_->engine->fetch_state(trainer.backend(), candidates);
   if (!fetched) return fetched.status().with_context("state sync");
   GOSSIP_RETURN_IF_ERROR(trainer.adopt_step(fetched->step));
+  parts_->gauges.set_step(fetched->step);
   core::log_info("peer", "downloaded the swarm's state (step " + std::to_string(fetched->step) +
                              ") from " + core::short_peer_id(fetched->donor));
   return true;
 }
 
+void PeerNetwork::count_step(const Trainer& trainer, float loss) {
+  parts_->gauges.step_done(trainer.progress().step, loss);
+}
+
 void PeerNetwork::between_steps(Trainer& trainer) {
-  parts_->training.set_step(trainer.progress().step);
+  parts_->gauges.set_step(trainer.progress().step);
   parts_->engine->between_steps(trainer.backend(), trainer.progress().step);
 }
 
@@ -243,11 +293,8 @@ NetworkCounters PeerNetwork::counters() const {
   return n;
 }
 
-void PeerNetwork::record_loss(double loss) {
-  parts_->training.set_loss(loss);
-}
 void PeerNetwork::record_eval(double test_loss, std::optional<double> test_accuracy) {
-  parts_->training.set_eval(test_loss, test_accuracy);
+  parts_->gauges.eval_done(test_loss, test_accuracy);
 }
 PeerObservation PeerNetwork::observe() const {
   return parts_->observe();

@@ -1,70 +1,41 @@
-// Observe (include/gossip/peer/observe.hpp): the one place that gathers what
-// a peer reports about itself, and its STATUS form.
+// observe(), status_details() and render_metrics(): the peer's numbers from
+// its parts, their STATUS form (docs/protocol.md) and their Prometheus
+// exposition (families, units and labels as docs/operations.md lists them).
 #include "gossip/peer/observe.hpp"
 
+#include <algorithm>
+#include <cmath>
+#include <functional>
 #include <nlohmann/json.hpp>
-
-#include "gossip/averaging/engine.hpp"
-#include "gossip/membership/swarm.hpp"
-#include "gossip/net/node.hpp"
 
 #ifndef GOSSIP_VERSION
 #error "GOSSIP_VERSION must be defined (src/peer/meson.build passes meson's project version)"
 #endif
 
 namespace gossip::peer {
-namespace {
 
-nlohmann::json optional_number(const std::optional<double>& v) {
-  return v ? nlohmann::json(*v) : nlohmann::json(nullptr);
-}
-
-}  // namespace
-
-const char* gossip_version() {
+const char* build_version() {
   return GOSSIP_VERSION;
 }
 
-void TrainingBoard::set_step(int64_t step) {
-  std::lock_guard lock(mu_);
-  figures_.step = step;
-}
-void TrainingBoard::set_loss(double loss) {
-  std::lock_guard lock(mu_);
-  figures_.loss = loss;
-}
-void TrainingBoard::set_eval(double test_loss, std::optional<double> test_accuracy) {
-  std::lock_guard lock(mu_);
-  figures_.test_loss = test_loss;
-  figures_.test_accuracy = test_accuracy;
-}
-TrainingFigures TrainingBoard::get() const {
-  std::lock_guard lock(mu_);
-  return figures_;
-}
-
-PeerObservation observe(const ObserveSources& src) {
+PeerObservation observe(const ObserveInputs& in) {
   PeerObservation o;
-  o.peer_id = src.node.peer_id();
-  o.version = gossip_version();
-  o.listen = src.listen;
-  o.model = src.model;
-  o.wire_format = src.wire_format;
-  o.training = src.training.get();
-
-  const auto c = src.engine.counters();
-  o.network.exchanges_ok = static_cast<int64_t>(c.exchanges_ok);
-  o.network.exchanges_busy = static_cast<int64_t>(c.exchanges_busy);
-  o.network.exchanges_failed = static_cast<int64_t>(c.exchanges_failed);
-  o.network.bytes_in = static_cast<int64_t>(c.bytes_in);
-  o.network.bytes_out = static_cast<int64_t>(c.bytes_out);
-  o.network.members_alive = static_cast<int64_t>(src.swarm.live_count()) + 1;
-  o.network.exchange_s_total = c.total_exchange_s;
-  if (c.exchanges_ok > 0) o.network.last_delta_norm = c.last_delta_norm;
-
-  o.sessions = src.node.session_count();
-  const std::vector<std::string> open = src.node.session_peer_ids();  // sorted
-  for (const auto& m : src.swarm.members()) {
+  o.facts = in.facts;
+  o.train = in.train;
+  o.exchanges_ok = in.exchanges.exchanges_ok;
+  o.exchanges_busy = in.exchanges.exchanges_busy;
+  o.exchanges_failed = in.exchanges.exchanges_failed;
+  o.exchange_bytes_in = in.exchanges.bytes_in;
+  o.exchange_bytes_out = in.exchanges.bytes_out;
+  o.wire_bytes_in = in.net.bytes_received;
+  o.wire_bytes_out = in.net.bytes_sent;
+  o.members[static_cast<size_t>(membership::MemberState::kAlive)] = 1;  // this peer
+  for (const auto& m : in.members) ++o.members[static_cast<size_t>(m.state)];
+  o.exchange_s = in.exchanges.exchange_s;
+  if (in.exchanges.exchanges_ok > 0) o.last_delta_norm = in.exchanges.last_delta_norm;
+  o.sessions = in.sessions;
+  const auto& open = in.session_peer_ids;
+  for (const auto& m : in.members) {
     MemberView v;
     v.id = m.id;
     v.address = m.address;
@@ -78,14 +49,19 @@ PeerObservation observe(const ObserveSources& src) {
     } else {
       v.reached = "unknown";
     }
-    if (auto it = c.ok_by_peer.find(m.id); it != c.ok_by_peer.end()) v.exchanges = it->second;
+    if (auto it = in.exchanges.ok_by_peer.find(m.id); it != in.exchanges.ok_by_peer.end()) {
+      v.exchanges = it->second;
+    }
     o.view.push_back(std::move(v));
   }
+  std::sort(o.view.begin(), o.view.end(),
+            [](const MemberView& a, const MemberView& b) { return a.id < b.id; });
   return o;
 }
 
 nlohmann::json status_details(const PeerObservation& o, size_t max_view) {
-  nlohmann::json view = nlohmann::json::array();
+  using nlohmann::json;
+  json view = json::array();
   for (size_t i = 0; i < o.view.size() && i < max_view; ++i) {
     const MemberView& m = o.view[i];
     view.push_back({{"id", m.id},
@@ -95,20 +71,134 @@ nlohmann::json status_details(const PeerObservation& o, size_t max_view) {
                     {"reached", m.reached},
                     {"exchanges", m.exchanges}});
   }
-  const auto& n = o.network;
-  return {{"version", o.version},
-          {"protocol", o.protocol},
-          {"listen", o.listen},
-          {"wire_format", o.wire_format},
-          {"loss", optional_number(o.training.loss)},
-          {"test_loss", optional_number(o.training.test_loss)},
-          {"test_accuracy", optional_number(o.training.test_accuracy)},
-          {"exchanges",
-           {{"ok", n.exchanges_ok}, {"busy", n.exchanges_busy}, {"failed", n.exchanges_failed}}},
-          {"bytes", {{"in", n.bytes_in}, {"out", n.bytes_out}}},
-          {"sessions", o.sessions},
-          {"view", std::move(view)},
-          {"view_total", o.view.size()}};
+  json details = {
+      {"version", o.facts.version},
+      {"protocol", o.facts.protocol},
+      {"listen", o.facts.listen},
+      {"wire_format", o.facts.wire},
+      {"loss", nullptr},
+      {"test_loss", nullptr},
+      {"test_accuracy", nullptr},
+      {"exchanges",
+       {{"ok", o.exchanges_ok}, {"busy", o.exchanges_busy}, {"failed", o.exchanges_failed}}},
+      {"bytes", {{"in", o.exchange_bytes_in}, {"out", o.exchange_bytes_out}}},
+      {"sessions", o.sessions},
+      {"view", std::move(view)},
+      {"view_total", o.view.size()}};
+  if (!std::isnan(o.train.loss)) details["loss"] = o.train.loss;
+  if (o.train.test_loss.has_value()) details["test_loss"] = o.train.test_loss.value();
+  if (o.train.test_accuracy.has_value()) details["test_accuracy"] = o.train.test_accuracy.value();
+  return details;
+}
+
+namespace {
+
+using Peers = std::vector<LabeledObservation>;
+
+Labels with(Labels labels, const char* name, std::string value) {
+  labels.emplace_back(name, std::move(value));
+  return labels;
+}
+
+// A family whose samples are one number per peer.
+void per_peer(Exposition& e, const Peers& peers, const char* name, const char* type,
+              const char* help,
+              const std::function<std::optional<double>(const PeerObservation&)>& get) {
+  e.family(name, type, help);
+  for (const auto& p : peers) {
+    if (auto v = get(p.observation)) e.sample(name, p.labels, *v);
+  }
+}
+
+// A family with one extra label whose values each peer reports.
+template <size_t N>
+void per_label(Exposition& e, const Peers& peers, const char* name, const char* type,
+               const char* help, const char* label, const std::array<const char*, N>& values,
+               const std::function<double(const PeerObservation&, size_t)>& get) {
+  e.family(name, type, help);
+  for (const auto& p : peers) {
+    for (size_t i = 0; i < N; ++i) {
+      e.sample(name, with(p.labels, label, values[i]), get(p.observation, i));
+    }
+  }
+}
+
+void histogram(Exposition& e, const Peers& peers, const char* name, const char* help,
+               const std::function<const core::SecondsHistogram&(const PeerObservation&)>& get) {
+  e.family(name, "histogram", help);
+  const std::string bucket = std::string(name) + "_bucket";
+  for (const auto& p : peers) {
+    const core::SecondsHistogram& h = get(p.observation);
+    uint64_t cumulative = 0;
+    for (size_t i = 0; i < h.kBounds.size(); ++i) {
+      cumulative += h.counts[i];
+      e.sample(bucket, with(p.labels, "le", format_sample_value(h.kBounds[i])),
+               static_cast<double>(cumulative));
+    }
+    e.sample(bucket, with(p.labels, "le", "+Inf"), static_cast<double>(h.count));
+    e.sample(std::string(name) + "_sum", p.labels, h.sum);
+    e.sample(std::string(name) + "_count", p.labels, static_cast<double>(h.count));
+  }
+}
+
+double num(uint64_t v) {
+  return static_cast<double>(v);
+}
+
+}  // namespace
+
+std::string render_metrics(const Peers& peers) {
+  Exposition e;
+  e.family("gossip_build_info", "gauge",
+           "Always 1; the labels say which build, model fingerprint and wire format the peer "
+           "runs.");
+  for (const auto& p : peers) {
+    const PeerFacts& f = p.observation.facts;
+    Labels l = with(p.labels, "version", f.version);
+    l = with(std::move(l), "peer_id", f.peer_id);
+    l = with(std::move(l), "model", f.model);
+    l = with(std::move(l), "wire", f.wire);
+    e.sample("gossip_build_info", l, 1);
+  }
+  per_peer(e, peers, "gossip_train_steps_total", "counter", "Training steps this process has run.",
+           [](const PeerObservation& o) { return static_cast<double>(o.train.steps_run); });
+  per_peer(e, peers, "gossip_train_step", "gauge",
+           "The model's step, including steps resumed from a checkpoint or downloaded from the "
+           "swarm.",
+           [](const PeerObservation& o) { return static_cast<double>(o.train.step); });
+  per_peer(e, peers, "gossip_train_loss", "gauge",
+           "Loss of the last training step (NaN before the first).",
+           [](const PeerObservation& o) { return o.train.loss; });
+  per_label<3>(
+      e, peers, "gossip_exchanges_total", "counter",
+      "Averaging exchanges by result: ok (delta applied), busy (the partner was in "
+      "another exchange), failed (timeout, closed, refused, bad blob).",
+      "result", {"ok", "busy", "failed"}, [](const PeerObservation& o, size_t i) {
+        return num(i == 0 ? o.exchanges_ok : i == 1 ? o.exchanges_busy : o.exchanges_failed);
+      });
+  histogram(e, peers, "gossip_exchange_duration_seconds",
+            "Seconds from OFFER to both snapshots validated, for exchanges that applied.",
+            [](const PeerObservation& o) -> const core::SecondsHistogram& { return o.exchange_s; });
+  per_peer(e, peers, "gossip_last_delta_norm", "gauge",
+           "L2 norm of the parameter change the last applied exchange made.",
+           [](const PeerObservation& o) { return o.last_delta_norm; });
+  per_label<2>(e, peers, "gossip_exchange_bytes_total", "counter",
+               "Bytes of averaging snapshots and state downloads received (in) and sent (out).",
+               "direction", {"in", "out"}, [](const PeerObservation& o, size_t i) {
+                 return num(i == 0 ? o.exchange_bytes_in : o.exchange_bytes_out);
+               });
+  per_label<2>(e, peers, "gossip_bytes_total", "counter",
+               "Bytes on the wire of all the peer's sessions (every protocol, framing and "
+               "encryption included).",
+               "direction", {"in", "out"}, [](const PeerObservation& o, size_t i) {
+                 return num(i == 0 ? o.wire_bytes_in : o.wire_bytes_out);
+               });
+  per_label<4>(
+      e, peers, "gossip_members", "gauge",
+      "Swarm members as this peer sees them, by state (alive includes this peer).", "state",
+      {"alive", "suspect", "dead", "left"},
+      [](const PeerObservation& o, size_t i) { return static_cast<double>(o.members[i]); });
+  return e.take();
 }
 
 }  // namespace gossip::peer

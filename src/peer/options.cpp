@@ -82,6 +82,7 @@ void read_metrics(Section& top, MetricsConfig& out) {
   s.path("file", out.file);
   s.non_negative("every_steps", out.every_steps);
   s.number("progress_every_s", out.progress_every_s, 0.0, false);
+  s.service_address("http", out.http);
   s.finish();
 }
 
@@ -104,7 +105,8 @@ nlohmann::json checkpoint_json(const CheckpointConfig& c) {
 nlohmann::json metrics_json(const MetricsConfig& m) {
   return {{"file", m.file.string()},
           {"every_steps", m.every_steps},
-          {"progress_every_s", m.progress_every_s}};
+          {"progress_every_s", m.progress_every_s},
+          {"http", m.http.enabled() ? Json(m.http.to_string()) : Json(nullptr)}};
 }
 
 }  // namespace gossip::peer

@@ -75,7 +75,7 @@ bool PeerRun::step() {
     return false;
   }
   if (net_) {
-    net_->record_loss(loss);
+    net_->count_step(*trainer_, loss);
     net_->between_steps(*trainer_);
   }
   host_.between_steps(*trainer_, loss);

@@ -258,6 +258,7 @@ void read_sim(Section& top, Errors& errors, SimConfig& out) {
   s.number("duration_s", out.duration_s, 0.0, false);
   s.number("sample_every_s", out.sample_every_s, 0.0, true);
   s.non_negative("eval_rows", out.eval_rows);
+  s.service_address("metrics_http", out.metrics_http);
   if (const Json* events = s.value("events")) {
     if (!events->is_array()) {
       s.error("events", "expected an array of event objects, got " + show(*events));
@@ -313,9 +314,14 @@ Json sim_event_json(const SimEvent& e) {
 nlohmann::json sim_json(const SimConfig& s) {
   Json events = Json::array();
   for (const auto& e : s.events) events.push_back(sim_event_json(e));
-  return {{"peers", s.peers},           {"average_only", s.average_only},
-          {"duration_s", s.duration_s}, {"sample_every_s", s.sample_every_s},
-          {"eval_rows", s.eval_rows},   {"events", events}};
+  return {{"peers", s.peers},
+          {"average_only", s.average_only},
+          {"duration_s", s.duration_s},
+          {"sample_every_s", s.sample_every_s},
+          {"eval_rows", s.eval_rows},
+          {"events", events},
+          {"metrics_http",
+           s.metrics_http.enabled() ? Json(s.metrics_http.to_string()) : Json(nullptr)}};
 }
 
 }  // namespace gossip::sim

@@ -308,7 +308,6 @@ std::string format_bits(double nats) {
   return sig(nats / std::log(2.0));
 }
 
-
 }  // namespace
 
 std::string summary_table(const PageInput& in) {

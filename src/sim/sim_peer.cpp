@@ -77,7 +77,7 @@ void SimPeer::on_network(peer::PeerNetwork& net) {
   id_ = net.peer_id();
   address_ = net.listen_address();
   filter_ = net.link_filter();
-  viewed_ = &net;
+  network_ = &net;
   listening_ = true;
   cv_.notify_all();
 }
@@ -85,7 +85,13 @@ void SimPeer::on_network(peer::PeerNetwork& net) {
 void SimPeer::on_network_closing(peer::PeerNetwork&) {
   std::lock_guard lock(mu_);
   filter_.reset();
-  viewed_ = nullptr;
+  network_ = nullptr;
+}
+
+std::optional<peer::PeerObservation> SimPeer::observe() const {
+  std::lock_guard lock(mu_);
+  if (network_ == nullptr) return std::nullopt;
+  return network_->observe();
 }
 
 // Hands over the starting parameters, then (held) keeps serving the network
@@ -197,8 +203,8 @@ bool SimPeer::alive() const {
 
 std::optional<std::vector<std::string>> SimPeer::view() const {
   std::lock_guard lock(mu_);
-  if (!viewed_) return std::nullopt;
-  return viewed_->live_member_ids();
+  if (network_ == nullptr) return std::nullopt;
+  return network_->live_member_ids();
 }
 
 core::Status SimPeer::failure() const {

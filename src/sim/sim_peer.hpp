@@ -25,6 +25,7 @@
 #include "gossip/core/status.hpp"
 #include "gossip/net/link_filter.hpp"
 #include "gossip/peer/metrics.hpp"
+#include "gossip/peer/observe.hpp"
 #include "gossip/peer/run.hpp"
 
 namespace gossip::sim {
@@ -92,6 +93,9 @@ class SimPeer : private peer::Host {
   }
   // Why the run failed (kFailed), else ok.
   core::Status failure() const;
+  // What an operator sees of the peer (PeerNetwork::observe) while its
+  // network is up; nullopt otherwise. Any thread.
+  std::optional<peer::PeerObservation> observe() const;
 
   // Asks the trainer thread for a Replica at its next between-steps point;
   // `look` numbers the request, so that an answer that comes after its
@@ -154,10 +158,11 @@ class SimPeer : private peer::Host {
   bool listening_ = false;
   std::string id_, address_;
   std::shared_ptr<net::LinkFilter> filter_;
+  // From on_network to on_network_closing: view() and observe() read it.
+  const peer::PeerNetwork* network_ = nullptr;
   core::Status failure_ = core::Status::ok();
   std::optional<Replica> sample_;
-  uint64_t sample_look_ = 0;             // the look sample_ answers
-  peer::PeerNetwork* viewed_ = nullptr;  // for view(): set while the network is up
+  uint64_t sample_look_ = 0;  // the look sample_ answers
   std::optional<std::vector<float>> ready_params_;
   std::optional<Replica> final_;
   std::optional<peer::RunSummary> summary_;

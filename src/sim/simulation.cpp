@@ -124,6 +124,7 @@ core::Result<SimPeer*> Simulation::start_peer(std::vector<core::Endpoint> bootst
   if (auto d = options_.answer_delay.find(index); d != options_.answer_delay.end()) {
     p->set_answer_delay(d->second);
   }
+  if (metrics_http_) metrics_http_->add(p);
   p->start(std::move(bootstrap), hold);
   auto address = p->wait_listening(milliseconds(30000));
   if (!address) return address.status();
@@ -176,6 +177,11 @@ core::Status Simulation::start_cohort() {
 
 core::Result<nlohmann::json> Simulation::run(const std::atomic<bool>& stop) {
   GOSSIP_RETURN_IF_ERROR(prepare());
+  if (sim_.metrics_http.enabled()) {
+    auto served = SwarmMetrics::start(sim_.metrics_http);
+    if (!served) return served.status();
+    metrics_http_ = std::move(served).value();
+  }
   const int n = sim_.peers;
   const auto& model = options_.config.model;
   GOSSIP_RETURN_IF_ERROR(start_cohort());

@@ -18,6 +18,7 @@
 #include <vector>
 
 #include "gossip/sim/simulation.hpp"
+#include "metrics_endpoint.hpp"
 #include "sim_peer.hpp"
 #include "truth.hpp"
 
@@ -108,6 +109,10 @@ class Simulation {
   int64_t pairs0_ = 0;
   std::vector<nlohmann::json> samples_;  // averaged accuracy over time, for time_to_accuracy
   nlohmann::json last_sample_;
+
+  // sim.metrics_http (null when off); declared after peers_, so it stops
+  // serving before they go.
+  std::unique_ptr<SwarmMetrics> metrics_http_;
 };
 
 }  // namespace gossip::sim

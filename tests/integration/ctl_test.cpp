@@ -181,7 +181,7 @@ TEST_CASE("gossip-ctl reads two live peers: --json numbers and the tables' colum
   }
   INFO(s.dump(2));
   CHECK(s["peer_id"] == id_a);
-  CHECK(s["version"] == gossip::peer::gossip_version());
+  CHECK(s["version"] == gossip::peer::build_version());
   CHECK(s["protocol"] == 1);
   CHECK(s["listen"] == addr_a);
   CHECK(s["model"].get<std::string>().rfind("0x", 0) == 0);

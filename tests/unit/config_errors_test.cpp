@@ -14,7 +14,9 @@
 using config_test::base;
 using config_test::error_of;
 using config_test::Json;
+using config_test::parse_ok;
 using gossip::config::parse_config;
+using gossip::config::to_json;
 
 namespace {
 
@@ -304,4 +306,47 @@ TEST_CASE("a folder given as the config file is named as such") {
   CHECK(c.status().code() == gossip::core::Code::kInvalidArgument);
   CHECK(c.status().message() == dir.string() + " is a directory, not a config file");
   std::filesystem::remove_all(dir);
+}
+
+TEST_CASE("metrics.http: host:port, or a port alone on loopback; bad values name the key") {
+  auto with_http = [](Json value) {
+    Json j = base();
+    j["metrics"]["http"] = std::move(value);
+    return j;
+  };
+  const auto off = parse_ok(base());
+  CHECK_FALSE(off.metrics.http.enabled());
+  CHECK(to_json(off)["metrics"]["http"].is_null());
+
+  for (const char* port_only : {"9400", ":9400"}) {
+    const auto c = parse_ok(with_http(port_only));
+    CHECK(c.metrics.http.enabled());
+    CHECK(c.metrics.http.endpoint == gossip::core::Endpoint{"127.0.0.1", 9400});
+    CHECK_FALSE(c.metrics.http.host_given);
+    CHECK(to_json(c)["metrics"]["http"] == ":9400");
+    CHECK(parse_ok(to_json(c)).metrics.http == c.metrics.http);
+  }
+  const auto all = parse_ok(with_http("0.0.0.0:9400"));
+  CHECK(all.metrics.http.host_given);
+  CHECK(all.metrics.http.endpoint == gossip::core::Endpoint{"0.0.0.0", 9400});
+  CHECK(parse_ok(with_http("[::1]:0")).metrics.http.endpoint == gossip::core::Endpoint{"::1", 0});
+
+  CHECK(error_of(with_http(9400)) ==
+        "metrics.http: expected a \"host:port\", \":port\" or \"port\" string, got 9400");
+  CHECK(error_of(with_http("abc")) ==
+        "metrics.http: expected \"host:port\", \":port\" or \"port\", got \"abc\"");
+  CHECK(error_of(with_http("70000")) ==
+        "metrics.http: expected \"host:port\", \":port\" or \"port\", got \"70000\"");
+  CHECK(error_of(with_http("localhost:x")) ==
+        "metrics.http: bad port in \"localhost:x\" (expected 0..65535)");
+
+  Json solo = with_http(":9400");
+  solo["peer"]["network"] = false;
+  CHECK(error_of(solo) ==
+        "metrics.http: needs peer.network true (a peer training alone runs no network threads)");
+  Json sim = with_http(":9400");
+  sim["sim"] = Json::object();
+  CHECK(error_of(sim) ==
+        "metrics.http: gossip-sim serves one /metrics for all its peers: set sim.metrics_http "
+        "instead");
 }

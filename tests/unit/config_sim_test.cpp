@@ -53,7 +53,8 @@ Json full_sim() {
       {"at_s": 80, "slow_link": {"between": [[0, 4], [9, 10]], "latency_ms": 50,
                                   "bandwidth_mbit_s": 100}},
       {"at_s": 90, "drop": 0.2}
-    ]})");
+    ],
+    "metrics_http": ":9400"})");
 }
 
 Json with_sim(const Json& sim) {
@@ -116,6 +117,10 @@ TEST_CASE("a full event script parses to the expected structs") {
   CHECK(s.events[6].kind == SimEventKind::kDrop);
   CHECK(s.events[6].fraction == doctest::Approx(0.2));
 
+  CHECK(s.metrics_http.enabled());
+  CHECK(s.metrics_http.endpoint == gossip::core::Endpoint{"127.0.0.1", 9400});
+  CHECK_FALSE(s.metrics_http.host_given);
+
   CHECK(std::string(sim_event_name(SimEventKind::kSlowLink)) == "slow_link");
   CHECK(std::string(sim_event_name(SimEventKind::kKill)) == "kill");
   CHECK(check_sim_script(s).is_ok());
@@ -129,7 +134,8 @@ TEST_CASE("an empty sim section takes the defaults; an absent one leaves sim uns
   CHECK(c.sim.eval_rows == 2000);
   CHECK(c.sim.events.empty());
   CHECK(to_json(c)["sim"] == Json::parse(R"({"peers": 8, "average_only": false,
-      "duration_s": 0.0, "sample_every_s": 2.0, "eval_rows": 2000, "events": []})"));
+      "duration_s": 0.0, "sample_every_s": 2.0, "eval_rows": 2000, "events": [],
+      "metrics_http": null})"));
 
   const Config plain = parse_ok(base());
   CHECK_FALSE(plain.sim.present);
@@ -146,7 +152,8 @@ TEST_CASE("the sim section round-trips through to_json") {
   CHECK_MESSAGE(once == twice, (once["sim"].dump(2) + "\n---\n" + twice["sim"].dump(2)));
 
   Json avg = Json::parse(R"({"peers": 32, "average_only": true, "duration_s": 20,
-      "sample_every_s": 0.5, "eval_rows": 0, "events": [{"at_s": 5, "drop": 0}]})");
+      "sample_every_s": 0.5, "eval_rows": 0, "events": [{"at_s": 5, "drop": 0}],
+      "metrics_http": "0.0.0.0:0"})");
   const Json again = to_json(parse_ok(with_sim(avg)));
   CHECK(again["sim"] == avg);
   CHECK(to_json(parse_ok(again)) == again);

@@ -40,6 +40,7 @@
 #include "gossip/averaging/directory.hpp"
 #include "gossip/averaging/options.hpp"
 #include "gossip/averaging/wire_format.hpp"
+#include "gossip/core/histogram.hpp"
 #include "gossip/core/status.hpp"
 #include "gossip/net/node.hpp"
 #include "gossip/net/router.hpp"
@@ -86,6 +87,7 @@ struct Counters {
   uint64_t bytes_out = 0;         // snapshot/state blob bytes sent
   double last_exchange_s = 0;     // OFFER to both-validated, last ok exchange
   double total_exchange_s = 0;    // sum over ok exchanges
+  core::SecondsHistogram exchange_s;  // the same durations, for /metrics
   double last_delta_norm = 0;     // ||applied delta||_2 of the last exchange
   uint64_t states_served = 0;
   uint64_t state_fetch_failed = 0;  // donors that failed or were too slow

@@ -105,6 +105,8 @@ class Section {
   bool path(const char* key, std::filesystem::path& out);
   bool path(const char* key, std::filesystem::path& out, const std::filesystem::path& relative_to);
   bool endpoint(const char* key, core::Endpoint& out, bool allow_port_zero);
+  // A local service's listen address (core::ServiceAddress).
+  bool service_address(const char* key, core::ServiceAddress& out);
 
   // Marks `key` known; when `used` is false and the key is present, records
   // "path.key: not used <why>". Returns whether the key may be read.

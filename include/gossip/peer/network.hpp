@@ -31,7 +31,9 @@ class PeerNetwork {
  public:
   // Loads peer.identity_key and peer.swarm_key (errors name the key and the
   // file; run_peer checks first that both exist), binds peer.listen
-  // and starts the membership and averaging protocols for `trainer`'s model.
+  // and starts the membership and averaging protocols for `trainer`'s model,
+  // and, when metrics.http is set, serves GET /metrics there (errors name
+  // metrics.http).
   // `weight` is this peer's averaging weight. With `link_filter`, a
   // net::LinkFilter sits between the Node and the protocols (fault
   // injection: partitions, slow links, dropped exchanges).
@@ -56,6 +58,9 @@ class PeerNetwork {
   // members exist but none could serve.
   core::Result<bool> fetch_swarm_state(Trainer& trainer);
 
+  // After each training step, before between_steps(): counts the step and
+  // publishes its loss for observe().
+  void count_step(const Trainer& trainer, float loss);
   // After each training step: applies finished averaging deltas, answers
   // partners waiting for our snapshot, starts an exchange when due.
   void between_steps(Trainer& trainer);
@@ -70,11 +75,11 @@ class PeerNetwork {
 
   // Exchanges, bytes and members for metrics and progress lines.
   NetworkCounters counters() const;
-  // What STATUS reports: the last step's loss and the last evaluation
-  // (accuracy only for classification), published for observers.
-  void record_loss(double loss);
+  // The last evaluation (accuracy only for classification), published for
+  // observe(). Trainer thread.
   void record_eval(double test_loss, std::optional<double> test_accuracy);
-  // Everything this peer can tell about itself now (observe.hpp). Any thread.
+  // Everything an operator sees of this peer (STATUS, metrics.http; see
+  // observe.hpp). Any thread; takes no lock the trainer holds.
   PeerObservation observe() const;
   // This peer's id (hex of its static key) and listening address.
   const std::string& peer_id() const;

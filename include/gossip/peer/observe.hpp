@@ -1,48 +1,95 @@
 // Observe: everything a peer can tell about itself at one moment, gathered
-// in one plain struct by one function, for whoever reports it: the STATUS
-// answer (gossip-ctl reads it), and later other exporters. Gathering takes
-// each module's own thread-safe snapshot (Node, Swarm, Engine counters, the
-// training figures); nothing here blocks training or the protocols.
+// in one plain struct by one function from what the peer has (the trainer's
+// figures, the averaging engine's counters, the membership view, the Node's
+// traffic counters and open sessions), so that every way of looking at a
+// peer reports the same numbers: the STATUS answer (status_details, which
+// gossip-ctl reads) and GET /metrics (render_metrics, the Prometheus text
+// format).
+//
+// Nothing here takes a lock the trainer holds: the trainer publishes its
+// figures into TrainGauges (atomics), and the other inputs are snapshots
+// their owners hand out under leaf mutexes.
 #pragma once
 
+#include <array>
+#include <atomic>
+#include <cmath>
 #include <cstdint>
-#include <mutex>
+#include <limits>
 #include <nlohmann/json_fwd.hpp>
 #include <optional>
 #include <string>
 #include <vector>
 
-#include "gossip/peer/metrics.hpp"
-
-namespace gossip::averaging {
-class Engine;
-}
-namespace gossip::membership {
-class Swarm;
-}
-namespace gossip::net {
-class Node;
-}
+#include "gossip/averaging/engine.hpp"
+#include "gossip/core/histogram.hpp"
+#include "gossip/membership/member.hpp"
+#include "gossip/net/limits.hpp"
+#include "gossip/peer/exposition.hpp"
 
 namespace gossip::peer {
 
-// The trainer thread's figures, published for observers. Any thread.
-struct TrainingFigures {
-  int64_t step = 0;
-  std::optional<double> loss;           // the last step's batch loss
-  std::optional<double> test_loss;      // the last evaluation's
-  std::optional<double> test_accuracy;  // classification only
+// What does not change while a peer runs.
+struct PeerFacts {
+  std::string peer_id;  // hex of the static key
+  std::string version;  // the build's version ("0.1.0")
+  int protocol = 1;     // wire protocol (prologue "gossip-train/1")
+  std::string listen;   // "host:port" bound
+  std::string model;    // the model fingerprint ("0x" + 16 hex digits, as STATUS gives it)
+  std::string wire;     // gossip.wire: "fp32", "bf16", "fp16"
 };
-class TrainingBoard {
+
+// The project's version (meson's project version), as --version prints it.
+const char* build_version();
+
+// The trainer's numbers, published by the trainer thread and read from any
+// thread (relaxed atomics: each value is whole, the figures together only
+// nearly simultaneous). NaN stands for "none yet".
+class TrainGauges {
  public:
-  void set_step(int64_t step);
-  void set_loss(double loss);
-  void set_eval(double test_loss, std::optional<double> test_accuracy);
-  TrainingFigures get() const;
+  struct Reading {
+    int64_t step = 0;       // the model's step (resumed and downloaded steps included)
+    int64_t steps_run = 0;  // steps this process ran
+    double loss = std::numeric_limits<double>::quiet_NaN();  // the last step's batch loss
+    std::optional<double> test_loss;                         // the last evaluation's
+    std::optional<double> test_accuracy;                     // classification only
+  };
+  // Trainer thread, after each step.
+  void step_done(int64_t step, double loss) {
+    step_.store(step, std::memory_order_relaxed);
+    loss_.store(loss, std::memory_order_relaxed);
+    steps_run_.fetch_add(1, std::memory_order_relaxed);
+  }
+  // Trainer thread: the model's step changed without a step of this run
+  // (resume, state download, averaging only).
+  void set_step(int64_t step) { step_.store(step, std::memory_order_relaxed); }
+  // Trainer thread, after each evaluation (accuracy: classification only).
+  void eval_done(double test_loss, std::optional<double> test_accuracy) {
+    test_loss_.store(test_loss, std::memory_order_relaxed);
+    test_accuracy_.store(test_accuracy.value_or(kNone), std::memory_order_relaxed);
+  }
+  Reading read() const {
+    Reading r{step_.load(std::memory_order_relaxed),
+              steps_run_.load(std::memory_order_relaxed),
+              loss_.load(std::memory_order_relaxed),
+              {},
+              {}};
+    if (const double v = test_loss_.load(std::memory_order_relaxed); !std::isnan(v)) {
+      r.test_loss = v;
+    }
+    if (const double v = test_accuracy_.load(std::memory_order_relaxed); !std::isnan(v)) {
+      r.test_accuracy = v;
+    }
+    return r;
+  }
 
  private:
-  mutable std::mutex mu_;  // a leaf
-  TrainingFigures figures_;
+  static constexpr double kNone = std::numeric_limits<double>::quiet_NaN();
+  std::atomic<int64_t> step_{0};
+  std::atomic<int64_t> steps_run_{0};
+  std::atomic<double> loss_{kNone};
+  std::atomic<double> test_loss_{kNone};
+  std::atomic<double> test_accuracy_{kNone};
 };
 
 // One member as this peer sees it.
@@ -60,38 +107,53 @@ struct MemberView {
 };
 
 struct PeerObservation {
-  std::string peer_id;
-  std::string version;      // gossip-train's (meson's project version)
-  int protocol = 1;         // wire protocol (prologue "gossip-train/1")
-  std::string listen;       // "host:port" bound
-  std::string model;        // fingerprint, "0x" + 16 hex digits
-  std::string wire_format;  // "fp32", "bf16", "fp16"
-  TrainingFigures training;
-  NetworkCounters network;       // exchanges, bytes, members_alive (self included)
-  uint64_t sessions = 0;         // sessions open now (any kind, STATUS queries included)
-  std::vector<MemberView> view;  // every known member but self, sorted by id
+  PeerFacts facts;
+  TrainGauges::Reading train;
+  uint64_t exchanges_ok = 0;
+  uint64_t exchanges_busy = 0;
+  uint64_t exchanges_failed = 0;
+  uint64_t exchange_bytes_in = 0;  // averaging snapshot and state blobs
+  uint64_t exchange_bytes_out = 0;
+  uint64_t wire_bytes_in = 0;  // every session's TCP bytes (handshakes, framing, encryption)
+  uint64_t wire_bytes_out = 0;
+  // Members as this peer sees them, by membership::MemberState; alive
+  // includes this peer.
+  std::array<int64_t, 4> members{};
+  core::SecondsHistogram exchange_s;      // OFFER to both validated, ok exchanges
+  std::optional<double> last_delta_norm;  // none before the first ok exchange
+  uint64_t sessions = 0;                  // sessions open now (STATUS queries included)
+  std::vector<MemberView> view;           // every known member but self, sorted by id
 };
 
-// What observe() reads; borrowed for the call.
-struct ObserveSources {
-  const net::Node& node;
-  const membership::Swarm& swarm;
-  const averaging::Engine& engine;
-  const TrainingBoard& training;
-  std::string listen;
-  std::string model;
-  std::string wire_format;
+// What observe() reads, each a snapshot its owner handed out.
+struct ObserveInputs {
+  const PeerFacts& facts;
+  TrainGauges::Reading train;
+  const averaging::Counters& exchanges;
+  const std::vector<membership::Member>& members;  // every known member but self
+  const net::CounterSnapshot& net;
+  const std::vector<std::string>& session_peer_ids;  // sorted (Node::session_peer_ids)
+  uint64_t sessions = 0;                             // Node::session_count
 };
 
-// Gathers a PeerObservation. Any thread.
-PeerObservation observe(const ObserveSources& sources);
+// Gathers the observation from the peer's parts. Pure; any thread.
+PeerObservation observe(const ObserveInputs& in);
 
 // The STATUS body's fields beyond protocol v1's four (docs/protocol.md
 // "STATUS"), with at most `max_view` members in "view" ("view_total" says
 // how many there were), so that the answer fits one control frame.
 nlohmann::json status_details(const PeerObservation& o, size_t max_view = 200);
 
-// gossip-train's version, as --version prints it.
-const char* gossip_version();
+// One peer's observation and the labels that tell it apart (none for a
+// peer's own endpoint; {"peer", "3"} in the simulator's).
+struct LabeledObservation {
+  Labels labels;
+  PeerObservation observation;
+};
+
+// The Prometheus exposition of `peers`: every family once (HELP, TYPE), with
+// one sample (or one histogram) per peer. The metric list is in
+// docs/operations.md.
+std::string render_metrics(const std::vector<LabeledObservation>& peers);
 
 }  // namespace gossip::peer

@@ -41,6 +41,7 @@ struct MetricsConfig {
   Path file;                       // default <data_dir>/metrics.jsonl
   int64_t every_steps = 100;       // 0: only at evaluations
   double progress_every_s = 10.0;  // 0: no progress lines on stderr
+  core::ServiceAddress http;       // GET /metrics (Prometheus text format); off by default
 };
 
 // Readers of the top-level object's optional "peer", "checkpoint" and

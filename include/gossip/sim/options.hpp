@@ -10,6 +10,7 @@
 #include <nlohmann/json_fwd.hpp>
 #include <vector>
 
+#include "gossip/core/endpoint.hpp"
 #include "gossip/core/status.hpp"
 
 namespace gossip::options {
@@ -54,6 +55,7 @@ struct SimConfig {
   int64_t eval_rows = 2000;      // test rows per evaluation at each sample, 0 = all
                                  // (the final evaluation always uses every row)
   std::vector<SimEvent> events;  // in the order listed
+  core::ServiceAddress metrics_http;  // one /metrics for every peer (label "peer"); off by default
 };
 
 // Checks `sim`'s event script against its peer count, walking the events in

@@ -268,7 +268,13 @@ train::BackendOptions backend_options(const Config& config) {
                       ? config.training.cpu_threads
                       : std::max(1, static_cast<int>(std::thread::hardware_concurrency()));
   o.allow_tf32 = config.training.allow_tf32;
-  o.max_batch = std::max(config.data.batch, config.training.eval.batch);
+  // The MLP evaluates training.eval.batch rows at once. The GPT's scratch
+  // holds every activation of every window (about 1 MB per window of the
+  // sim-gpt model), so it is sized for the training batch and evaluation runs
+  // in chunks of that many windows: one eval.batch-sized scratch per peer made
+  // a 4-peer sim-gpt run peak at 6.4 GB.
+  o.max_batch = config.model.is_gpt() ? config.data.batch
+                                      : std::max(config.data.batch, config.training.eval.batch);
   return o;
 }
 

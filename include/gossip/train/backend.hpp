@@ -43,7 +43,8 @@ struct BackendOptions {
   std::string device = "auto";  // "auto" | "cpu" | "cuda"
   int cpu_threads = 1;          // OpenBLAS threads for the CPU backend
   bool allow_tf32 = false;      // CUDA: let cuBLAS use TF32 tensor cores
-  int max_batch = 1024;         // largest batch train_step/evaluate will see
+  int max_batch = 1024;         // largest batch train_step takes and the scratch
+                                // holds; evaluate runs larger batches in chunks
 };
 
 class Backend {

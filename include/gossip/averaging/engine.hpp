@@ -77,21 +77,21 @@ struct ModelIdentity {
 ModelIdentity identity_of(const train::Backend& backend);
 
 struct Counters {
-  uint64_t exchanges_ok = 0;      // deltas applied (each side counts its own)
-  uint64_t exchanges_busy = 0;    // our OFFER answered BUSY
-  uint64_t exchanges_failed = 0;  // timeout, closed, refused, rejected blob
-  uint64_t refused = 0;           // of which: model/size mismatch or bad blob
-  uint64_t busy_answered = 0;     // OFFERs we answered BUSY
-  uint64_t no_peer = 0;           // due, but the directory had nobody
-  uint64_t bytes_in = 0;          // snapshot/state blob bytes received
-  uint64_t bytes_out = 0;         // snapshot/state blob bytes sent
-  double last_exchange_s = 0;     // OFFER to both-validated, last ok exchange
-  double total_exchange_s = 0;    // sum over ok exchanges
+  uint64_t exchanges_ok = 0;          // deltas applied (each side counts its own)
+  uint64_t exchanges_busy = 0;        // our OFFER answered BUSY
+  uint64_t exchanges_failed = 0;      // timeout, closed, refused, rejected blob
+  uint64_t refused = 0;               // of which: model/size mismatch or bad blob
+  uint64_t busy_answered = 0;         // OFFERs we answered BUSY
+  uint64_t no_peer = 0;               // due, but the directory had nobody
+  uint64_t bytes_in = 0;              // snapshot/state blob bytes received
+  uint64_t bytes_out = 0;             // snapshot/state blob bytes sent
+  double last_exchange_s = 0;         // OFFER to both-validated, last ok exchange
+  double total_exchange_s = 0;        // sum over ok exchanges
   core::SecondsHistogram exchange_s;  // the same durations, for /metrics
-  double last_delta_norm = 0;     // ||applied delta||_2 of the last exchange
+  double last_delta_norm = 0;         // ||applied delta||_2 of the last exchange
   uint64_t states_served = 0;
-  uint64_t state_fetch_failed = 0;  // donors that failed or were too slow
-  std::string last_failure;         // why the last exchange failed or was refused
+  uint64_t state_fetch_failed = 0;             // donors that failed or were too slow
+  std::string last_failure;                    // why the last exchange failed or was refused
   std::map<std::string, uint64_t> ok_by_peer;  // exchanges_ok by partner peer id
 };
 

@@ -46,15 +46,15 @@ struct SimEvent {
 };
 
 struct SimConfig {
-  bool present = false;          // the config has a "sim" section
-  int peers = 8;                 // peers at the start, 1..1024 (also the most ever started)
-  bool average_only = false;     // no training: random initial parameters, averaging only
-  double duration_s = 0;         // 0: until every peer's training budget is spent;
-                                 // average_only requires > 0
-  double sample_every_s = 2.0;   // cadence of the swarm-wide metrics (> 0)
-  int64_t eval_rows = 2000;      // test rows per evaluation at each sample, 0 = all
-                                 // (the final evaluation always uses every row)
-  std::vector<SimEvent> events;  // in the order listed
+  bool present = false;               // the config has a "sim" section
+  int peers = 8;                      // peers at the start, 1..1024 (also the most ever started)
+  bool average_only = false;          // no training: random initial parameters, averaging only
+  double duration_s = 0;              // 0: until every peer's training budget is spent;
+                                      // average_only requires > 0
+  double sample_every_s = 2.0;        // cadence of the swarm-wide metrics (> 0)
+  int64_t eval_rows = 2000;           // test rows per evaluation at each sample, 0 = all
+                                      // (the final evaluation always uses every row)
+  std::vector<SimEvent> events;       // in the order listed
   core::ServiceAddress metrics_http;  // one /metrics for every peer (label "peer"); off by default
 };
 

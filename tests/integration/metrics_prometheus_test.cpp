@@ -246,12 +246,17 @@ TEST_CASE("gossip-sim serves one /metrics for all its peers, labelled by peer") 
       [&] {
         body = http_body(http_get(port, "/metrics"));
         for (int i = 0; i < 3; ++i) {
-          const std::string series = "gossip_train_steps_total{peer=\"" + std::to_string(i) + "\"}";
-          if (sample_value(body, series) <= 0) return false;
+          const std::string peer = "peer=\"" + std::to_string(i) + "\"";
+          if (sample_value(body, "gossip_train_steps_total{" + peer + "}") <= 0) return false;
+          // Membership converges after training starts: wait until every
+          // peer's view holds the three of them.
+          if (sample_value(body, "gossip_members{" + peer + ",state=\"alive\"}") != 3) {
+            return false;
+          }
         }
         return true;
       },
-      "every simulated peer's steps in /metrics", 60);
+      "every simulated peer's steps, and all three alive in every view, in /metrics", 60);
   // Each family once, with every peer's samples: what promtool checks.
   const fs::path file = dir / "scrape.txt";
   std::ofstream(file) << body;

@@ -31,10 +31,13 @@ using gossip::test::Json;
 // others had finished), against 0.14 with no gossip and 2.8e-3 to 8.2e-3 with
 // interval 8000 (~36 exchanges), which the test tells apart by its exchange
 // count (kHealthyExchanges, 2.5x below the fewest measured). The faults run:
-// 7.1e-4 to 2.4e-3 in 4 runs; halves that never merged again end near 0.05.
+// 7.1e-4 to 2.4e-3 in 4 runs, 7.4e-4 to 2.7e-3 in 5 more (2026-12-07, quiet),
+// and 4.85e-3 once in CI beside the other tests: its bound sits 3x below the
+// 0.05 near which halves that never merged again end, rather than at twice the
+// largest seen.
 constexpr double kHealthyConsensus = 5.2e-3;
 constexpr int64_t kHealthyExchanges = 100;
-constexpr double kFaultsConsensus = 4.8e-3;
+constexpr double kFaultsConsensus = 1.5e-2;
 namespace fs = std::filesystem;
 
 // The seed's regression task on `peers` peers with fast membership, plus
@@ -197,6 +200,8 @@ TEST_CASE("faults: each event shows while it is active and only then; the swarm 
   CHECK(s["alive"] == 4);
   // Healed: the halves merged their views again and averaged back together.
   CHECK(s["members_min"] == 4);
+  MESSAGE("faults run: consensus_distance " << s["consensus_distance"] << ", exchanges_ok "
+                                            << s["exchanges_ok"]);
   CHECK(s["consensus_distance"].get<double>() < kFaultsConsensus);
 
   // When each event took effect (the second drop ends dropping).

@@ -17,6 +17,7 @@
 
 #include "report_page.hpp"
 #include "report_svg.hpp"
+#include "report_tables.hpp"
 
 namespace gossip::sim {
 namespace {
@@ -32,20 +33,9 @@ constexpr double kLeadPlotHeight = 300;
 constexpr double kGridWidth = 570;
 constexpr double kGridPlotHeight = 190;
 
-std::optional<double> num(const json& j, const char* key) {
-  if (!j.is_object()) return std::nullopt;
-  auto it = j.find(key);
-  if (it == j.end() || !it->is_number()) return std::nullopt;
-  const double v = it->get<double>();
-  if (!std::isfinite(v)) return std::nullopt;
-  return v;
-}
-
-std::string str(const json& j, const char* key) {
-  if (!j.is_object()) return {};
-  auto it = j.find(key);
-  return it != j.end() && it->is_string() ? it->get<std::string>() : std::string();
-}
+// The page's field readers (report_tables.hpp).
+using page_format::num;
+using page_format::text;
 
 std::string peer_color(int index) {
   const double hue = std::fmod(static_cast<double>(index) * 137.508, 360.0);
@@ -376,9 +366,9 @@ std::vector<svg::Marker> event_markers(const Context& c) {
     if (!t) continue;
     svg::Marker m;
     m.x = *t;
-    m.name = str(*e, "event");
+    m.name = text(*e, "event");
     if (m.name.empty()) m.name = "event";
-    const std::string detail = str(*e, "detail");
+    const std::string detail = text(*e, "detail");
     m.label = event_label(m.name, detail);
     m.detail = m.name + " at " + svg::format_number(*t, 4) + " s";
     if (auto step = num(*e, "step_max"))
@@ -425,7 +415,7 @@ core::Result<std::string> render_report(const std::vector<json>& records, const 
   c.notes = notes;
   std::vector<const json*> all_samples;
   for (const auto& r : records) {
-    const std::string type = str(r, "type");
+    const std::string type = text(r, "type");
     if (type == "start" && !c.start) c.start = &r;
     if (type == "final") c.final = &r;
     if (type == "event" && num(r, "t_s")) c.events.push_back(&r);
@@ -443,13 +433,14 @@ core::Result<std::string> render_report(const std::vector<json>& records, const 
     c.notes.push_back("Charts show one sample in " + std::to_string(stride) + " of the " +
                       std::to_string(all_samples.size()) + " (and the last one).");
   }
-  const std::string mode = c.start ? str(*c.start, "mode") : (c.final ? str(*c.final, "mode") : "");
+  const std::string mode =
+      c.start ? text(*c.start, "mode") : (c.final ? text(*c.final, "mode") : "");
   c.average_only = mode == "average_only" ||
                    std::any_of(all_samples.begin(), all_samples.end(), [](const json* s) {
                      return num(*s, "theory_distance").has_value();
                    });
-  c.regression = c.start && str(*c.start, "task") == "regression";
-  c.language_model = c.start && str(*c.start, "task") == "language_model";
+  c.regression = c.start && text(*c.start, "task") == "regression";
+  c.language_model = c.start && text(*c.start, "task") == "language_model";
   if (!c.regression) {
     bool any_acc = false, any_loss = false;
     for (const json* s : all_samples) {

@@ -12,6 +12,7 @@
 #include <set>
 #include <string_view>
 
+#include "acceptor.hpp"
 #include "gossip/core/log.hpp"
 #include "gossip/net/http_metrics.hpp"
 
@@ -291,18 +292,11 @@ MetricsHttpServer::~MetricsHttpServer() {
 }
 
 core::Status MetricsHttpServer::listen(const asio::ip::tcp::endpoint& endpoint) {
-  const bool v6 = endpoint.address().is_v6();
-  const std::string where = (v6 ? "[" : "") + endpoint.address().to_string() + (v6 ? "]" : "") +
-                            ":" + std::to_string(endpoint.port());
-  asio::ip::tcp::acceptor acceptor(core_->strand);
+  auto acceptor = detail::open_acceptor(core_->strand, endpoint);
+  if (!acceptor) return acceptor.status();
   asio::error_code ec;
-  acceptor.open(endpoint.protocol(), ec);
-  if (!ec) acceptor.set_option(asio::socket_base::reuse_address(true), ec);
-  if (!ec) acceptor.bind(endpoint, ec);
-  if (!ec) acceptor.listen(asio::socket_base::max_listen_connections, ec);
-  if (ec) return core::io_error("listen on " + where + ": " + ec.message());
-  bound_ = acceptor.local_endpoint(ec);
-  core_->acceptor.emplace(std::move(acceptor));
+  bound_ = acceptor->local_endpoint(ec);
+  core_->acceptor.emplace(std::move(acceptor).value());
   asio::co_spawn(core_->strand, core_->accept_loop(), asio::detached);
   return core::Status::ok();
 }

@@ -9,6 +9,7 @@
 #include <asio/steady_timer.hpp>
 #include <stdexcept>
 
+#include "acceptor.hpp"
 #include "gossip/core/log.hpp"
 #include "gossip/core/peer_id.hpp"
 #include "gossip/net/link_filter.hpp"
@@ -184,15 +185,9 @@ void Node::set_link_filter(std::shared_ptr<LinkFilter> filter) {
 }
 
 Status Node::listen(const asio::ip::tcp::endpoint& endpoint) {
-  const std::string where = endpoint.address().to_string() + ":" + std::to_string(endpoint.port());
-  asio::ip::tcp::acceptor acceptor(core_->accept_strand);
-  asio::error_code ec;
-  acceptor.open(endpoint.protocol(), ec);
-  if (!ec) acceptor.set_option(asio::socket_base::reuse_address(true), ec);
-  if (!ec) acceptor.bind(endpoint, ec);
-  if (!ec) acceptor.listen(asio::socket_base::max_listen_connections, ec);
-  if (ec) return core::io_error("listen on " + where + ": " + ec.message());
-  core_->acceptor.emplace(std::move(acceptor));
+  auto acceptor = detail::open_acceptor(core_->accept_strand, endpoint);
+  if (!acceptor) return acceptor.status();
+  core_->acceptor.emplace(std::move(acceptor).value());
   asio::co_spawn(core_->accept_strand, detail::accept_loop(core_), asio::detached);
   return Status::ok();
 }

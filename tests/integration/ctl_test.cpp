@@ -37,15 +37,6 @@ namespace ctl = gossip::peer::ctl;
 
 namespace {
 
-std::string make_identity(const fs::path& file) {
-  const std::string keygen = build_root() + "/tools/gossip-keygen";
-  shell(keygen + " identity --out " + file.string() + " >/dev/null");
-  std::string id = shell(keygen + " peer-id " + file.string());
-  while (!id.empty() && (id.back() == '\n' || id.back() == ' ')) id.pop_back();
-  REQUIRE(id.size() == 64);
-  return id;
-}
-
 fs::path peer_config(const fs::path& dir, const std::string& tag, int port) {
   const fs::path p = dir / (tag + ".json");
   std::ofstream(p) << Json{

@@ -262,4 +262,14 @@ inline std::string fingerprint_hex(const fs::path& config) {
   return averaging::fingerprint_hex(cfg->model.fingerprint());
 }
 
+// gossip-keygen identity into `file`: returns the new peer's id (hex public key).
+inline std::string make_identity(const std::filesystem::path& file) {
+  const std::string keygen = build_root() + "/tools/gossip-keygen";
+  shell(keygen + " identity --out " + file.string() + " >/dev/null");
+  std::string id = shell(keygen + " peer-id " + file.string());
+  while (!id.empty() && (id.back() == '\n' || id.back() == ' ')) id.pop_back();
+  REQUIRE(id.size() == 64);
+  return id;
+}
+
 }  // namespace gossip::test

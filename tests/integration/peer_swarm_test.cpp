@@ -43,16 +43,6 @@ fs::path temp_dir(const std::string& name) {
   return gossip::test::temp_dir("swarm", name);
 }
 
-// gossip-keygen identity: returns the new peer's id (hex public key).
-std::string make_identity(const fs::path& file) {
-  const std::string keygen = build_root() + "/tools/gossip-keygen";
-  shell(keygen + " identity --out " + file.string() + " >/dev/null");
-  std::string id = shell(keygen + " peer-id " + file.string());
-  while (!id.empty() && (id.back() == '\n' || id.back() == ' ')) id.pop_back();
-  REQUIRE(id.size() == 64);
-  return id;
-}
-
 // The last train record of the `run`-th run (1: the first start) when that
 // run is the latest one; null when it has not written one yet.
 Json last_train_of_run(const fs::path& metrics, int run = 1) {

@@ -182,7 +182,13 @@ core::Result<std::unique_ptr<PeerNetwork>> PeerNetwork::start(const config::Conf
   });
 
   membership::ReachConfig rc;
-  rc.discover = pc.advertise.host.empty();  // peer.advertise overrides discovery
+  // peer.advertise overrides discovery; on loopback there is no NAT to find
+  // (and every test swarm of one host keeps its old behaviour).
+  {
+    asio::error_code ec;
+    const auto listen_ip = asio::ip::make_address(pc.listen.host, ec);
+    rc.discover = pc.advertise.host.empty() && !(!ec && listen_ip.is_loopback());
+  }
   rc.listen_port = pc.listen.port;
   parts->reach =
       std::make_unique<membership::Reach>(parts->io, parts->node, *parts->swarm, rc, sc.advertise);
@@ -238,7 +244,7 @@ core::Result<std::unique_ptr<PeerNetwork>> PeerNetwork::start(const config::Conf
     });
   }
   GOSSIP_RETURN_IF_ERROR(parts->swarm->start());  // its messages start with "membership: "
-  if (net_config.port_mapping && rc.discover && !bound.address().is_loopback()) {
+  if (net_config.port_mapping && rc.discover) {
     parts->start_port_mapping(bound.port());
   }
   parts->join_timeout_ms = config.membership.join_timeout_ms;

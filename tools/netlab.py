@@ -163,8 +163,8 @@ class Lab:
     # --- construction ---
     def _add_ns(self, role):
         name = self.ns(role)
+        self.namespaces.append(name)  # tracked first: a failed add is deleted harmlessly
         run(["ip", "netns", "add", name])
-        self.namespaces.append(name)
         run(["ip", "-n", name, "link", "set", "lo", "up"])
         return name
 
@@ -249,11 +249,20 @@ table inet nat {
         full_env = dict(os.environ)
         if env:
             full_env.update(env)
-        p = subprocess.Popen(["ip", "netns", "exec", self.ns(role)] + list(argv), stdout=log,
-                             stderr=subprocess.STDOUT, env=full_env, start_new_session=True)
-        log.close()
-        p.log_path = os.path.join(self.dir, log_name + ".log")
-        self.procs.append(p)
+        # A signal between the fork and the append would leave an untracked
+        # process: signals wait until it is tracked.
+        blocked = {signal.SIGTERM, signal.SIGINT, signal.SIGHUP}
+        old = signal.pthread_sigmask(signal.SIG_BLOCK, blocked)
+        try:
+            p = subprocess.Popen(["ip", "netns", "exec", self.ns(role)] + list(argv), stdout=log,
+                                 stderr=subprocess.STDOUT, env=full_env, start_new_session=True,
+                                 preexec_fn=lambda: signal.pthread_sigmask(signal.SIG_UNBLOCK,
+                                                                           blocked))
+            p.log_path = os.path.join(self.dir, log_name + ".log")
+            self.procs.append(p)
+        finally:
+            log.close()
+            signal.pthread_sigmask(signal.SIG_SETMASK, old)
         return p
 
     def exec(self, role, argv, timeout=10, check=True):
@@ -300,14 +309,28 @@ table inet nat {
         return self.exec("r%d" % j, ["nft", "list", "ruleset"]).stdout
 
     def close(self):
+        """Kills the lab's processes and deletes its namespaces. Signals wait
+        until it is done (a SIGTERM in the middle must not cut the teardown),
+        and one failing step does not stop the others."""
         if self.closed:
             return
-        self.closed = True
-        for p in self.procs:
-            self.kill(p)
-        for ns in reversed(self.namespaces):
-            delete_namespace(ns)
-        shutil.rmtree(self.dir, ignore_errors=True)
+        blocked = {signal.SIGTERM, signal.SIGINT, signal.SIGHUP}
+        old = signal.pthread_sigmask(signal.SIG_BLOCK, blocked)
+        try:
+            for p in self.procs:
+                try:
+                    self.kill(p)
+                except (OSError, subprocess.SubprocessError):
+                    pass
+            for ns in reversed(self.namespaces):
+                try:
+                    delete_namespace(ns)
+                except (OSError, subprocess.SubprocessError, LabError):
+                    pass
+            shutil.rmtree(self.dir, ignore_errors=True)
+            self.closed = True
+        finally:
+            signal.pthread_sigmask(signal.SIG_SETMASK, old)
 
     def __enter__(self):
         return self

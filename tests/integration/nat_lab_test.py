@@ -161,7 +161,8 @@ def scenario_discovery():
                 fail("%s advertises an unconfirmed address or no failure reason: %s" % (role, r))
             print("figure: %s learned its public address %s and marked itself private %.2f s "
                   "after start (why: %s)" % (role, r["observed"], t_priv, r["last_failure"]))
-        ids = {role: s.status(role)["peer_id"] for role in ("h10", "h20", "m1")}
+        ids = {role: wait(s, roles, lambda: s.status(role), role + "'s STATUS", 10)["peer_id"]
+               for role in ("h10", "h20", "m1")}
 
         # The members see the flag, and the private peer exchanges with a public member.
         def m0_sees_private():
@@ -169,7 +170,7 @@ def scenario_discovery():
             e = [view_entry(st, ids[r]) for r in ("h10", "h20")]
             return st if all(x and x["private"] and x["state"] == "alive" for x in e) else None
         wait(s, roles, m0_sees_private, "m0 to see h10 and h20 as private and alive", 20)
-        pub = view_entry(s.status("m0"), ids["m1"])
+        pub = view_entry(wait(s, roles, lambda: s.status("m0"), "m0's STATUS", 10), ids["m1"])
         if pub is None or pub["private"]:
             fail("m0 sees the public m1 as private: %s" % pub)
 
@@ -185,7 +186,7 @@ def scenario_discovery():
         for role in roles:
             s.alive(role)
         # Nobody was dialed at a private address: the private peers' members never tried.
-        st = s.status("h10")
+        st = wait(s, roles, lambda: s.status("h10"), "h10's STATUS", 10)
         if st["reach"]["dialbacks_refused"] != 0:
             fail("h10 refused dial-backs: %s" % st["reach"])
     print("discovery: ok")
@@ -278,7 +279,11 @@ def keepalive_holds(keepalive_ms, ct, hold_s):
             s.alive("h10")
             # gossip-ctl's own session is not with h10: m0's view says whether
             # m0 still holds a session with h10.
-            if not m0_direct():
+            st = s.status("m0")
+            if st is None:  # gossip-ctl got no answer in time (a loaded host): ask again
+                continue
+            e = view_entry(st, h10_id)
+            if not (e and e["reached"] == "direct"):
                 return False, time.monotonic() - start
             time.sleep(0.5)
         return True, hold_s

@@ -7,9 +7,9 @@
 
 #include <asio/co_spawn.hpp>
 #include <asio/detached.hpp>
+#include <asio/experimental/as_tuple.hpp>
 #include <asio/ip/address.hpp>
 #include <asio/steady_timer.hpp>
-#include <asio/experimental/as_tuple.hpp>
 #include <asio/use_awaitable.hpp>
 #include <deque>
 #include <map>
@@ -124,8 +124,8 @@ struct ReachCore final : net::SessionHandler, std::enable_shared_from_this<Reach
     std::lock_guard l(mu);
     const std::string seen = host_port(ep->address(), ep->port());
     if (st.observed != seen) {
-      core::log_info("reach", core::short_peer_id(session.peer_id()) + " sees this peer at " +
-                                  seen);
+      core::log_info("reach",
+                     core::short_peer_id(session.peer_id()) + " sees this peer at " + seen);
     }
     st.observed = seen;
     st.observed_by = session.peer_id();
@@ -229,8 +229,7 @@ struct ReachCore final : net::SessionHandler, std::enable_shared_from_this<Reach
   void on_dialback_req(net::Session& session, const json& j) {
     const auto addr = j.find("addr");
     const auto nonce = j.find("nonce");
-    if (addr == j.end() || !addr->is_string() || nonce == j.end() ||
-        !nonce->is_number_unsigned()) {
+    if (addr == j.end() || !addr->is_string() || nonce == j.end() || !nonce->is_number_unsigned()) {
       return reject(session, kDialbackReqFrame, "needs addr and nonce");
     }
     const uint64_t n = nonce->get<uint64_t>();
@@ -240,8 +239,8 @@ struct ReachCore final : net::SessionHandler, std::enable_shared_from_this<Reach
     const auto ep = parse_ip_port(addr->get<std::string>());
     if (!ep) return answer(false, "addr is not an ip:port");
     if (ep->address() != session.remote_endpoint().address()) {
-      refused("address", session, "asked to dial " + ep->address().to_string() +
-                                      ", not the IP its session comes from");
+      refused("address", session,
+              "asked to dial " + ep->address().to_string() + ", not the IP its session comes from");
       return answer(false, "not the IP this session comes from (" +
                                session.remote_endpoint().address().to_string() + ")");
     }
@@ -250,13 +249,12 @@ struct ReachCore final : net::SessionHandler, std::enable_shared_from_this<Reach
       std::lock_guard l(mu);
       while (!recent.empty() && now - recent.front() > kWindow) recent.pop_front();
       auto& last = last_request[session.peer_id()];
-      const bool too_soon =
-          last != Clock::time_point{} && now - last < config.requester_interval;
+      const bool too_soon = last != Clock::time_point{} && now - last < config.requester_interval;
       if (too_soon || recent.size() >= config.max_dialbacks) {
         ++st.dialbacks_refused;
-        core::log_rate_limited(core::LogLevel::kInfo, "reach", "rate",
-                               "dial-back for " + core::short_peer_id(session.peer_id()) +
-                                   " refused: rate limited");
+        core::log_rate_limited(
+            core::LogLevel::kInfo, "reach", "rate",
+            "dial-back for " + core::short_peer_id(session.peer_id()) + " refused: rate limited");
         return answer(false, "rate limited");
       }
       last = now;
@@ -271,9 +269,9 @@ struct ReachCore final : net::SessionHandler, std::enable_shared_from_this<Reach
       std::lock_guard l(mu);
       ++st.dialbacks_refused;
     }
-    core::log_rate_limited(core::LogLevel::kWarn, "reach", key,
-                           "dial-back for " + core::short_peer_id(session.peer_id()) +
-                               " refused: " + why);
+    core::log_rate_limited(
+        core::LogLevel::kWarn, "reach", key,
+        "dial-back for " + core::short_peer_id(session.peer_id()) + " refused: " + why);
   }
 
   asio::awaitable<void> dial_back(std::shared_ptr<net::Session> requester,
@@ -298,8 +296,8 @@ struct ReachCore final : net::SessionHandler, std::enable_shared_from_this<Reach
       (*result)->close(core::Status(core::Code::kClosed, "reach: dial-back done"));
       co_return;
     } else {
-      verdict["reason"] = "dialing " + host_port(where.address(), where.port()) + " failed: " +
-                          result.status().message();
+      verdict["reason"] = "dialing " + host_port(where.address(), where.port()) +
+                          " failed: " + result.status().message();
       std::lock_guard l(mu);
       ++st.dialbacks_served;
     }

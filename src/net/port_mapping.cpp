@@ -126,9 +126,9 @@ core::Result<PortMappingResult> PortMapping::try_upnp() {
   UPNPDev* devices = upnpDiscover(static_cast<int>(timeout_.count()), nullptr, nullptr,
                                   UPNP_LOCAL_PORT_ANY, 0, 2, &error);
   if (!devices) {
-    return core::unavailable("no Internet Gateway Device answered the SSDP search" +
-                             (error != 0 ? " (error " + std::to_string(error) + ")"
-                                         : std::string()));
+    return core::unavailable(
+        "no Internet Gateway Device answered the SSDP search" +
+        (error != 0 ? " (error " + std::to_string(error) + ")" : std::string()));
   }
   UPNPUrls urls{};
   IGDdatas data{};
@@ -148,8 +148,7 @@ core::Result<PortMappingResult> PortMapping::try_upnp() {
   const std::string port = std::to_string(internal_port_);
   const std::string lease = std::to_string(lifetime_.count());
   if (int r = UPNP_AddPortMapping(urls.controlURL, data.first.servicetype, port.c_str(),
-                                  port.c_str(), lan, "gossip-train", "TCP", nullptr,
-                                  lease.c_str());
+                                  port.c_str(), lan, "gossip-train", "TCP", nullptr, lease.c_str());
       r != 0) {
     return core::unavailable("AddPortMapping " + port + " -> " + lan + ":" + port + ": " +
                              (strupnperror(r) ? strupnperror(r) : "error") + " (" +

@@ -59,8 +59,8 @@ TEST_CASE("a joiner is dialed back at the address a member sees, and confirmed p
   reach_a.attach(*c.peer(a).router);
   reach_b.attach(*c.peer(b).router);
   REQUIRE(c.peer(b).swarm->join_wait({c.peer(a).address}, 5s).is_ok());
-  const auto took = Cluster::wait_until(
-      [&] { return reach_b.status().state == Reachability::kPublic; }, 5s);
+  const auto took =
+      Cluster::wait_until([&] { return reach_b.status().state == Reachability::kPublic; }, 5s);
   REQUIRE_MESSAGE(took, "state " << reachability_name(reach_b.status().state) << ", failure "
                                  << reach_b.status().last_failure);
   const auto st = reach_b.status();
@@ -95,19 +95,17 @@ TEST_CASE("dial-back requests: another IP is refused, repeats are rate-limited")
   std::promise<core::Result<std::shared_ptr<net::Session>>> dialed;
   const asio::ip::tcp::endpoint victim_ep(asio::ip::make_address("127.0.0.1"), c.peer(v).port);
   asio::co_spawn(
-      c.io(),
-      [&]() -> asio::awaitable<void> { dialed.set_value(co_await asker->dial(victim_ep)); },
+      c.io(), [&]() -> asio::awaitable<void> { dialed.set_value(co_await asker->dial(victim_ep)); },
       asio::detached);
   auto session = dialed.get_future().get();
   REQUIRE(session.is_ok());
   // The victim accepted: it tells the asker where it saw it.
   REQUIRE(Cluster::wait_until([&] { return !recorder->of(kObservedFrame).empty(); }, 3s));
-  CHECK(recorder->of(kObservedFrame)[0].second["addr"].get<std::string>().rfind("127.0.0.1:",
-                                                                                  0) == 0);
+  CHECK(recorder->of(kObservedFrame)[0].second["addr"].get<std::string>().rfind("127.0.0.1:", 0) ==
+        0);
 
   // Aimed at a third party: refused without a dial.
-  send(**session, kDialbackReqFrame,
-       {{"addr", "127.0.0.2:" + std::to_string(port)}, {"nonce", 1}});
+  send(**session, kDialbackReqFrame, {{"addr", "127.0.0.2:" + std::to_string(port)}, {"nonce", 1}});
   // The asker's own IP: dialed back; the DIALBACK arrives on a new session.
   send(**session, kDialbackReqFrame, {{"addr", "127.0.0.1:" + std::to_string(port)}, {"nonce", 2}});
   // Again at once: rate-limited.

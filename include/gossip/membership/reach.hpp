@@ -64,8 +64,8 @@ struct ReachConfig {
   // False when the operator set peer.advertise: this peer's address is then
   // never changed (it still answers OBSERVED and DIALBACK_REQ of others).
   bool discover = true;
-  uint16_t listen_port = 0;  // the port others dial (the Node's bound port)
-  std::chrono::milliseconds retry{30000};              // a private/unknown peer asks again
+  uint16_t listen_port = 0;                // the port others dial (the Node's bound port)
+  std::chrono::milliseconds retry{30000};  // a private/unknown peer asks again
   std::chrono::milliseconds dialback_deadline{8000};   // no DIALBACK by then: failed
   std::chrono::milliseconds requester_interval{5000};  // one dial-back per requester
   size_t max_dialbacks = 16;                           // per 10 s, all requesters
@@ -73,12 +73,12 @@ struct ReachConfig {
 
 struct ReachStatus {
   Reachability state = Reachability::kUnknown;
-  std::string observed;     // the last address a member saw this peer at ("" none)
-  std::string observed_by;  // that member's id
-  std::string address;      // the address this peer advertises now
-  std::string confirmed_by;  // who dialed it back (public)
-  std::string mapped;        // router port mapping in use ("" none)
-  std::string last_failure;  // why the last dial-back failed
+  std::string observed;            // the last address a member saw this peer at ("" none)
+  std::string observed_by;         // that member's id
+  std::string address;             // the address this peer advertises now
+  std::string confirmed_by;        // who dialed it back (public)
+  std::string mapped;              // router port mapping in use ("" none)
+  std::string last_failure;        // why the last dial-back failed
   uint64_t dialbacks_served = 0;   // dial-backs this peer made for others
   uint64_t dialbacks_refused = 0;  // requests it refused (rate, address)
 };

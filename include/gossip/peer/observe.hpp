@@ -106,7 +106,7 @@ struct MemberView {
   // punching add "punched" and "relayed".
   std::string reached;
   bool is_private = false;  // it says nobody can dial it (kMemberPrivate)
-  uint64_t exchanges = 0;  // averaging exchanges applied with it
+  uint64_t exchanges = 0;   // averaging exchanges applied with it
 };
 
 struct PeerObservation {
@@ -122,10 +122,10 @@ struct PeerObservation {
   // Members as this peer sees them, by membership::MemberState; alive
   // includes this peer.
   std::array<int64_t, 4> members{};
-  core::SecondsHistogram exchange_s;      // OFFER to both validated, ok exchanges
-  std::optional<double> last_delta_norm;  // none before the first ok exchange
-  uint64_t sessions = 0;                  // sessions open now (STATUS queries included)
-  std::vector<MemberView> view;           // every known member but self, sorted by id
+  core::SecondsHistogram exchange_s;             // OFFER to both validated, ok exchanges
+  std::optional<double> last_delta_norm;         // none before the first ok exchange
+  uint64_t sessions = 0;                         // sessions open now (STATUS queries included)
+  std::vector<MemberView> view;                  // every known member but self, sorted by id
   std::optional<membership::ReachStatus> reach;  // this peer's address discovery
 };
 

@@ -173,9 +173,9 @@ struct ReachCore final : net::SessionHandler, std::enable_shared_from_this<Reach
     }
     const std::string address = pending->address;
     const bool mapped = !st.mapped.empty() && address == st.mapped;
+    // The helper closes this session a second later; closing it here at
+    // once could cut the OBSERVED this peer queued on it for the helper.
     pending.reset();
-    // It served its purpose (the helper closes it too, a second later).
-    session.close(core::Status(core::Code::kClosed, "reach: dial-back received"));
     const bool changed = st.state != Reachability::kPublic || st.address != address;
     st.state = Reachability::kPublic;
     st.address = address;

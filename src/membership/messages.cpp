@@ -139,6 +139,25 @@ json member_array(const Member& m) {
   return json::array({id_to_bin(m.id), m.address, m.incarnation, static_cast<int>(m.state)});
 }
 
+// Entries carry the flags as a last element only when they are set, so that
+// lists without private or mapped members stay readable by older peers.
+json list_entry(const Member& m) {
+  json e = member_array(m);
+  if (m.flags != 0) e.push_back(m.flags);
+  return e;
+}
+
+json update_entry(const Update& u) {
+  json e = member_array(u.member);
+  if (!u.accuser.empty()) {
+    e.push_back(id_to_bin(u.accuser));
+  } else if (u.member.flags != 0) {
+    e.push_back(nullptr);
+  }
+  if (u.member.flags != 0) e.push_back(u.member.flags);
+  return e;
+}
+
 // Decoding context: names the message type in every error.
 struct Reader {
   const char* type_name;
@@ -176,10 +195,13 @@ struct Reader {
     return v.get<uint64_t>();
   }
 
+  // List entries: [id, address, incarnation, state, flags?]; updates:
+  // [id, address, incarnation, state, accuser?] or [..., accuser-or-nil, flags].
   core::Result<Update> entry(const json& v, std::string_view field, bool update) const {
-    if (!v.is_array() || v.size() < 4 || v.size() > (update ? 5u : 4u)) {
-      return fail(field, update ? "expected entries [id, address, incarnation, state, accuser?]"
-                                : "expected entries [id, address, incarnation, state]");
+    if (!v.is_array() || v.size() < 4 || v.size() > (update ? 6u : 5u)) {
+      return fail(field, update ? "expected entries [id, address, incarnation, state, "
+                                  "accuser?, flags?]"
+                                : "expected entries [id, address, incarnation, state, flags?]");
     }
     Update u;
     auto id_r = id(v[0], field);
@@ -191,12 +213,20 @@ struct Reader {
     auto state = number(v[3], field, 3);
     if (!state) return state.status();
     u.member = Member{std::move(*id_r), std::move(*addr), *inc, static_cast<MemberState>(*state)};
-    if (v.size() == 5) {
+    const size_t flags_at = update ? 5 : 4;
+    if (update && v.size() >= 5 && !v[4].is_null()) {
       if (u.member.state != MemberState::kSuspect)
         return fail(field, "accuser on a non-suspect update");
       auto acc = id(v[4], field);
       if (!acc) return acc.status();
       u.accuser = std::move(*acc);
+    } else if (update && v.size() == 5) {
+      return fail(field, "a nil accuser must be followed by flags");
+    }
+    if (v.size() > flags_at) {
+      auto flags = number(v[flags_at], field, kMemberFlagsMask);
+      if (!flags) return flags.status();
+      u.member.flags = static_cast<uint8_t>(*flags);
     }
     return u;
   }
@@ -270,21 +300,18 @@ std::vector<uint8_t> encode(const Message& m) {
   j["f"] = id_to_bin(m.from);
   j["a"] = m.from_address;
   j["n"] = m.from_incarnation;
+  if (m.from_flags != 0) j["p"] = m.from_flags;
   if (has_probe_fields(m.type) || has_list(m.type)) j["s"] = m.seq;
   if (has_probe_fields(m.type)) j["t"] = id_to_bin(m.target);
   if (m.type == MessageType::kPingReq) j["ta"] = m.target_address;
   if (has_list(m.type)) {
     json list = json::array();
-    for (const auto& member : m.members) list.push_back(member_array(member));
+    for (const auto& member : m.members) list.push_back(list_entry(member));
     j["m"] = std::move(list);
   }
   if (!m.updates.empty()) {
     json list = json::array();
-    for (const auto& u : m.updates) {
-      json e = member_array(u.member);
-      if (!u.accuser.empty()) e.push_back(id_to_bin(u.accuser));
-      list.push_back(std::move(e));
-    }
+    for (const auto& u : m.updates) list.push_back(update_entry(u));
     j["u"] = std::move(list);
   }
   return json::to_msgpack(j);
@@ -315,7 +342,7 @@ core::Result<Message> decode(uint8_t type_byte, std::span<const uint8_t> body) {
   const bool list = has_list(m.type);
   for (auto it = j.begin(); it != j.end(); ++it) {
     const std::string& key = it.key();
-    const bool allowed = key == "f" || key == "a" || key == "n" || key == "u" ||
+    const bool allowed = key == "f" || key == "a" || key == "n" || key == "u" || key == "p" ||
                          (key == "s" && (probe || list)) || (key == "t" && probe) ||
                          (key == "ta" && m.type == MessageType::kPingReq) || (key == "m" && list);
     if (!allowed) return r.fail(key, "not allowed in this message type");
@@ -343,6 +370,11 @@ core::Result<Message> decode(uint8_t type_byte, std::span<const uint8_t> body) {
   auto inc = r.number(j.at("n"), "n", kMaxIncarnation);
   if (!inc) return inc.status();
   m.from_incarnation = *inc;
+  if (auto it = j.find("p"); it != j.end()) {
+    auto flags = r.number(*it, "p", kMemberFlagsMask);
+    if (!flags) return flags.status();
+    m.from_flags = static_cast<uint8_t>(*flags);
+  }
   if (probe || list) {
     auto seq = r.number(j.at("s"), "s", UINT64_MAX);
     if (!seq) return seq.status();
@@ -371,16 +403,17 @@ core::Result<Message> decode(uint8_t type_byte, std::span<const uint8_t> body) {
 }
 
 size_t member_wire_bytes(const Member& m) {
-  return 1 + 34 + str_bytes(m.address.size()) + uint_bytes(m.incarnation) + 1;
+  return 1 + 34 + str_bytes(m.address.size()) + uint_bytes(m.incarnation) + 1 +
+         (m.flags != 0 ? 1 : 0);
 }
 
 size_t update_wire_bytes(const Update& u) {
-  return member_wire_bytes(u.member) + (u.accuser.empty() ? 0 : 34);
+  return member_wire_bytes(u.member) + (u.accuser.empty() ? (u.member.flags != 0 ? 1 : 0) : 34);
 }
 
 size_t header_wire_bytes(const Message& m) {
   return 1 + (2 + 34) + (2 + str_bytes(m.from_address.size())) + (2 + 9) + (2 + 9) + (2 + 34) +
-         (3 + str_bytes(m.target_address.size())) + (2 + 5) + (2 + 5);
+         (3 + str_bytes(m.target_address.size())) + (2 + 5) + (2 + 5) + (2 + 1);
 }
 
 }  // namespace gossip::membership

@@ -269,6 +269,18 @@ void Swarm::leave_wait(Millis flush) {
   asio::co_spawn(core_->strand, core_->leave_on_strand(flush), asio::use_future).get();
 }
 
+void Swarm::set_self_address(std::string address, uint8_t flags) {
+  auto core = core_;
+  asio::post(core->strand, [core, address = std::move(address), flags] {
+    if (core->stopped || !core->machine) return;
+    if (core->machine->set_self_address(address, flags)) {
+      core::log_info("membership", "this peer is now " + describe(core->machine->self()) +
+                                       ((flags & kMemberPrivate) ? " (private)" : ""));
+      core->pump();
+    }
+  });
+}
+
 void Swarm::stop() {
   if (core_->stopped.exchange(true)) return;
   auto core = core_;

@@ -142,6 +142,12 @@ void SwarmCore::send(Outgoing out) {
   }
   link.last_used = now;
   if (send_now(out.peer_id, link, frame)) return;
+  // A private member cannot be dialed (docs/design.md "Peers behind NAT"):
+  // only a session it opened reaches it, so nobody waits on a dial.
+  if (auto target = machine->find(out.peer_id); target && target->is_private()) {
+    frames_dropped++;
+    return;
+  }
   if (!link.dialing && !link.waiting && now < link.retry_at) {
     frames_dropped++;  // the last dial failed moments ago
     return;
@@ -315,7 +321,10 @@ void SwarmCore::close_idle(TimePoint now) {
   std::vector<std::pair<TimePoint, std::string>> own;
   for (auto it = links.begin(); it != links.end();) {
     Link& l = it->second;
-    if (l.own && (!l.own->is_open() || now - l.last_used >= config.session_idle)) {
+    // A private peer keeps the sessions it dialed: they are the only way
+    // the others reach it.
+    const bool keep = machine && machine->self().is_private() && l.own && l.own->is_open();
+    if (l.own && !keep && (!l.own->is_open() || now - l.last_used >= config.session_idle)) {
       fresh_seed_sessions.erase(l.own.get());
       l.own->close(Status(core::Code::kClosed, "membership: idle"));
       l.own.reset();

@@ -347,7 +347,8 @@ core::Status Membership::on_message(std::string_view from_peer_id, const Message
     return core::resource_limit("membership PING_REQ: too many indirect probes in flight");
   }
 
-  Update sender{Member{m.from, m.from_address, m.from_incarnation, MemberState::kAlive}, ""};
+  Update sender{
+      Member{m.from, m.from_address, m.from_incarnation, MemberState::kAlive, m.from_flags}, ""};
   if (m.type == MessageType::kLeave) sender.member.state = MemberState::kLeft;
   apply(sender, Source::kSender, m.from, now);
   if (m.type == MessageType::kJoinAck) joined_ = true;

@@ -67,7 +67,10 @@ bool Membership::apply(const Update& u, Source source, std::string_view via, Tim
     return false;
   }
   // Same incarnation: the address cannot change (a contradictory record).
-  if (incoming.incarnation == e.m.incarnation) incoming.address = e.m.address;
+  if (incoming.incarnation == e.m.incarnation) {
+    incoming.address = e.m.address;
+    incoming.flags = e.m.flags;
+  }
   set_state(e, incoming, now);
   if (incoming.state == MemberState::kSuspect) e.accusers.assign(1, accuser);
   broadcast(Update{incoming, incoming.state == MemberState::kSuspect ? accuser : ""});
@@ -82,6 +85,17 @@ void Membership::apply_self(const Member& claim, TimePoint now) {
        (claim.incarnation == self_.incarnation && claim.address != self_.address));
   const bool accused = claim.state != MemberState::kAlive && claim.incarnation >= self_.incarnation;
   if (stale_alive || accused) refute(claim.incarnation, now);
+}
+
+bool Membership::set_self_address(const std::string& address, uint8_t flags) {
+  if (left_ || (address == self_.address && flags == self_.flags)) return false;
+  if (!validate_address(address).is_ok() || (flags & ~kMemberFlagsMask) != 0) return false;
+  if (self_.incarnation >= kMaxIncarnation) return false;
+  self_.address = address;
+  self_.flags = flags;
+  ++self_.incarnation;  // a record at a new incarnation replaces the old address everywhere
+  broadcast(Update{self_, ""});
+  return true;
 }
 
 void Membership::refute(uint64_t at_least, TimePoint /*now*/) {
@@ -152,6 +166,7 @@ Message Membership::make(MessageType type) const {
   m.from = self_.id;
   m.from_address = self_.address;
   m.from_incarnation = self_.incarnation;
+  m.from_flags = self_.flags;
   return m;
 }
 

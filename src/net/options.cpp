@@ -17,10 +17,12 @@ namespace {
 
 using std::chrono::milliseconds;
 
-// A positive millisecond count at `key` into `out`.
-void read_ms(options::Section& s, const char* key, milliseconds& out) {
+// A positive millisecond count at `key` into `out`; whether it was there.
+bool read_ms(options::Section& s, const char* key, milliseconds& out) {
   int64_t ms = out.count();
-  if (s.positive(key, ms)) out = milliseconds(ms);
+  if (!s.positive(key, ms)) return false;
+  out = milliseconds(ms);
+  return true;
 }
 
 // A positive int at `key` into a size_t field.
@@ -35,7 +37,14 @@ void read_net(options::Section& top, NetConfig& out) {
   options::Section s = top.child("net");
   read_ms(s, "handshake_timeout_ms", out.handshake_timeout);
   read_ms(s, "idle_timeout_ms", out.idle_timeout);
+  const bool keepalive_given = read_ms(s, "keepalive_ms", out.keepalive_interval);
+  if (keepalive_given && out.keepalive_interval > out.idle_timeout / 3) {
+    s.error("keepalive_ms", "must be at most a third of net.idle_timeout_ms (" +
+                                std::to_string(out.idle_timeout.count() / 3) + "), got " +
+                                std::to_string(out.keepalive_interval.count()));
+  }
   out.keepalive_interval = std::min(out.keepalive_interval, out.idle_timeout / 3);
+  s.boolean("port_mapping", out.port_mapping);
   read_count(s, "max_sessions", out.max_sessions);
   read_count(s, "max_pending_handshakes", out.max_pending_handshakes);
   read_count(s, "max_pending_per_address", out.max_pending_per_address);
@@ -58,6 +67,8 @@ void read_net(options::Section& top, NetConfig& out) {
 nlohmann::json net_json(const NetConfig& n) {
   return {{"handshake_timeout_ms", n.handshake_timeout.count()},
           {"idle_timeout_ms", n.idle_timeout.count()},
+          {"keepalive_ms", n.keepalive_interval.count()},
+          {"port_mapping", n.port_mapping},
           {"max_sessions", n.max_sessions},
           {"max_pending_handshakes", n.max_pending_handshakes},
           {"max_pending_per_address", n.max_pending_per_address},

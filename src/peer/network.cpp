@@ -7,7 +7,9 @@
 #include <asio/executor_work_guard.hpp>
 #include <asio/io_context.hpp>
 #include <asio/ip/address.hpp>
+#include <condition_variable>
 #include <functional>
+#include <mutex>
 #include <nlohmann/json.hpp>
 #include <random>
 #include <thread>
@@ -19,10 +21,12 @@
 #include "gossip/core/peer_id.hpp"
 #include "gossip/crypto/keys.hpp"
 #include "gossip/crypto/noise.hpp"
+#include "gossip/membership/reach.hpp"
 #include "gossip/membership/swarm.hpp"
 #include "gossip/net/http_metrics.hpp"
 #include "gossip/net/link_filter.hpp"
 #include "gossip/net/node.hpp"
+#include "gossip/net/port_mapping.hpp"
 #include "gossip/net/router.hpp"
 #include "gossip/peer/observe.hpp"
 
@@ -32,18 +36,22 @@ namespace {
 using std::chrono::milliseconds;
 
 // The membership view as the averaging engine's directory of partners.
+// A private member (it says nobody can dial it) is a partner only while a
+// session it opened is there: nobody waits on a dial that cannot succeed.
 class SwarmDirectory final : public averaging::PeerDirectory {
  public:
-  explicit SwarmDirectory(membership::Swarm& swarm) : swarm_(swarm) {}
+  SwarmDirectory(membership::Swarm& swarm, net::Node& node) : swarm_(swarm), node_(node) {}
 
   std::optional<averaging::Member> random_live_peer() override {
-    auto m = swarm_.random_live_member();
-    if (!m) return std::nullopt;
-    return to_partner(*m);
+    auto peers = live_peers();
+    if (peers.empty()) return std::nullopt;
+    std::lock_guard l(mu_);
+    return peers[std::uniform_int_distribution<size_t>(0, peers.size() - 1)(rng_)];
   }
   std::vector<averaging::Member> live_peers() override {
     std::vector<averaging::Member> out;
     for (const auto& m : swarm_.live_members()) {
+      if (m.is_private() && !node_.session_to(m.id)) continue;
       if (auto p = to_partner(m)) out.push_back(*p);
     }
     return out;
@@ -56,6 +64,9 @@ class SwarmDirectory final : public averaging::PeerDirectory {
     return averaging::Member{m.id, std::move(*ep)};
   }
   membership::Swarm& swarm_;
+  net::Node& node_;
+  std::mutex mu_;
+  std::mt19937_64 rng_{std::random_device{}()};
 };
 
 core::Status key_error(const char* key, const core::Status& st) {
@@ -80,6 +91,7 @@ struct PeerNetwork::Parts {
   std::shared_ptr<net::Router> router;
   std::shared_ptr<net::LinkFilter> filter;
   std::unique_ptr<membership::Swarm> swarm;
+  std::unique_ptr<membership::Reach> reach;
   std::shared_ptr<SwarmDirectory> directory;
   std::unique_ptr<averaging::Engine> engine;
   std::vector<std::string> seeds;
@@ -89,18 +101,35 @@ struct PeerNetwork::Parts {
   std::unique_ptr<net::MetricsHttpServer> http;
   std::string listen;
   bool joined = false;  // join() succeeded (trainer thread only)
+  // Router port mapping (net.port_mapping): its own thread, since the
+  // NAT-PMP and UPnP libraries block.
+  std::thread mapping_thread;
+  std::mutex mapping_mu;
+  std::condition_variable mapping_cv;
+  bool mapping_stop = false;
 
   PeerObservation observe() const {
     const auto members = swarm->members();
     const auto exchanges = engine->counters();
     const auto traffic = node->counters();
     const auto open = node->session_peer_ids();
-    return peer::observe(
-        {facts, gauges.read(), exchanges, members, traffic, open, node->session_count()});
+    const auto reach_status = reach->status();
+    return peer::observe({facts, gauges.read(), exchanges, members, traffic, open,
+                          node->session_count(), &reach_status});
   }
   core::Status serve_metrics(const core::ServiceAddress& where);
+  void start_port_mapping(uint16_t port);
 
   ~Parts() {
+    if (mapping_thread.joinable()) {
+      {
+        std::lock_guard l(mapping_mu);
+        mapping_stop = true;
+      }
+      mapping_cv.notify_all();
+      mapping_thread.join();  // releases the mapping (bounded: the libraries' timeouts)
+    }
+    if (reach) reach->stop();
     if (http) http->close();
     if (engine) engine->stop();
     if (swarm) swarm->stop();
@@ -111,6 +140,7 @@ struct PeerNetwork::Parts {
     io.stop();
     for (auto& t : threads) t.join();
     engine.reset();  // before the Node it borrows
+    reach.reset();   // before the Swarm it borrows
     swarm.reset();
   }
 };
@@ -151,7 +181,20 @@ core::Result<std::unique_ptr<PeerNetwork>> PeerNetwork::start(const config::Conf
                                 membership::describe(e.member));
   });
 
-  parts->directory = std::make_shared<SwarmDirectory>(*parts->swarm);
+  membership::ReachConfig rc;
+  // peer.advertise overrides discovery; on loopback there is no NAT to find
+  // (and every test swarm of one host keeps its old behaviour).
+  {
+    asio::error_code ec;
+    const auto listen_ip = asio::ip::make_address(pc.listen.host, ec);
+    rc.discover = pc.advertise.host.empty() && !(!ec && listen_ip.is_loopback());
+  }
+  rc.listen_port = pc.listen.port;
+  parts->reach =
+      std::make_unique<membership::Reach>(parts->io, parts->node, *parts->swarm, rc, sc.advertise);
+  parts->reach->attach(*parts->router);
+
+  parts->directory = std::make_shared<SwarmDirectory>(*parts->swarm, *parts->node);
   auto options = averaging::options_from(config.gossip, trainer.shard_size());
   options.weight = weight;
   parts->engine =
@@ -186,6 +229,7 @@ core::Result<std::unique_ptr<PeerNetwork>> PeerNetwork::start(const config::Conf
   const auto bound = parts->node->local_endpoint();
   parts->listen = host_port(bound);
   parts->facts.listen = parts->listen;
+  parts->reach->set_listen(bound.port(), sc.advertise.empty() ? parts->listen : sc.advertise);
   // JSON log lines name the peer they come from (a simulator hosts many).
   const std::string log_peer = core::short_peer_id(parts->node->peer_id());
   core::set_thread_log_peer(log_peer);  // the trainer thread
@@ -200,11 +244,43 @@ core::Result<std::unique_ptr<PeerNetwork>> PeerNetwork::start(const config::Conf
     });
   }
   GOSSIP_RETURN_IF_ERROR(parts->swarm->start());  // its messages start with "membership: "
+  if (net_config.port_mapping && rc.discover) {
+    parts->start_port_mapping(bound.port());
+  }
   parts->join_timeout_ms = config.membership.join_timeout_ms;
   for (const auto& b : pc.bootstrap) parts->seeds.push_back(b.to_string());
   core::log_info("peer", "peer " + core::short_peer_id(parts->node->peer_id()) + " listening on " +
                              parts->listen);
   return std::unique_ptr<PeerNetwork>(new PeerNetwork(std::move(parts)));
+}
+
+void PeerNetwork::Parts::start_port_mapping(uint16_t port) {
+  mapping_thread = std::thread([this, port, log_peer = core::short_peer_id(node->peer_id())] {
+    core::set_thread_log_peer(log_peer);
+    net::PortMapping mapping(port);
+    bool logged_failure = false;
+    std::unique_lock l(mapping_mu);
+    while (!mapping_stop) {
+      l.unlock();
+      auto result = mapping.request();
+      l.lock();
+      if (mapping_stop) break;
+      auto wait = std::chrono::seconds(300);  // retry a failure now and then
+      if (result) {
+        core::log_info("net", "port mapping: the router forwards " + result->external +
+                                  " to port " + std::to_string(port) + " (" + result->protocol +
+                                  ", lease " + std::to_string(result->lifetime.count()) + " s)");
+        reach->set_mapped_address(result->external);
+        wait = std::max(std::chrono::seconds(30), result->lifetime / 2);  // renew in time
+        logged_failure = false;
+      } else if (!logged_failure) {
+        core::log_info("net", "port mapping: " + result.status().message() +
+                                  " (net.port_mapping: false turns this off)");
+        logged_failure = true;
+      }
+      mapping_cv.wait_for(l, wait, [this] { return mapping_stop; });
+    }
+  });
 }
 
 core::Status PeerNetwork::Parts::serve_metrics(const core::ServiceAddress& where) {

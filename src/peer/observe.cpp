@@ -41,8 +41,9 @@ PeerObservation observe(const ObserveInputs& in) {
     v.address = m.address;
     v.state = membership::state_name(m.state);
     v.incarnation = m.incarnation;
+    v.is_private = m.is_private();
     if (std::binary_search(open.begin(), open.end(), m.id)) {
-      v.reached = "direct";
+      v.reached = (m.flags & membership::kMemberMapped) ? "mapped" : "direct";
     } else if (m.state == membership::MemberState::kSuspect ||
                m.state == membership::MemberState::kDead) {
       v.reached = "unreachable";
@@ -56,6 +57,7 @@ PeerObservation observe(const ObserveInputs& in) {
   }
   std::sort(o.view.begin(), o.view.end(),
             [](const MemberView& a, const MemberView& b) { return a.id < b.id; });
+  if (in.reach) o.reach = *in.reach;
   return o;
 }
 
@@ -69,6 +71,7 @@ nlohmann::json status_details(const PeerObservation& o, size_t max_view) {
                     {"state", m.state},
                     {"incarnation", m.incarnation},
                     {"reached", m.reached},
+                    {"private", m.is_private},
                     {"exchanges", m.exchanges}});
   }
   json details = {
@@ -85,6 +88,20 @@ nlohmann::json status_details(const PeerObservation& o, size_t max_view) {
       {"sessions", o.sessions},
       {"view", std::move(view)},
       {"view_total", o.view.size()}};
+  if (o.reach) {
+    const auto& r = *o.reach;
+    auto or_null = [](const std::string& s) { return s.empty() ? json(nullptr) : json(s); };
+    details["reach"] = {{"state", membership::reachability_name(r.state)},
+                        {"private", r.state == membership::Reachability::kPrivate},
+                        {"observed", or_null(r.observed)},
+                        {"observed_by", or_null(r.observed_by)},
+                        {"address", r.address},
+                        {"confirmed_by", or_null(r.confirmed_by)},
+                        {"mapped", or_null(r.mapped)},
+                        {"last_failure", or_null(r.last_failure)},
+                        {"dialbacks_served", r.dialbacks_served},
+                        {"dialbacks_refused", r.dialbacks_refused}};
+  }
   if (!std::isnan(o.train.loss)) details["loss"] = o.train.loss;
   if (o.train.test_loss.has_value()) details["test_loss"] = o.train.test_loss.value();
   if (o.train.test_accuracy.has_value()) details["test_accuracy"] = o.train.test_accuracy.value();

@@ -55,7 +55,20 @@ TEST_CASE("unknown keys at any depth name the full path and the closest known ke
   CHECK(
       error_of(j) ==
       "net.colour: unknown key (known keys in net: cipher, handshake_timeout_ms, idle_timeout_ms, "
-      "max_control_frame, max_pending_handshakes, max_pending_per_address or max_sessions)");
+      "keepalive_ms, max_control_frame, max_pending_handshakes, max_pending_per_address, "
+      "max_sessions or port_mapping)");
+}
+
+TEST_CASE("net.keepalive_ms above a third of the idle timeout is refused") {
+  Json j = base();
+  j["net"]["idle_timeout_ms"] = 9000;
+  j["net"]["keepalive_ms"] = 3001;
+  CHECK(error_of(j) ==
+        "net.keepalive_ms: must be at most a third of net.idle_timeout_ms (3000), "
+        "got 3001");
+  j["net"]["keepalive_ms"] = 3000;
+  j["net"]["port_mapping"] = "on";
+  CHECK(error_of(j) == "net.port_mapping: expected true or false, got \"on\"");
 }
 
 TEST_CASE("wrong JSON types name the key and show the value given") {

@@ -229,3 +229,36 @@ TEST_CASE("longer lists are sent as slices that each fit the body limit") {
   CHECK(slices >= 3);
   CHECK(listed == 1503);  // everyone, ourselves and the joiner included, exactly once
 }
+
+TEST_CASE("member flags (private, mapped) round-trip and are sent only when set") {
+  Message m = sample(MessageType::kSync);
+  const auto plain = json::from_msgpack(encode(m));
+  CHECK_FALSE(plain.contains("p"));
+  CHECK(plain["m"][0].size() == 4);  // what older peers read
+  CHECK(plain["u"][1].size() == 4);
+
+  m.from_flags = kMemberPrivate;
+  m.members[0].flags = kMemberMapped;
+  m.updates[0].member.flags = kMemberPrivate;                  // with an accuser
+  m.updates[1].member.flags = kMemberPrivate | kMemberMapped;  // without: nil accuser
+  const auto body = encode(m);
+  const auto j = json::from_msgpack(body);
+  CHECK(j["p"] == kMemberPrivate);
+  CHECK(j["m"][0].size() == 5);
+  CHECK(j["m"][1].size() == 4);
+  CHECK(j["u"][1][4].is_null());
+  auto d = decode(static_cast<uint8_t>(MessageType::kSync), body);
+  REQUIRE_MESSAGE(d.is_ok(), d.status().to_string());
+  CHECK(*d == m);
+  CHECK(member_wire_bytes(m.members[0]) >= 1 + 34);
+
+  json bad = j;
+  bad["p"] = 4;  // an unknown bit
+  check_rejected(decode_json(MessageType::kSync, bad), "\"p\"");
+  bad = j;
+  bad["u"][1] = json::array({bad["u"][1][0], bad["u"][1][1], 3, 2, nullptr});  // nil, no flags
+  check_rejected(decode_json(MessageType::kSync, bad), "nil accuser");
+  bad = j;
+  bad["m"][0][4] = 9;
+  check_rejected(decode_json(MessageType::kSync, bad), "\"m\"");
+}

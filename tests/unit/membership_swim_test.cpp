@@ -200,3 +200,30 @@ TEST_CASE("an owner that ticks only at next_deadline() keeps probing on schedule
   CHECK(a->find(join.from)->state == MemberState::kDead);
   CHECK(a->local_health() > 0);  // probes without helpers that fail count against us
 }
+
+TEST_CASE("a peer's new flags and incarnation (set_self_address) reach every member") {
+  SimulatedSwarm s(Options{}, NetworkModel{}, 5);
+  grow(s, 8, Millis(200), 11);
+  Membership& p = s.node(3);
+  const Member before = p.self();
+  CHECK_FALSE(p.set_self_address(before.address, before.flags));  // unchanged: nothing to say
+  CHECK_FALSE(p.set_self_address("not an address", kMemberPrivate));
+  CHECK_FALSE(p.set_self_address(before.address, 0x80));  // unknown flag bit
+  REQUIRE(p.set_self_address(before.address, kMemberPrivate));
+  CHECK(p.self().incarnation == before.incarnation + 1);
+  CHECK(p.self().is_private());
+  REQUIRE(s.run_until(
+      [&] {
+        for (int i = 0; i < 8; ++i) {
+          if (i == 3) continue;
+          auto m = s.node(i).find(s.id(3));
+          if (!m || !m->is_private() || m->incarnation != before.incarnation + 1) return false;
+        }
+        return true;
+      },
+      Millis(10000)));
+  for (int i = 0; i < 8; ++i) {
+    if (i != 3) CHECK(s.view(i, 3) == MemberState::kAlive);
+  }
+  CHECK(s.rejected() == 0);
+}

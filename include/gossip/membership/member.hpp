@@ -24,11 +24,20 @@ enum class MemberState : uint8_t { kAlive = 0, kSuspect = 1, kDead = 2, kLeft = 
 // "alive", "suspect", "dead", "left".
 const char* state_name(MemberState state);
 
+// Member::flags bits: how the member can be reached (docs/design.md "Peers
+// behind NAT"). Only the member itself sets them, with a new incarnation.
+inline constexpr uint8_t kMemberPrivate = 1;  // nobody could dial it: never dial it
+inline constexpr uint8_t kMemberMapped = 2;   // its address is a router port mapping
+inline constexpr uint8_t kMemberFlagsMask = kMemberPrivate | kMemberMapped;
+
 struct Member {
   std::string id;            // 64 lowercase hex characters
   std::string address;       // "host:port" or "[v6]:port"
   uint64_t incarnation = 0;  // <= kMaxIncarnation
   MemberState state = MemberState::kAlive;
+  uint8_t flags = 0;  // kMemberPrivate | kMemberMapped
+
+  bool is_private() const { return (flags & kMemberPrivate) != 0; }
 
   bool operator==(const Member&) const = default;
 };

@@ -23,8 +23,12 @@
 //   "f" bin(32) sender id        "a" str sender address   "n" uint incarnation
 //   "s" uint probe sequence (PING, ACK, PING_REQ, NACK) or slice index (lists, 0 first)
 //   "t" bin(32) target id        "ta" str target address
-//   "m" [[id, addr, inc, state]...]            member list slice
-//   "u" [[id, addr, inc, state, accuser?]...]  piggybacked updates
+//   "p" uint sender's flags (kMemberPrivate | kMemberMapped; only when not 0)
+//   "m" [[id, addr, inc, state, flags?]...]    member list slice
+//   "u" [[id, addr, inc, state, accuser?]...]  piggybacked updates; with flags
+//       [id, addr, inc, state, accuser-or-nil, flags]
+// Flags are written only when set, so a swarm without private or mapped
+// members sends exactly what older peers read.
 // Peer ids travel as 32 raw bytes (hex in memory), states as 0..3.
 // decode() accepts exactly the keys each type uses, with the right types,
 // and checks ids, addresses, incarnations, list sizes and duplicates; the
@@ -80,6 +84,7 @@ struct Message {
   std::string from;          // sender id; must equal the session's peer id
   std::string from_address;  // sender's advertised address
   uint64_t from_incarnation = 0;
+  uint8_t from_flags = 0;       // the sender's Member::flags ("p", only when set)
   uint64_t seq = 0;             // PING, ACK, PING_REQ, NACK
   std::string target;           // PING, ACK, PING_REQ, NACK
   std::string target_address;   // PING_REQ

@@ -139,6 +139,12 @@ class Swarm {
   // Blocking leave(); must not be called from a thread running `io`.
   void leave_wait(Millis flush = Millis(1000));
 
+  // Replaces this peer's advertised address and flags (kMemberPrivate,
+  // kMemberMapped) under a new incarnation, which gossip spreads (the Reach
+  // protocol calls it once a dial-back confirmed an address, or none could).
+  // Asynchronous; no effect before start() or after stop(). Any thread.
+  void set_self_address(std::string address, uint8_t flags);
+
   // Stops timers and ignores further traffic without a word (a crash, as far
   // as the others can tell, unless leave() ran first); closes the sessions
   // this Swarm dialed. Idempotent; any thread.

@@ -140,6 +140,12 @@ class Membership {
   // The earliest time tick() has work to do.
   TimePoint next_deadline() const;
 
+  // Changes this peer's own advertised address and flags (NAT discovery:
+  // a confirmed public address, or kMemberPrivate) under a new incarnation
+  // and gossips it. False, changing nothing, when both are unchanged, the
+  // address is invalid, the incarnation is at its maximum or the peer left.
+  bool set_self_address(const std::string& address, uint8_t flags);
+
   const Member& self() const { return self_; }
   bool joined() const { return joined_; }
   bool has_left() const { return left_; }

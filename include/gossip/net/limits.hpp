@@ -22,7 +22,11 @@ struct NetConfig {
   std::chrono::milliseconds idle_timeout{60000};
   // A session that sent nothing for this long sends an empty Noise message
   // (keepalive), so that a quiet but healthy peer is not closed as idle.
+  // Behind a NAT it must also stay below the router's mapping timeout for
+  // idle TCP connections (docs/operations.md "Peers behind NAT").
   std::chrono::milliseconds keepalive_interval{15000};
+  // Ask the LAN's router for a port mapping (NAT-PMP, UPnP-IGD) at start.
+  bool port_mapping = true;
   size_t max_pending_handshakes = 64;  // inbound, all addresses together
   size_t max_pending_per_address = 4;  // inbound, per remote IP address
   size_t max_sessions = 256;           // established + handshaking, both directions

@@ -24,6 +24,7 @@
 #include "gossip/averaging/engine.hpp"
 #include "gossip/core/histogram.hpp"
 #include "gossip/membership/member.hpp"
+#include "gossip/membership/reach.hpp"
 #include "gossip/net/limits.hpp"
 #include "gossip/peer/exposition.hpp"
 
@@ -99,11 +100,13 @@ struct MemberView {
   std::string state;  // "alive", "suspect", "dead", "left"
   uint64_t incarnation = 0;
   // How this peer reaches it: "direct" (a session is open with it now),
+  // "mapped" (a session is open and its address is a router port mapping),
   // "unreachable" (suspect or dead: probes to its address failed, no
-  // session), "unknown" (no session open at this moment). NAT traversal
-  // will add "mapped", "punched" and "relayed".
+  // session), "unknown" (no session open at this moment). Relaying and hole
+  // punching add "punched" and "relayed".
   std::string reached;
-  uint64_t exchanges = 0;  // averaging exchanges applied with it
+  bool is_private = false;  // it says nobody can dial it (kMemberPrivate)
+  uint64_t exchanges = 0;   // averaging exchanges applied with it
 };
 
 struct PeerObservation {
@@ -119,10 +122,11 @@ struct PeerObservation {
   // Members as this peer sees them, by membership::MemberState; alive
   // includes this peer.
   std::array<int64_t, 4> members{};
-  core::SecondsHistogram exchange_s;      // OFFER to both validated, ok exchanges
-  std::optional<double> last_delta_norm;  // none before the first ok exchange
-  uint64_t sessions = 0;                  // sessions open now (STATUS queries included)
-  std::vector<MemberView> view;           // every known member but self, sorted by id
+  core::SecondsHistogram exchange_s;             // OFFER to both validated, ok exchanges
+  std::optional<double> last_delta_norm;         // none before the first ok exchange
+  uint64_t sessions = 0;                         // sessions open now (STATUS queries included)
+  std::vector<MemberView> view;                  // every known member but self, sorted by id
+  std::optional<membership::ReachStatus> reach;  // this peer's address discovery
 };
 
 // What observe() reads, each a snapshot its owner handed out.
@@ -134,6 +138,7 @@ struct ObserveInputs {
   const net::CounterSnapshot& net;
   const std::vector<std::string>& session_peer_ids;  // sorted (Node::session_peer_ids)
   uint64_t sessions = 0;                             // Node::session_count
+  const membership::ReachStatus* reach = nullptr;    // Reach::status, when it runs
 };
 
 // Gathers the observation from the peer's parts. Pure; any thread.

@@ -78,6 +78,7 @@ struct PeerNetwork::Parts {
   std::vector<std::thread> threads;
   std::shared_ptr<net::Node> node;
   std::shared_ptr<net::Router> router;
+  std::unique_ptr<net::Traversal> traversal;  // relays and punching (borrows the Node)
   std::shared_ptr<net::LinkFilter> filter;
   std::unique_ptr<membership::Swarm> swarm;
   std::shared_ptr<SwarmDirectory> directory;
@@ -95,15 +96,24 @@ struct PeerNetwork::Parts {
     const auto exchanges = engine->counters();
     const auto traffic = node->counters();
     const auto open = node->session_peer_ids();
-    return peer::observe(
-        {facts, gauges.read(), exchanges, members, traffic, open, node->session_count()});
+    if (!traversal) {
+      return peer::observe(
+          {facts, gauges.read(), exchanges, members, traffic, open, node->session_count()});
+    }
+    return peer::observe({facts, gauges.read(), exchanges, members, traffic, open,
+                          node->session_count(), traversal->paths(), traversal->counters(),
+                          node->config().relay.enabled, traversal->reserved_relays()});
   }
   core::Status serve_metrics(const core::ServiceAddress& where);
+  // net.relay.reserve: holds reservations with up to reserve_count live
+  // members (the relay then lets others reach this private peer).
+  void reserve_relays();
 
   ~Parts() {
     if (http) http->close();
     if (engine) engine->stop();
     if (swarm) swarm->stop();
+    if (traversal) traversal->close();
     if (node) node->close();
     // Let sessions finish closing on their strands, then stop the threads.
     work.reset();
@@ -112,6 +122,7 @@ struct PeerNetwork::Parts {
     for (auto& t : threads) t.join();
     engine.reset();  // before the Node it borrows
     swarm.reset();
+    traversal.reset();
   }
 };
 
@@ -140,6 +151,14 @@ core::Result<std::unique_ptr<PeerNetwork>> PeerNetwork::start(const config::Conf
     parts->node->set_link_filter(parts->filter);
   } else {
     parts->node->set_handler(parts->router);
+  }
+
+  // NAT traversal for real peers only: a host with a LinkFilter (the
+  // simulator) partitions and cuts links on purpose, which a detour through
+  // a relay or a punch would undo.
+  if (!link_filter) {
+    parts->traversal = std::make_unique<net::Traversal>(parts->io, *parts->node);
+    parts->traversal->install(*parts->router);
   }
 
   membership::SwarmConfig sc;
@@ -228,6 +247,26 @@ core::Status PeerNetwork::Parts::serve_metrics(const core::ServiceAddress& where
   return core::Status::ok();
 }
 
+void PeerNetwork::Parts::reserve_relays() {
+  const net::RelayConfig& rc = node->config().relay;
+  if (!rc.reserve || !traversal) return;
+  // The bootstrap members first (the public members a person named), then
+  // live members at random.
+  std::vector<std::pair<core::Endpoint, std::optional<std::string>>> relays;
+  for (const std::string& seed : seeds) {
+    if (auto ep = core::parse_endpoint(seed); ep) relays.emplace_back(std::move(*ep), std::nullopt);
+  }
+  auto members = swarm->live_members();
+  std::shuffle(members.begin(), members.end(), std::mt19937_64(std::random_device{}()));
+  for (const auto& m : members) {
+    if (std::find(seeds.begin(), seeds.end(), m.address) != seeds.end()) continue;
+    if (auto ep = core::parse_endpoint(m.address); ep) relays.emplace_back(std::move(*ep), m.id);
+  }
+  if (relays.size() > rc.reserve_count) relays.resize(rc.reserve_count);
+  for (auto& [ep, id] : relays) traversal->reserve_with(std::move(ep), std::move(id));
+  if (relays.empty()) core::log_warn("relay", "net.relay.reserve: no member to reserve with");
+}
+
 core::Status PeerNetwork::join(const std::atomic<bool>* stop) {
   if (parts_->seeds.empty()) {
     core::log_info("swarm", "no bootstrap addresses: founding a new swarm");
@@ -238,6 +277,7 @@ core::Status PeerNetwork::join(const std::atomic<bool>* stop) {
                                              std::move(cancelled));
   if (st) {
     parts_->joined = true;
+    parts_->reserve_relays();
   } else if (stop && stop->load(std::memory_order_relaxed)) {
     return core::Status(core::Code::kClosed, "stopped before joining the swarm");
   }

@@ -55,7 +55,19 @@ TEST_CASE("unknown keys at any depth name the full path and the closest known ke
   CHECK(
       error_of(j) ==
       "net.colour: unknown key (known keys in net: cipher, handshake_timeout_ms, idle_timeout_ms, "
-      "max_control_frame, max_pending_handshakes, max_pending_per_address or max_sessions)");
+      "max_control_frame, max_pending_handshakes, max_pending_per_address, max_sessions, punch "
+      "or relay)");
+
+  // The NAT traversal objects name their keys the same way.
+  j = base();
+  j["net"]["relay"]["max_bytes_per_s"] = 10;
+  CHECK(error_of(j).rfind("net.relay.max_bytes_per_s: ", 0) == 0);
+  j = base();
+  j["net"]["punch"]["delay_ms"] = -1;
+  CHECK(error_of(j).rfind("net.punch.delay_ms: ", 0) == 0);
+  j = base();
+  j["net"]["relay"]["reserv"] = true;
+  CHECK(error_of(j) == "net.relay.reserv: unknown key (did you mean net.relay.reserve?)");
 }
 
 TEST_CASE("wrong JSON types name the key and show the value given") {

@@ -122,7 +122,7 @@ asio::awaitable<void> Core::initiate(std::shared_ptr<Exchange> ex, Member peer) 
       asio::co_spawn(
           strand_,
           [self, ex, peer]() -> asio::awaitable<void> {
-            auto r = co_await self->node_.dial(peer.endpoint, peer.peer_id);
+            auto r = co_await self->node_.reach(peer.endpoint, peer.peer_id);
             ExchangeEvent ev{Kind::kDialed};
             if (r) {
               ev.session = *r;

@@ -83,7 +83,7 @@ asio::awaitable<void> Core::run_fetch(std::shared_ptr<StateFetch> f) {
                                " did not deliver the state within " +
                                std::to_string(self->opt_.state_timeout.count()) + " ms"));
   });
-  auto r = co_await node_.dial(f->donor.endpoint, f->donor.peer_id);
+  auto r = co_await node_.reach(f->donor.endpoint, f->donor.peer_id);
   if (f->done) co_return;
   if (!r) {
     finish_fetch(f, r.status().with_context("dial " + f->donor.address()));

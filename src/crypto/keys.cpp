@@ -71,6 +71,11 @@ SwarmKey SwarmKey::generate() {
   return k;
 }
 
+void random_bytes(std::span<uint8_t> out) {
+  ensure_sodium();
+  randombytes_buf(out.data(), out.size());
+}
+
 std::string peer_id(const PublicKey& key) {
   std::string hex(key.size() * 2 + 1, '\0');
   sodium_bin2hex(hex.data(), hex.size(), key.data(), key.size());

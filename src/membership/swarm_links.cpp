@@ -188,7 +188,7 @@ asio::awaitable<void> SwarmCore::dial_peer(std::string peer_id, core::Endpoint e
   // result too early.)
   core::Result<std::shared_ptr<net::Session>> result =
       Status(core::Code::kClosed, "the node is gone");
-  if (auto n = node.lock()) result = co_await n->dial(endpoint, peer_id);
+  if (auto n = node.lock()) result = co_await n->reach(endpoint, peer_id);
   --dials_in_flight;
   Link& link = links[peer_id];
   link.dialing = false;

@@ -9,8 +9,10 @@
 #include <asio/ip/tcp.hpp>
 #include <asio/read.hpp>
 #include <asio/write.hpp>
+#include <utility>
 
 #include "gossip/core/log.hpp"
+#include "gossip/net/relay.hpp"
 #include "secure_session.hpp"
 
 namespace gossip::net::detail {
@@ -35,10 +37,16 @@ asio::awaitable<Status> SecureSession::write_noise(std::span<const uint8_t> mess
 }
 
 asio::awaitable<core::Result<size_t>> SecureSession::read_noise(std::vector<uint8_t>& buf) {
-  uint8_t len[2];
-  auto [ec, n] = co_await asio::async_read(socket_, asio::buffer(len), use_nothrow);
-  if (ec) co_return core::Status(core::Code::kClosed, "handshake read: " + ec.message());
-  const size_t size = get_be16(len);
+  size_t size = 0, n = 0;
+  if (first_length_) {
+    size = *std::exchange(first_length_, std::nullopt);
+  } else {
+    uint8_t len[2];
+    auto [ec, got] = co_await asio::async_read(socket_, asio::buffer(len), use_nothrow);
+    if (ec) co_return core::Status(core::Code::kClosed, "handshake read: " + ec.message());
+    size = get_be16(len);
+    n = got;
+  }
   if (size == 0) co_return core::protocol_error("empty handshake message");
   buf.resize(size);  // <= 65535 by construction
   auto [ec2, n2] = co_await asio::async_read(socket_, asio::buffer(buf.data(), size), use_nothrow);
@@ -160,23 +168,77 @@ void SecureSession::established() {
   if (handler_) handler_->on_open(*this);
 }
 
-asio::awaitable<void> SecureSession::run_responder() {
+asio::awaitable<Status> SecureSession::run_responder() {
   auto self = shared_from_this();
   asio::error_code ec;
   remote_ = socket_.remote_endpoint(ec);
   setup_socket();
   asio::co_spawn(strand_, watchdog(), asio::detached);
+  if (allow_preamble_) {
+    // A Noise message is never empty: two zero bytes open a preamble.
+    std::array<uint8_t, kPreambleBytes> head{};
+    auto [ec1, n1] = co_await asio::async_read(socket_, asio::buffer(head.data(), 2), use_nothrow);
+    if (closed_) co_return close_reason_;
+    if (ec1) {
+      Status s(core::Code::kClosed, "handshake read: " + ec1.message());
+      close_on_strand(s);
+      co_return s;
+    }
+    core_->counters.bytes_received += n1;
+    if (head[0] != 0 || head[1] != 0) {
+      first_length_ = get_be16(head.data());
+    } else {
+      auto [ec2, n2] = co_await asio::async_read(
+          socket_, asio::buffer(head.data() + 2, head.size() - 2), use_nothrow);
+      if (closed_) co_return close_reason_;
+      const auto preamble = ec2 ? std::nullopt : decode_preamble(head);
+      const auto handler = core_->preamble_handler();
+      if (!preamble || !handler) {
+        Status s = core::protocol_error(
+            preamble ? "preamble from " + remote_address_string() + " but no relay or punch here"
+                     : "connection from " + remote_address_string() +
+                           " opened with an empty handshake message and no valid preamble");
+        core_->refuse(core_->counters.handshake_failed, "bad-preamble", s.to_string());
+        close_on_strand(s);
+        co_return s;
+      }
+      // The connection leaves this session: the relay or punch owns it now.
+      asio::ip::tcp::socket taken = std::move(socket_);
+      close_on_strand(Status(core::Code::kClosed, "handed to the relay or punch"));
+      handler(std::move(taken), preamble->kind, preamble->token);
+      co_return Status(core::Code::kClosed, "handed to the relay or punch");
+    }
+  }
   Status s = co_await handshake(std::nullopt);
-  if (closed_) co_return;
+  if (closed_) co_return close_reason_;
   if (!s) {
     if (s.code() != core::Code::kTimeout) {
       core_->refuse(core_->counters.handshake_failed,
                     "handshake-" + std::to_string(failed_message_), s.to_string());
     }
     close_on_strand(s);
-    co_return;
+    co_return s;
   }
   established();
+  co_return Status::ok();
+}
+
+asio::awaitable<Status> SecureSession::run_initiator_connected(
+    std::optional<crypto::PublicKey> expected) {
+  auto self = shared_from_this();
+  asio::error_code ec;
+  remote_ = socket_.remote_endpoint(ec);
+  watchdog_started_ = true;
+  asio::co_spawn(strand_, watchdog(), asio::detached);
+  setup_socket();
+  Status s = co_await handshake(expected);
+  if (closed_) co_return close_reason_;
+  if (!s) {
+    close_on_strand(s);
+    co_return s;
+  }
+  established();
+  co_return Status::ok();
 }
 
 asio::awaitable<Status> SecureSession::run_initiator(asio::ip::tcp::endpoint endpoint,

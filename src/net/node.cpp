@@ -7,6 +7,7 @@
 #include <asio/detached.hpp>
 #include <asio/post.hpp>
 #include <asio/steady_timer.hpp>
+#include <asio/use_awaitable.hpp>
 #include <stdexcept>
 
 #include "acceptor.hpp"
@@ -102,6 +103,11 @@ std::shared_ptr<LinkFilter> NodeCore::link_filter() {
   return link_filter_;
 }
 
+PreambleHandler NodeCore::preamble_handler() {
+  std::lock_guard lock(mu);
+  return preamble_handler_;
+}
+
 PeerStatus NodeCore::status() {
   std::function<PeerStatus()> f;
   {
@@ -139,6 +145,7 @@ asio::awaitable<void> accept_loop(std::shared_ptr<NodeCore> core) {
       session->close(Status(core::Code::kClosed, "node shutting down"));
       continue;
     }
+    session->allow_preamble();
     asio::co_spawn(strand, session->run_responder(), asio::detached);
   }
 }
@@ -188,6 +195,13 @@ Status Node::listen(const asio::ip::tcp::endpoint& endpoint) {
   auto acceptor = detail::open_acceptor(core_->accept_strand, endpoint);
   if (!acceptor) return acceptor.status();
   core_->acceptor.emplace(std::move(acceptor).value());
+  if (core_->config.punch.enabled) {
+    // Punch dials bind the listening port. Set after bind, so that a second
+    // process configured with this port still fails to bind it.
+    using ReusePort = asio::detail::socket_option::boolean<SOL_SOCKET, SO_REUSEPORT>;
+    asio::error_code ec;
+    core_->acceptor->set_option(ReusePort(true), ec);
+  }
   asio::co_spawn(core_->accept_strand, detail::accept_loop(core_), asio::detached);
   return Status::ok();
 }
@@ -251,6 +265,62 @@ asio::awaitable<core::Result<std::shared_ptr<Session>>> Node::dial(
       session->run_initiator_named(std::move(endpoint.host), std::to_string(endpoint.port),
                                    *expected),
       asio::use_awaitable);
+  if (!s) co_return s;
+  co_return std::shared_ptr<Session>(session);
+}
+
+void Node::set_preamble_handler(PreambleHandler handler) {
+  std::lock_guard lock(core_->mu);
+  core_->preamble_handler_ = std::move(handler);
+}
+
+void Node::set_reach(ReachFunction reach) {
+  std::lock_guard lock(core_->mu);
+  core_->reach_ = std::move(reach);
+}
+
+asio::awaitable<core::Result<std::shared_ptr<Session>>> Node::reach(core::Endpoint endpoint,
+                                                                    std::string peer_id) {
+  ReachFunction reach;
+  {
+    std::lock_guard lock(core_->mu);
+    reach = core_->reach_;
+  }
+  if (!reach) co_return co_await dial(std::move(endpoint), std::move(peer_id));
+  co_return co_await reach(std::move(endpoint), std::move(peer_id));
+}
+
+asio::awaitable<core::Result<std::shared_ptr<Session>>> Node::dial_over(
+    asio::ip::tcp::socket socket, std::optional<std::string> expected_peer_id) {
+  auto expected = check_dial(expected_peer_id);
+  if (!expected) co_return expected.status();
+  auto core = core_;
+  if (!core->admit_outbound()) co_return core::resource_limit("session cap reached or node closed");
+  auto strand = asio::make_strand(core->io);
+  auto session = std::make_shared<detail::SecureSession>(core, std::move(socket), strand,
+                                                         crypto::Role::kInitiator, std::string());
+  if (!core->sessions.track(session)) {
+    session->close(Status(core::Code::kClosed, "node shutting down"));
+    co_return Status(core::Code::kClosed, "node shutting down");
+  }
+  Status s = co_await asio::co_spawn(strand, session->run_initiator_connected(*expected),
+                                     asio::use_awaitable);
+  if (!s) co_return s;
+  co_return std::shared_ptr<Session>(session);
+}
+
+asio::awaitable<core::Result<std::shared_ptr<Session>>> Node::respond_over(
+    asio::ip::tcp::socket socket) {
+  auto core = core_;
+  if (!core->admit_outbound()) co_return core::resource_limit("session cap reached or node closed");
+  auto strand = asio::make_strand(core->io);
+  auto session = std::make_shared<detail::SecureSession>(core, std::move(socket), strand,
+                                                         crypto::Role::kResponder, std::string());
+  if (!core->sessions.track(session)) {
+    session->close(Status(core::Code::kClosed, "node shutting down"));
+    co_return Status(core::Code::kClosed, "node shutting down");
+  }
+  Status s = co_await asio::co_spawn(strand, session->run_responder(), asio::use_awaitable);
   if (!s) co_return s;
   co_return std::shared_ptr<Session>(session);
 }

@@ -59,12 +59,17 @@ struct NodeCore {
   // The Node's LinkFilter (null when none): session writers read their link
   // shape from it.
   std::shared_ptr<LinkFilter> link_filter();
+  // Who takes an accepted connection that opened with a preamble
+  // (relay.hpp) instead of a handshake; null: nobody (the connection closes).
+  PreambleHandler preamble_handler();
 
   std::mutex mu;  // guards everything below
   bool closed = false;
   std::shared_ptr<SessionHandler> handler_;
   std::function<PeerStatus()> status_provider_;
   std::shared_ptr<LinkFilter> link_filter_;
+  PreambleHandler preamble_handler_;
+  ReachFunction reach_;
   size_t pending_total = 0;
   std::map<std::string, size_t> pending_by_address;
   size_t sessions_live = 0;

@@ -31,6 +31,33 @@ void read_count(options::Section& s, const char* key, size_t& out) {
   if (s.positive(key, n)) out = static_cast<size_t>(n);
 }
 
+void read_relay(options::Section& net, RelayConfig& out) {
+  options::Section s = net.child("relay");
+  s.boolean("enabled", out.enabled);
+  read_count(s, "max_circuits", out.max_circuits);
+  read_count(s, "max_reservations", out.max_reservations);
+  int64_t rate = static_cast<int64_t>(out.max_bytes_per_s);
+  if (s.integer("max_bytes_per_s", rate, 65536, int64_t{1} << 40)) {
+    out.max_bytes_per_s = static_cast<uint64_t>(rate);
+  }
+  read_ms(s, "idle_timeout_ms", out.idle_timeout);
+  read_ms(s, "pair_timeout_ms", out.pair_timeout);
+  s.boolean("reserve", out.reserve);
+  read_count(s, "reserve_count", out.reserve_count);
+  read_ms(s, "direct_retry_ms", out.direct_retry);
+  s.finish();
+}
+
+void read_punch(options::Section& net, PunchConfig& out) {
+  options::Section s = net.child("punch");
+  s.boolean("enabled", out.enabled);
+  read_count(s, "max_per_minute", out.max_per_minute);
+  int64_t delay = out.delay.count();
+  if (s.integer("delay_ms", delay, 0, 10000)) out.delay = milliseconds(delay);
+  read_ms(s, "attempt_ms", out.attempt);
+  s.finish();
+}
+
 }  // namespace
 
 void read_net(options::Section& top, NetConfig& out) {
@@ -61,6 +88,8 @@ void read_net(options::Section& top, NetConfig& out) {
   for (const crypto::CipherName& n : crypto::kCipherNames) ciphers.emplace_back(n.config);
   std::string cipher(crypto::cipher_config_name(out.cipher));
   if (s.choice("cipher", ciphers, cipher)) out.cipher = *crypto::parse_cipher(cipher);
+  read_relay(s, out.relay);
+  read_punch(s, out.punch);
   s.finish();
 }
 
@@ -73,7 +102,22 @@ nlohmann::json net_json(const NetConfig& n) {
           {"max_pending_handshakes", n.max_pending_handshakes},
           {"max_pending_per_address", n.max_pending_per_address},
           {"max_control_frame", n.frames.max_control_body},
-          {"cipher", std::string(crypto::cipher_config_name(n.cipher))}};
+          {"cipher", std::string(crypto::cipher_config_name(n.cipher))},
+          {"relay",
+           {{"enabled", n.relay.enabled},
+            {"max_circuits", n.relay.max_circuits},
+            {"max_reservations", n.relay.max_reservations},
+            {"max_bytes_per_s", n.relay.max_bytes_per_s},
+            {"idle_timeout_ms", n.relay.idle_timeout.count()},
+            {"pair_timeout_ms", n.relay.pair_timeout.count()},
+            {"reserve", n.relay.reserve},
+            {"reserve_count", n.relay.reserve_count},
+            {"direct_retry_ms", n.relay.direct_retry.count()}}},
+          {"punch",
+           {{"enabled", n.punch.enabled},
+            {"max_per_minute", n.punch.max_per_minute},
+            {"delay_ms", n.punch.delay.count()},
+            {"attempt_ms", n.punch.attempt.count()}}}};
 }
 
 }  // namespace gossip::net

@@ -42,7 +42,13 @@ class SecureSession final : public Session, private FrameSink {
   ~SecureSession() override;
 
   // Responder: handshake on the accepted socket, then run. On the strand.
-  asio::awaitable<void> run_responder();
+  // Returns why it failed (ok once established).
+  asio::awaitable<core::Status> run_responder();
+  // Accepted by the listener: a connection that opens with a relay or punch
+  // preamble goes to the Node's PreambleHandler instead of the handshake.
+  void allow_preamble() { allow_preamble_ = true; }
+  // Initiator over a socket already connected: handshake, start.
+  asio::awaitable<core::Status> run_initiator_connected(std::optional<crypto::PublicKey> expected);
   // Initiator: connect, handshake, start. On the strand. Returns why it failed.
   asio::awaitable<core::Status> run_initiator(asio::ip::tcp::endpoint endpoint,
                                               std::optional<crypto::PublicKey> expected);
@@ -151,6 +157,10 @@ class SecureSession final : public Session, private FrameSink {
   // The handshake message this side failed to read (1..3; 0: none), so that
   // the log rate-limits a protocol mismatch apart from a wrong swarm key.
   int failed_message_ = 0;
+  bool allow_preamble_ = false;
+  // The length of handshake message 1, read before the handshake to tell a
+  // preamble from a handshake; read_noise takes it instead of reading.
+  std::optional<uint16_t> first_length_;
   asio::steady_timer watchdog_timer_, writer_cv_, space_cv_, blob_cv_;
   std::deque<std::vector<uint8_t>> ctrl_pending_;
   size_t ctrl_off_ = 0;

@@ -89,6 +89,7 @@ struct PeerNetwork::Parts {
   std::vector<std::thread> threads;
   std::shared_ptr<net::Node> node;
   std::shared_ptr<net::Router> router;
+  std::unique_ptr<net::Traversal> traversal;  // relays and punching (borrows the Node)
   std::shared_ptr<net::LinkFilter> filter;
   std::unique_ptr<membership::Swarm> swarm;
   std::unique_ptr<membership::Reach> reach;
@@ -114,11 +115,20 @@ struct PeerNetwork::Parts {
     const auto traffic = node->counters();
     const auto open = node->session_peer_ids();
     const auto reach_status = reach->status();
+    if (!traversal) {
+      return peer::observe({facts, gauges.read(), exchanges, members, traffic, open,
+                            node->session_count(), &reach_status});
+    }
     return peer::observe({facts, gauges.read(), exchanges, members, traffic, open,
-                          node->session_count(), &reach_status});
+                          node->session_count(), &reach_status, traversal->paths(),
+                          traversal->counters(), node->config().relay.enabled,
+                          traversal->reserved_relays()});
   }
   core::Status serve_metrics(const core::ServiceAddress& where);
   void start_port_mapping(uint16_t port);
+  // net.relay.reserve: holds reservations with up to reserve_count live
+  // members (the relay then lets others reach this private peer).
+  void reserve_relays();
 
   ~Parts() {
     if (mapping_thread.joinable()) {
@@ -133,6 +143,7 @@ struct PeerNetwork::Parts {
     if (http) http->close();
     if (engine) engine->stop();
     if (swarm) swarm->stop();
+    if (traversal) traversal->close();
     if (node) node->close();
     // Let sessions finish closing on their strands, then stop the threads.
     work.reset();
@@ -142,6 +153,7 @@ struct PeerNetwork::Parts {
     engine.reset();  // before the Node it borrows
     reach.reset();   // before the Swarm it borrows
     swarm.reset();
+    traversal.reset();
   }
 };
 
@@ -170,6 +182,14 @@ core::Result<std::unique_ptr<PeerNetwork>> PeerNetwork::start(const config::Conf
     parts->node->set_link_filter(parts->filter);
   } else {
     parts->node->set_handler(parts->router);
+  }
+
+  // NAT traversal for real peers only: a host with a LinkFilter (the
+  // simulator) partitions and cuts links on purpose, which a detour through
+  // a relay or a punch would undo.
+  if (!link_filter) {
+    parts->traversal = std::make_unique<net::Traversal>(parts->io, *parts->node);
+    parts->traversal->install(*parts->router);
   }
 
   membership::SwarmConfig sc;
@@ -304,6 +324,26 @@ core::Status PeerNetwork::Parts::serve_metrics(const core::ServiceAddress& where
   return core::Status::ok();
 }
 
+void PeerNetwork::Parts::reserve_relays() {
+  const net::RelayConfig& rc = node->config().relay;
+  if (!rc.reserve || !traversal) return;
+  // The bootstrap members first (the public members a person named), then
+  // live members at random.
+  std::vector<std::pair<core::Endpoint, std::optional<std::string>>> relays;
+  for (const std::string& seed : seeds) {
+    if (auto ep = core::parse_endpoint(seed); ep) relays.emplace_back(std::move(*ep), std::nullopt);
+  }
+  auto members = swarm->live_members();
+  std::shuffle(members.begin(), members.end(), std::mt19937_64(std::random_device{}()));
+  for (const auto& m : members) {
+    if (std::find(seeds.begin(), seeds.end(), m.address) != seeds.end()) continue;
+    if (auto ep = core::parse_endpoint(m.address); ep) relays.emplace_back(std::move(*ep), m.id);
+  }
+  if (relays.size() > rc.reserve_count) relays.resize(rc.reserve_count);
+  for (auto& [ep, id] : relays) traversal->reserve_with(std::move(ep), std::move(id));
+  if (relays.empty()) core::log_warn("relay", "net.relay.reserve: no member to reserve with");
+}
+
 core::Status PeerNetwork::join(const std::atomic<bool>* stop) {
   if (parts_->seeds.empty()) {
     core::log_info("swarm", "no bootstrap addresses: founding a new swarm");
@@ -314,6 +354,7 @@ core::Status PeerNetwork::join(const std::atomic<bool>* stop) {
                                              std::move(cancelled));
   if (st) {
     parts_->joined = true;
+    parts_->reserve_relays();
   } else if (stop && stop->load(std::memory_order_relaxed)) {
     return core::Status(core::Code::kClosed, "stopped before joining the swarm");
   }

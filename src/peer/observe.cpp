@@ -42,8 +42,18 @@ PeerObservation observe(const ObserveInputs& in) {
     v.state = membership::state_name(m.state);
     v.incarnation = m.incarnation;
     v.is_private = m.is_private();
-    if (std::binary_search(open.begin(), open.end(), m.id)) {
-      v.reached = (m.flags & membership::kMemberMapped) ? "mapped" : "direct";
+    const auto path = in.paths.find(m.id);
+    const bool open_now = std::binary_search(open.begin(), open.end(), m.id);
+    if (path != in.paths.end() && path->second.kind != net::PathKind::kDirect) {
+      v.path_reason = path->second.reason;
+    }
+    if (open_now) {
+      const bool mapped = (m.flags & membership::kMemberMapped) != 0;
+      v.reached = path == in.paths.end() ? (mapped ? "mapped" : "direct")
+                                         : net::path_kind_name(path->second.kind);
+      if (v.reached == "unreachable") v.reached = "direct";  // it came in from the member
+    } else if (path != in.paths.end() && path->second.kind == net::PathKind::kUnreachable) {
+      v.reached = "unreachable";
     } else if (m.state == membership::MemberState::kSuspect ||
                m.state == membership::MemberState::kDead) {
       v.reached = "unreachable";
@@ -58,6 +68,9 @@ PeerObservation observe(const ObserveInputs& in) {
   std::sort(o.view.begin(), o.view.end(),
             [](const MemberView& a, const MemberView& b) { return a.id < b.id; });
   if (in.reach) o.reach = *in.reach;
+  o.traversal = in.traversal;
+  o.relay_enabled = in.relay_enabled;
+  o.reserved_relays = in.reserved_relays;
   return o;
 }
 
@@ -66,13 +79,12 @@ nlohmann::json status_details(const PeerObservation& o, size_t max_view) {
   json view = json::array();
   for (size_t i = 0; i < o.view.size() && i < max_view; ++i) {
     const MemberView& m = o.view[i];
-    view.push_back({{"id", m.id},
-                    {"address", m.address},
-                    {"state", m.state},
-                    {"incarnation", m.incarnation},
-                    {"reached", m.reached},
-                    {"private", m.is_private},
-                    {"exchanges", m.exchanges}});
+    json entry = {{"id", m.id},           {"address", m.address},
+                  {"state", m.state},     {"incarnation", m.incarnation},
+                  {"reached", m.reached}, {"private", m.is_private},
+                  {"exchanges", m.exchanges}};
+    if (!m.path_reason.empty()) entry["path_reason"] = m.path_reason;
+    view.push_back(std::move(entry));
   }
   json details = {
       {"version", o.facts.version},
@@ -102,6 +114,25 @@ nlohmann::json status_details(const PeerObservation& o, size_t max_view) {
                         {"dialbacks_served", r.dialbacks_served},
                         {"dialbacks_refused", r.dialbacks_refused}};
   }
+  const net::TraversalCounters& t = o.traversal;
+  details["relay"] = {{"enabled", o.relay_enabled},
+                      {"reserved_with", o.reserved_relays},
+                      {"reservations", t.reservations},
+                      {"circuits_active", t.circuits_active},
+                      {"circuits_opened", t.circuits_opened},
+                      {"bytes", t.relay_bytes},
+                      {"refused",
+                       {{"disabled", t.refused_disabled},
+                        {"not_reserved", t.refused_not_reserved},
+                        {"cap", t.refused_cap},
+                        {"token", t.refused_token},
+                        {"pair_timeout", t.pair_timeouts},
+                        {"idle", t.idle_closed}}}};
+  details["paths"] = {{"relayed_ok", t.relayed_ok},
+                      {"relayed_failed", t.relayed_failed},
+                      {"punched_ok", t.punched_ok},
+                      {"punched_failed", t.punched_failed},
+                      {"punch_rate_refused", t.punch_refused_rate}};
   if (!std::isnan(o.train.loss)) details["loss"] = o.train.loss;
   if (o.train.test_loss.has_value()) details["test_loss"] = o.train.test_loss.value();
   if (o.train.test_accuracy.has_value()) details["test_accuracy"] = o.train.test_accuracy.value();
@@ -215,6 +246,30 @@ std::string render_metrics(const Peers& peers) {
       "Swarm members as this peer sees them, by state (alive includes this peer).", "state",
       {"alive", "suspect", "dead", "left"},
       [](const PeerObservation& o, size_t i) { return static_cast<double>(o.members[i]); });
+  per_peer(e, peers, "gossip_relay_circuits", "gauge",
+           "Relay circuits this peer carries now (both halves paired).",
+           [](const PeerObservation& o) { return num(o.traversal.circuits_active); });
+  per_peer(e, peers, "gossip_relay_bytes_total", "counter",
+           "Bytes this peer copied as a relay, both directions of every circuit.",
+           [](const PeerObservation& o) { return num(o.traversal.relay_bytes); });
+  per_label<6>(e, peers, "gossip_relay_refused_total", "counter",
+               "What this peer refused as a relay, by cause.", "cause",
+               {"disabled", "not_reserved", "cap", "token", "pair_timeout", "idle"},
+               [](const PeerObservation& o, size_t i) {
+                 const net::TraversalCounters& t = o.traversal;
+                 const uint64_t v[] = {t.refused_disabled, t.refused_not_reserved, t.refused_cap,
+                                       t.refused_token,    t.pair_timeouts,        t.idle_closed};
+                 return num(v[i]);
+               });
+  per_label<4>(
+      e, peers, "gossip_paths_total", "counter",
+      "Sessions to members opened by a detour, and detours that failed.", "path",
+      {"punched", "punch_failed", "relayed", "relay_failed"},
+      [](const PeerObservation& o, size_t i) {
+        const net::TraversalCounters& t = o.traversal;
+        const uint64_t v[] = {t.punched_ok, t.punched_failed, t.relayed_ok, t.relayed_failed};
+        return num(v[i]);
+      });
   return e.take();
 }
 

@@ -56,7 +56,18 @@ TEST_CASE("unknown keys at any depth name the full path and the closest known ke
       error_of(j) ==
       "net.colour: unknown key (known keys in net: cipher, handshake_timeout_ms, idle_timeout_ms, "
       "keepalive_ms, max_control_frame, max_pending_handshakes, max_pending_per_address, "
-      "max_sessions or port_mapping)");
+      "max_sessions, port_mapping, punch or relay)");
+
+  // The NAT traversal objects name their keys the same way.
+  j = base();
+  j["net"]["relay"]["max_bytes_per_s"] = 10;
+  CHECK(error_of(j).rfind("net.relay.max_bytes_per_s: ", 0) == 0);
+  j = base();
+  j["net"]["punch"]["delay_ms"] = -1;
+  CHECK(error_of(j).rfind("net.punch.delay_ms: ", 0) == 0);
+  j = base();
+  j["net"]["relay"]["reserv"] = true;
+  CHECK(error_of(j) == "net.relay.reserv: unknown key (did you mean net.relay.reserve?)");
 }
 
 TEST_CASE("net.keepalive_ms above a third of the idle timeout is refused") {

@@ -16,6 +16,7 @@
 #include <cstddef>
 #include <cstdint>
 #include <filesystem>
+#include <span>
 #include <string>
 
 #include "gossip/core/status.hpp"
@@ -62,6 +63,10 @@ struct SwarmKey {
   SecretBytes key;
   static SwarmKey generate();
 };
+
+// Fills `out` with bytes from the system's cryptographic random source
+// (libsodium's randombytes_buf): tokens that must not be guessed. Any thread.
+void random_bytes(std::span<uint8_t> out);
 
 // Lowercase hex of a public key: the peer id.
 std::string peer_id(const PublicKey& key);

@@ -14,6 +14,33 @@
 
 namespace gossip::net {
 
+// Relaying (net.relay; docs/design.md "Peers behind NAT"): this peer as a
+// relay for others, and as a private peer reached through one.
+struct RelayConfig {
+  bool enabled = true;           // serve as a relay (to peers that reserved with it)
+  size_t max_circuits = 16;      // circuits open or being paired at once
+  size_t max_reservations = 64;  // peers reachable through this relay at once
+  // Per circuit and direction; a relay never copies faster than this.
+  uint64_t max_bytes_per_s = uint64_t{8} << 20;
+  std::chrono::milliseconds idle_timeout{60000};  // a circuit with no byte either way
+  std::chrono::milliseconds pair_timeout{10000};  // the second half must connect by then
+  bool reserve = false;      // ask members to relay to this peer (a private peer)
+  size_t reserve_count = 1;  // relays to hold a reservation with
+  // A member reached only by punching or a relay is dialed directly again
+  // after this long.
+  std::chrono::milliseconds direct_retry{60000};
+};
+
+// TCP hole punching (net.punch).
+struct PunchConfig {
+  bool enabled = true;
+  // Punch requests a coordinator serves per requesting peer, and punches a
+  // peer starts per coordinator, each per minute; beyond: refused.
+  size_t max_per_minute = 6;
+  std::chrono::milliseconds delay{300};     // from PUNCH_SYNC to the simultaneous dial
+  std::chrono::milliseconds attempt{3000};  // how long each side keeps dialing
+};
+
 struct NetConfig {
   // A connection must complete the Noise handshake within this time (from
   // accept, or from the start of a dial including the TCP connect).
@@ -38,6 +65,8 @@ struct NetConfig {
   // throws std::invalid_argument for one this CPU lacks, so check
   // crypto::check_cipher_available first.
   crypto::Cipher cipher = crypto::Cipher::kChaChaPoly;
+  RelayConfig relay;
+  PunchConfig punch;
 };
 
 // Plain snapshot of the counters (see NetCounters).

@@ -10,6 +10,7 @@
 // until close() has taken effect (sessions finish on their strands).
 #pragma once
 
+#include <array>
 #include <asio/awaitable.hpp>
 #include <asio/io_context.hpp>
 #include <asio/ip/tcp.hpp>
@@ -36,6 +37,16 @@ class SecureSession;
 }  // namespace detail
 
 class LinkFilter;  // link_filter.hpp
+
+// Who takes an accepted connection that began with a relay or punch
+// preamble (relay.hpp) instead of a Noise handshake: the socket, which kind,
+// and the token it carried. Called on a session strand; must not block.
+enum class PreambleKind : uint8_t;
+using PreambleHandler = std::function<void(asio::ip::tcp::socket socket, PreambleKind kind,
+                                           const std::array<uint8_t, 32>& token)>;
+// How Node::reach finds a path to a member (Traversal installs one).
+using ReachFunction = std::function<asio::awaitable<core::Result<std::shared_ptr<Session>>>(
+    core::Endpoint endpoint, std::string peer_id)>;
 
 // What STATUS reports besides the peer id (docs/protocol.md "STATUS").
 struct PeerStatus {
@@ -89,6 +100,26 @@ class Node {
   // the deadline).
   asio::awaitable<core::Result<std::shared_ptr<Session>>> dial(
       core::Endpoint endpoint, std::optional<std::string> expected_peer_id = {});
+
+  // A session with member `peer_id` by the best path there is: a plain
+  // dial(endpoint, peer_id) unless a ReachFunction is installed (Traversal:
+  // direct, then punched, then relayed; docs/design.md "Peers behind NAT").
+  // What membership and averaging call to reach a member. Any executor.
+  asio::awaitable<core::Result<std::shared_ptr<Session>>> reach(core::Endpoint endpoint,
+                                                                std::string peer_id);
+  // Installs (or, null, removes) the function reach() uses. Any thread.
+  void set_reach(ReachFunction reach);
+  // Runs the handshake as initiator over `socket`, already connected (to a
+  // relay's circuit or a punched peer), with the same checks as dial().
+  asio::awaitable<core::Result<std::shared_ptr<Session>>> dial_over(
+      asio::ip::tcp::socket socket, std::optional<std::string> expected_peer_id);
+  // Runs the handshake as responder over `socket`, already connected; the
+  // session then serves like an accepted one. Counts against max_sessions.
+  asio::awaitable<core::Result<std::shared_ptr<Session>>> respond_over(
+      asio::ip::tcp::socket socket);
+  // Accepted connections whose first bytes are a preamble go to `handler`
+  // (null: they are closed). Set before listen(). Any thread.
+  void set_preamble_handler(PreambleHandler handler);
 
   // An open session with `peer_id` (the oldest, dialed or accepted), or
   // null: protocols reuse it before dialing. Any thread.

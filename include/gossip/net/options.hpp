@@ -22,7 +22,7 @@ void read_net(options::Section& top, NetConfig& out);
 
 // The section as read_net reads it: handshake_timeout_ms, idle_timeout_ms,
 // max_sessions, max_pending_handshakes, max_pending_per_address,
-// max_control_frame and cipher.
+// max_control_frame, cipher, and the relay and punch objects.
 nlohmann::json net_json(const NetConfig& net);
 
 }  // namespace gossip::net

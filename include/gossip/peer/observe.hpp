@@ -16,6 +16,7 @@
 #include <cmath>
 #include <cstdint>
 #include <limits>
+#include <map>
 #include <nlohmann/json_fwd.hpp>
 #include <optional>
 #include <string>
@@ -26,6 +27,7 @@
 #include "gossip/membership/member.hpp"
 #include "gossip/membership/reach.hpp"
 #include "gossip/net/limits.hpp"
+#include "gossip/net/relay.hpp"
 #include "gossip/peer/exposition.hpp"
 
 namespace gossip::peer {
@@ -102,9 +104,11 @@ struct MemberView {
   // How this peer reaches it: "direct" (a session is open with it now),
   // "mapped" (a session is open and its address is a router port mapping),
   // "unreachable" (suspect or dead: probes to its address failed, no
-  // session), "unknown" (no session open at this moment). Relaying and hole
-  // punching add "punched" and "relayed".
+  // session), "unknown" (no session open at this moment); "punched" or
+  // "relayed" when the open session came by that path (net/relay.hpp), and
+  // "unreachable" also when every path failed at the last attempt.
   std::string reached;
+  std::string path_reason;  // why the better paths failed (punched, relayed, unreachable)
   bool is_private = false;  // it says nobody can dial it (kMemberPrivate)
   uint64_t exchanges = 0;   // averaging exchanges applied with it
 };
@@ -127,6 +131,9 @@ struct PeerObservation {
   uint64_t sessions = 0;                         // sessions open now (STATUS queries included)
   std::vector<MemberView> view;                  // every known member but self, sorted by id
   std::optional<membership::ReachStatus> reach;  // this peer's address discovery
+  net::TraversalCounters traversal;              // relay and punch counters (net/relay.hpp)
+  bool relay_enabled = false;                    // net.relay.enabled
+  std::vector<std::string> reserved_relays;      // relays this peer is reachable through
 };
 
 // What observe() reads, each a snapshot its owner handed out.
@@ -139,6 +146,12 @@ struct ObserveInputs {
   const std::vector<std::string>& session_peer_ids;  // sorted (Node::session_peer_ids)
   uint64_t sessions = 0;                             // Node::session_count
   const membership::ReachStatus* reach = nullptr;    // Reach::status, when it runs
+  // NAT traversal (empty without one): the path last found to each member,
+  // the relay and punch counters, the relays holding a reservation.
+  std::map<std::string, net::PathInfo> paths = {};
+  net::TraversalCounters traversal = {};
+  bool relay_enabled = false;
+  std::vector<std::string> reserved_relays = {};
 };
 
 // Gathers the observation from the peer's parts. Pure; any thread.

@@ -89,8 +89,8 @@ void run_mass(WireFormat wire, GossipMode mode = GossipMode::kParams, OuterOptio
     busy += p->engine->counters().exchanges_busy;
   }
   MESSAGE(std::string(averaging::wire_format_name(wire))
-          << " " << gossip_mode_name(mode) << ": " << exchanges << " exchanges in " << secs
-          << " s (busy " << busy << ", failed " << failed << "); |dS|/A = " << rel
+          << " " << std::string(gossip_mode_name(mode)) << ": " << exchanges << " exchanges in "
+          << secs << " s (busy " << busy << ", failed " << failed << "); |dS|/A = " << rel
           << ", ||dm||/||m|| = " << rel_vec << ", consensus distance " << d0 << " -> "
           << consensus_distance(x1));
   CHECK(rel <= 1e-6);

@@ -27,6 +27,7 @@ std::unique_ptr<Buffers> BufferPool::take(WireFormat format, size_t count) {
   b->other_store.resize(words);
   b->own_f.resize(0);
   b->other_f.resize(0);
+  b->own_exact.resize(0);
   return b;
 }
 
@@ -66,6 +67,10 @@ std::span<float> Exchange::own_values() {
 std::span<float> Exchange::other_values() {
   return format == WireFormat::kFp32 ? std::span<float>(buf->other_store.get(), count)
                                      : std::span<float>(buf->other_f.get(), buf->other_f.size);
+}
+
+std::span<float> Exchange::own_exact() {
+  return {buf->own_exact.get(), buf->own_exact.size};
 }
 
 }  // namespace gossip::averaging::detail

@@ -59,6 +59,7 @@ struct FloatStore {
 struct Buffers {
   FloatStore own_store, other_store;  // wire bytes (fp32: the values)
   FloatStore own_f, other_f;          // dequantized (bf16/fp16, staged path only)
+  FloatStore own_exact;               // outer mode: the exact own parameters s
 };
 struct BufferPool {
   std::mutex mu;
@@ -118,6 +119,9 @@ struct Exchange {
   void stage_values();
   std::span<float> own_values();    // dq(q(s_own))
   std::span<float> other_values();  // dq(q(s_other)), after decode
+  // Outer mode: the exact own parameters at the snapshot (sized by
+  // take_snapshot; empty in params mode).
+  std::span<float> own_exact();
 
   // Strand only: every protocol decision about this exchange.
   ExchangeMachine machine;
@@ -127,6 +131,7 @@ struct Exchange {
   size_t count;
   std::string peer_id;
   std::shared_ptr<net::Session> session;
+  bool outer = false;  // gossip.mode outer: take_snapshot keeps s, apply_outer applies
   // Set with our snapshot (trainer thread, before it is posted to the strand).
   ParamPath path = ParamPath::kStaged;
   double delta_sq = 0;  // ||s_other - s_own||^2
@@ -146,6 +151,11 @@ void take_snapshot(train::Backend& backend, Exchange& ex);
 void prepare_apply(Exchange& ex);
 // Trainer thread: x += scale * (s_other - s_own). Returns ||applied delta||.
 double apply_delta(train::Backend& backend, Exchange& ex);
+// Trainer thread, outer mode: the outer step of outer.hpp at this sync point
+// (target = s + the params delta, into `target`, then phi and v updated and
+// x += phi' - s). Returns ||phi' - s||.
+double apply_outer(train::Backend& backend, Exchange& ex, OuterState& outer,
+                   const OuterOptions& options, std::vector<float>& target);
 
 // A state snapshot being served to a joiner.
 struct StateServe {
@@ -270,6 +280,10 @@ struct Core final : net::SessionHandler, std::enable_shared_from_this<Core> {
 
   void post(std::function<void()> fn);
   void log_failure(const std::string& what);
+  // Floats of outer state in a STATE blob: 2 * param_count in outer mode.
+  uint64_t outer_count() const {
+    return opt_.mode == GossipMode::kOuter ? 2 * model_.param_count : 0;
+  }
 
   asio::io_context& io;
   Strand strand_;
@@ -284,6 +298,10 @@ struct Core final : net::SessionHandler, std::enable_shared_from_this<Core> {
   CounterBoard counters_;
   Mailbox mailbox_;
   BlobRegistry blobs_;
+
+  // Trainer-thread only (outer mode): phi and v, and the target's scratch.
+  OuterState outer_;
+  std::vector<float> outer_target_;
 
   // Strand-only.
   std::shared_ptr<Exchange> current_;

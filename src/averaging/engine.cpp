@@ -2,6 +2,7 @@
 // applying deltas, filling state requests, the final exchange and stop().
 // The network side lives on the Core's strand (exchange.cpp, state_sync.cpp,
 // session_events.cpp).
+#include <algorithm>
 #include <asio/co_spawn.hpp>
 #include <asio/detached.hpp>
 #include <asio/post.hpp>
@@ -32,12 +33,25 @@ std::shared_ptr<net::SessionHandler> Engine::handler() const {
   return core_;
 }
 
+namespace {
+// Outer mode: phi starts at the parameters, v at zero.
+void start_outer(train::Backend& backend, OuterState& outer) {
+  outer.phi.resize(backend.param_count());
+  backend.read_parameters(outer.phi);
+  outer.v.assign(outer.phi.size(), 0.0f);
+}
+}  // namespace
+
 void Engine::between_steps(train::Backend& backend, int64_t step) {
   Core& c = *core_;
+  const bool outer = c.opt_.mode == GossipMode::kOuter;
+  if (outer && c.outer_.empty()) start_outer(backend, c.outer_);
   auto work = c.mailbox_.take_work();
   if (work.to_apply) {
     detail::Exchange& ex = *work.to_apply;
-    const double norm = detail::apply_delta(backend, ex);
+    const double norm =
+        outer ? detail::apply_outer(backend, ex, c.outer_, c.opt_.outer, c.outer_target_)
+              : detail::apply_delta(backend, ex);
     const double secs = std::chrono::duration<double>(Clock::now() - ex.t0).count();
     c.counters_.add([&](Counters& k) {
       k.exchanges_ok++;
@@ -58,13 +72,17 @@ void Engine::between_steps(train::Backend& backend, int64_t step) {
     });
   }
   for (auto& serve : work.states) {
-    serve->data.resize(c.model_.param_count + c.model_.state_count);
+    const size_t p = c.model_.param_count, s = c.model_.state_count;
+    const size_t outer_count = outer ? 2 * p : 0;
+    serve->data.resize(p + s + outer_count);
     std::span<float> all(serve->data);
-    backend.read_parameters(all.first(c.model_.param_count));
-    backend.read_optimizer_state(all.subspan(c.model_.param_count));
-    serve->info = {
-        serve->xid,           step,          backend.optimizer_steps(), c.model_.param_count,
-        c.model_.state_count, c.fingerprint_};
+    backend.read_parameters(all.first(p));
+    backend.read_optimizer_state(all.subspan(p, s));
+    if (outer) {
+      std::copy(c.outer_.phi.begin(), c.outer_.phi.end(), all.begin() + p + s);
+      std::copy(c.outer_.v.begin(), c.outer_.v.end(), all.begin() + 2 * p + s);
+    }
+    serve->info = {serve->xid, step, backend.optimizer_steps(), p, s, c.fingerprint_, outer_count};
     c.post([self, serve] { self->send_state(serve); });
   }
 
@@ -84,6 +102,7 @@ void Engine::between_steps(train::Backend& backend, int64_t step) {
   ex->peer_id = peer->peer_id;
   ex->step = step;
   ex->t0 = now;
+  ex->outer = outer;
   detail::take_snapshot(backend, *ex);
   asio::co_spawn(c.strand_, c.initiate(ex, *peer), asio::detached);
 }
@@ -114,6 +133,16 @@ core::Status Engine::final_exchange(train::Backend& backend, int64_t step,
   }
   c.mailbox_.close_after_final();
   return result;
+}
+
+const OuterState& Engine::outer_state() const {
+  return core_->outer_;
+}
+
+core::Status Engine::set_outer_state(OuterState state) {
+  GOSSIP_RETURN_IF_ERROR(check_outer_state(state, core_->model_.param_count));
+  core_->outer_ = std::move(state);
+  return core::Status::ok();
 }
 
 void Engine::set_initiating(bool on) {

@@ -143,8 +143,9 @@ asio::awaitable<void> Core::initiate(std::shared_ptr<Exchange> ex, Member peer) 
     // OFFER; then REPLY or BUSY, both blobs and both ACKs.
     ex->session = s;
     blobs_.expect(s.get(), {kSnapshotBlob, ex->xid(), ex->other_wire(), ex});
-    const Offer offer{ex->xid(),  ex->step,  ex->machine.w_own(),
-                      ex->format, ex->count, fingerprint_};
+    Offer offer{ex->xid(), ex->step, ex->machine.w_own(), ex->format, ex->count, fingerprint_};
+    offer.mode = opt_.mode;
+    if (opt_.mode == GossipMode::kOuter) offer.outer_steps = opt_.outer.steps;
     if (!s->try_send_frame(kOffer, encode(offer))) {
       act(ex,
           ex->machine.on_link_error(core::Status(core::Code::kClosed, "could not queue OFFER")));
@@ -165,8 +166,8 @@ asio::awaitable<void> Core::respond(std::shared_ptr<Exchange> ex) {
 }
 
 void Core::handle_offer(std::shared_ptr<net::Session> s, Offer offer) {
-  if (auto refusal =
-          check_offer(offer, fingerprint_, model_.param_count, s->peer_id(), node_.peer_id())) {
+  if (auto refusal = check_offer(offer, fingerprint_, model_.param_count, opt_.mode, s->peer_id(),
+                                 node_.peer_id())) {
     log_failure("refused OFFER: " + refusal->reason);
     counters_.add([&](Counters& c) {
       c.refused++;
@@ -185,6 +186,7 @@ void Core::handle_offer(std::shared_ptr<net::Session> s, Offer offer) {
   auto ex = std::make_shared<Exchange>(strand_, pool_, offer.format, model_.param_count, machine);
   ex->peer_id = s->peer_id();
   ex->session = s;
+  ex->outer = opt_.mode == GossipMode::kOuter;
   current_ = ex;
   arm_timer(ex);
   blobs_.expect(s.get(), {kSnapshotBlob, ex->xid(), ex->other_wire(), ex});

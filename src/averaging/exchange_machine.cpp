@@ -139,9 +139,21 @@ Decision ExchangeMachine::on_stop() {
              RefuseCode::kAborted);
 }
 
+namespace {
+// Both sides' gossip.mode, named for the REFUSE reason.
+Refusal mode_refusal(const char* role, const std::string& partner, GossipMode theirs,
+                     const std::string& self, GossipMode mine) {
+  return Refusal{RefuseCode::kModeMismatch,
+                 std::string(kModeMismatch) + " " + role + " " + core::short_peer_id(partner) +
+                     " runs gossip.mode \"" + gossip_mode_name(theirs) + "\", peer " +
+                     core::short_peer_id(self) + " runs \"" + gossip_mode_name(mine) +
+                     "\" (every peer of a swarm needs the same gossip.mode)"};
+}
+}  // namespace
+
 std::optional<Refusal> check_offer(const Offer& offer, const std::string& fingerprint,
-                                   uint64_t param_count, const std::string& partner,
-                                   const std::string& self) {
+                                   uint64_t param_count, GossipMode mode,
+                                   const std::string& partner, const std::string& self) {
   if (offer.fingerprint != fingerprint) {
     return Refusal{RefuseCode::kModelMismatch,
                    std::string(kModelMismatch) + " peer " + core::short_peer_id(partner) +
@@ -149,6 +161,7 @@ std::optional<Refusal> check_offer(const Offer& offer, const std::string& finger
                        core::short_peer_id(self) + " has " + fingerprint +
                        " (different architecture: cannot average)"};
   }
+  if (offer.mode != mode) return mode_refusal("peer", partner, offer.mode, self, mode);
   if (offer.count != param_count) {
     return Refusal{RefuseCode::kSizeMismatch,
                    "size mismatch: peer " + core::short_peer_id(partner) + " offers " +
@@ -160,14 +173,18 @@ std::optional<Refusal> check_offer(const Offer& offer, const std::string& finger
 
 std::optional<Refusal> check_state_request(const StateRequest& req, const std::string& fingerprint,
                                            uint64_t param_count, uint64_t state_count,
-                                           const std::string& joiner, const std::string& self) {
+                                           GossipMode mode, const std::string& joiner,
+                                           const std::string& self) {
   if (req.fingerprint != fingerprint) {
     return Refusal{RefuseCode::kModelMismatch,
                    std::string(kModelMismatch) + " joiner " + core::short_peer_id(joiner) +
                        " has model fingerprint " + req.fingerprint + ", donor " +
                        core::short_peer_id(self) + " has " + fingerprint};
   }
-  if (req.param_count != param_count || req.state_count != state_count) {
+  if (req.mode != mode) return mode_refusal("joiner", joiner, req.mode, self, mode);
+  const uint64_t outer_count = mode == GossipMode::kOuter ? 2 * param_count : 0;
+  if (req.param_count != param_count || req.state_count != state_count ||
+      req.outer_count != outer_count) {
     return Refusal{RefuseCode::kSizeMismatch,
                    "state size mismatch: joiner expects " + std::to_string(req.param_count) +
                        " + " + std::to_string(req.state_count) + " floats, donor has " +
@@ -178,10 +195,11 @@ std::optional<Refusal> check_state_request(const StateRequest& req, const std::s
 }
 
 core::Status fetch_refusal_status(const Refuse& refuse) {
-  // A donor with another model refuses for good: kInvalidArgument, so
+  // A donor with another model (or gossip.mode) refuses for good: kInvalidArgument, so
   // fetch_state can tell a misconfigured joiner from members that are merely
   // busy or gone.
-  const bool model = refuse.code == RefuseCode::kModelMismatch;
+  const bool model =
+      refuse.code == RefuseCode::kModelMismatch || refuse.code == RefuseCode::kModeMismatch;
   return core::Status(model ? core::Code::kInvalidArgument : core::Code::kProtocol,
                       "donor refused: " + refuse.reason);
 }

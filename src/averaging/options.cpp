@@ -17,6 +17,28 @@ namespace gossip::averaging {
 using options::Json;
 using options::Section;
 
+namespace {
+
+// gossip.mode and gossip.outer. In outer mode gossip.outer.steps is the
+// interval, so interval_steps / interval_ms given as well are an error.
+void read_mode(Section& s, bool interval_given, GossipConfig& out) {
+  std::string mode = gossip_mode_name(out.mode);
+  if (s.choice("mode", {"params", "outer"}, mode)) out.mode = *parse_gossip_mode(mode);
+  const bool outer = out.mode == GossipMode::kOuter;
+  if (outer && interval_given) {
+    s.error(out.interval_ms > 0 ? "interval_ms" : "interval_steps",
+            "gossip.mode \"outer\" exchanges every gossip.outer.steps steps: remove it");
+  }
+  if (!s.only_if("outer", outer, "unless gossip.mode is \"outer\"")) return;
+  Section o = s.child("outer");
+  o.positive("steps", out.outer.steps);
+  o.number_in("lr", out.outer.lr, 0.0, 10.0, true, false);
+  o.number_in("momentum", out.outer.momentum, 0.0, 1.0, false, true);
+  o.finish();
+}
+
+}  // namespace
+
 void read_gossip(Section& top, GossipConfig& out) {
   Section s = top.child("gossip");
   const bool steps_given = s.non_negative("interval_steps", out.interval_steps);
@@ -50,6 +72,7 @@ void read_gossip(Section& top, GossipConfig& out) {
     }
   }
   s.positive("backoff_ms", out.backoff_ms);
+  read_mode(s, steps_given || ms_given, out);
   s.finish();
 }
 
@@ -66,12 +89,21 @@ nlohmann::json gossip_json(const GossipConfig& g) {
       weight = g.weight_value;
       break;
   }
-  return {{"interval_steps", g.interval_steps},
-          {"interval_ms", g.interval_ms},
-          {"wire", wire_format_name(g.wire)},
-          {"exchange_timeout_ms", g.exchange_timeout_ms},
-          {"weight", weight},
-          {"backoff_ms", g.backoff_ms}};
+  Json j = {{"interval_steps", g.interval_steps},
+            {"interval_ms", g.interval_ms},
+            {"wire", wire_format_name(g.wire)},
+            {"exchange_timeout_ms", g.exchange_timeout_ms},
+            {"weight", weight},
+            {"backoff_ms", g.backoff_ms},
+            {"mode", gossip_mode_name(g.mode)}};
+  // Outer mode: outer.steps is the interval, and read_gossip refuses the
+  // interval keys beside it.
+  if (g.mode == GossipMode::kOuter) {
+    j.erase("interval_steps");
+    j.erase("interval_ms");
+    j["outer"] = {{"steps", g.outer.steps}, {"lr", g.outer.lr}, {"momentum", g.outer.momentum}};
+  }
+  return j;
 }
 
 Options options_from(const GossipConfig& g, int64_t shard_samples) {
@@ -82,6 +114,12 @@ Options options_from(const GossipConfig& g, int64_t shard_samples) {
   o.exchange_timeout = std::chrono::milliseconds(g.exchange_timeout_ms);
   o.backoff = std::chrono::milliseconds(g.backoff_ms);
   o.state_timeout = std::max(o.state_timeout, 3 * o.exchange_timeout);
+  o.mode = g.mode;
+  o.outer = g.outer;
+  if (g.mode == GossipMode::kOuter) {
+    o.interval_steps = g.outer.steps;
+    o.interval = std::chrono::milliseconds(0);
+  }
   switch (g.weight) {
     case WeightMode::kSamples:
       o.weight = static_cast<double>(std::max<int64_t>(1, shard_samples));

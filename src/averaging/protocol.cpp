@@ -62,6 +62,13 @@ struct Reader {
     if (s.size() > max_len) bad(key, "is too long");
     return s;
   }
+  // gossip.mode; absent (older peers) reads as params.
+  GossipMode mode() const {
+    if (!j.contains("mode")) return GossipMode::kParams;
+    const auto m = parse_gossip_mode(str("mode", 32));
+    if (!m) bad("mode", "must be \"params\" or \"outer\"");
+    return *m;
+  }
 };
 
 template <typename T, typename F>
@@ -99,6 +106,8 @@ const char* refuse_code_name(RefuseCode code) {
       return "timeout";
     case RefuseCode::kAborted:
       return "aborted";
+    case RefuseCode::kModeMismatch:
+      return "mode_mismatch";
     case RefuseCode::kUnspecified:
       break;
   }
@@ -106,12 +115,15 @@ const char* refuse_code_name(RefuseCode code) {
 }
 
 std::vector<uint8_t> encode(const Offer& m) {
-  return dump({{"xid", m.xid},
-               {"step", m.step},
-               {"weight", m.weight},
-               {"format", wire_format_name(m.format)},
-               {"count", m.count},
-               {"fingerprint", m.fingerprint}});
+  Json j = {{"xid", m.xid},       {"step", m.step},
+            {"weight", m.weight}, {"format", wire_format_name(m.format)},
+            {"count", m.count},   {"fingerprint", m.fingerprint}};
+  // Params mode sends the frame older peers know, byte for byte.
+  if (m.mode != GossipMode::kParams) {
+    j["mode"] = gossip_mode_name(m.mode);
+    j["outer_steps"] = m.outer_steps;
+  }
+  return dump(j);
 }
 std::vector<uint8_t> encode(const Reply& m) {
   return dump({{"xid", m.xid}, {"weight", m.weight}});
@@ -122,18 +134,25 @@ std::vector<uint8_t> encode(const Refuse& m) {
                {"reason", m.reason.substr(0, 1024)}});
 }
 std::vector<uint8_t> encode(const StateRequest& m) {
-  return dump({{"xid", m.xid},
-               {"fingerprint", m.fingerprint},
-               {"param_count", m.param_count},
-               {"state_count", m.state_count}});
+  Json j = {{"xid", m.xid},
+            {"fingerprint", m.fingerprint},
+            {"param_count", m.param_count},
+            {"state_count", m.state_count}};
+  if (m.mode != GossipMode::kParams) {
+    j["mode"] = gossip_mode_name(m.mode);
+    j["outer_count"] = m.outer_count;
+  }
+  return dump(j);
 }
 std::vector<uint8_t> encode(const StateInfo& m) {
-  return dump({{"xid", m.xid},
-               {"step", m.step},
-               {"optimizer_steps", m.optimizer_steps},
-               {"param_count", m.param_count},
-               {"state_count", m.state_count},
-               {"fingerprint", m.fingerprint}});
+  Json j = {{"xid", m.xid},
+            {"step", m.step},
+            {"optimizer_steps", m.optimizer_steps},
+            {"param_count", m.param_count},
+            {"state_count", m.state_count},
+            {"fingerprint", m.fingerprint}};
+  if (m.outer_count) j["outer_count"] = m.outer_count;
+  return dump(j);
 }
 std::vector<uint8_t> encode_xid(uint64_t xid) {
   return dump({{"xid", xid}});
@@ -149,6 +168,8 @@ core::Result<Offer> parse_offer(std::span<const uint8_t> body) {
     m.format = *f;
     m.count = r.u64("count", ~uint64_t{0});
     m.fingerprint = r.str("fingerprint", 64);
+    m.mode = r.mode();
+    if (r.j.contains("outer_steps")) m.outer_steps = static_cast<int64_t>(r.u64("outer_steps"));
   });
 }
 
@@ -178,6 +199,8 @@ core::Result<StateRequest> parse_state_request(std::span<const uint8_t> body) {
     m.fingerprint = r.str("fingerprint", 64);
     m.param_count = r.u64("param_count", ~uint64_t{0});
     m.state_count = r.u64("state_count", ~uint64_t{0});
+    m.mode = r.mode();
+    if (r.j.contains("outer_count")) m.outer_count = r.u64("outer_count", ~uint64_t{0});
   });
 }
 
@@ -189,6 +212,7 @@ core::Result<StateInfo> parse_state_info(std::span<const uint8_t> body) {
     m.param_count = r.u64("param_count", ~uint64_t{0});
     m.state_count = r.u64("state_count", ~uint64_t{0});
     m.fingerprint = r.str("fingerprint", 64);
+    if (r.j.contains("outer_count")) m.outer_count = r.u64("outer_count", ~uint64_t{0});
   });
 }
 

@@ -23,7 +23,7 @@ std::span<uint8_t> bytes_of(std::vector<float>& v) {
 
 void Core::handle_state_req(std::shared_ptr<net::Session> s, StateRequest req) {
   if (auto refusal = check_state_request(req, fingerprint_, model_.param_count, model_.state_count,
-                                         s->peer_id(), node_.peer_id())) {
+                                         opt_.mode, s->peer_id(), node_.peer_id())) {
     log_failure("refused STATE_REQ: " + refusal->reason);
     s->try_send_frame(kRefuse, encode(Refuse{req.xid, refusal->reason, refusal->code}));
     return;
@@ -91,7 +91,8 @@ asio::awaitable<void> Core::run_fetch(std::shared_ptr<StateFetch> f) {
   }
   f->session = *r;
   blobs_.expect(f->session.get(), {kStateBlob, f->xid, bytes_of(f->data), f});
-  const StateRequest req{f->xid, fingerprint_, model_.param_count, model_.state_count};
+  const StateRequest req{f->xid,    fingerprint_, model_.param_count, model_.state_count,
+                         opt_.mode, outer_count()};
   if (!f->session->try_send_frame(kStateReq, encode(req))) {
     finish_fetch(f, core::Status(core::Code::kClosed, "could not send STATE_REQ"));
   }
@@ -101,11 +102,11 @@ void Core::handle_state_info(net::Session* s, StateInfo info) {
   auto f = fetch_for(s, info.xid);
   if (!f) return;
   if (info.fingerprint != fingerprint_ || info.param_count != model_.param_count ||
-      info.state_count != model_.state_count) {
-    finish_fetch(f, core::protocol_error("donor state does not fit: fingerprint " +
-                                         info.fingerprint + " vs " + fingerprint_ + ", sizes " +
-                                         std::to_string(info.param_count) + "+" +
-                                         std::to_string(info.state_count)));
+      info.state_count != model_.state_count || info.outer_count != outer_count()) {
+    finish_fetch(f, core::protocol_error(
+                        "donor state does not fit: fingerprint " + info.fingerprint + " vs " +
+                        fingerprint_ + ", sizes " + std::to_string(info.param_count) + "+" +
+                        std::to_string(info.state_count) + "+" + std::to_string(info.outer_count)));
     return;
   }
   f->info = info;
@@ -153,7 +154,7 @@ core::Result<FetchedState> Engine::fetch_state(train::Backend& backend,
     auto f = std::make_shared<detail::StateFetch>(c.strand_);
     f->xid = c.xids_.next();
     f->donor = m;
-    f->data.resize(mine.param_count + mine.state_count);
+    f->data.resize(mine.param_count + mine.state_count + c.outer_count());
     auto fut = f->result.get_future();
     asio::co_spawn(c.strand_, c.run_fetch(f), asio::detached);
     if (fut.wait_for(c.opt_.state_timeout + std::chrono::seconds(5)) != std::future_status::ready) {
@@ -163,8 +164,13 @@ core::Result<FetchedState> Engine::fetch_state(train::Backend& backend,
     const core::Status st = fut.get();
     if (st) {
       std::span<const float> all(f->data);
-      backend.write_parameters(all.first(mine.param_count));
-      backend.write_optimizer_state(all.subspan(mine.param_count));
+      const size_t p = mine.param_count, s = mine.state_count;
+      backend.write_parameters(all.first(p));
+      backend.write_optimizer_state(all.subspan(p, s));
+      if (c.outer_count()) {
+        c.outer_.phi.assign(all.begin() + p + s, all.begin() + 2 * p + s);
+        c.outer_.v.assign(all.begin() + 2 * p + s, all.end());
+      }
       backend.set_optimizer_steps(f->info->optimizer_steps);
       core::log_info("averaging", "downloaded training state (step " +
                                       std::to_string(f->info->step) + ") from " +
@@ -179,7 +185,8 @@ core::Result<FetchedState> Engine::fetch_state(train::Backend& backend,
     all_model_refusals = all_model_refusals && st.code() == core::Code::kInvalidArgument;
   }
   if (!errors.empty() && all_model_refusals) {
-    return core::invalid_argument("every member refused this peer's model (" + errors + ")");
+    return core::invalid_argument("every member refused this peer's model or gossip.mode (" +
+                                  errors + ")");
   }
   return core::unavailable(
       "no member could serve the training state" +

@@ -73,7 +73,7 @@ int64_t get_count(const nlohmann::json& h, const char* key) {
 }  // namespace
 
 std::vector<uint8_t> encode_checkpoint(const CheckpointState& s) {
-  const nlohmann::json header = {
+  nlohmann::json header = {
       {"format", "gossip-train checkpoint"},
       {"step", s.step},
       {"epoch", s.data.epoch},
@@ -86,9 +86,12 @@ std::vector<uint8_t> encode_checkpoint(const CheckpointState& s) {
       {"param_count", s.params.size()},
       {"state_count", s.optimizer_state.size()},
   };
+  const size_t outer_count = s.outer.phi.size() + s.outer.v.size();
+  if (outer_count) header["outer_count"] = outer_count;
   const std::string text = header.dump();
   std::vector<uint8_t> out(kPrefix + text.size() +
-                           4 * (s.params.size() + s.optimizer_state.size()) + kTrailer);
+                           4 * (s.params.size() + s.optimizer_state.size() + outer_count) +
+                           kTrailer);
   Writer w{out.data()};
   w.bytes(kCheckpointMagic, sizeof kCheckpointMagic);
   w.u32(kCheckpointVersion);
@@ -96,6 +99,8 @@ std::vector<uint8_t> encode_checkpoint(const CheckpointState& s) {
   w.bytes(text.data(), text.size());
   w.floats(s.params);
   w.floats(s.optimizer_state);
+  w.floats(s.outer.phi);
+  w.floats(s.outer.v);
   w.u32(crc32_of(out.data(), out.size() - kTrailer));
   return out;
 }
@@ -126,14 +131,18 @@ core::Result<CheckpointState> decode_checkpoint(std::span<const uint8_t> bytes,
                                             /*allow_exceptions=*/false);
   const int64_t params = get_count(header, "param_count");
   const int64_t states = get_count(header, "state_count");
+  // Optional (outer mode only): phi and v, each param_count floats.
+  const int64_t outers =
+      header.is_object() && header.contains("outer_count") ? get_count(header, "outer_count") : 0;
   const uint32_t stored_crc = get_u32(p + n - kTrailer);
   const uint32_t actual_crc = crc32_of(p, n - kTrailer);
   // Sizes from the header say what the file should have been; trusted only
   // once the CRC matches, used before that to tell truncation apart.
   size_t want = 0;  // 0: the header gives no plausible sizes
   const auto n_signed = static_cast<int64_t>(n);
-  if (params >= 0 && states >= 0 && params <= n_signed && states <= n_signed) {
-    want = kPrefix + header_len + 4 * static_cast<size_t>(params + states) + kTrailer;
+  if (params >= 0 && states >= 0 && outers >= 0 && params <= n_signed && states <= n_signed &&
+      outers <= n_signed) {
+    want = kPrefix + header_len + 4 * static_cast<size_t>(params + states + outers) + kTrailer;
   }
   if (stored_crc != actual_crc) {
     if (want > n) {
@@ -147,7 +156,13 @@ core::Result<CheckpointState> decode_checkpoint(std::span<const uint8_t> bytes,
   }
   // The CRC matched, so anything wrong from here on was written that way.
   if (want == 0) {
-    return core::corrupt("header is not a checkpoint header (param_count/state_count missing)");
+    return core::corrupt(
+        "header is not a checkpoint header (param_count/state_count missing or outer_count "
+        "invalid)");
+  }
+  if (outers != 0 && outers != 2 * params) {
+    return core::corrupt("header outer_count " + std::to_string(outers) +
+                         " is neither 0 nor twice param_count " + std::to_string(params));
   }
   if (n != want) {
     return core::corrupt("header announces " + std::to_string(want) + " bytes, file has " +
@@ -200,9 +215,15 @@ core::Result<CheckpointState> decode_checkpoint(std::span<const uint8_t> bytes,
   const uint8_t* data = p + kPrefix + header_len;
   s.params = get_floats(data, static_cast<size_t>(params));
   s.optimizer_state = get_floats(data + 4 * params, static_cast<size_t>(states));
+  if (outers) {
+    const uint8_t* outer = data + 4 * (params + states);
+    s.outer.phi = get_floats(outer, static_cast<size_t>(params));
+    s.outer.v = get_floats(outer + 4 * params, static_cast<size_t>(params));
+  }
   if (core::first_non_finite(s.params) < s.params.size()) {
     return core::corrupt("parameters hold a non-finite value (the run had diverged)");
   }
+  GOSSIP_RETURN_IF_ERROR(averaging::check_outer_state(s.outer, s.params.size()));
   return s;
 }
 

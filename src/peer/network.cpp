@@ -95,6 +95,7 @@ struct PeerNetwork::Parts {
   std::unique_ptr<membership::Reach> reach;
   std::shared_ptr<SwarmDirectory> directory;
   std::unique_ptr<averaging::Engine> engine;
+  bool outer_mode = false;  // gossip.mode outer
   std::vector<std::string> seeds;
   int64_t join_timeout_ms = 30000;
   TrainGauges gauges;
@@ -217,6 +218,7 @@ core::Result<std::unique_ptr<PeerNetwork>> PeerNetwork::start(const config::Conf
   parts->directory = std::make_shared<SwarmDirectory>(*parts->swarm, *parts->node);
   auto options = averaging::options_from(config.gossip, trainer.shard_size());
   options.weight = weight;
+  parts->outer_mode = options.mode == averaging::GossipMode::kOuter;
   parts->engine =
       std::make_unique<averaging::Engine>(parts->io, *parts->node, parts->directory,
                                           averaging::identity_of(trainer.backend()), options);
@@ -394,6 +396,20 @@ void PeerNetwork::leave(Trainer& trainer, bool final_exchange) {
   }
   parts_->engine->stop();
   parts_->swarm->leave_wait(milliseconds(1000));
+}
+
+averaging::OuterState PeerNetwork::outer_state() const {
+  return parts_->engine->outer_state();
+}
+
+core::Status PeerNetwork::resume_outer_state(averaging::OuterState state) {
+  if (state.empty()) return core::Status::ok();
+  if (parts_->outer_mode) {
+    return parts_->engine->set_outer_state(std::move(state)).with_context("checkpoint outer state");
+  }
+  core::log_info("peer",
+                 "the checkpoint holds an outer-optimizer state, unused in gossip.mode params");
+  return core::Status::ok();
 }
 
 NetworkCounters PeerNetwork::counters() const {

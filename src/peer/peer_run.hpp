@@ -89,6 +89,9 @@ class PeerRun {
   RunSummary summary_;
   double weight_ = 0.0;  // the averaging weight, kept in checkpoints
   std::optional<std::filesystem::path> resumed_from_;
+  // The resumed checkpoint's outer state (gossip.mode outer), handed to the
+  // engine once the network is up.
+  averaging::OuterState resumed_outer_;
 
   // The training loop's tallies.
   Clock::time_point start_;

@@ -62,6 +62,11 @@ core::Status check_key_files(const PeerConfig& peer) {
 // says so with kInvalidArgument): it could never average with the swarm, so
 // training alone would be a silent misconfiguration.
 core::Status model_refusal(const train::ModelSpec& model, const core::Status& fetch_error) {
+  if (fetch_error.message().find(averaging::kModeMismatch) != std::string::npos) {
+    return core::invalid_argument(
+        std::string(averaging::kModeMismatch) + " this peer's gossip.mode is not the swarm's: " +
+        fetch_error.message() + "; give this peer the swarm's gossip.mode");
+  }
   return core::invalid_argument("model mismatch: this config's model " + model.describe() +
                                 " (fingerprint " + averaging::fingerprint_hex(model.fingerprint()) +
                                 ") is not the swarm's: " + fetch_error.message() +
@@ -182,6 +187,7 @@ core::Status PeerRun::resume() {
     GOSSIP_RETURN_IF_ERROR(trainer_->resume(loaded->state).with_context(loaded->file.string()));
     weight_ = loaded->state.weight;
     resumed_from_ = loaded->file;
+    resumed_outer_ = std::move(loaded->state.outer);
     summary_.start_step = loaded->state.step;
     summary_.checkpoint = loaded->file.string();
     last_saved_ = summary_.start_step;
@@ -202,6 +208,7 @@ core::Status PeerRun::join() {
   net_ = std::move(*started);
   summary_.peer_id = net_->peer_id();
   summary_.listen = net_->listen_address();
+  GOSSIP_RETURN_IF_ERROR(net_->resume_outer_state(std::move(resumed_outer_)));
   host_.on_network(*net_);
   if (auto joined = net_->join(&stop_); !joined) {
     if (!stop_.load(std::memory_order_relaxed)) return joined;

@@ -178,7 +178,8 @@ void PeerRun::write_train_record() {
 }
 
 core::Status PeerRun::save_checkpoint() {
-  const CheckpointState state = trainer_->checkpoint_state(weight_);
+  CheckpointState state = trainer_->checkpoint_state(weight_);
+  if (net_) state.outer = net_->outer_state();
   if (core::first_non_finite(state.params) < state.params.size()) {
     // The last step's loss was finite but its update was not.
     diverged_ = diverged_message(*trainer_, "its update made the parameters non-finite");

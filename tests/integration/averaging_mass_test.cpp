@@ -41,14 +41,16 @@ Sums sums(const std::vector<std::vector<float>>& xs) {
   return s;
 }
 
-void run_mass(WireFormat wire) {
+void run_mass(WireFormat wire, GossipMode mode = GossipMode::kParams, OuterOptions outer = {}) {
   IoThreads io(2);
   Swarm swarm(
       io, 8, [](int i) { return small_model(100 + i); },
-      [wire](int i) {
+      [wire, mode, outer](int i) {
         Options o;
         o.interval = 4ms;
         o.wire = wire;
+        o.mode = mode;
+        o.outer = outer;
         o.weight = i + 1.0;
         o.backoff = 2ms;
         o.exchange_timeout = 5s;
@@ -87,9 +89,10 @@ void run_mass(WireFormat wire) {
     busy += p->engine->counters().exchanges_busy;
   }
   MESSAGE(std::string(averaging::wire_format_name(wire))
-          << ": " << exchanges << " exchanges in " << secs << " s (busy " << busy << ", failed "
-          << failed << "); |dS|/A = " << rel << ", ||dm||/||m|| = " << rel_vec
-          << ", consensus distance " << d0 << " -> " << consensus_distance(x1));
+          << " " << std::string(gossip_mode_name(mode)) << ": " << exchanges << " exchanges in "
+          << secs << " s (busy " << busy << ", failed " << failed << "); |dS|/A = " << rel
+          << ", ||dm||/||m|| = " << rel_vec << ", consensus distance " << d0 << " -> "
+          << consensus_distance(x1));
   CHECK(rel <= 1e-6);
   CHECK(rel_vec <= 1e-5);
   CHECK(failed == 0);
@@ -105,4 +108,15 @@ TEST_CASE("mass conservation: 8 peers, 1000 exchanges, fp32 wire") {
 
 TEST_CASE("mass conservation: 8 peers, 1000 exchanges, bf16 wire") {
   run_mass(WireFormat::kBf16);
+}
+
+// Outer mode with lr 1 and momentum 0 is params mode (docs/design.md "Outer
+// mode", conserved quantity (2)); with momentum 0 and no training, any lr
+// keeps the weighted sum too (3), since theta stays equal to phi.
+TEST_CASE("mass conservation: outer mode, lr 1, momentum 0, fp32 wire") {
+  run_mass(WireFormat::kFp32, GossipMode::kOuter, {100, 1.0, 0.0});
+}
+
+TEST_CASE("mass conservation: outer mode, lr 0.5, momentum 0, bf16 wire") {
+  run_mass(WireFormat::kBf16, GossipMode::kOuter, {100, 0.5, 0.0});
 }

@@ -416,10 +416,10 @@ TEST_CASE("REFUSE from the partner, a failed send, stop: what each decides") {
 TEST_CASE("check_offer and check_state_request refuse with a code and a reason naming both") {
   const std::string mine = fingerprint_hex(0x1111);
   Offer o{5, 0, 1.0, WireFormat::kFp32, 100, mine};
-  CHECK_FALSE(check_offer(o, mine, 100, "partnerpartner", "selfselfself"));
+  CHECK_FALSE(check_offer(o, mine, 100, GossipMode::kParams, "partnerpartner", "selfselfself"));
 
   o.fingerprint = fingerprint_hex(0x2222);
-  auto r = check_offer(o, mine, 100, "partnerpartner", "selfselfself");
+  auto r = check_offer(o, mine, 100, GossipMode::kParams, "partnerpartner", "selfselfself");
   REQUIRE(r);
   CHECK(r->code == RefuseCode::kModelMismatch);
   CHECK(r->reason.rfind(kModelMismatch, 0) == 0);
@@ -428,24 +428,47 @@ TEST_CASE("check_offer and check_state_request refuse with a code and a reason n
 
   o.fingerprint = mine;
   o.count = 99;
-  r = check_offer(o, mine, 100, "p", "s");
+  r = check_offer(o, mine, 100, GossipMode::kParams, "p", "s");
   REQUIRE(r);
   CHECK(r->code == RefuseCode::kSizeMismatch);
   CHECK(r->reason.find("99") != std::string::npos);
 
   StateRequest q{6, mine, 100, 200};
-  CHECK_FALSE(check_state_request(q, mine, 100, 200, "j", "d"));
+  CHECK_FALSE(check_state_request(q, mine, 100, 200, GossipMode::kParams, "j", "d"));
   q.state_count = 0;
-  r = check_state_request(q, mine, 100, 200, "j", "d");
+  r = check_state_request(q, mine, 100, 200, GossipMode::kParams, "j", "d");
   REQUIRE(r);
   CHECK(r->code == RefuseCode::kSizeMismatch);
   q.fingerprint = "ffff";
-  r = check_state_request(q, mine, 100, 200, "j", "d");
+  r = check_state_request(q, mine, 100, 200, GossipMode::kParams, "j", "d");
   REQUIRE(r);
   CHECK(r->code == RefuseCode::kModelMismatch);
+
+  // gossip.mode: checked after the model, before the sizes; both modes named.
+  o.count = 100;
+  o.mode = GossipMode::kOuter;
+  o.outer_steps = 400;
+  r = check_offer(o, mine, 100, GossipMode::kParams, "partnerpartner", "selfselfself");
+  REQUIRE(r);
+  CHECK(r->code == RefuseCode::kModeMismatch);
+  CHECK(r->reason.rfind(kModeMismatch, 0) == 0);
+  CHECK(r->reason.find("\"outer\"") != std::string::npos);
+  CHECK(r->reason.find("\"params\"") != std::string::npos);
+  CHECK_FALSE(check_offer(o, mine, 100, GossipMode::kOuter, "p", "s"));
+  q = {7, mine, 100, 200, GossipMode::kOuter, 200};
+  CHECK_FALSE(check_state_request(q, mine, 100, 200, GossipMode::kOuter, "j", "d"));
+  r = check_state_request(q, mine, 100, 200, GossipMode::kParams, "j", "d");
+  REQUIRE(r);
+  CHECK(r->code == RefuseCode::kModeMismatch);
+  q.outer_count = 0;  // an outer joiner that expects no outer state: sizes differ
+  r = check_state_request(q, mine, 100, 200, GossipMode::kOuter, "j", "d");
+  REQUIRE(r);
+  CHECK(r->code == RefuseCode::kSizeMismatch);
 }
 
 TEST_CASE("a joiner reads a donor's REFUSE by its code, not by its text") {
+  CHECK(fetch_refusal_status({1, "gossip mode mismatch: a", RefuseCode::kModeMismatch}).code() ==
+        core::Code::kInvalidArgument);
   CHECK(fetch_refusal_status({1, "model mismatch: a vs b", RefuseCode::kModelMismatch}).code() ==
         core::Code::kInvalidArgument);
   // The same words without the code (an older peer): not a permanent refusal.

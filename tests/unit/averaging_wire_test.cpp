@@ -217,6 +217,31 @@ TEST_CASE("protocol bodies round-trip and every field is validated") {
     CHECK(r.status().message().find("'code'") != std::string::npos);
   }
   CHECK(std::string(refuse_code_name(RefuseCode::kBadSnapshot)) == "bad_snapshot");
+  CHECK(std::string(refuse_code_name(RefuseCode::kModeMismatch)) == "mode_mismatch");
+  CHECK(parse_refuse(bytes(R"({"xid":3,"code":6,"reason":"r"})"))->code ==
+        RefuseCode::kModeMismatch);
+
+  // gossip.mode: params frames carry no mode (an older peer's bytes); outer
+  // ones carry it and H; a mode this peer does not know is refused.
+  const auto params_body = encode(o);
+  CHECK(std::string(params_body.begin(), params_body.end()).find("mode") == std::string::npos);
+  o.mode = GossipMode::kOuter;
+  o.outer_steps = 400;
+  p = parse_offer(encode(o));
+  REQUIRE(p.is_ok());
+  CHECK(p->mode == GossipMode::kOuter);
+  CHECK(p->outer_steps == 400);
+  auto bad_mode = parse_offer(bytes(
+      R"({"xid":1,"step":0,"weight":1,"format":"fp32","count":1,"fingerprint":"00","mode":"x"})"));
+  REQUIRE_FALSE(bad_mode.is_ok());
+  CHECK(bad_mode.status().message().find("'mode'") != std::string::npos);
+  auto req = parse_state_request(encode(StateRequest{4, "00", 10, 20, GossipMode::kOuter, 20}));
+  REQUIRE(req.is_ok());
+  CHECK(req->mode == GossipMode::kOuter);
+  CHECK(req->outer_count == 20);
+  auto outer_info = parse_state_info(encode(StateInfo{9, 100, 90, 10, 20, "00", 20}));
+  REQUIRE(outer_info.is_ok());
+  CHECK(outer_info->outer_count == 20);
 
   auto h = blob_header(kSnapshotBlob, 0x0102030405060708ull);
   auto t = parse_blob_header(h);

@@ -51,9 +51,10 @@ const char* const kPeerConfigs[] = {
     R"({"model": {"layers": [3, 2]},
         "data": {"dataset": {"type": "csv", "train_csv": "t.csv", "test_csv": "v.csv",
                              "label_column": "c", "feature_columns": ["a", "b", "d"]}}})",
-    // the synthetic regression task.
+    // the synthetic regression task, gossiping in outer mode.
     R"({"model": {"layers": [10, 20, 1], "loss": "mse", "activation": "tanh"},
-        "data": {"dataset": {"type": "synthetic_regression"}}})",
+        "data": {"dataset": {"type": "synthetic_regression"}},
+        "gossip": {"mode": "outer", "outer": {"steps": 50}}})",
     // a GPT on text with adamw.
     R"({"model": {"type": "gpt", "block": 16, "layers": 1, "heads": 2, "embd": 16},
         "optimizer": {"type": "adamw", "grad_clip": 1.0},

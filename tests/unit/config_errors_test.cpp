@@ -9,6 +9,7 @@
 #include <string>
 
 #include "config_test_support.hpp"
+#include "gossip/averaging/engine.hpp"
 #include "gossip/config/config.hpp"
 
 using config_test::base;
@@ -164,6 +165,34 @@ TEST_CASE("impossible values are named") {
   j["gossip"]["interval_steps"] = 10;
   CHECK(error_of(j) ==
         "gossip.interval_ms: set gossip.interval_steps or gossip.interval_ms, not both");
+
+  // gossip.mode and gossip.outer.
+  j = base();
+  j["gossip"] = {{"mode", "outr"}};
+  CHECK(error_of(j) == "gossip.mode: expected params or outer, got \"outr\" (did you mean outer?)");
+  j["gossip"] = {{"mode", "outer"}, {"interval_steps", 20}};
+  CHECK(error_of(j) ==
+        "gossip.interval_steps: gossip.mode \"outer\" exchanges every "
+        "gossip.outer.steps steps: remove it");
+  j["gossip"] = {{"outer", {{"steps", 400}}}};
+  CHECK(error_of(j) == "gossip.outer: not used unless gossip.mode is \"outer\"");
+  j["gossip"] = {{"mode", "outer"}, {"outer", {{"momentum", 1.0}}}};
+  CHECK(error_of(j) == "gossip.outer.momentum: expected a number in [0, 1), got 1.0");
+  j["gossip"] = {{"mode", "outer"}, {"outer", {{"lr", 0}}}};
+  CHECK(error_of(j) == "gossip.outer.lr: expected a number in (0, 10], got 0");
+  j["gossip"] = {{"mode", "outer"}, {"outer", {{"steps", 400}, {"lr", 1.0}, {"momentum", 0}}}};
+  {
+    auto c = gossip::config::parse_config(j.dump(), "/tmp/gossip-config-test");
+    REQUIRE(c.is_ok());
+    CHECK(c->gossip.mode == gossip::averaging::GossipMode::kOuter);
+    CHECK(c->gossip.outer.steps == 400);
+    const auto o = gossip::averaging::options_from(c->gossip, 100);
+    CHECK(o.interval_steps == 400);
+    CHECK(o.outer.lr == 1.0);
+    auto again = gossip::config::parse_config(to_json(*c).dump(), "/tmp/gossip-config-test");
+    REQUIRE(again.is_ok());
+    CHECK(again->gossip.outer.steps == 400);
+  }
 
   j = base();
   j["membership"]["probe_timeout_ms"] = 1000;

@@ -201,6 +201,7 @@ TEST_CASE("every shipped sim-*.json loads and passes the checks gossip-sim makes
   CHECK(names == std::vector<std::string>{"sim-churn.json", "sim-consensus.json",
                                           "sim-fashion-mnist.json", "sim-gpt-noniid.json",
                                           "sim-gpt.json", "sim-mlp-64.json", "sim-noniid.json",
+                                          "sim-outer-fashion-mnist.json", "sim-outer-noniid.json",
                                           "sim-regression-256.json", "sim-regression.json"});
 }
 

@@ -110,6 +110,48 @@ TEST_CASE("a checkpoint round-trips every field and value exactly") {
   CHECK(h.at("param_count") == 26);
 }
 
+TEST_CASE("a checkpoint holds the outer optimizer's phi and v (gossip.mode outer)") {
+  TempDir dir("gossip-ckpt");
+  CheckpointState s = small_state(400);
+  for (int i = 0; i < 26; ++i) {
+    s.outer.phi.push_back(0.125f * static_cast<float>(i) - 1.0f);
+    s.outer.v.push_back(1e-3f * static_cast<float>(i - 13));
+  }
+  const auto bytes = peer::encode_checkpoint(s);
+  CHECK(bytes.size() == 16 + bytes[12] + (bytes[13] << 8) + 4 * (52 + 52) + 4);
+  const auto expect = small_expect();
+  auto back = peer::decode_checkpoint(bytes, &expect);
+  REQUIRE(back.is_ok());
+  CHECK(same_state(*back, s));
+  CHECK(back->outer.phi == s.outer.phi);
+  CHECK(back->outer.v == s.outer.v);
+  // Through the store, as a peer writes and resumes it.
+  auto store = CheckpointStore::open(dir.path(), 2, expect);
+  REQUIRE(store.is_ok());
+  REQUIRE(store->save(s).is_ok());
+  auto loaded = store->load_newest();
+  REQUIRE(loaded.has_value());
+  CHECK(loaded->state.outer.phi == s.outer.phi);
+  CHECK(loaded->state.outer.v == s.outer.v);
+  // A params-mode file has none.
+  auto plain = peer::decode_checkpoint(peer::encode_checkpoint(small_state(1)), &expect);
+  REQUIRE(plain.is_ok());
+  CHECK(plain->outer.empty());
+  // Sizes that do not fit the model, and non-finite values, are refused.
+  CheckpointState odd = s;
+  odd.outer.v.resize(20);
+  auto r = peer::decode_checkpoint(peer::encode_checkpoint(odd), &expect);
+  REQUIRE_FALSE(r.is_ok());
+  CHECK(r.status().code() == core::Code::kCorrupt);
+  CHECK(r.status().message().find("outer_count 46") != std::string::npos);
+  CheckpointState nan = s;
+  nan.outer.v[5] = std::nanf("");
+  r = peer::decode_checkpoint(peer::encode_checkpoint(nan), &expect);
+  REQUIRE_FALSE(r.is_ok());
+  CHECK(r.status().message().find("momentum has a non-finite value at element 5") !=
+        std::string::npos);
+}
+
 TEST_CASE("every flipped byte and every truncation of a checkpoint is detected") {
   const CheckpointState s = small_state(77);
   const auto good = peer::encode_checkpoint(s);

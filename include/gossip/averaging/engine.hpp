@@ -39,6 +39,7 @@
 
 #include "gossip/averaging/directory.hpp"
 #include "gossip/averaging/options.hpp"
+#include "gossip/averaging/outer.hpp"
 #include "gossip/averaging/wire_format.hpp"
 #include "gossip/core/histogram.hpp"
 #include "gossip/core/status.hpp"
@@ -61,6 +62,11 @@ struct Options {
   std::chrono::milliseconds state_timeout{30000};  // per donor, for fetch_state
   double weight = 1.0;                             // w_i, finite and > 0
   uint64_t seed = 0;                               // peer choice and jitter; 0 = random
+  // gossip.mode: kParams averages the parameters; kOuter makes every
+  // exchange a sync point of the outer optimizer (outer.hpp). The schedule
+  // is the same either way (options_from sets interval_steps to outer.steps).
+  GossipMode mode = GossipMode::kParams;
+  OuterOptions outer;
 };
 
 // Options from the config's gossip section; `shard_samples` is this peer's
@@ -136,12 +142,19 @@ class Engine {
                               std::chrono::milliseconds timeout);
 
   // Trainer thread, before training starts: downloads parameters, optimizer
-  // state and step from the candidates, in the given order (shuffle them for
-  // a random live member), moving on when one fails, refuses or exceeds
-  // state_timeout; writes the state into `backend`. kInvalidArgument when
-  // every donor refused this peer's model (it can never average with them),
-  // else kUnavailable naming each failure when none could serve.
+  // state (and in outer mode phi and v) and step from the candidates, in the given order (shuffle
+  // them for a random live member), moving on when one fails, refuses or exceeds state_timeout;
+  // writes the state into `backend`. kInvalidArgument when every donor refused this peer's model
+  // (it can never average with them), else kUnavailable naming each failure when none could serve.
   core::Result<FetchedState> fetch_state(train::Backend& backend, std::vector<Member> candidates);
+
+  // Outer mode, trainer thread: phi and v (empty until the first
+  // between_steps() or fetch_state(), which start them from the parameters
+  // and zeros). Checkpoints save them; a resumed peer hands them back with
+  // set_outer_state() before training (kCorrupt when the sizes do not fit
+  // the model or a value is not finite; an empty state starts afresh).
+  const OuterState& outer_state() const;
+  core::Status set_outer_state(OuterState state);
 
   // Starts/stops initiating exchanges (offers are still answered). Any thread.
   void set_initiating(bool on);

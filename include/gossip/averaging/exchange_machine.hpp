@@ -114,15 +114,20 @@ struct Refusal {
   RefuseCode code;
   std::string reason;
 };
+// Checked in this order: model fingerprint, gossip.mode (`mode`: ours),
+// element count.
 std::optional<Refusal> check_offer(const Offer& offer, const std::string& fingerprint,
-                                   uint64_t param_count, const std::string& partner,
-                                   const std::string& self);
-// The same for a joiner's STATE_REQ.
+                                   uint64_t param_count, GossipMode mode,
+                                   const std::string& partner, const std::string& self);
+// The same for a joiner's STATE_REQ (sizes: parameters, optimizer state and,
+// in outer mode, 2 * param_count floats of outer state).
 std::optional<Refusal> check_state_request(const StateRequest& req, const std::string& fingerprint,
                                            uint64_t param_count, uint64_t state_count,
-                                           const std::string& joiner, const std::string& self);
+                                           GossipMode mode, const std::string& joiner,
+                                           const std::string& self);
 // How a joiner reads a donor's REFUSE: kInvalidArgument (permanent: the
-// models differ, no donor of this swarm will do) or kProtocol.
+// models or gossip modes differ, no donor of this swarm will do) or
+// kProtocol.
 core::Status fetch_refusal_status(const Refuse& refuse);
 
 }  // namespace gossip::averaging

@@ -8,6 +8,7 @@
 #include <cstdint>
 #include <nlohmann/json_fwd.hpp>
 
+#include "gossip/averaging/outer.hpp"
 #include "gossip/averaging/wire_format.hpp"
 
 namespace gossip::options {
@@ -26,6 +27,8 @@ struct GossipConfig {
   WeightMode weight = WeightMode::kSamples;  // samples in this peer's shard
   double weight_value = 1.0;                 // kFixed: the number; kUniform: 1
   int64_t backoff_ms = 200;                  // base of the jittered exponential backoff
+  GossipMode mode = GossipMode::kParams;     // gossip.mode
+  OuterOptions outer;                        // gossip.outer (outer mode only)
 };
 
 // Reads the top-level object's optional "gossip" section into `out`

@@ -6,8 +6,11 @@
 // architecture hash (train::ModelSpec::fingerprint()) as 16 lowercase hex
 // digits; `format` is "fp32" | "bf16" | "fp16".
 //
-//   0x40 OFFER      {xid, step, weight, format, count, fingerprint}
-//                   Initiator -> responder: "average with me". The responder
+//   0x40 OFFER      {xid, step, weight, format, count, fingerprint
+//                    [, mode, outer_steps]}
+//                   Initiator -> responder: "average with me". `mode` is
+//                   "params" (also when absent) or "outer" (gossip.mode),
+//                   with the initiator's H in `outer_steps`. The responder
 //                   answers at once with REPLY, BUSY or REFUSE.
 //   0x41 REPLY      {xid, weight}
 //                   Accepted. Both sides now stream their snapshot in
@@ -27,10 +30,11 @@
 //                   A side applies its delta only after it validated the
 //                   peer's snapshot AND received the peer's ACK, so a failure
 //                   before that point leaves both replicas untouched.
-//   0x45 STATE_REQ  {xid, fingerprint, param_count, state_count}
+//   0x45 STATE_REQ  {xid, fingerprint, param_count, state_count
+//                    [, mode, outer_count]}
 //                   A joiner asks for the full training state.
 //   0x46 STATE      {xid, step, optimizer_steps, param_count, state_count,
-//                    fingerprint}
+//                    fingerprint [, outer_count]}
 //                   The donor's answer, followed by a STATE blob; or BUSY /
 //                   REFUSE with the same xid.
 //
@@ -39,8 +43,8 @@
 // big-endian:
 //   0x50 SNAPSHOT   `count` elements in `format` (little-endian): one side's
 //                   wire snapshot of an exchange, in both directions.
-//   0x51 STATE      param_count + state_count float32 values: parameters,
-//                   then optimizer state.
+//   0x51 STATE      param_count + state_count + outer_count float32 values:
+//                   parameters, optimizer state, then (outer mode) phi and v.
 #pragma once
 
 #include <array>
@@ -50,6 +54,7 @@
 #include <string_view>
 #include <vector>
 
+#include "gossip/averaging/outer.hpp"
 #include "gossip/averaging/wire_format.hpp"
 #include "gossip/core/status.hpp"
 
@@ -80,6 +85,9 @@ struct Offer {
   WireFormat format = WireFormat::kFp32;
   uint64_t count = 0;
   std::string fingerprint;
+  // Optional on the wire (absent from older peers: params, 0).
+  GossipMode mode = GossipMode::kParams;
+  int64_t outer_steps = 0;  // the initiator's H in outer mode, else 0
 };
 struct Reply {
   uint64_t xid = 0;
@@ -95,8 +103,9 @@ enum class RefuseCode : uint16_t {
   kBadSnapshot = 3,    // the sender rejected our blob: wrong size or a non-finite value
   kTimeout = 4,        // the exchange did not finish within the sender's exchange timeout
   kAborted = 5,        // the sender gave up: send or dial failure, or it is stopping
+  kModeMismatch = 6,   // gossip.mode differs (params / outer): permanent, as kModelMismatch
 };
-inline constexpr uint16_t kMaxRefuseCode = 5;
+inline constexpr uint16_t kMaxRefuseCode = 6;
 // "model_mismatch", ... (logs and docs); "unspecified" for unknown values.
 const char* refuse_code_name(RefuseCode code);
 
@@ -109,11 +118,15 @@ struct Refuse {
 // How a REFUSE reason starts when the peers' models differ (for people and
 // logs; programs read RefuseCode::kModelMismatch).
 inline constexpr std::string_view kModelMismatch = "model mismatch:";
+// ... and when their gossip.mode differs (RefuseCode::kModeMismatch).
+inline constexpr std::string_view kModeMismatch = "gossip mode mismatch:";
 struct StateRequest {
   uint64_t xid = 0;
   std::string fingerprint;
   uint64_t param_count = 0;
   uint64_t state_count = 0;
+  GossipMode mode = GossipMode::kParams;  // optional on the wire
+  uint64_t outer_count = 0;  // outer-state floats expected (2 * param_count in outer mode)
 };
 struct StateInfo {
   uint64_t xid = 0;
@@ -122,6 +135,7 @@ struct StateInfo {
   uint64_t param_count = 0;
   uint64_t state_count = 0;
   std::string fingerprint;
+  uint64_t outer_count = 0;  // optional on the wire: phi then v follow the optimizer state
 };
 
 // Encoders return the JSON body. Any thread.

@@ -13,6 +13,8 @@
 //   16      H     header: a UTF-8 JSON object (kHeaderKeys below)
 //   16+H    4*P   parameters, float32 little-endian (P = param_count)
 //   ...     4*S   optimizer state, float32 little-endian (S = state_count)
+//   ...     4*O   outer state (gossip.mode "outer"): phi then v, float32 LE
+//                 (O = outer_count, 0 or 2P; absent from older files: 0)
 //   end-4   4     CRC-32 (zlib) of every byte before it, u32 little-endian
 //
 // CheckpointStore owns one folder: it writes ckpt-<step, 9+ digits>.bin
@@ -34,6 +36,7 @@
 #include <string>
 #include <vector>
 
+#include "gossip/averaging/outer.hpp"
 #include "gossip/core/status.hpp"
 #include "gossip/data/batcher.hpp"
 #include "gossip/train/model.hpp"
@@ -58,6 +61,9 @@ struct CheckpointState {
   nlohmann::json model_spec;
   std::vector<float> params;
   std::vector<float> optimizer_state;
+  // Outer mode's phi and v (averaging::Engine::outer_state()); empty in
+  // params mode and in files written before the outer mode.
+  averaging::OuterState outer;
 };
 
 // What a checkpoint must match to be resumed by this peer.

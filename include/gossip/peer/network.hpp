@@ -73,6 +73,14 @@ class PeerNetwork {
   // refused), then LEAVE to every member.
   void leave(Trainer& trainer, bool final_exchange = true);
 
+  // gossip.mode outer: phi and v as the engine holds them (empty in params
+  // mode), for checkpoints.
+  averaging::OuterState outer_state() const;
+  // A resumed checkpoint's phi and v, before training. In params mode a
+  // non-empty state is dropped with a log line; in outer mode an empty one
+  // starts afresh from the parameters. kCorrupt when it does not fit.
+  core::Status resume_outer_state(averaging::OuterState state);
+
   // Exchanges, bytes and members for metrics and progress lines.
   NetworkCounters counters() const;
   // The last evaluation (accuracy only for classification), published for

@@ -18,19 +18,19 @@ namespace gossip::averaging::detail {
 void take_snapshot(train::Backend& backend, Exchange& ex) {
   if (const auto host = backend.host_parameters(); !host.empty()) {
     ex.path = ParamPath::kInPlace;
-    encode(ex.format, host, ex.own_wire());
+    encode(ex.layout, host, ex.own_wire(), rounding_seed(ex.xid(), ex.initiator()));
     return;
   }
   ex.path = ParamPath::kStaged;
   ex.stage_values();
-  encode(ex.format, backend.snapshot(), ex.own_wire(),
-         ex.format == WireFormat::kFp32 ? std::span<float>() : ex.own_values());
+  encode(ex.layout, backend.snapshot(), ex.own_wire(), rounding_seed(ex.xid(), ex.initiator()),
+         ex.format() == WireFormat::kFp32 ? std::span<float>() : ex.own_values());
 }
 
 void prepare_apply(Exchange& ex) {
   // The in-place path dequantizes and takes the norm inside its apply pass.
   if (ex.path != ParamPath::kStaged) return;
-  if (ex.format != WireFormat::kFp32) decode(ex.format, ex.other_wire(), ex.other_values());
+  if (ex.format() != WireFormat::kFp32) decode(ex.layout, ex.other_wire(), ex.other_values());
   ex.delta_sq = squared_distance(ex.other_values(), ex.own_values());
 }
 
@@ -38,7 +38,7 @@ double apply_delta(train::Backend& backend, Exchange& ex) {
   const float scale = static_cast<float>(ex.machine.scale());
   if (ex.path == ParamPath::kInPlace) {
     // The host view is stable between steps, and take_snapshot() saw it.
-    ex.delta_sq = apply_wire_delta(ex.format, scale, ex.other_wire(), ex.own_wire(),
+    ex.delta_sq = apply_wire_delta(ex.layout, scale, ex.other_wire(), ex.own_wire(),
                                    backend.host_parameters());
   } else {
     backend.apply_delta(scale, ex.other_values(), ex.own_values());

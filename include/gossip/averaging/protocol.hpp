@@ -50,7 +50,7 @@
 #include <string_view>
 #include <vector>
 
-#include "gossip/averaging/wire_format.hpp"
+#include "gossip/averaging/codec.hpp"
 #include "gossip/core/status.hpp"
 
 namespace gossip::averaging {
@@ -77,7 +77,7 @@ struct Offer {
   uint64_t xid = 0;
   int64_t step = 0;
   double weight = 1.0;
-  WireFormat format = WireFormat::kFp32;
+  WireCodec codec;  // "format", and "block" / "fraction" where the codec has them
   uint64_t count = 0;
   std::string fingerprint;
 };
@@ -95,8 +95,9 @@ enum class RefuseCode : uint16_t {
   kBadSnapshot = 3,    // the sender rejected our blob: wrong size or a non-finite value
   kTimeout = 4,        // the exchange did not finish within the sender's exchange timeout
   kAborted = 5,        // the sender gave up: send or dial failure, or it is stopping
+  kBadOffer = 6,       // the OFFER did not parse: a codec or parameter this peer does not accept
 };
-inline constexpr uint16_t kMaxRefuseCode = 5;
+inline constexpr uint16_t kMaxRefuseCode = 6;
 // "model_mismatch", ... (logs and docs); "unspecified" for unknown values.
 const char* refuse_code_name(RefuseCode code);
 

@@ -12,7 +12,7 @@ void FloatStore::resize(size_t n) {
   size = n;
 }
 
-std::unique_ptr<Buffers> BufferPool::take(WireFormat format, size_t count) {
+std::unique_ptr<Buffers> BufferPool::take(size_t wire_bytes) {
   std::unique_ptr<Buffers> b;
   {
     std::lock_guard l(mu);
@@ -22,7 +22,7 @@ std::unique_ptr<Buffers> BufferPool::take(WireFormat format, size_t count) {
     }
   }
   if (!b) b = std::make_unique<Buffers>();
-  const size_t words = (wire_bytes(format, count) + 3) / 4;
+  const size_t words = (wire_bytes + 3) / 4;
   b->own_store.resize(words);
   b->other_store.resize(words);
   b->own_f.resize(0);
@@ -36,13 +36,13 @@ void BufferPool::give(std::unique_ptr<Buffers> b) {
   if (free.size() < 2) free.push_back(std::move(b));
 }
 
-Exchange::Exchange(Strand strand, std::shared_ptr<BufferPool> p, WireFormat f, size_t n,
+Exchange::Exchange(Strand strand, std::shared_ptr<BufferPool> p, const WireCodec& codec, size_t n,
                    ExchangeMachine m)
     : machine(m),
-      format(f),
+      layout(make_layout(codec, n, m.xid())),
       count(n),
       pool(std::move(p)),
-      buf(pool->take(f, n)),
+      buf(pool->take(layout.bytes())),
       timer(strand),
       events(strand, 16) {}
 Exchange::~Exchange() {
@@ -50,23 +50,23 @@ Exchange::~Exchange() {
 }
 
 std::span<uint8_t> Exchange::own_wire() {
-  return {reinterpret_cast<uint8_t*>(buf->own_store.get()), wire_bytes(format, count)};
+  return {reinterpret_cast<uint8_t*>(buf->own_store.get()), layout.bytes()};
 }
 std::span<uint8_t> Exchange::other_wire() {
-  return {reinterpret_cast<uint8_t*>(buf->other_store.get()), wire_bytes(format, count)};
+  return {reinterpret_cast<uint8_t*>(buf->other_store.get()), layout.bytes()};
 }
 void Exchange::stage_values() {
-  if (format == WireFormat::kFp32) return;
+  if (format() == WireFormat::kFp32) return;
   buf->own_f.resize(count);
   buf->other_f.resize(count);
 }
 std::span<float> Exchange::own_values() {
-  return format == WireFormat::kFp32 ? std::span<float>(buf->own_store.get(), count)
-                                     : std::span<float>(buf->own_f.get(), buf->own_f.size);
+  return format() == WireFormat::kFp32 ? std::span<float>(buf->own_store.get(), count)
+                                       : std::span<float>(buf->own_f.get(), buf->own_f.size);
 }
 std::span<float> Exchange::other_values() {
-  return format == WireFormat::kFp32 ? std::span<float>(buf->other_store.get(), count)
-                                     : std::span<float>(buf->other_f.get(), buf->other_f.size);
+  return format() == WireFormat::kFp32 ? std::span<float>(buf->other_store.get(), count)
+                                       : std::span<float>(buf->other_f.get(), buf->other_f.size);
 }
 
 std::span<float> Exchange::own_exact() {

@@ -36,6 +36,7 @@
 #include <optional>
 #include <random>
 
+#include "gossip/averaging/codec.hpp"
 #include "gossip/averaging/engine.hpp"
 #include "gossip/averaging/exchange_machine.hpp"
 #include "gossip/averaging/protocol.hpp"
@@ -64,7 +65,7 @@ struct Buffers {
 struct BufferPool {
   std::mutex mu;
   std::vector<std::unique_ptr<Buffers>> free;
-  std::unique_ptr<Buffers> take(WireFormat format, size_t count);
+  std::unique_ptr<Buffers> take(size_t wire_bytes);
   void give(std::unique_ptr<Buffers> b);
 };
 
@@ -108,14 +109,15 @@ struct ExchangeEvent {
 using EventChannel = asio::experimental::channel<void(asio::error_code, ExchangeEvent)>;
 
 struct Exchange {
-  Exchange(Strand strand, std::shared_ptr<BufferPool> pool, WireFormat format, size_t count,
+  // Draws the exchange's layout (randk: its blocks) from the machine's xid.
+  Exchange(Strand strand, std::shared_ptr<BufferPool> pool, const WireCodec& codec, size_t count,
            ExchangeMachine machine);
   ~Exchange();  // returns the buffers to the pool
 
   std::span<uint8_t> own_wire();
   std::span<uint8_t> other_wire();
-  // kStaged only: allocates own/other dequantized arrays (bf16/fp16; fp32
-  // uses the wire buffers).
+  // kStaged only: allocates own/other dequantized arrays (all codecs but
+  // fp32, which uses the wire buffers).
   void stage_values();
   std::span<float> own_values();    // dq(q(s_own))
   std::span<float> other_values();  // dq(q(s_other)), after decode
@@ -127,8 +129,9 @@ struct Exchange {
   ExchangeMachine machine;
   uint64_t xid() const { return machine.xid(); }
   bool initiator() const { return machine.role() == Role::kInitiator; }
-  WireFormat format;
+  WireLayout layout;  // both blobs' codec and shape
   size_t count;
+  WireFormat format() const { return layout.codec.format; }
   std::string peer_id;
   std::shared_ptr<net::Session> session;
   bool outer = false;  // gossip.mode outer: take_snapshot keeps s, apply_outer applies

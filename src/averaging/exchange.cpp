@@ -143,7 +143,8 @@ asio::awaitable<void> Core::initiate(std::shared_ptr<Exchange> ex, Member peer) 
     // OFFER; then REPLY or BUSY, both blobs and both ACKs.
     ex->session = s;
     blobs_.expect(s.get(), {kSnapshotBlob, ex->xid(), ex->other_wire(), ex});
-    Offer offer{ex->xid(), ex->step, ex->machine.w_own(), ex->format, ex->count, fingerprint_};
+    Offer offer{ex->xid(),        ex->step,  ex->machine.w_own(),
+                ex->layout.codec, ex->count, fingerprint_};
     offer.mode = opt_.mode;
     if (opt_.mode == GossipMode::kOuter) offer.outer_steps = opt_.outer.steps;
     if (!s->try_send_frame(kOffer, encode(offer))) {
@@ -183,7 +184,7 @@ void Core::handle_offer(std::shared_ptr<net::Session> s, Offer offer) {
   }
   const ExchangeMachine machine(Role::kResponder, offer.xid, opt_.weight, offer.weight,
                                 Clock::now(), opt_.exchange_timeout);
-  auto ex = std::make_shared<Exchange>(strand_, pool_, offer.format, model_.param_count, machine);
+  auto ex = std::make_shared<Exchange>(strand_, pool_, offer.codec, model_.param_count, machine);
   ex->peer_id = s->peer_id();
   ex->session = s;
   ex->outer = opt_.mode == GossipMode::kOuter;
@@ -225,11 +226,9 @@ void Core::handle_snapshot_blob(net::Session* s, uint64_t xid, core::Status st) 
   if (st) {
     // Validate in wire form (one read-only pass); dequantizing is left to
     // the pass that uses the values.
-    const size_t bad = first_non_finite_wire(ex->format, ex->other_wire());
-    if (bad < ex->count) {
+    if (auto v = validate(ex->layout, ex->other_wire()); !v) {
       st = core::corrupt("snapshot from " + core::short_peer_id(ex->peer_id) +
-                         " rejected: non-finite value at element " + std::to_string(bad) + " of " +
-                         std::to_string(ex->count));
+                         " rejected: " + v.message());
     }
   }
   deliver(ex, {Kind::kOtherSnapshot, std::move(st)});

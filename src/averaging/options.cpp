@@ -51,10 +51,25 @@ void read_gossip(Section& top, GossipConfig& out) {
   }
   std::vector<std::string> wire_names;
   for (const WireFormat f : kWireFormats) wire_names.emplace_back(wire_format_name(f));
-  std::string wire = wire_format_name(out.wire);
+  std::string wire = wire_format_name(out.wire.format);
   if (s.choice("wire", wire_names, wire)) {
-    out.wire = parse_wire_format(wire).value();
+    out.wire.format = parse_wire_format(wire).value();
   }
+  // Codec parameters (codec.hpp), next to the codec they shape.
+  const bool blocks = out.wire.format == WireFormat::kInt8 || out.wire.format == WireFormat::kRandK;
+  if (s.only_if("wire_block", blocks, "unless gossip.wire is \"int8\" or \"randk\"")) {
+    int64_t block = out.wire.block;
+    if (s.integer("wire_block", block, kMinBlock, kMaxBlock)) {
+      out.wire.block = static_cast<uint32_t>(block);
+      if (auto st = check_codec(out.wire); !st) s.error("wire_block", st.message());
+    }
+  }
+  Section randk = s.child("randk");
+  if (randk.only_if("fraction", out.wire.format == WireFormat::kRandK,
+                    "unless gossip.wire is \"randk\"")) {
+    randk.number_in("fraction", out.wire.fraction, 0, 1, true, false);
+  }
+  randk.finish();
   s.positive("exchange_timeout_ms", out.exchange_timeout_ms);
   if (const Json* w = s.value("weight")) {
     const std::string expected =
@@ -91,11 +106,16 @@ nlohmann::json gossip_json(const GossipConfig& g) {
   }
   Json j = {{"interval_steps", g.interval_steps},
             {"interval_ms", g.interval_ms},
-            {"wire", wire_format_name(g.wire)},
+            {"wire", wire_format_name(g.wire.format)},
             {"exchange_timeout_ms", g.exchange_timeout_ms},
             {"weight", weight},
             {"backoff_ms", g.backoff_ms},
             {"mode", gossip_mode_name(g.mode)}};
+  // Only the parameters read_gossip accepts for this codec.
+  if (g.wire.format == WireFormat::kInt8 || g.wire.format == WireFormat::kRandK) {
+    j["wire_block"] = g.wire.block;
+  }
+  if (g.wire.format == WireFormat::kRandK) j["randk"] = {{"fraction", g.wire.fraction}};
   // Outer mode: outer.steps is the interval, and read_gossip refuses the
   // interval keys beside it.
   if (g.mode == GossipMode::kOuter) {

@@ -108,6 +108,8 @@ const char* refuse_code_name(RefuseCode code) {
       return "aborted";
     case RefuseCode::kModeMismatch:
       return "mode_mismatch";
+    case RefuseCode::kBadOffer:
+      return "bad_offer";
     case RefuseCode::kUnspecified:
       break;
   }
@@ -116,8 +118,12 @@ const char* refuse_code_name(RefuseCode code) {
 
 std::vector<uint8_t> encode(const Offer& m) {
   Json j = {{"xid", m.xid},       {"step", m.step},
-            {"weight", m.weight}, {"format", wire_format_name(m.format)},
+            {"weight", m.weight}, {"format", wire_format_name(m.codec.format)},
             {"count", m.count},   {"fingerprint", m.fingerprint}};
+  if (m.codec.format == WireFormat::kInt8 || m.codec.format == WireFormat::kRandK) {
+    j["block"] = m.codec.block;
+  }
+  if (m.codec.format == WireFormat::kRandK) j["fraction"] = m.codec.fraction;
   // Params mode sends the frame older peers know, byte for byte.
   if (m.mode != GossipMode::kParams) {
     j["mode"] = gossip_mode_name(m.mode);
@@ -164,8 +170,21 @@ core::Result<Offer> parse_offer(std::span<const uint8_t> body) {
     m.step = r.i64("step");
     m.weight = r.weight("weight");
     auto f = parse_wire_format(r.str("format"));
-    if (!f) r.bad("format", "must be \"fp32\", \"bf16\" or \"fp16\"");
-    m.format = *f;
+    if (!f) r.bad("format", "must be \"fp32\", \"bf16\", \"fp16\", \"int8\" or \"randk\"");
+    m.codec.format = *f;
+    // Block codecs carry their parameters: a peer must never guess them.
+    if (*f == WireFormat::kInt8 || *f == WireFormat::kRandK) {
+      m.codec.block = static_cast<uint32_t>(r.u64("block", kMaxBlock));
+      if (!check_codec(WireCodec{*f, m.codec.block, kDefaultFraction})) {
+        r.bad("block", "must be a power of two in [16, 65536]");
+      }
+    }
+    if (*f == WireFormat::kRandK) {
+      const Json& v = r.at("fraction");
+      if (!v.is_number()) r.bad("fraction", "must be a number");
+      m.codec.fraction = v.get<double>();
+      if (!(m.codec.fraction > 0 && m.codec.fraction <= 1)) r.bad("fraction", "must be in (0, 1]");
+    }
     m.count = r.u64("count", ~uint64_t{0});
     m.fingerprint = r.str("fingerprint", 64);
     m.mode = r.mode();

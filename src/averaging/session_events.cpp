@@ -65,7 +65,15 @@ void Core::on_frame(net::Session& s, uint8_t type, std::span<const uint8_t> body
   switch (type) {
     case kOffer: {
       auto m = parse_offer(body);
-      if (!m) return bad(m.status());
+      if (!m) {
+        // Say so to the initiator (a codec this peer does not know, bad
+        // codec parameters) rather than leave it waiting for its timeout.
+        if (auto xid = parse_xid(body)) {
+          s.try_send_frame(kRefuse, encode(Refuse{*xid, "OFFER rejected: " + m.status().message(),
+                                                  RefuseCode::kBadOffer}));
+        }
+        return bad(m.status());
+      }
       post([self, sp, m = *m] { self->handle_offer(sp, m); });
       return;
     }

@@ -28,22 +28,22 @@ void keep_exact(Exchange& ex, std::span<const float> params) {
 void take_snapshot(train::Backend& backend, Exchange& ex) {
   if (const auto host = backend.host_parameters(); !host.empty()) {
     ex.path = ParamPath::kInPlace;
-    encode(ex.format, host, ex.own_wire());
+    encode(ex.layout, host, ex.own_wire(), rounding_seed(ex.xid(), ex.initiator()));
     keep_exact(ex, host);
     return;
   }
   ex.path = ParamPath::kStaged;
   ex.stage_values();
   const auto params = backend.snapshot();
-  encode(ex.format, params, ex.own_wire(),
-         ex.format == WireFormat::kFp32 ? std::span<float>() : ex.own_values());
+  encode(ex.layout, params, ex.own_wire(), rounding_seed(ex.xid(), ex.initiator()),
+         ex.format() == WireFormat::kFp32 ? std::span<float>() : ex.own_values());
   keep_exact(ex, params);
 }
 
 void prepare_apply(Exchange& ex) {
   // The in-place path dequantizes and takes the norm inside its apply pass.
   if (ex.path != ParamPath::kStaged) return;
-  if (ex.format != WireFormat::kFp32) decode(ex.format, ex.other_wire(), ex.other_values());
+  if (ex.format() != WireFormat::kFp32) decode(ex.layout, ex.other_wire(), ex.other_values());
   ex.delta_sq = squared_distance(ex.other_values(), ex.own_values());
 }
 
@@ -51,7 +51,7 @@ double apply_delta(train::Backend& backend, Exchange& ex) {
   const float scale = static_cast<float>(ex.machine.scale());
   if (ex.path == ParamPath::kInPlace) {
     // The host view is stable between steps, and take_snapshot() saw it.
-    ex.delta_sq = apply_wire_delta(ex.format, scale, ex.other_wire(), ex.own_wire(),
+    ex.delta_sq = apply_wire_delta(ex.layout, scale, ex.other_wire(), ex.own_wire(),
                                    backend.host_parameters());
   } else {
     backend.apply_delta(scale, ex.other_values(), ex.own_values());
@@ -67,7 +67,7 @@ double apply_outer(train::Backend& backend, Exchange& ex, OuterState& outer,
   // same decoded numbers as the partner's, onto the exact own parameters.
   target.assign(s.begin(), s.end());
   if (ex.path == ParamPath::kInPlace) {
-    ex.delta_sq = apply_wire_delta(ex.format, scale, ex.other_wire(), ex.own_wire(), target);
+    ex.delta_sq = apply_wire_delta(ex.layout, scale, ex.other_wire(), ex.own_wire(), target);
   } else {
     const auto as_bytes = [](std::span<float> f) {
       return std::span<const uint8_t>(reinterpret_cast<const uint8_t*>(f.data()),

@@ -22,7 +22,7 @@ namespace gossip::averaging {
 namespace {
 
 // In WireFormat order.
-constexpr const char* kWireNames[] = {"fp32", "bf16", "fp16"};
+constexpr const char* kWireNames[] = {"fp32", "bf16", "fp16", "int8", "randk"};
 
 }  // namespace
 
@@ -93,6 +93,7 @@ inline void store16(uint8_t* p, uint16_t v) {
 }  // namespace
 
 size_t wire_element_bytes(WireFormat format) {
+  assert(format == WireFormat::kFp32 || format == WireFormat::kBf16 || format == WireFormat::kFp16);
   return format == WireFormat::kFp32 ? 4 : 2;
 }
 
@@ -297,6 +298,10 @@ void encode(WireFormat format, std::span<const float> in, std::span<uint8_t> wir
     case WireFormat::kFp16:
       encode_fp16(src, dst, dq, n);
       return;
+    case WireFormat::kInt8:
+    case WireFormat::kRandK:
+      assert(false && "block codecs encode through codec.hpp");
+      return;
   }
 }
 
@@ -316,6 +321,10 @@ double apply_wire_delta(WireFormat format, float scale, std::span<const uint8_t>
       return apply_bf16(scale, other.data(), own.data(), x.data(), x.size());
     case WireFormat::kFp16:
       return apply_fp16(scale, other.data(), own.data(), x.data(), x.size());
+    case WireFormat::kInt8:
+    case WireFormat::kRandK:
+      assert(false && "block codecs apply through codec.hpp");
+      break;
   }
   return 0;
 }
@@ -347,6 +356,10 @@ size_t decode(WireFormat format, std::span<const uint8_t> wire, std::span<float>
     case WireFormat::kFp16:
       bad = decode_fp16(src, dst, n);
       break;
+    case WireFormat::kInt8:
+    case WireFormat::kRandK:
+      assert(false && "block codecs decode through codec.hpp");
+      return n;
   }
   return bad == 0 ? n : find_non_finite(format, src, n);
 }

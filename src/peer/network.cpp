@@ -238,7 +238,7 @@ core::Result<std::unique_ptr<PeerNetwork>> PeerNetwork::start(const config::Conf
                   1,
                   "",
                   core::format_fingerprint(config.model.fingerprint()),
-                  averaging::wire_format_name(config.gossip.wire)};
+                  averaging::wire_format_name(config.gossip.wire.format)};
 
   asio::error_code ec;
   const auto address = asio::ip::make_address(pc.listen.host, ec);

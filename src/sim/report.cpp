@@ -181,6 +181,40 @@ svg::Chart accuracy_chart(const Context& c, bool loss) {
   return ch;
 }
 
+// The averaged model's accuracy (or test loss; a language model's in bits
+// per byte) against the blob bytes the swarm has moved so far: what a codec
+// buys for its bytes, next to the same curve over time.
+svg::Chart bytes_chart(const Context& c, bool loss) {
+  svg::Chart ch;
+  ch.id = "chart-bytes";
+  const char* key = loss ? "averaged_model_loss" : "averaged_model_accuracy";
+  const double per = c.language_model ? 1 / std::log(2.0) : 1;
+  svg::Series s;
+  s.css_class = "series averaged";
+  s.color = "#111";
+  s.width = 3;
+  s.tooltip = "averaged model";
+  s.segments.emplace_back();
+  for (const json* r : c.samples) {
+    auto b = num(*r, "bytes_total");
+    auto v = num(*r, key);
+    if (b && v) {
+      s.segments.back().push_back({*b / 1e6, *v * per});
+    } else if (!s.segments.back().empty()) {
+      s.segments.emplace_back();
+    }
+  }
+  std::string codec;
+  if (c.final) codec = text(*c.final, "codec");
+  ch.title = std::string(loss ? "Averaged model's test loss" : "Averaged model's accuracy") +
+             " against bytes sent" + (codec.empty() ? "" : " (" + codec + ")");
+  ch.x_label = "snapshot bytes sent + received, all peers (MB)";
+  ch.y_label =
+      loss ? (c.language_model ? "test loss (bits per byte)" : "test loss") : "test accuracy";
+  if (has_points(s)) ch.series.push_back(std::move(s));
+  return ch;
+}
+
 // A language model's test loss of every peer and of the averaged model in
 // bits per byte (the samples' nats divided by ln 2).
 svg::Chart bits_per_byte_chart(const Context& c) {
@@ -461,6 +495,7 @@ core::Result<std::string> render_report(const std::vector<json>& records, const 
                                "Test loss, bits per byte: zoomed on the second half of the run");
         !late.series.empty())
       charts.push_back(std::move(late));
+    charts.push_back(bytes_chart(c, true));
     charts.push_back(accuracy_chart(c, false));
   } else if (!c.average_only) {
     charts.push_back(accuracy_chart(c, c.regression));
@@ -470,6 +505,7 @@ core::Result<std::string> render_report(const std::vector<json>& records, const 
                                     : "Test accuracy: zoomed on the second half of the run");
         !late.series.empty())
       charts.push_back(std::move(late));
+    charts.push_back(bytes_chart(c, c.regression));
   }
   charts.push_back(consensus_chart(c, false));
   if (c.average_only) charts.push_back(consensus_chart(c, true));
@@ -487,6 +523,8 @@ core::Result<std::string> render_report(const std::vector<json>& records, const 
     ch.plot_height = i == 0 ? kLeadPlotHeight : kGridPlotHeight;
     if (ch.id == "chart-consensus-exchanges") {
       ch.markers = markers_over_exchanges(c, markers);
+    } else if (ch.id == "chart-bytes") {
+      // Its own x axis (bytes): no time markers.
     } else {
       ch.markers = markers;
       ch.x_range = std::pair{0.0, t_end};

@@ -7,6 +7,7 @@
 #include <cstdio>
 #include <set>
 
+#include "gossip/averaging/codec.hpp"
 #include "gossip/core/log.hpp"
 #include "gossip/train/generate.hpp"
 #include "simulation_impl.hpp"
@@ -110,6 +111,7 @@ json Simulation::measure(std::vector<PeerLook>& looks, bool final_eval) {
   std::vector<std::span<const float>> spans;
   std::vector<double> accuracies, test_losses, train_losses;
   int64_t step_max = 0, step_min = -1, members_min = -1, members_max = 0, stale_views = 0;
+  int64_t steps_alive = 0;  // summed over the live peers
   int64_t alive = 0, late = 0;
   const std::set<std::string> gone(gone_ids_.begin(), gone_ids_.end());
 
@@ -129,6 +131,7 @@ json Simulation::measure(std::vector<PeerLook>& looks, bool final_eval) {
     }
     ++alive;
     row["step"] = look.step;
+    steps_alive += look.step;
     step_max = std::max(step_max, look.step);
     step_min = step_min < 0 ? look.step : std::min(step_min, look.step);
     // Views from the peer's membership (its replica's when there is no
@@ -233,6 +236,16 @@ json Simulation::measure(std::vector<PeerLook>& looks, bool final_eval) {
   out["exchanges_busy"] = total.exchanges_busy;
   out["exchanges_failed"] = total.exchanges_failed;
   out["bytes_total"] = total.bytes_in + total.bytes_out;
+  // What the bytes bought: blob bytes (sent + received, all peers) per
+  // training sample the live peers have taken (a GPT sample is one window).
+  // Peers that left took their steps with them, so this is an upper bound.
+  const int64_t samples_trained = steps_alive * options_.config.data.batch;
+  out["samples_trained"] = samples_trained;
+  out["bytes_per_sample"] = samples_trained > 0
+                                ? json(static_cast<double>(total.bytes_in + total.bytes_out) /
+                                       static_cast<double>(samples_trained))
+                                : json(nullptr);
+  out["codec"] = averaging::describe(options_.config.gossip.wire);
   out["links_refused"] = links_refused;
   out["blobs_dropped"] = blobs_dropped;
   const int64_t pairs = total.exchanges_ok / 2;

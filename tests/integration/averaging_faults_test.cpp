@@ -144,10 +144,13 @@ TEST_CASE("hostile blobs, another model and a BUSY storm while training: no corr
   auto s = io.run(h_node->dial(victim.node->local_endpoint(), victim.node->peer_id()));
   REQUIRE(s.is_ok());
   std::vector<std::string> refusals;
-  for (int attempt = 0; attempt < 2; ++attempt) {
+  // Attempts: an fp32 blob one element short, an fp32 blob with a NaN, an
+  // int8 blob whose second scale is NaN.
+  const WireCodec int8(WireFormat::kInt8, 64, 1.0);
+  for (int attempt = 0; attempt < 3; ++attempt) {
     for (int tries = 0; tries < 200; ++tries) {
       const uint64_t xid = 1000 + attempt * 1000 + tries;
-      Offer o{xid, 1, 1.0, WireFormat::kFp32, n, fp};
+      Offer o{xid, 1, 1.0, attempt == 2 ? int8 : WireFormat::kFp32, n, fp};
       REQUIRE(io.run((*s)->send_frame(kOffer, encode(o))).is_ok());
       auto ans = hostile->wait_for(xid, {kReply, kBusy});
       REQUIRE(ans.has_value());
@@ -157,19 +160,34 @@ TEST_CASE("hostile blobs, another model and a BUSY storm while training: no corr
       }
       std::vector<float> blob(attempt == 0 ? n - 1 : n, 0.01f);  // wrong size / NaN
       if (attempt == 1) blob[n / 2] = std::numeric_limits<float>::quiet_NaN();
+      if (attempt == 2) {
+        blob.assign((make_layout(int8, n, xid).bytes() + 3) / 4, 0.0f);
+        blob[1] = std::numeric_limits<float>::quiet_NaN();
+      }
       const auto header = blob_header(kSnapshotBlob, xid);
-      (void)io.run((*s)->send_blob(
-          header, {reinterpret_cast<const uint8_t*>(blob.data()), blob.size() * 4}));
+      const size_t blob_bytes = attempt == 2 ? make_layout(int8, n, xid).bytes() : blob.size() * 4;
+      (void)io.run(
+          (*s)->send_blob(header, {reinterpret_cast<const uint8_t*>(blob.data()), blob_bytes}));
       auto refused = hostile->wait_for(xid, {kRefuse});
       REQUIRE(refused.has_value());
       refusals.push_back(refused->second);
       break;
     }
   }
-  REQUIRE(refusals.size() == 2);
+  REQUIRE(refusals.size() == 3);
   CHECK(refusals[0].find("expected exactly") != std::string::npos);
   CHECK(refusals[1].find("non-finite value at element " + std::to_string(n / 2)) !=
         std::string::npos);
+  CHECK(refusals[2].find("int8 scale 1 of") != std::string::npos);
+  // A codec the victim does not know: refused at once, naming the field.
+  const std::string body = R"({"xid":5000,"step":1,"weight":1,"format":"int4","count":)" +
+                           std::to_string(n) + R"(,"fingerprint":")" + fp + "\"}";
+  REQUIRE(
+      io.run((*s)->send_frame(kOffer, {reinterpret_cast<const uint8_t*>(body.data()), body.size()}))
+          .is_ok());
+  auto unknown = hostile->wait_for(5000, {kRefuse});
+  REQUIRE(unknown.has_value());
+  CHECK(unknown->second.find("OFFER rejected: OFFER: field 'format' must be") != std::string::npos);
 
   // Training keeps running throughout the storm: rounds 150 ms apart, at
   // least 10 and until every good peer has completed an exchange, and in

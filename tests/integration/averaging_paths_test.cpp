@@ -62,7 +62,7 @@ long double abs_weighted_sum(const std::vector<std::vector<float>>& xs) {
   return s;
 }
 
-void run_mixed(WireFormat wire) {
+void run_mixed(WireCodec wire) {
   IoThreads io(2);
   Swarm swarm(
       io, 4, [](int i) { return small_model(200 + i); },
@@ -101,8 +101,7 @@ void run_mixed(WireFormat wire) {
   }
   const double rel =
       static_cast<double>(std::fabs(weighted_sum(x1) - weighted_sum(x0)) / abs_weighted_sum(x0));
-  MESSAGE(std::string(averaging::wire_format_name(wire))
-          << ": " << swarm.total_ok() / 2 << " exchanges, |dS|/A = " << rel);
+  MESSAGE(describe(wire) << ": " << swarm.total_ok() / 2 << " exchanges, |dS|/A = " << rel);
   CHECK(rel <= 1e-6);
   CHECK(consensus_distance(x1) < 1e-2 * d0);
 }
@@ -115,4 +114,15 @@ TEST_CASE("in-place and staged peers average together, fp32 wire") {
 
 TEST_CASE("in-place and staged peers average together, bf16 wire") {
   run_mixed(WireFormat::kBf16);
+}
+
+// The staged path decodes and calls Backend::apply_delta; the in-place path
+// applies from the two int8 blobs: the same float expression per element,
+// so the mass holds across the two.
+TEST_CASE("in-place and staged peers average together, int8 wire") {
+  run_mixed(WireFormat::kInt8);
+}
+
+TEST_CASE("in-place and staged peers average together, randk wire") {
+  run_mixed(WireCodec(WireFormat::kRandK, 64, 0.5));
 }

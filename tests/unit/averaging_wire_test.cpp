@@ -168,7 +168,7 @@ TEST_CASE("protocol bodies round-trip and every field is validated") {
   CHECK(p->xid == 12345);
   CHECK(p->step == 77);
   CHECK(p->weight == 2.5);
-  CHECK(p->format == WireFormat::kBf16);
+  CHECK(p->codec.format == WireFormat::kBf16);
   CHECK(p->count == 4810);
   CHECK(p->fingerprint == "abcdef0123456789");
   auto info = parse_state_info(encode(StateInfo{9, 100, 90, 10, 20, "00"}));

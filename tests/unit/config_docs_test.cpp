@@ -47,10 +47,11 @@ const char* const kPeerConfigs[] = {
     R"({"model": {"layers": [3, 1], "loss": "mse"},
         "data": {"dataset": {"type": "csv", "train_csv": "t.csv", "target_columns": ["y"]}},
         "peer": {"bootstrap": ["127.0.0.1:7401"], "advertise": "127.0.0.1:7400"}})",
-    // csv classification with its own test file.
+    // csv classification with its own test file; the randk wire codec.
     R"({"model": {"layers": [3, 2]},
         "data": {"dataset": {"type": "csv", "train_csv": "t.csv", "test_csv": "v.csv",
-                             "label_column": "c", "feature_columns": ["a", "b", "d"]}}})",
+                             "label_column": "c", "feature_columns": ["a", "b", "d"]}},
+        "gossip": {"wire": "randk", "wire_block": 128, "randk": {"fraction": 0.1}}})",
     // the synthetic regression task, gossiping in outer mode.
     R"({"model": {"layers": [10, 20, 1], "loss": "mse", "activation": "tanh"},
         "data": {"dataset": {"type": "synthetic_regression"}},

@@ -31,12 +31,13 @@
 #include <filesystem>
 #include <fstream>
 #include <nlohmann/json.hpp>
+#include <random>
 #include <sstream>
 #include <thread>
 
 #include "bench.hpp"
+#include "gossip/averaging/codec.hpp"
 #include "gossip/averaging/engine.hpp"
-#include "gossip/averaging/wire_format.hpp"
 #include "gossip/crypto/noise.hpp"
 #include "gossip/net/router.hpp"
 #include "gossip/train/cpu_backend.hpp"
@@ -72,7 +73,7 @@ struct RoundTimes {
 };
 
 // Runs `timed` timed rounds (after one warm-up) of `peers` peers.
-RoundTimes rounds(asio::io_context& io, int peers, size_t params, averaging::WireFormat wire,
+RoundTimes rounds(asio::io_context& io, int peers, size_t params, const averaging::WireCodec& wire,
                   crypto::Cipher cipher, int timed) {
   const auto key = crypto::SwarmKey::generate();
   train::ModelSpec spec;
@@ -180,6 +181,72 @@ double convert_gbps(averaging::WireFormat wire) {
   return 4.0 * 2 * static_cast<double>(x.size() * sizeof(float)) / s / 1e9;
 }
 
+// Single-core rates of the int8 codec, in GB/s of fp32 values: encode
+// (absmax, stochastic rounding), validate, and the fused apply from two
+// blobs (the hot path of an exchange). 16M floats, best of 4.
+nlohmann::json int8_rates() {
+  const size_t n = size_t{1} << 24;
+  std::vector<float> x(n), y(n);
+  for (size_t i = 0; i < n; ++i) x[i] = 0.01f * static_cast<float>((i * 2654435761u) % 2001) - 10;
+  const auto l = averaging::make_layout(averaging::WireFormat::kInt8, n, 1);
+  std::vector<uint8_t> a(l.bytes()), b(l.bytes());
+  double enc = 1e9, val = 1e9, app = 1e9;
+  for (int r = 0; r < 4; ++r) {
+    auto t0 = Clock::now();
+    averaging::encode(l, x, a, 1 + r);
+    auto t1 = Clock::now();
+    if (!averaging::validate(l, a)) std::fprintf(stderr, "warning: int8 blob rejected\n");
+    auto t2 = Clock::now();
+    averaging::encode(l, x, b, 100 + r);
+    auto t3 = Clock::now();
+    (void)averaging::apply_wire_delta(l, 0.5f, a, b, y);
+    auto t4 = Clock::now();
+    enc = std::min(enc, std::chrono::duration<double>(t1 - t0).count());
+    val = std::min(val, std::chrono::duration<double>(t2 - t1).count());
+    app = std::min(app, std::chrono::duration<double>(t4 - t3).count());
+  }
+  const double gb = static_cast<double>(n) * 4 / 1e9;
+  return {{"encode", gb / enc}, {"validate", gb / val}, {"apply", gb / app}};
+}
+
+// Bytes per element and relative squared error sum (dq - x)^2 / sum x^2 of
+// int8 at several block sizes, on Gaussian values and on heavy-tailed ones
+// (Student t, 3 degrees of freedom: trained weights have outliers that
+// inflate a block's absmax). The figures behind kDefaultBlock.
+nlohmann::json int8_block_table() {
+  const size_t n = size_t{1} << 20;
+  std::mt19937 rng(42);
+  std::normal_distribution<float> normal(0, 1);
+  std::student_t_distribution<float> t3(3);
+  std::vector<float> g(n), h(n), dq(n);
+  for (size_t i = 0; i < n; ++i) {
+    g[i] = normal(rng);
+    h[i] = t3(rng);
+  }
+  nlohmann::json rows = nlohmann::json::array();
+  for (uint32_t block : {32u, 64u, 128u, 256u}) {
+    const averaging::WireCodec c(averaging::WireFormat::kInt8, block, 1.0);
+    const auto l = averaging::make_layout(c, n, 1);
+    std::vector<uint8_t> w(l.bytes());
+    nlohmann::json row = {{"block", block},
+                          {"bytes_per_element", static_cast<double>(l.bytes()) / n}};
+    for (const auto& [name, v] : {std::pair{"mse_gauss", &g}, std::pair{"mse_t3", &h}}) {
+      averaging::encode(l, *v, w, 7, dq);
+      double num = 0, den = 0;
+      for (size_t i = 0; i < n; ++i) {
+        num += static_cast<double>(dq[i] - (*v)[i]) * (dq[i] - (*v)[i]);
+        den += static_cast<double>((*v)[i]) * (*v)[i];
+      }
+      row[name] = num / den;
+    }
+    std::printf("int8 block %-4u %6.4f bytes/element, relative MSE %.3g (gauss), %.3g (t3)\n",
+                block, row["bytes_per_element"].get<double>(), row["mse_gauss"].get<double>(),
+                row["mse_t3"].get<double>());
+    rows.push_back(row);
+  }
+  return rows;
+}
+
 std::string run_capture(const std::string& cmd) {
   std::string out;
   if (FILE* f = popen(cmd.c_str(), "r")) {
@@ -285,6 +352,18 @@ int run_averaging(int argc, char** argv) {
                 ("wire conversion, " + name + ", 1 core").c_str(),
                 j["convert_gbps_" + name].get<double>());
   }
+  j["int8_block_table"] = int8_block_table();
+  const auto rates = int8_rates();
+  for (const char* k : {"encode", "validate", "apply"}) {
+    j[std::string("int8_gbps_") + k] = rates[k];
+    std::printf("%-40s %8.3f GB/s of fp32\n", (std::string("int8 ") + k + ", 1 core").c_str(),
+                rates[k].get<double>());
+  }
+  // The codecs of a round: today's two, int8 (default block) and randk
+  // (default block and fraction).
+  const std::vector<averaging::WireCodec> codecs = {
+      averaging::WireFormat::kFp32, averaging::WireFormat::kBf16, averaging::WireFormat::kInt8,
+      averaging::WireFormat::kRandK};
   // ChaChaPoly (the default, the original design's v1) keys its figures plainly;
   // AESGCM (net.cipher, where the CPU has AES-NI) adds "_aesgcm".
   std::vector<crypto::Cipher> ciphers;
@@ -297,17 +376,17 @@ int run_averaging(int argc, char** argv) {
     const double aead = aead_gbps(cipher);
     // Every peer seals its blob and opens its partner's (2 x peers x blob
     // bytes), on the io threads, at most one per core.
-    auto floor_s = [&](averaging::WireFormat w, int n) {
-      return 2.0 * n * static_cast<double>(averaging::wire_bytes(w, params)) / (aead * 1e9) /
-             std::min(cores, static_cast<unsigned>(threads));
+    auto floor_s = [&](const averaging::WireCodec& w, int n) {
+      const double bytes = static_cast<double>(averaging::make_layout(w, params, 1).bytes());
+      return 2.0 * n * bytes / (aead * 1e9) / std::min(cores, static_cast<unsigned>(threads));
     };
     j["aead_gbps_1core" + suffix] = aead;
-    for (auto wire : {averaging::WireFormat::kFp32, averaging::WireFormat::kBf16}) {
-      const std::string key = std::string(averaging::wire_format_name(wire)) + suffix;
+    for (const auto& wire : codecs) {
+      const std::string key = std::string(averaging::wire_format_name(wire.format)) + suffix;
       const auto t = rounds(io, peers, params, wire, cipher, repeat);
       const double cpu = median_of(t.cpu), floor = floor_s(wire, peers);
       const std::string label =
-          "gossip round, " + std::string(averaging::wire_format_name(wire)) + ", " + name;
+          "gossip round, " + std::string(averaging::wire_format_name(wire.format)) + ", " + name;
       std::printf(
           "%-40s %8.3f s (median %.3f); CPU %.2f core-s of %.2f available; crypto floor %.3f s\n",
           label.c_str(), min_of(t.wall), median_of(t.wall), cpu, cores * median_of(t.wall), floor);
@@ -334,21 +413,24 @@ int run_averaging(int argc, char** argv) {
       const double ar = m["allreduce_s"].get<double>();
       j["allreduce_s"] = ar;
       j["allreduce_median_s"] = m["allreduce_median_s"];
-      std::printf("%-40s %8.3f s (median %.3f); targets: fp32 round 1.5x, bf16 1.0x\n",
+      std::printf("%-40s %8.3f s (median %.3f); targets: fp32 round 1.5x, bf16 1.0x, int8 0.5x\n",
                   "MPI_Allreduce, OpenMPI btl tcp", ar, m["allreduce_median_s"].get<double>());
       for (const crypto::Cipher cipher : ciphers) {
         const std::string suffix = cipher == crypto::Cipher::kAesGcm ? "_aesgcm" : "";
-        for (const char* w : {"fp32", "bf16"}) {
+        for (const char* w : {"fp32", "bf16", "int8", "randk"}) {
           const std::string key = w + suffix;
           j[key + "_vs_allreduce"] = j["round_s_" + key].get<double>() / ar;
           j["crypto_floor_" + key + "_vs_allreduce"] =
               j["crypto_floor_s_" + key].get<double>() / ar;
         }
         std::printf(
-            "%-40s round fp32 %.2fx, bf16 %.2fx; crypto floor alone fp32 %.2fx, bf16 %.2fx\n",
+            "%-40s round fp32 %.2fx, bf16 %.2fx, int8 %.2fx, randk %.3fx; crypto floor alone "
+            "fp32 %.2fx, bf16 %.2fx\n",
             ("vs MPI_Allreduce, " + std::string(crypto::cipher_name(cipher))).c_str(),
             j["fp32" + suffix + "_vs_allreduce"].get<double>(),
             j["bf16" + suffix + "_vs_allreduce"].get<double>(),
+            j["int8" + suffix + "_vs_allreduce"].get<double>(),
+            j["randk" + suffix + "_vs_allreduce"].get<double>(),
             j["crypto_floor_fp32" + suffix + "_vs_allreduce"].get<double>(),
             j["crypto_floor_bf16" + suffix + "_vs_allreduce"].get<double>());
       }

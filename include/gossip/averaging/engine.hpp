@@ -37,10 +37,10 @@
 #include <string>
 #include <vector>
 
+#include "gossip/averaging/codec.hpp"
 #include "gossip/averaging/directory.hpp"
 #include "gossip/averaging/options.hpp"
 #include "gossip/averaging/outer.hpp"
-#include "gossip/averaging/wire_format.hpp"
 #include "gossip/core/histogram.hpp"
 #include "gossip/core/status.hpp"
 #include "gossip/net/node.hpp"
@@ -56,7 +56,7 @@ struct Core;
 struct Options {
   int64_t interval_steps = 10;            // used when interval is 0
   std::chrono::milliseconds interval{0};  // > 0: time-based schedule (jittered +-25%)
-  WireFormat wire = WireFormat::kFp32;
+  WireCodec wire;  // the codec this peer offers (responders use the initiator's)
   std::chrono::milliseconds exchange_timeout{10000};
   std::chrono::milliseconds backoff{200};          // base of the jittered exponential backoff
   std::chrono::milliseconds state_timeout{30000};  // per donor, for fetch_state

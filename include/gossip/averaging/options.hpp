@@ -8,8 +8,8 @@
 #include <cstdint>
 #include <nlohmann/json_fwd.hpp>
 
+#include "gossip/averaging/codec.hpp"
 #include "gossip/averaging/outer.hpp"
-#include "gossip/averaging/wire_format.hpp"
 
 namespace gossip::options {
 class Section;
@@ -22,7 +22,7 @@ enum class WeightMode { kSamples, kUniform, kFixed };
 struct GossipConfig {
   int64_t interval_steps = 10;  // exactly one of interval_steps /
   int64_t interval_ms = 0;      // interval_ms is > 0
-  WireFormat wire = WireFormat::kFp32;
+  WireCodec wire;               // gossip.wire, gossip.wire_block, gossip.randk.fraction
   int64_t exchange_timeout_ms = 10000;
   WeightMode weight = WeightMode::kSamples;  // samples in this peer's shard
   double weight_value = 1.0;                 // kFixed: the number; kUniform: 1

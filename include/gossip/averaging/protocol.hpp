@@ -54,8 +54,8 @@
 #include <string_view>
 #include <vector>
 
+#include "gossip/averaging/codec.hpp"
 #include "gossip/averaging/outer.hpp"
-#include "gossip/averaging/wire_format.hpp"
 #include "gossip/core/status.hpp"
 
 namespace gossip::averaging {
@@ -82,7 +82,7 @@ struct Offer {
   uint64_t xid = 0;
   int64_t step = 0;
   double weight = 1.0;
-  WireFormat format = WireFormat::kFp32;
+  WireCodec codec;  // "format", and "block" / "fraction" where the codec has them
   uint64_t count = 0;
   std::string fingerprint;
   // Optional on the wire (absent from older peers: params, 0).
@@ -104,8 +104,9 @@ enum class RefuseCode : uint16_t {
   kTimeout = 4,        // the exchange did not finish within the sender's exchange timeout
   kAborted = 5,        // the sender gave up: send or dial failure, or it is stopping
   kModeMismatch = 6,   // gossip.mode differs (params / outer): permanent, as kModelMismatch
+  kBadOffer = 7,       // the OFFER did not parse: a codec or parameter this peer does not accept
 };
-inline constexpr uint16_t kMaxRefuseCode = 6;
+inline constexpr uint16_t kMaxRefuseCode = 7;
 // "model_mismatch", ... (logs and docs); "unspecified" for unknown values.
 const char* refuse_code_name(RefuseCode code);
 

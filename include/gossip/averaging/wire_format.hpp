@@ -22,16 +22,19 @@
 
 namespace gossip::averaging {
 
-// The config's gossip.wire, and the "format" of OFFER and REPLY frames.
-enum class WireFormat { kFp32, kBf16, kFp16 };
-inline constexpr WireFormat kWireFormats[] = {WireFormat::kFp32, WireFormat::kBf16,
-                                              WireFormat::kFp16};
-// "fp32" | "bf16" | "fp16"; anything else is kInvalidArgument naming the
-// names. Both read the one name table (wire_format.cpp).
+// The config's gossip.wire, and the "format" of OFFER frames. kInt8 and
+// kRandK are block codecs (codec.hpp); the element functions below take only
+// the element formats fp32, bf16 and fp16.
+enum class WireFormat { kFp32, kBf16, kFp16, kInt8, kRandK };
+inline constexpr WireFormat kWireFormats[] = {
+    WireFormat::kFp32, WireFormat::kBf16, WireFormat::kFp16, WireFormat::kInt8, WireFormat::kRandK};
+// "fp32" | "bf16" | "fp16" | "int8" | "randk"; anything else is
+// kInvalidArgument naming the names. Both read the one name table
+// (wire_format.cpp).
 core::Result<WireFormat> parse_wire_format(const std::string& name);
 const char* wire_format_name(WireFormat format);
 
-// Bytes per element on the wire (4, 2, 2).
+// Bytes per element on the wire of an element format (4, 2, 2).
 size_t wire_element_bytes(WireFormat format);
 // Bytes of a snapshot of `count` elements.
 inline size_t wire_bytes(WireFormat format, size_t count) {

@@ -36,6 +36,8 @@ void read_net(options::Section& top, NetConfig& out) {
   read_ms(s, "handshake_timeout_ms", out.handshake_timeout);
   read_ms(s, "idle_timeout_ms", out.idle_timeout);
   out.keepalive_interval = std::min(out.keepalive_interval, out.idle_timeout / 3);
+  int64_t unused = out.unused_timeout.count();
+  if (s.non_negative("unused_timeout_ms", unused)) out.unused_timeout = milliseconds(unused);
   read_count(s, "max_sessions", out.max_sessions);
   read_count(s, "max_pending_handshakes", out.max_pending_handshakes);
   read_count(s, "max_pending_per_address", out.max_pending_per_address);
@@ -58,6 +60,7 @@ void read_net(options::Section& top, NetConfig& out) {
 nlohmann::json net_json(const NetConfig& n) {
   return {{"handshake_timeout_ms", n.handshake_timeout.count()},
           {"idle_timeout_ms", n.idle_timeout.count()},
+          {"unused_timeout_ms", n.unused_timeout.count()},
           {"max_sessions", n.max_sessions},
           {"max_pending_handshakes", n.max_pending_handshakes},
           {"max_pending_per_address", n.max_pending_per_address},

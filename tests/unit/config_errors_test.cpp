@@ -55,7 +55,8 @@ TEST_CASE("unknown keys at any depth name the full path and the closest known ke
   CHECK(
       error_of(j) ==
       "net.colour: unknown key (known keys in net: cipher, handshake_timeout_ms, idle_timeout_ms, "
-      "max_control_frame, max_pending_handshakes, max_pending_per_address or max_sessions)");
+      "max_control_frame, max_pending_handshakes, max_pending_per_address, max_sessions or "
+      "unused_timeout_ms)");
 }
 
 TEST_CASE("wrong JSON types name the key and show the value given") {

@@ -122,7 +122,7 @@ void SimPeer::take_turn(peer::Trainer& trainer) {
     answer_look(trainer);
   };
   const auto give_up = [&] { return kill_.load() || stop_.load(); };
-  has_turn_ = turns_->acquire(waiter_, std::chrono::milliseconds(10), serve, give_up);
+  has_turn_ = turns_->acquire(waiter_, std::chrono::milliseconds(50), serve, give_up);
   turn_since_ = std::chrono::steady_clock::now();
 }
 

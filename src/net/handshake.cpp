@@ -148,7 +148,7 @@ asio::awaitable<Status> SecureSession::handshake(std::optional<crypto::PublicKey
 
 void SecureSession::established() {
   established_ = true;
-  last_rx_ = last_tx_ = Clock::now();
+  last_rx_ = last_tx_ = last_use_ = Clock::now();
   watchdog_timer_.cancel();  // re-plan: idle and keepalive deadlines from now on
   if (!address_.empty()) {
     core_->release_pending(address_);

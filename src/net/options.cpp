@@ -72,6 +72,8 @@ void read_net(options::Section& top, NetConfig& out) {
   }
   out.keepalive_interval = std::min(out.keepalive_interval, out.idle_timeout / 3);
   s.boolean("port_mapping", out.port_mapping);
+  int64_t unused = out.unused_timeout.count();
+  if (s.non_negative("unused_timeout_ms", unused)) out.unused_timeout = milliseconds(unused);
   read_count(s, "max_sessions", out.max_sessions);
   read_count(s, "max_pending_handshakes", out.max_pending_handshakes);
   read_count(s, "max_pending_per_address", out.max_pending_per_address);
@@ -98,6 +100,7 @@ nlohmann::json net_json(const NetConfig& n) {
           {"idle_timeout_ms", n.idle_timeout.count()},
           {"keepalive_ms", n.keepalive_interval.count()},
           {"port_mapping", n.port_mapping},
+          {"unused_timeout_ms", n.unused_timeout.count()},
           {"max_sessions", n.max_sessions},
           {"max_pending_handshakes", n.max_pending_handshakes},
           {"max_pending_per_address", n.max_pending_per_address},

@@ -152,6 +152,7 @@ class SecureSession final : public Session, private FrameSink {
   std::optional<BlobReceiver> blob_rx_;
   Clock::time_point deadline_;  // handshake deadline
   Clock::time_point last_rx_, last_tx_;
+  Clock::time_point last_use_;  // a frame (not a keepalive) sent or received
   bool keepalive_due_ = false;
   bool watchdog_started_ = false;
   // The handshake message this side failed to read (1..3; 0: none), so that

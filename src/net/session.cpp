@@ -68,6 +68,19 @@ asio::awaitable<void> SecureSession::watchdog() {
         co_return;
       }
       next = last_rx_ + cfg.idle_timeout;
+      if (cfg.unused_timeout.count() > 0) {
+        // Nothing in flight either way: closing loses no frame of ours.
+        const bool busy = !blob_q_.empty() || !ctrl_pending_.empty() || decoder_.blob_open();
+        if (busy) last_use_ = now;
+        if (now - last_use_ >= cfg.unused_timeout) {
+          core_->counters.unused_closed++;
+          close_on_strand(
+              Status(core::Code::kClosed, "unused: no frame either way for " +
+                                              std::to_string(cfg.unused_timeout.count()) + " ms"));
+          co_return;
+        }
+        next = std::min(next, last_use_ + cfg.unused_timeout);
+      }
       if (cfg.keepalive_interval.count() > 0) {
         if (now - last_tx_ >= cfg.keepalive_interval && !keepalive_due_) {
           keepalive_due_ = true;

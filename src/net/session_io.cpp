@@ -32,13 +32,21 @@ constexpr size_t kWireMax = 2 + crypto::kMaxNoiseMessage;
 // memory directly. Any split of the frame stream is valid on the wire.
 constexpr size_t kHeaderWire = 2 + kChunkHeaderBytes + crypto::kTagBytes;
 constexpr size_t kStepMax = kHeaderWire + kWireMax;  // most one fill step adds
-constexpr size_t kRecvBuffer = 1 << 20;
+// Receive buffer: small while only control frames come (a session per peer
+// met, so this is paid many times over), grown to fit a longer message and to
+// 1 MiB while a blob streams in, shrunk back once the blob is done.
+constexpr size_t kRecvSmall = 4096;
+constexpr size_t kRecvBlob = 1 << 20;
+// Write batches: control-only batches stay this small; blob batches are
+// max_batch_messages full chunks, and shrink back once the blobs are sent.
+constexpr size_t kControlBatch = 8192;
+constexpr size_t kMinStep = 2 + crypto::kTagBytes + 1;      // one sealed byte
 constexpr auto kPaceSlack = std::chrono::milliseconds(10);  // see writer()
 }  // namespace
 
 asio::awaitable<void> SecureSession::reader() {
   auto self = shared_from_this();
-  std::vector<uint8_t> buf(kRecvBuffer);
+  std::vector<uint8_t> buf(kRecvSmall);
   size_t begin = 0, end = 0;
   while (!closed_) {
     while (end - begin >= 2) {
@@ -67,6 +75,7 @@ asio::awaitable<void> SecureSession::reader() {
       }
       begin += 2 + len;
       last_rx_ = Clock::now();
+      if (*plain > 0) last_use_ = last_rx_;  // not a keepalive
       if (!direct.empty()) {
         decoder_.blob_filled(*plain);
       } else if (Status s = decoder_.feed(msg.first(*plain)); !s) {
@@ -77,12 +86,20 @@ asio::awaitable<void> SecureSession::reader() {
       }
       if (closed_) co_return;
     }
-    if (begin == end) {
-      begin = end = 0;
-    } else if (buf.size() - end < kWireMax) {
+    if (begin == end) begin = end = 0;
+    // The message in progress must fit, and a blob streams in large reads.
+    const size_t need = end - begin >= 2 ? 2 + get_be16(buf.data() + begin) : 2;
+    const size_t size = std::max(decoder_.blob_open() ? kRecvBlob : kRecvSmall, need);
+    if (begin > 0 && (begin + need > size || buf.size() - end < std::min(kWireMax, size / 2))) {
       std::memmove(buf.data(), buf.data() + begin, end - begin);
       end -= begin;
       begin = 0;
+    }
+    if (buf.size() < size) {
+      buf.resize(size);
+    } else if (buf.size() > size && end <= size) {
+      buf.resize(size);
+      buf.shrink_to_fit();
     }
     auto [ec, n] = co_await socket_.async_read_some(
         asio::buffer(buf.data() + end, buf.size() - end), use_nothrow);
@@ -147,7 +164,8 @@ bool SecureSession::seal(WireBatch& batch, std::span<const uint8_t> plain) {
 bool SecureSession::fill_batch(WireBatch& batch, size_t max_chunk, size_t budget) {
   batch.used = 0;
   budget = std::min(budget, batch.bytes.size());
-  while (batch.used + kStepMax <= budget) {
+  while (batch.used + kMinStep <= budget) {
+    const size_t room = budget - batch.used;
     take_mail();
     if (!blob_q_.empty() && !blob_q_.front()->begun) {
       BlobJob& job = *blob_q_.front();
@@ -158,8 +176,12 @@ bool SecureSession::fill_batch(WireBatch& batch, size_t max_chunk, size_t budget
     }
     uint8_t* plain = batch.bytes.data() + batch.used + 2;  // in place for small messages
     if (!ctrl_pending_.empty()) {
-      if (!seal(batch, {plain, fill_control(plain, kMaxPlain)})) return false;
+      // Frames may split across Noise messages: take what the room holds.
+      const size_t max_plain = std::min(kMaxPlain, room - 2 - crypto::kTagBytes);
+      if (!seal(batch, {plain, fill_control(plain, max_plain)})) return false;
+      last_use_ = Clock::now();
     } else if (!blob_q_.empty() && blob_q_.front()->sent < blob_q_.front()->data.size()) {
+      if (room < kStepMax) break;  // a full chunk, in the next batch
       BlobJob& job = *blob_q_.front();
       const size_t d =
           static_cast<size_t>(std::min<uint64_t>(job.data.size() - job.sent, max_chunk));
@@ -167,6 +189,7 @@ bool SecureSession::fill_batch(WireBatch& batch, size_t max_chunk, size_t budget
       if (!seal(batch, {plain, kChunkHeaderBytes})) return false;
       if (!seal(batch, job.data.subspan(static_cast<size_t>(job.sent), d))) return false;
       job.sent += d;
+      last_use_ = Clock::now();
     } else if (keepalive_due_) {
       keepalive_due_ = false;  // an empty transport message
       if (!seal(batch, {plain, 0})) return false;
@@ -242,9 +265,13 @@ asio::awaitable<void> SecureSession::writer() {
   while (!closed_) {
     WireBatch& batch = batches_[next];  // never the one in flight
     refresh_shape();                    // one atomic load unless the filter's shaping changed
-    // Full-size batches only once blobs flow: control-only sessions stay small.
-    const size_t want = blob_q_.empty() ? kStepMax : steps * kStepMax;
-    if (batch.bytes.size() < want) batch.bytes.resize(want);
+    const size_t want = blob_q_.empty() ? kControlBatch : steps * kStepMax;
+    if (batch.bytes.size() < want) {
+      batch.bytes.resize(want);
+    } else if (batch.bytes.size() > want) {  // the blobs are sent: give the memory back
+      batch.bytes.resize(want);
+      batch.bytes.shrink_to_fit();
+    }
     size_t budget = SIZE_MAX;
     if (shape_ && shape_->bytes_per_s > 0) {
       // A paced write carries at most ~10 ms of data (one message at least).

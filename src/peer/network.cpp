@@ -163,7 +163,7 @@ PeerNetwork::~PeerNetwork() = default;
 
 core::Result<std::unique_ptr<PeerNetwork>> PeerNetwork::start(const config::Config& config,
                                                               Trainer& trainer, double weight,
-                                                              bool link_filter) {
+                                                              bool link_filter, int io_threads) {
   const auto& pc = config.peer;
   auto identity = crypto::load_identity_file(pc.identity_key);
   if (!identity) return key_error("identity_key", identity.status());
@@ -258,8 +258,7 @@ core::Result<std::unique_ptr<PeerNetwork>> PeerNetwork::start(const config::Conf
   if (config.metrics.http.enabled()) {
     GOSSIP_RETURN_IF_ERROR(parts->serve_metrics(config.metrics.http));
   }
-  const int io_threads = 2;
-  for (int i = 0; i < io_threads; ++i) {
+  for (int i = 0; i < std::max(1, io_threads); ++i) {
     parts->threads.emplace_back([raw, log_peer] {
       core::set_thread_log_peer(log_peer);
       raw->io.run();

@@ -203,7 +203,8 @@ core::Status PeerRun::resume() {
 // nobody to download from or to make a final exchange with.
 core::Status PeerRun::join() {
   if (!config_.peer.network) return core::Status::ok();
-  auto started = PeerNetwork::start(config_, *trainer_, weight_, host_.wants_link_filter());
+  auto started = PeerNetwork::start(config_, *trainer_, weight_, host_.wants_link_filter(),
+                                    host_.io_threads());
   if (!started) return started.status();
   net_ = std::move(*started);
   summary_.peer_id = net_->peer_id();

@@ -258,6 +258,7 @@ void read_sim(Section& top, Errors& errors, SimConfig& out) {
   s.number("duration_s", out.duration_s, 0.0, false);
   s.number("sample_every_s", out.sample_every_s, 0.0, true);
   s.non_negative("eval_rows", out.eval_rows);
+  s.non_negative("step_slots", out.step_slots);
   s.service_address("metrics_http", out.metrics_http);
   if (const Json* events = s.value("events")) {
     if (!events->is_array()) {
@@ -319,6 +320,7 @@ nlohmann::json sim_json(const SimConfig& s) {
           {"duration_s", s.duration_s},
           {"sample_every_s", s.sample_every_s},
           {"eval_rows", s.eval_rows},
+          {"step_slots", s.step_slots},
           {"events", events},
           {"metrics_http",
            s.metrics_http.enabled() ? Json(s.metrics_http.to_string()) : Json(nullptr)}};

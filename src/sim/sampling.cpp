@@ -32,42 +32,97 @@ json opt(const std::optional<double>& v) {
 // and evaluating fit in one period. A peer that has not answered by then is
 // late (it is slow, or still downloading its state), not dead.
 milliseconds Simulation::answer_timeout() const {
-  const double s = std::clamp(0.5 * sample_period_s_, 0.1, 2.0);
+  const double s = std::clamp(0.5 * sample_period_s(), 0.1, 2.0);
   return milliseconds(static_cast<int64_t>(1000.0 * s));
 }
 
-// One look, due at `due_s` on the sampling schedule: every live replica is
-// asked at once, then collected against one deadline; the record's t_s is
-// the moment of asking (each replica is copied at its peer's next
-// between-steps point after it, taken_s), completed_s when the record was
-// done (answers collected, replicas evaluated).
-void Simulation::sample(double due_s) {
-  const uint64_t look = ++looks_;
-  const double requested_s = now_s();
-  std::vector<PeerLook> looks(peers_.size());
-  for (size_t i = 0; i < peers_.size(); ++i) {
-    looks[i].alive = peers_[i]->alive();
-    if (looks[i].alive) peers_[i]->request_sample(look);
+// Asks for one look, due at `due_s` on the sampling schedule: every live
+// replica at once. The record's t_s is this moment (each replica is copied at
+// its peer's next between-steps point after it, taken_s).
+LookJob Simulation::ask_look(double due_s) {
+  LookJob job;
+  job.look = ++looks_;
+  job.due_s = due_s;
+  job.requested_s = now_s();
+  job.peers.reserve(peers_.size());
+  for (auto& p : peers_) {
+    job.peers.push_back(p.get());
+    job.alive.push_back(p->alive());
+    if (job.alive.back()) p->request_sample(job.look);
   }
-  const auto deadline = Clock::now() + answer_timeout();
-  for (size_t i = 0; i < peers_.size(); ++i) {
-    if (looks[i].alive) looks[i].replica = peers_[i]->collect_sample(look, deadline);
+  job.deadline = Clock::now() + answer_timeout();
+  job.gone = std::set<std::string>(gone_ids_.begin(), gone_ids_.end());
+  job.joiners = joiners_;
+  return job;
+}
+
+void Simulation::start_look_worker() {
+  looker_ = std::thread([this] { look_worker(); });
+}
+
+bool Simulation::post_look(LookJob job) {
+  std::lock_guard lock(look_mu_);
+  if (look_busy_) return false;
+  look_busy_ = true;
+  look_job_ = std::move(job);
+  look_cv_.notify_all();
+  return true;
+}
+
+void Simulation::stop_look_worker() {
+  if (!looker_.joinable()) return;
+  {
+    std::lock_guard lock(look_mu_);
+    look_stop_ = true;
+    look_cv_.notify_all();
+  }
+  looker_.join();
+}
+
+void Simulation::look_worker() {
+  std::unique_lock lock(look_mu_);
+  for (;;) {
+    look_cv_.wait(lock, [&] { return look_job_.has_value() || look_stop_; });
+    if (!look_job_) return;  // stopping, nothing handed over
+    LookJob job = std::move(*look_job_);
+    look_job_.reset();
+    lock.unlock();
+    complete_look(job);
+    lock.lock();
+    look_busy_ = false;
+  }
+}
+
+double Simulation::sample_period_s() const {
+  std::lock_guard lock(look_mu_);
+  return sample_period_s_;
+}
+
+// Completes a look (on the look worker, or at the end on the clock thread
+// once the worker has stopped): collects the answers against one deadline,
+// reads each alive peer's view, evaluates the replicas one at a time and
+// writes the record; completed_s is when it was done.
+void Simulation::complete_look(LookJob& job) {
+  std::vector<PeerLook> looks(job.peers.size());
+  for (size_t i = 0; i < job.peers.size(); ++i) {
+    looks[i].alive = job.alive[i];
+    if (looks[i].alive) looks[i].replica = job.peers[i]->collect_sample(job.look, job.deadline);
   }
   const double answered_s = now_s();
-  for (size_t i = 0; i < peers_.size(); ++i) {
+  for (size_t i = 0; i < job.peers.size(); ++i) {
     if (!looks[i].alive) continue;
-    looks[i].view = peers_[i]->view();
-    looks[i].step = looks[i].replica ? looks[i].replica->step : peers_[i]->step();
+    looks[i].view = job.peers[i]->view();
+    looks[i].step = looks[i].replica ? looks[i].replica->step : job.peers[i]->step();
   }
-  json record = measure(looks, /*final_eval=*/false);
+  json record = measure(looks, job.peers, job.gone, job.joiners, /*final_eval=*/false);
   const double completed_s = now_s();
   record["type"] = "sample";
-  record["t_s"] = requested_s;
-  record["due_s"] = due_s;
+  record["t_s"] = job.requested_s;
+  record["due_s"] = job.due_s;
   record["answered_s"] = answered_s;
   record["completed_s"] = completed_s;
-  record["sample_every_s"] = sample_period_s_;
-  record["on_time"] = requested_s - due_s <= 0.25 * sample_period_s_;
+  record["sample_every_s"] = sample_period_s();
+  record["on_time"] = job.requested_s - job.due_s <= 0.25 * sample_period_s();
   write_record(record);
   samples_.push_back({{"t_s", record["t_s"]},
                       {"averaged_model_accuracy", record["averaged_model_accuracy"]},
@@ -75,49 +130,53 @@ void Simulation::sample(double due_s) {
                       {"exchange_pairs", record["exchange_pairs"]},
                       {"on_time", record["on_time"]}});
   last_sample_ = record;
-  if (options_.progress) print_progress(record);
-  keep_up(completed_s - requested_s);
+  if (options_.progress) print_progress(record, job.peers.size());
+  keep_up(completed_s - job.requested_s, job.peers.size());
 }
 
 // A look that took longer than the period (evaluating the replicas cannot
 // keep up): sample less often, at a multiple of sim.sample_every_s 1.5x
 // the look's length, and say so once in the log; the summary's
 // sampling_slowed says what was decided. Never a silent drift.
-void Simulation::keep_up(double took_s) {
+void Simulation::keep_up(double took_s, size_t replicas) {
   slowest_look_s_ = std::max(slowest_look_s_, took_s);
   if (!sampling_slowed_.is_null()) sampling_slowed_["slowest_look_s"] = slowest_look_s_;
+  std::unique_lock lock(look_mu_);
   if (took_s <= sample_period_s_) return;
   const double every = sim_.sample_every_s;
   sample_period_s_ = std::max(sample_period_s_, std::ceil(1.5 * took_s / every) * every);
+  const double period = sample_period_s_;
+  lock.unlock();
   if (sampling_slowed_.is_null()) {
     char line[240];
     std::snprintf(line, sizeof line,
                   "a look at the swarm took %.2f s, longer than sim.sample_every_s = %g s "
                   "(asking and evaluating %zu replicas cannot keep up): sampling every %g s "
                   "instead",
-                  took_s, every, peers_.size(), sample_period_s_);
+                  took_s, every, replicas, period);
     core::log_warn("sim", line);
   }
   sampling_slowed_ = {
       {"sample_every_s", every},
-      {"used_every_s", sample_period_s_},
+      {"used_every_s", period},
       {"slowest_look_s", slowest_look_s_},
       {"first_at_s", sampling_slowed_.is_null() ? json(now_s()) : sampling_slowed_["first_at_s"]}};
 }
 
-json Simulation::measure(std::vector<PeerLook>& looks, bool final_eval) {
+json Simulation::measure(std::vector<PeerLook>& looks, const std::vector<SimPeer*>& peers,
+                         const std::set<std::string>& gone, const std::set<int>& joiners,
+                         bool final_eval) {
   const bool evaluate = !sim_.average_only;
   json rows = json::array();
-  std::vector<std::span<const float>> spans;
+  ConsensusStream stream;
   std::vector<double> accuracies, test_losses, train_losses;
   int64_t step_max = 0, step_min = -1, members_min = -1, members_max = 0, stale_views = 0;
   int64_t steps_alive = 0;  // summed over the live peers
   int64_t alive = 0, late = 0;
-  const std::set<std::string> gone(gone_ids_.begin(), gone_ids_.end());
 
-  for (size_t i = 0; i < peers_.size(); ++i) {
-    const SimPeer& p = *peers_[i];
-    const PeerLook& look = looks[i];
+  for (size_t i = 0; i < peers.size(); ++i) {
+    const SimPeer& p = *peers[i];
+    PeerLook& look = looks[i];
     json row = {{"index", p.index()}, {"state", peer_state_name(p.state())}};
     row["alive"] = look.alive;
     row["late"] = look.alive && !look.replica;
@@ -160,7 +219,7 @@ json Simulation::measure(std::vector<PeerLook>& looks, bool final_eval) {
                            static_cast<double>(new_ok);
     }
     seen = {r->counters, r->links_refused, r->blobs_dropped};
-    spans.emplace_back(r->params);
+    stream.add(r->params);
     row["train_loss"] = opt(r->train_loss);
     if (r->train_loss) train_losses.push_back(*r->train_loss);
     row["exchanges_ok"] = r->counters.exchanges_ok;
@@ -171,6 +230,7 @@ json Simulation::measure(std::vector<PeerLook>& looks, bool final_eval) {
       test_losses.push_back(e.loss);
       if (e.accuracy) accuracies.push_back(*e.accuracy);
     }
+    look.replica.reset();  // one replica's copy at a time beyond the peers' own
     rows.push_back(row);
   }
 
@@ -179,7 +239,7 @@ json Simulation::measure(std::vector<PeerLook>& looks, bool final_eval) {
   out["step_min"] = std::max<int64_t>(step_min, 0);
   out["alive"] = alive;
   out["late"] = late;
-  out["answered"] = spans.size();
+  out["answered"] = stream.count();
   out["members_min"] = std::max<int64_t>(members_min, 0);
   out["members_max"] = members_max;
   out["killed_still_in_views"] = stale_views;
@@ -198,8 +258,8 @@ json Simulation::measure(std::vector<PeerLook>& looks, bool final_eval) {
   out["consensus_distance"] = nullptr;
   out["averaged_model_accuracy"] = nullptr;
   out["averaged_model_loss"] = nullptr;
-  if (!spans.empty()) {
-    const auto c = consensus(spans);
+  if (stream.count() > 0) {
+    const auto c = stream.result();
     out["consensus_distance"] = c.distance;
     if (evaluate) {
       // The averaged model is the headline figure: always every test row.
@@ -257,15 +317,15 @@ json Simulation::measure(std::vector<PeerLook>& looks, bool final_eval) {
       pairs0_ = pairs;
     }
     if (d0_) {
-      out["theory_distance"] = *d0_ * std::pow(theory_factor(static_cast<int>(spans.size())),
+      out["theory_distance"] = *d0_ * std::pow(theory_factor(static_cast<int>(stream.count())),
                                                static_cast<double>(pairs - pairs0_));
     }
   }
 
   // Peers started by events: how their first state compares with the swarm.
-  for (auto& p : peers_) {
+  for (SimPeer* p : peers) {
     auto params = p->take_ready_params();
-    if (!params || !joiners_.count(p->index()) || !evaluate) continue;
+    if (!params || !joiners.count(p->index()) || !evaluate) continue;
     const auto e = observer_->evaluate(*params, /*full=*/false);
     double others = 0;
     int n = 0;
@@ -285,13 +345,13 @@ json Simulation::measure(std::vector<PeerLook>& looks, bool final_eval) {
   return out;
 }
 
-void Simulation::print_progress(const json& r) const {
+void Simulation::print_progress(const json& r, size_t peers) const {
   auto pct = [](const json& v) { return v.is_number() ? 100.0 * v.get<double>() : NAN; };
   char line[320];
   int len =
       std::snprintf(line, sizeof line, "sim %6.1fs  step %6lld  alive %lld/%zu",
                     r["t_s"].get<double>(), static_cast<long long>(r["step_max"].get<int64_t>()),
-                    static_cast<long long>(r["alive"].get<int64_t>()), peers_.size());
+                    static_cast<long long>(r["alive"].get<int64_t>()), peers);
   auto add = [&](const char* fmt, auto... args) {
     if (len >= 0 && static_cast<size_t>(len) < sizeof line) {
       len += std::snprintf(line + len, sizeof line - static_cast<size_t>(len), fmt, args...);

@@ -50,6 +50,10 @@ void SimPeer::run(std::vector<core::Endpoint> bootstrap) {
   config.peer.bootstrap = std::move(bootstrap);
 
   auto result = peer::run_peer(config, stop_, *this);
+  if (has_turn_) {  // a crash or a failure ends the run holding it
+    turns_->release();
+    has_turn_ = false;
+  }
   std::lock_guard lock(mu_);
   net_ = nullptr;
   if (!result) {
@@ -109,6 +113,17 @@ void SimPeer::on_ready(peer::Trainer& trainer) {
     net_->wait_for_work(std::chrono::milliseconds(20));
     net_->between_steps(trainer);
   }
+  if (turns_ && !average_only_) take_turn(trainer);
+}
+
+void SimPeer::take_turn(peer::Trainer& trainer) {
+  const auto serve = [&] {
+    if (net_) net_->between_steps(trainer);
+    answer_look(trainer);
+  };
+  const auto give_up = [&] { return kill_.load() || stop_.load(); };
+  has_turn_ = turns_->acquire(waiter_, std::chrono::milliseconds(50), serve, give_up);
+  turn_since_ = std::chrono::steady_clock::now();
 }
 
 void SimPeer::between_steps(peer::Trainer& trainer, float loss) {
@@ -117,6 +132,22 @@ void SimPeer::between_steps(peer::Trainer& trainer, float loss) {
     loss_sum_ += loss;
     ++loss_steps_;
   }
+  answer_look(trainer);
+  if (!has_turn_) return;
+  if (kill_.load() || stop_.load() || trainer.budget_spent()) {
+    // The loop ends after this step: its final exchange must not keep a
+    // turn its partners need to answer it.
+    turns_->release();
+    has_turn_ = false;
+  } else if (std::chrono::steady_clock::now() - turn_since_ >= turns_->quantum() &&
+             turns_->wanted()) {
+    turns_->release();
+    has_turn_ = false;
+    take_turn(trainer);
+  }
+}
+
+void SimPeer::answer_look(peer::Trainer& trainer) {
   const uint64_t look = want_look_.load(std::memory_order_relaxed);
   if (look == 0) return;
   if (answer_delay_.count() > 0) std::this_thread::sleep_for(answer_delay_);

@@ -27,6 +27,7 @@
 #include "gossip/peer/metrics.hpp"
 #include "gossip/peer/observe.hpp"
 #include "gossip/peer/run.hpp"
+#include "step_turns.hpp"
 
 namespace gossip::sim {
 
@@ -114,6 +115,11 @@ class SimPeer : private peer::Host {
   // Test hook: the trainer thread sleeps `delay` before answering each look
   // (a slow peer: its training waits too). Call before start().
   void set_answer_delay(std::chrono::milliseconds delay) { answer_delay_ = delay; }
+  // The simulation's turns to step (null: the peer steps whenever the OS
+  // runs it). The peer takes a turn once ready, passes it on after a quantum
+  // when others wait, and gives it up when its training ends. Call before
+  // start(); `turns` outlives the peer's thread.
+  void set_turns(StepTurns* turns) { turns_ = turns; }
   // The parameters the peer started training from (after its state
   // download), once; nullopt before it is ready or after it was taken.
   std::optional<std::vector<float>> take_ready_params();
@@ -126,12 +132,20 @@ class SimPeer : private peer::Host {
  private:
   void run(std::vector<core::Endpoint> bootstrap);
   Replica make_replica(peer::Trainer& trainer, peer::PeerNetwork* net);
+  // Trainer thread: answers the open look, if any.
+  void answer_look(peer::Trainer& trainer);
+  // Trainer thread: waits for a turn to step, still serving its partners
+  // and the looks meanwhile.
+  void take_turn(peer::Trainer& trainer);
 
   // peer::Host, called on the trainer thread.
   data::DatasetPair shared_datasets() const override { return datasets_; }
   bool killed() const override { return kill_.load(std::memory_order_relaxed); }
   bool average_only() const override { return average_only_; }
   bool wants_link_filter() const override { return true; }
+  // One: a peer's sessions share its thread (an implicit strand), and the
+  // host's cores are shared by every peer anyway.
+  int io_threads() const override { return 1; }
   void on_network(peer::PeerNetwork& net) override;
   void on_network_closing(peer::PeerNetwork& net) override;
   void on_ready(peer::Trainer& trainer) override;
@@ -169,6 +183,10 @@ class SimPeer : private peer::Host {
 
   // Trainer thread only.
   peer::PeerNetwork* net_ = nullptr;
+  StepTurns* turns_ = nullptr;
+  StepTurns::Waiter waiter_;
+  bool has_turn_ = false;
+  std::chrono::steady_clock::time_point turn_since_;
   double loss_sum_ = 0.0;
   int64_t loss_steps_ = 0;
 };

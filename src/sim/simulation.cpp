@@ -26,8 +26,15 @@ double Simulation::now_s() const {
   return std::chrono::duration<double>(Clock::now() - start_).count();
 }
 
+Simulation::~Simulation() {
+  stop_look_worker();  // a run that returned early (an error) may have one running
+}
+
+// Clock thread and look worker.
 void Simulation::write_record(const nlohmann::json& record) {
-  metrics_ << record.dump() << '\n';
+  const std::string line = record.dump();
+  std::lock_guard lock(record_mu_);
+  metrics_ << line << '\n';
   metrics_.flush();  // a crash loses at most the line being written
 }
 
@@ -104,6 +111,13 @@ core::Status Simulation::prepare() {
   if (!observer) return observer.status();
   observer_ = std::move(*observer);
 
+  if (!sim_.average_only) {
+    // A turn lasts 5 ms of steps: long against a context switch, short
+    // against an exchange's patience (a waiting peer still answers).
+    const auto cores = static_cast<int64_t>(std::max(1u, std::thread::hardware_concurrency()));
+    const int slots = static_cast<int>(sim_.step_slots > 0 ? sim_.step_slots : cores);
+    turns_ = std::make_unique<StepTurns>(slots, std::chrono::microseconds(5000));
+  }
   metrics_.open(options_.out / "metrics.jsonl");
   if (!metrics_)
     return core::io_error((options_.out / "metrics.jsonl").string() + ": cannot write");
@@ -124,6 +138,7 @@ core::Result<SimPeer*> Simulation::start_peer(std::vector<core::Endpoint> bootst
   if (auto d = options_.answer_delay.find(index); d != options_.answer_delay.end()) {
     p->set_answer_delay(d->second);
   }
+  p->set_turns(turns_.get());
   if (metrics_http_) metrics_http_->add(p);
   p->start(std::move(bootstrap), hold);
   auto address = p->wait_listening(milliseconds(30000));
@@ -200,6 +215,7 @@ core::Result<nlohmann::json> Simulation::run(const std::atomic<bool>& stop) {
                 {"startup_s", startup_s_}});
   next_sample_s_ = 0.0;  // the first look is at the start, before much training
   sample_period_s_ = sim_.sample_every_s;
+  start_look_worker();
 
   while (!stop.load() && !finished()) {
     while (next_event_ < sim_.events.size() && event_due(sim_.events[next_event_])) {
@@ -210,10 +226,18 @@ core::Result<nlohmann::json> Simulation::run(const std::atomic<bool>& stop) {
     }
     if (now_s() >= next_sample_s_) {
       // On a fixed schedule from the start, so looks do not drift by their
-      // own length; one asked late (an event that took long) is flagged.
+      // own length; one asked late (an event that took long) is flagged. A
+      // look due while the worker still completes the previous one is not
+      // asked: that look took longer than the period, so keep_up has slowed
+      // the schedule (said once, and in the summary).
       const double due = next_sample_s_;
-      sample(due);
-      next_sample_s_ = due + sample_period_s_;
+      bool free = false;
+      {
+        std::lock_guard lock(look_mu_);
+        free = !look_busy_;
+      }
+      if (free) post_look(ask_look(due));
+      next_sample_s_ = due + sample_period_s();
     }
     // Events at a step are polled; a look due sooner is not overslept.
     const double to_next_s = std::max(0.0, next_sample_s_ - now_s());
@@ -226,8 +250,10 @@ core::Result<nlohmann::json> Simulation::run(const std::atomic<bool>& stop) {
 nlohmann::json Simulation::finish() {
   // One last look at everyone still running, then they leave gracefully and
   // hand over the replica they ended with.
+  stop_look_worker();  // its look, if any, completes first
   if (std::any_of(peers_.begin(), peers_.end(), [](const auto& p) { return p->running(); })) {
-    sample(now_s());
+    LookJob last = ask_look(now_s());
+    complete_look(last);
   }
   for (auto& p : peers_) {
     if (p->running()) p->stop_at_end();
@@ -241,7 +267,11 @@ nlohmann::json Simulation::finish() {
     finals[i].alive = finals[i].replica.has_value();
     if (finals[i].replica) finals[i].step = finals[i].replica->step;
   }
-  nlohmann::json summary = measure(finals, /*final_eval=*/true);
+  std::vector<SimPeer*> all;
+  for (auto& p : peers_) all.push_back(p.get());
+  nlohmann::json summary =
+      measure(finals, all, std::set<std::string>(gone_ids_.begin(), gone_ids_.end()), joiners_,
+              /*final_eval=*/true);
   summary["type"] = "final";
   summary["t_s"] = now_s();
   summary["wall_s"] = now_s();

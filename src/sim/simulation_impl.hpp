@@ -1,20 +1,24 @@
 // Simulation: the state of one gossip-sim run, private to the sim module.
 // simulation.cpp starts and ends the run and drives the clock, events.cpp
 // applies the scripted events, sampling.cpp measures the swarm and writes the
-// records. Everything here runs on the simulation's own thread; the peers
-// run on theirs and are reached only through SimPeer.
+// records. The clock (events, asking for looks) runs on the simulation's own
+// thread, looks are completed on the look worker; the peers run on theirs
+// and are reached only through SimPeer.
 #pragma once
 
 #include <atomic>
 #include <chrono>
+#include <condition_variable>
 #include <fstream>
 #include <map>
 #include <memory>
+#include <mutex>
 #include <nlohmann/json.hpp>
 #include <optional>
 #include <random>
 #include <set>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "gossip/sim/simulation.hpp"
@@ -35,9 +39,25 @@ struct PeerLook {
   int64_t step = 0;  // the replica's step, else the peer's own step counter
 };
 
+// One look, as the clock thread asked it: the peers it asked (their
+// replicas are copied by their own trainer threads) and what it knew of the
+// swarm at that moment, so that the look worker needs nothing the clock
+// thread changes meanwhile.
+struct LookJob {
+  uint64_t look = 0;
+  double due_s = 0.0;
+  double requested_s = 0.0;
+  std::chrono::steady_clock::time_point deadline;
+  std::vector<SimPeer*> peers;  // every peer started so far, by index
+  std::vector<bool> alive;
+  std::set<std::string> gone;  // ids of killed or left peers
+  std::set<int> joiners;
+};
+
 class Simulation {
  public:
   explicit Simulation(const SimOptions& options);
+  ~Simulation();
   core::Result<nlohmann::json> run(const std::atomic<bool>& stop);
 
  private:
@@ -64,17 +84,34 @@ class Simulation {
   std::vector<core::Endpoint> random_live_address();
   std::string describe(const SimEvent& event) const;
 
-  // sampling.cpp
-  void sample(double due_s);
+  // sampling.cpp. The clock thread asks (ask_look) and hands the look to
+  // the look worker (look_worker), which collects the answers, evaluates
+  // and writes the record, so that the clock keeps firing events and asking
+  // on schedule however long an evaluation takes.
+  LookJob ask_look(double due_s);
+  void start_look_worker();
+  // Clock thread: hands `job` to the worker; false (nothing done) while the
+  // worker is still busy with the previous look.
+  bool post_look(LookJob job);
+  // Waits for the worker to finish its look and ends it.
+  void stop_look_worker();
+  void look_worker();
+  void complete_look(LookJob& job);
+  double sample_period_s() const;
   std::chrono::milliseconds answer_timeout() const;
-  void keep_up(double took_s);
-  nlohmann::json measure(std::vector<PeerLook>& looks, bool final_eval);
-  void print_progress(const nlohmann::json& record) const;
+  void keep_up(double took_s, size_t replicas);
+  nlohmann::json measure(std::vector<PeerLook>& looks, const std::vector<SimPeer*>& peers,
+                         const std::set<std::string>& gone, const std::set<int>& joiners,
+                         bool final_eval);
+  void print_progress(const nlohmann::json& record, size_t peers) const;
 
   const SimOptions options_;
   const SimConfig& sim_;
   data::DatasetPair datasets_;
   std::unique_ptr<Observer> observer_;
+  // Turns to step (null in averaging-only runs); declared before peers_, so
+  // it outlives their threads.
+  std::unique_ptr<StepTurns> turns_;
   std::vector<std::unique_ptr<SimPeer>> peers_;
   std::ofstream metrics_;
   Clock::time_point start_;
@@ -84,7 +121,7 @@ class Simulation {
   double next_sample_s_ = 0.0;
   // Sampling's own period: sim.sample_every_s, longer once a look took more
   // than that (keep_up); then the one log line and the summary say so.
-  double sample_period_s_ = 0.0;
+  double sample_period_s_ = 0.0;  // guarded by look_mu_ once the worker runs
   double slowest_look_s_ = 0.0;
   nlohmann::json sampling_slowed_;  // null, or what keep_up decided
   uint64_t looks_ = 0;              // looks asked for so far (request numbers)
@@ -113,6 +150,18 @@ class Simulation {
   // sim.metrics_http (null when off); declared after peers_, so it stops
   // serving before they go.
   std::unique_ptr<SwarmMetrics> metrics_http_;
+
+  // The look worker. What it alone touches while it runs: observer_,
+  // counters_, joiner_first_, d0_, pairs0_, samples_, last_sample_,
+  // slowest_look_s_, sampling_slowed_ (finish() reads them after
+  // stop_look_worker()). write_record is shared with the clock thread.
+  std::thread looker_;
+  mutable std::mutex look_mu_;
+  std::condition_variable look_cv_;
+  std::optional<LookJob> look_job_;  // the look handed over, not yet taken
+  bool look_busy_ = false;           // a look is handed over or being completed
+  bool look_stop_ = false;
+  std::mutex record_mu_;  // metrics_
 };
 
 }  // namespace gossip::sim

@@ -45,30 +45,30 @@ Evaluation Observer::evaluate(std::span<const float> params, bool full) {
   return e;
 }
 
-Consensus consensus(const std::vector<std::span<const float>>& replicas) {
+void ConsensusStream::add(std::span<const float> replica) {
+  if (count_ == 0) {
+    mean_.assign(replica.size(), 0.0);
+    m2_.assign(replica.size(), 0.0);
+  }
+  ++count_;
+  const double inv = 1.0 / static_cast<double>(count_);
+  for (size_t k = 0; k < mean_.size(); ++k) {
+    const double d = replica[k] - mean_[k];
+    mean_[k] += d * inv;
+    m2_[k] += d * (replica[k] - mean_[k]);
+  }
+}
+
+Consensus ConsensusStream::result() const {
   Consensus c;
-  if (replicas.empty()) return c;
-  const size_t n = replicas.front().size();
-  std::vector<double> sum(n, 0.0);
-  for (const auto& r : replicas) {
-    for (size_t k = 0; k < n; ++k) sum[k] += r[k];
+  c.mean.resize(mean_.size());
+  double mean_sq = 0.0, spread = 0.0;
+  for (size_t k = 0; k < mean_.size(); ++k) {
+    c.mean[k] = static_cast<float>(mean_[k]);
+    mean_sq += mean_[k] * mean_[k];
+    spread += m2_[k];
   }
-  const double inv = 1.0 / static_cast<double>(replicas.size());
-  c.mean.resize(n);
-  double mean_sq = 0.0;
-  for (size_t k = 0; k < n; ++k) {
-    sum[k] *= inv;
-    c.mean[k] = static_cast<float>(sum[k]);
-    mean_sq += sum[k] * sum[k];
-  }
-  double spread = 0.0;
-  for (const auto& r : replicas) {
-    for (size_t k = 0; k < n; ++k) {
-      const double d = r[k] - sum[k];
-      spread += d * d;
-    }
-  }
-  spread *= inv;
+  spread /= static_cast<double>(count_);
   c.distance = mean_sq > 0.0 ? spread / mean_sq : 0.0;
   return c;
 }

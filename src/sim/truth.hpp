@@ -49,12 +49,28 @@ class Observer {
   bool classification_;
 };
 
-// The plain mean of `replicas` (all the same length, at least one) and the
+// The plain mean of the replicas (all the same length, at least one) and the
 // consensus distance  mean_i ||x_i - xbar||^2 / ||xbar||^2  (0 when xbar is 0).
 struct Consensus {
   std::vector<float> mean;
   double distance = 0.0;
 };
-Consensus consensus(const std::vector<std::span<const float>>& replicas);
+
+// Both, taking the replicas one at a time (Welford's update per coordinate,
+// in double, which stays exact where the spread is 1e-12 of the mean), so
+// that a look never needs every replica at once: memory is two doubles per
+// parameter whatever the number of replicas. One thread at a time.
+class ConsensusStream {
+ public:
+  // `replica` has the length of the first one added.
+  void add(std::span<const float> replica);
+  size_t count() const { return count_; }
+  // Requires count() >= 1.
+  Consensus result() const;
+
+ private:
+  size_t count_ = 0;
+  std::vector<double> mean_, m2_;
+};
 
 }  // namespace gossip::sim

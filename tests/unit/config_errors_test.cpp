@@ -57,7 +57,7 @@ TEST_CASE("unknown keys at any depth name the full path and the closest known ke
       error_of(j) ==
       "net.colour: unknown key (known keys in net: cipher, handshake_timeout_ms, idle_timeout_ms, "
       "keepalive_ms, max_control_frame, max_pending_handshakes, max_pending_per_address, "
-      "max_sessions, port_mapping, punch or relay)");
+      "max_sessions, port_mapping, punch, relay or unused_timeout_ms)");
 
   // The NAT traversal objects name their keys the same way.
   j = base();

@@ -44,6 +44,7 @@ std::vector<std::filesystem::path> shipped_configs() {
 Json full_sim() {
   return Json::parse(R"({
     "peers": 8, "average_only": false, "duration_s": 0, "sample_every_s": 2, "eval_rows": 2000,
+    "step_slots": 3,
     "events": [
       {"at_s": 30, "kill": [1, 2]},
       {"at_step": 400, "leave": [3]},
@@ -84,6 +85,7 @@ TEST_CASE("a full event script parses to the expected structs") {
   CHECK(s.duration_s == 0);
   CHECK(s.sample_every_s == 2);
   CHECK(s.eval_rows == 2000);
+  CHECK(s.step_slots == 3);
   REQUIRE(s.events.size() == 7);
 
   const auto& kill = s.events[0];
@@ -134,8 +136,8 @@ TEST_CASE("an empty sim section takes the defaults; an absent one leaves sim uns
   CHECK(c.sim.eval_rows == 2000);
   CHECK(c.sim.events.empty());
   CHECK(to_json(c)["sim"] == Json::parse(R"({"peers": 8, "average_only": false,
-      "duration_s": 0.0, "sample_every_s": 2.0, "eval_rows": 2000, "events": [],
-      "metrics_http": null})"));
+      "duration_s": 0.0, "sample_every_s": 2.0, "eval_rows": 2000, "step_slots": 0,
+      "events": [], "metrics_http": null})"));
 
   const Config plain = parse_ok(base());
   CHECK_FALSE(plain.sim.present);
@@ -152,7 +154,7 @@ TEST_CASE("the sim section round-trips through to_json") {
   CHECK_MESSAGE(once == twice, (once["sim"].dump(2) + "\n---\n" + twice["sim"].dump(2)));
 
   Json avg = Json::parse(R"({"peers": 32, "average_only": true, "duration_s": 20,
-      "sample_every_s": 0.5, "eval_rows": 0, "events": [{"at_s": 5, "drop": 0}],
+      "sample_every_s": 0.5, "eval_rows": 0, "step_slots": 0, "events": [{"at_s": 5, "drop": 0}],
       "metrics_http": "0.0.0.0:0"})");
   const Json again = to_json(parse_ok(with_sim(avg)));
   CHECK(again["sim"] == avg);
@@ -198,11 +200,11 @@ TEST_CASE("every shipped sim-*.json loads and passes the checks gossip-sim makes
     names.push_back(name);
   }
   std::sort(names.begin(), names.end());
-  CHECK(names == std::vector<std::string>{"sim-churn.json", "sim-consensus.json",
-                                          "sim-fashion-mnist.json", "sim-gpt-noniid.json",
-                                          "sim-gpt.json", "sim-mlp-64.json", "sim-noniid.json",
-                                          "sim-outer-fashion-mnist.json", "sim-outer-noniid.json",
-                                          "sim-regression-256.json", "sim-regression.json"});
+  CHECK(names == std::vector<std::string>{
+                     "sim-churn.json", "sim-consensus-256.json", "sim-consensus.json",
+                     "sim-fashion-mnist.json", "sim-gpt-noniid.json", "sim-gpt.json",
+                     "sim-mlp-64.json", "sim-noniid.json", "sim-outer-fashion-mnist.json",
+                     "sim-outer-noniid.json", "sim-regression-256.json", "sim-regression.json"});
 }
 
 TEST_CASE("event objects: unknown keys, missing and doubled time or event keys") {

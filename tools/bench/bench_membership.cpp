@@ -8,6 +8,10 @@
 // shows it. Prints a table, then one JSON object on the last line.
 //
 //   gossip-bench membership [--peers 16,64] [--settle-s 10] [--steady-s 20] [--probe-ms 1000]
+//                           [--unused-ms 0]
+// --unused-ms sets net.unused_timeout_ms (sessions that carried nothing for
+// that long close; 0: never): a full mesh of 256 peers in one process needs
+// 65,280 sockets otherwise.
 #include <asio.hpp>
 #include <chrono>
 #include <cstdio>
@@ -45,8 +49,11 @@ struct BenchPeer {
 
 class BenchSwarm {
  public:
-  explicit BenchSwarm(membership::Options options)
-      : options_(options), key_(crypto::SwarmKey::generate()), guard_(asio::make_work_guard(io_)) {
+  BenchSwarm(membership::Options options, net::NetConfig net)
+      : options_(options),
+        net_(net),
+        key_(crypto::SwarmKey::generate()),
+        guard_(asio::make_work_guard(io_)) {
     for (int i = 0; i < 2; ++i) threads_.emplace_back([this] { io_.run(); });
   }
   ~BenchSwarm() {
@@ -60,7 +67,7 @@ class BenchSwarm {
   // Adds and starts a peer, joining through peer `via` (-1: founds the swarm).
   bool add(int via) {
     auto p = std::make_unique<BenchPeer>();
-    p->node = std::make_shared<net::Node>(io_, net::NetConfig{}, p->identity, key_);
+    p->node = std::make_shared<net::Node>(io_, net_, p->identity, key_);
     p->router = std::make_shared<net::Router>();
     p->node->set_handler(p->router);
     membership::SwarmConfig cfg;
@@ -148,6 +155,7 @@ class BenchSwarm {
   }
 
   membership::Options options_;
+  net::NetConfig net_;
   crypto::SwarmKey key_;
   asio::io_context io_;
   asio::executor_work_guard<asio::io_context::executor_type> guard_;
@@ -165,9 +173,9 @@ double time_until(F done, std::chrono::seconds limit) {
   return std::chrono::duration<double>(SteadyClock::now() - t0).count();
 }
 
-nlohmann::json measure(int n, const membership::Options& options, int settle_s, int steady_s,
-                       std::mt19937& rng) {
-  BenchSwarm s(options);
+nlohmann::json measure(int n, const membership::Options& options, const net::NetConfig& net,
+                       int settle_s, int steady_s, std::mt19937& rng) {
+  BenchSwarm s(options, net);
   const auto t0 = SteadyClock::now();
   for (int i = 0; i < n; ++i) {
     const int via = i == 0 ? -1 : std::uniform_int_distribution<int>(0, i - 1)(rng);
@@ -226,6 +234,7 @@ int run_membership(int argc, char** argv) {
   int steady_s = 20;
   int settle_s = 10;
   membership::Options options;
+  net::NetConfig net;
   for (int i = 1; i < argc; ++i) {
     const bool has = i + 1 < argc;
     if (std::strcmp(argv[i], "--peers") == 0 && has) {
@@ -240,10 +249,12 @@ int run_membership(int argc, char** argv) {
     } else if (std::strcmp(argv[i], "--probe-ms") == 0 && has) {
       options.probe_interval = membership::Millis(std::atoi(argv[++i]));
       options.probe_timeout = options.probe_interval / 2;
+    } else if (std::strcmp(argv[i], "--unused-ms") == 0 && has) {
+      net.unused_timeout = std::chrono::milliseconds(std::atoi(argv[++i]));
     } else {
       std::fprintf(stderr,
                    "usage: gossip-bench membership [--peers 16,64] [--settle-s 10] [--steady-s 20] "
-                   "[--probe-ms 1000]\n");
+                   "[--probe-ms 1000] [--unused-ms 0]\n");
       return 2;
     }
   }
@@ -257,7 +268,7 @@ int run_membership(int argc, char** argv) {
               "leave s", "bytes/peer/s", "wire B/peer/s");
   for (int n : sizes) {
     if (n < 3) continue;
-    nlohmann::json r = measure(n, options, settle_s, steady_s, rng);
+    nlohmann::json r = measure(n, options, net, settle_s, steady_s, rng);
     if (r.contains("error")) {
       std::printf("%6d %s\n", n, r["error"].get<std::string>().c_str());
     } else {
@@ -272,6 +283,7 @@ int run_membership(int argc, char** argv) {
   }
   nlohmann::json out = {{"bench", "membership"},
                         {"probe_interval_ms", options.probe_interval.count()},
+                        {"unused_timeout_ms", net.unused_timeout.count()},
                         {"results", results}};
   std::printf("%s\n", out.dump().c_str());
   return 0;

@@ -54,6 +54,11 @@ struct NetConfig {
   std::chrono::milliseconds keepalive_interval{15000};
   // Ask the LAN's router for a port mapping (NAT-PMP, UPnP-IGD) at start.
   bool port_mapping = true;
+  // An established session that carried no frame (keepalives do not count)
+  // either way for this long is closed, so that a peer meeting many others
+  // in turn does not keep a socket and buffers for each forever; 0: never.
+  // Whoever needs the peer again dials it again.
+  std::chrono::milliseconds unused_timeout{0};
   size_t max_pending_handshakes = 64;  // inbound, all addresses together
   size_t max_pending_per_address = 4;  // inbound, per remote IP address
   size_t max_sessions = 256;           // established + handshaking, both directions
@@ -85,6 +90,7 @@ struct CounterSnapshot {
   uint64_t blob_refused = 0;             // upper layer refused or size mismatch
   uint64_t blob_truncated = 0;           // session ended with a blob half received
   uint64_t idle_closed = 0;              // idle timeout
+  uint64_t unused_closed = 0;            // closed by unused_timeout
   uint64_t send_queue_full = 0;          // try_send_frame refused / STATUS reply dropped
   uint64_t sessions_closed = 0;
   uint64_t bytes_sent = 0;  // TCP payload bytes (ciphertext + lengths)
@@ -96,8 +102,8 @@ struct NetCounters {
   std::atomic<uint64_t> accepted{0}, handshakes_ok{0}, handshake_failed{0}, handshake_timeout{0},
       refused_pending_total{0}, refused_pending_address{0}, refused_sessions{0},
       peer_id_mismatch{0}, self_connection{0}, decrypt_failed{0}, bad_frame{0}, blob_refused{0},
-      blob_truncated{0}, idle_closed{0}, send_queue_full{0}, sessions_closed{0}, bytes_sent{0},
-      bytes_received{0};
+      blob_truncated{0}, idle_closed{0}, unused_closed{0}, send_queue_full{0}, sessions_closed{0},
+      bytes_sent{0}, bytes_received{0};
 
   CounterSnapshot snapshot() const {
     auto g = [](const std::atomic<uint64_t>& a) { return a.load(std::memory_order_relaxed); };
@@ -115,6 +121,7 @@ struct NetCounters {
             g(blob_refused),
             g(blob_truncated),
             g(idle_closed),
+            g(unused_closed),
             g(send_queue_full),
             g(sessions_closed),
             g(bytes_sent),

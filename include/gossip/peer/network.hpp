@@ -36,10 +36,12 @@ class PeerNetwork {
   // metrics.http).
   // `weight` is this peer's averaging weight. With `link_filter`, a
   // net::LinkFilter sits between the Node and the protocols (fault
-  // injection: partitions, slow links, dropped exchanges).
+  // injection: partitions, slow links, dropped exchanges). The network runs
+  // on `io_threads` threads of its own io_context.
   static core::Result<std::unique_ptr<PeerNetwork>> start(const config::Config& config,
                                                           Trainer& trainer, double weight,
-                                                          bool link_filter = false);
+                                                          bool link_filter = false,
+                                                          int io_threads = 2);
   ~PeerNetwork();  // stops everything without a LEAVE (use leave() first)
   PeerNetwork(const PeerNetwork&) = delete;
   PeerNetwork& operator=(const PeerNetwork&) = delete;

@@ -85,6 +85,9 @@ class Host {
   virtual bool average_only() const { return false; }
   // The network gets a net::LinkFilter (PeerNetwork::link_filter()).
   virtual bool wants_link_filter() const { return false; }
+  // Threads of the network's own io_context (gossip-peer: 2, so that
+  // encryption and the socket writes of one session overlap another's).
+  virtual int io_threads() const { return 2; }
 
   // Once the network is listening (before joining).
   virtual void on_network(PeerNetwork& /*net*/) {}

@@ -54,6 +54,7 @@ struct SimConfig {
   double sample_every_s = 2.0;        // cadence of the swarm-wide metrics (> 0)
   int64_t eval_rows = 2000;           // test rows per evaluation at each sample, 0 = all
                                       // (the final evaluation always uses every row)
+  int64_t step_slots = 0;             // peers stepping at once, in turn (0: one per core)
   std::vector<SimEvent> events;       // in the order listed
   core::ServiceAddress metrics_http;  // one /metrics for every peer (label "peer"); off by default
 };

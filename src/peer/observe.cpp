@@ -79,9 +79,12 @@ nlohmann::json status_details(const PeerObservation& o, size_t max_view) {
   json view = json::array();
   for (size_t i = 0; i < o.view.size() && i < max_view; ++i) {
     const MemberView& m = o.view[i];
-    json entry = {{"id", m.id},           {"address", m.address},
-                  {"state", m.state},     {"incarnation", m.incarnation},
-                  {"reached", m.reached}, {"private", m.is_private},
+    json entry = {{"id", m.id},
+                  {"address", m.address},
+                  {"state", m.state},
+                  {"incarnation", m.incarnation},
+                  {"reached", m.reached},
+                  {"private", m.is_private},
                   {"exchanges", m.exchanges}};
     if (!m.path_reason.empty()) entry["path_reason"] = m.path_reason;
     view.push_back(std::move(entry));

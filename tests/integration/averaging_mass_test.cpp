@@ -50,8 +50,8 @@ Sums sums(const std::vector<std::vector<float>>& xs) {
 // `codec_of(i)`: peer i's gossip.wire. `mixing`: the consensus distance must
 // fall below mixing * its start (lossy codecs: their noise floor, measured
 // and printed).
-void run_mass(const std::string& name, const std::function<WireCodec(int)>& codec_of,
-              double mixing, GossipMode mode = GossipMode::kParams, OuterOptions outer = {}) {
+void run_mass(const std::string& name, const std::function<WireCodec(int)>& codec_of, double mixing,
+              GossipMode mode = GossipMode::kParams, OuterOptions outer = {}) {
   IoThreads io(2);
   Swarm swarm(
       io, 8, [](int i) { return small_model(100 + i); },
@@ -156,13 +156,11 @@ TEST_CASE("mass conservation: 8 peers with mixed codecs interoperate") {
 // mode", conserved quantity (2)); with momentum 0 and no training, any lr
 // keeps the weighted sum too (3), since theta stays equal to phi.
 TEST_CASE("mass conservation: outer mode, lr 1, momentum 0, fp32 wire") {
-  run_mass(
-      "fp32 outer lr 1", [](int) { return WireFormat::kFp32; }, 1e-3, GossipMode::kOuter,
-      {100, 1.0, 0.0});
+  run_mass("fp32 outer lr 1", [](int) { return WireFormat::kFp32; }, 1e-3, GossipMode::kOuter,
+           {100, 1.0, 0.0});
 }
 
 TEST_CASE("mass conservation: outer mode, lr 0.5, momentum 0, bf16 wire") {
-  run_mass(
-      "bf16 outer lr 0.5", [](int) { return WireFormat::kBf16; }, 1e-2, GossipMode::kOuter,
-      {100, 0.5, 0.0});
+  run_mass("bf16 outer lr 0.5", [](int) { return WireFormat::kBf16; }, 1e-2, GossipMode::kOuter,
+           {100, 0.5, 0.0});
 }

@@ -87,15 +87,17 @@ TEST_CASE("StepTurns: a waiting thread that gives up leaves the line without a t
   StepTurns turns(1, 1000us);
   StepTurns::Waiter a, b;
   auto never = [] { return false; };
-  REQUIRE(turns.acquire(a, 5ms, [] {}, never));
+  REQUIRE(turns.acquire(
+      a, 5ms, [] {}, never));
   std::atomic<int> polls{0};
-  const bool got = turns.acquire(b, 5ms, [&] { polls.fetch_add(1); },
-                                 [&] { return polls.load() >= 3; });
+  const bool got = turns.acquire(
+      b, 5ms, [&] { polls.fetch_add(1); }, [&] { return polls.load() >= 3; });
   CHECK_FALSE(got);
   CHECK(polls.load() >= 3);
   CHECK_FALSE(turns.wanted());  // it left the line
   turns.release();              // the slot is free again, not handed to a ghost
-  CHECK(turns.acquire(b, 5ms, [] {}, never));
+  CHECK(turns.acquire(
+      b, 5ms, [] {}, never));
   turns.release();
   CHECK(turns.handoffs() == 0);
 }

@@ -88,6 +88,14 @@ void read_gossip(Section& top, GossipConfig& out) {
   }
   s.positive("backoff_ms", out.backoff_ms);
   read_mode(s, steps_given || ms_given, out);
+  // Measured: in outer mode randk gives the coordinates outside its sampled
+  // blocks the outer momentum without the partner's pull, the replicas drift
+  // apart and training diverges (docs/benchmarks.md "Outer mode").
+  if (out.mode == GossipMode::kOuter && out.wire.format == WireFormat::kRandK) {
+    s.error("wire",
+            "\"randk\" does not work with gossip.mode \"outer\" (the replicas drift apart "
+            "and training diverges): use \"int8\", \"bf16\" or \"fp32\"");
+  }
   s.finish();
 }
 

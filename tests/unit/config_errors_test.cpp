@@ -403,3 +403,13 @@ TEST_CASE("metrics.http: host:port, or a port alone on loopback; bad values name
         "metrics.http: gossip-sim serves one /metrics for all its peers: set sim.metrics_http "
         "instead");
 }
+
+TEST_CASE("gossip.wire randk is refused in outer mode, naming the codecs that work") {
+  Json j = base();
+  j["gossip"] = {{"mode", "outer"}, {"wire", "randk"}};
+  CHECK(error_of(j) ==
+        "gossip.wire: \"randk\" does not work with gossip.mode \"outer\" (the replicas drift "
+        "apart and training diverges): use \"int8\", \"bf16\" or \"fp32\"");
+  j["gossip"]["wire"] = "int8";
+  CHECK(error_of(j).empty());
+}

@@ -25,10 +25,6 @@ namespace gossip::averaging {
 
 namespace {
 
-bool is_int8_family(WireFormat f) {
-  return f == WireFormat::kInt8 || f == WireFormat::kRandK;
-}
-
 // Largest scale whose 127 * s is finite: a larger one would decode to inf.
 constexpr float kMaxScale = FLT_MAX / 127.0f;
 
@@ -165,7 +161,7 @@ const float* scales_of(std::span<const uint8_t> wire) {
 
 bool WireCodec::operator==(const WireCodec& o) const {
   if (format != o.format) return false;
-  if (is_int8_family(format) && block != o.block) return false;
+  if (has_blocks(format) && block != o.block) return false;
   return format != WireFormat::kRandK || fraction == o.fraction;
 }
 
@@ -182,7 +178,7 @@ std::string describe(const WireCodec& codec) {
 }
 
 core::Status check_codec(const WireCodec& codec) {
-  if (is_int8_family(codec.format) &&
+  if (has_blocks(codec.format) &&
       (!std::has_single_bit(codec.block) || codec.block < kMinBlock || codec.block > kMaxBlock)) {
     return core::invalid_argument("wire block " + std::to_string(codec.block) +
                                   " must be a power of two in [" + std::to_string(kMinBlock) +
@@ -241,7 +237,7 @@ void encode(const WireLayout& layout, std::span<const float> in, std::span<uint8
   assert(in.size() == layout.count && wire.size() == layout.bytes());
   assert(dequantized.empty() || dequantized.size() == layout.count);
   const WireFormat f = layout.codec.format;
-  if (!is_int8_family(f)) {
+  if (!has_blocks(f)) {
     encode(f, in, wire, dequantized);
     return;
   }
@@ -265,7 +261,7 @@ core::Status validate(const WireLayout& layout, std::span<const uint8_t> wire) {
                          ")");
   }
   const WireFormat f = layout.codec.format;
-  if (!is_int8_family(f)) {
+  if (!has_blocks(f)) {
     const size_t bad = first_non_finite_wire(f, wire);
     if (bad < layout.count) {
       return core::corrupt("non-finite value at element " + std::to_string(bad) + " of " +
@@ -302,7 +298,7 @@ core::Status validate(const WireLayout& layout, std::span<const uint8_t> wire) {
 void decode(const WireLayout& layout, std::span<const uint8_t> wire, std::span<float> out) {
   assert(out.size() == layout.count && wire.size() == layout.bytes());
   const WireFormat f = layout.codec.format;
-  if (!is_int8_family(f)) {
+  if (!has_blocks(f)) {
     (void)decode(f, wire, out);
     return;
   }
@@ -323,7 +319,7 @@ double apply_wire_delta(const WireLayout& layout, float scale, std::span<const u
                         std::span<const uint8_t> own, std::span<float> x) {
   assert(x.size() == layout.count && other.size() == layout.bytes() && own.size() == other.size());
   const WireFormat f = layout.codec.format;
-  if (!is_int8_family(f)) return apply_wire_delta(f, scale, other, own, x);
+  if (!has_blocks(f)) return apply_wire_delta(f, scale, other, own, x);
   const size_t ns = layout.scale_count();
   // The scales are 4-aligned: the buffers are float arrays (buffers.cpp).
   return apply_blocks(

@@ -56,7 +56,7 @@ void read_gossip(Section& top, GossipConfig& out) {
     out.wire.format = parse_wire_format(wire).value();
   }
   // Codec parameters (codec.hpp), next to the codec they shape.
-  const bool blocks = out.wire.format == WireFormat::kInt8 || out.wire.format == WireFormat::kRandK;
+  const bool blocks = has_blocks(out.wire.format);
   if (s.only_if("wire_block", blocks, "unless gossip.wire is \"int8\" or \"randk\"")) {
     int64_t block = out.wire.block;
     if (s.integer("wire_block", block, kMinBlock, kMaxBlock)) {
@@ -120,7 +120,7 @@ nlohmann::json gossip_json(const GossipConfig& g) {
             {"backoff_ms", g.backoff_ms},
             {"mode", gossip_mode_name(g.mode)}};
   // Only the parameters read_gossip accepts for this codec.
-  if (g.wire.format == WireFormat::kInt8 || g.wire.format == WireFormat::kRandK) {
+  if (has_blocks(g.wire.format)) {
     j["wire_block"] = g.wire.block;
   }
   if (g.wire.format == WireFormat::kRandK) j["randk"] = {{"fraction", g.wire.fraction}};

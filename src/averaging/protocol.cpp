@@ -120,7 +120,7 @@ std::vector<uint8_t> encode(const Offer& m) {
   Json j = {{"xid", m.xid},       {"step", m.step},
             {"weight", m.weight}, {"format", wire_format_name(m.codec.format)},
             {"count", m.count},   {"fingerprint", m.fingerprint}};
-  if (m.codec.format == WireFormat::kInt8 || m.codec.format == WireFormat::kRandK) {
+  if (has_blocks(m.codec.format)) {
     j["block"] = m.codec.block;
   }
   if (m.codec.format == WireFormat::kRandK) j["fraction"] = m.codec.fraction;
@@ -173,7 +173,7 @@ core::Result<Offer> parse_offer(std::span<const uint8_t> body) {
     if (!f) r.bad("format", "must be \"fp32\", \"bf16\", \"fp16\", \"int8\" or \"randk\"");
     m.codec.format = *f;
     // Block codecs carry their parameters: a peer must never guess them.
-    if (*f == WireFormat::kInt8 || *f == WireFormat::kRandK) {
+    if (has_blocks(*f)) {
       m.codec.block = static_cast<uint32_t>(r.u64("block", kMaxBlock));
       if (!check_codec(WireCodec{*f, m.codec.block, kDefaultFraction})) {
         r.bad("block", "must be a power of two in [16, 65536]");

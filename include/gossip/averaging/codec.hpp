@@ -52,6 +52,12 @@ struct WireCodec {
   bool operator==(const WireCodec& o) const;
 };
 
+// int8 and randk: blocks of int8 values with one fp32 scale each, so the
+// codec's `block` applies (and travels in the OFFER).
+inline bool has_blocks(WireFormat f) {
+  return f == WireFormat::kInt8 || f == WireFormat::kRandK;
+}
+
 // "fp32", "int8(block 64)", "randk(block 64, fraction 0.03125)": logs,
 // errors, result files.
 std::string describe(const WireCodec& codec);

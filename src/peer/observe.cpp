@@ -47,11 +47,13 @@ PeerObservation observe(const ObserveInputs& in) {
     if (path != in.paths.end() && path->second.kind != net::PathKind::kDirect) {
       v.path_reason = path->second.reason;
     }
-    if (open_now) {
-      const bool mapped = (m.flags & membership::kMemberMapped) != 0;
-      v.reached = path == in.paths.end() ? (mapped ? "mapped" : "direct")
-                                         : net::path_kind_name(path->second.kind);
-      if (v.reached == "unreachable") v.reached = "direct";  // it came in from the member
+    const bool detour = path != in.paths.end() && (path->second.kind == net::PathKind::kPunched ||
+                                                   path->second.kind == net::PathKind::kRelayed);
+    if (open_now && detour) {
+      v.reached = net::path_kind_name(path->second.kind);
+    } else if (open_now) {
+      // Dialed directly, or it came in from the member after our paths failed.
+      v.reached = (m.flags & membership::kMemberMapped) ? "mapped" : "direct";
     } else if (path != in.paths.end() && path->second.kind == net::PathKind::kUnreachable) {
       v.reached = "unreachable";
     } else if (m.state == membership::MemberState::kSuspect ||

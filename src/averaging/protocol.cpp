@@ -172,19 +172,15 @@ core::Result<Offer> parse_offer(std::span<const uint8_t> body) {
     auto f = parse_wire_format(r.str("format"));
     if (!f) r.bad("format", "must be \"fp32\", \"bf16\", \"fp16\", \"int8\" or \"randk\"");
     m.codec.format = *f;
-    // Block codecs carry their parameters: a peer must never guess them.
-    if (has_blocks(*f)) {
-      m.codec.block = static_cast<uint32_t>(r.u64("block", kMaxBlock));
-      if (!check_codec(WireCodec{*f, m.codec.block, kDefaultFraction})) {
-        r.bad("block", "must be a power of two in [16, 65536]");
-      }
-    }
+    // Block codecs carry their parameters: a peer must never guess them. check_codec is the
+    // one place that knows their ranges, for config and wire alike.
+    if (has_blocks(*f)) m.codec.block = static_cast<uint32_t>(r.u64("block", kMaxBlock));
     if (*f == WireFormat::kRandK) {
       const Json& v = r.at("fraction");
       if (!v.is_number()) r.bad("fraction", "must be a number");
       m.codec.fraction = v.get<double>();
-      if (!(m.codec.fraction > 0 && m.codec.fraction <= 1)) r.bad("fraction", "must be in (0, 1]");
     }
+    if (auto st = check_codec(m.codec); !st) throw std::runtime_error("OFFER: " + st.message());
     m.count = r.u64("count", ~uint64_t{0});
     m.fingerprint = r.str("fingerprint", 64);
     m.mode = r.mode();

@@ -244,10 +244,10 @@ TEST_CASE("codec parameters: checked in config values and in OFFER frames") {
   CHECK(parsed(head + R"("format":"int8","block":64})").is_ok());
   const char* bad[][2] = {
       {R"("format":"int8"})", "'block' is missing"},
-      {R"("format":"int8","block":48})", "'block' must be a power of two"},
+      {R"("format":"int8","block":48})", "wire block 48 must be a power of two"},
       {R"("format":"int8","block":1048576})", "'block' is out of range"},
       {R"("format":"randk","block":64})", "'fraction' is missing"},
-      {R"("format":"randk","block":64,"fraction":0})", "'fraction' must be in (0, 1]"},
+      {R"("format":"randk","block":64,"fraction":0})", "randk fraction 0.000000 must be in (0, 1]"},
       {R"("format":"randk","block":64,"fraction":"1/2"})", "'fraction' must be a number"},
       {R"("format":"int4"})", "'format' must be"},
   };

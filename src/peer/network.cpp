@@ -238,7 +238,11 @@ core::Result<std::unique_ptr<PeerNetwork>> PeerNetwork::start(const config::Conf
                   1,
                   "",
                   core::format_fingerprint(config.model.fingerprint()),
-                  averaging::wire_format_name(config.gossip.wire.format)};
+                  averaging::wire_format_name(config.gossip.wire.format),
+                  config.gossip.mode,
+                  config.gossip.interval_ms > 0 ? 0 : config.gossip.interval_steps,
+                  config.gossip.interval_ms,
+                  config.gossip.outer};
 
   asio::error_code ec;
   const auto address = asio::ip::make_address(pc.listen.host, ec);

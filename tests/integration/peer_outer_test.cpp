@@ -79,14 +79,19 @@ std::string norms_text(const gossip::averaging::OuterState& s) {
   return buf;
 }
 
-// The step of the last train record of the latest run in a metrics file.
-int64_t last_step(const fs::path& metrics) {
-  int64_t step = -1;
-  for (const auto& l : metrics_of(metrics, /*complete_only=*/true)) {
-    if (l.at("type") == "start") step = -1;
-    if (l.at("type") == "train") step = l.at("step").get<int64_t>();
+// The last train record of the latest run in a metrics file (null: none yet).
+Json last_train(const fs::path& metrics) {
+  Json last;
+  for (auto& l : metrics_of(metrics, /*complete_only=*/true)) {
+    if (l.at("type") == "start") last = Json();
+    if (l.at("type") == "train") last = std::move(l);
   }
-  return step;
+  return last;
+}
+
+int64_t last_step(const fs::path& metrics) {
+  const Json t = last_train(metrics);
+  return t.is_null() ? -1 : t.at("step").get<int64_t>();
 }
 
 // gossip-ctl status --json of the peer at `address`; null when it did not answer.
@@ -184,12 +189,17 @@ TEST_CASE("outer mode: a killed peer resumes phi and v from its checkpoint, a jo
   REQUIRE(v_at != std::string::npos);
   CHECK(std::stod(err_d.substr(v_at + 8)) > 0);  // a fresh start has v = 0
 
-  // Everyone trains on; then all stop and score low on the test set.
+  // Everyone trains on, the joiner syncs too; then all stop and score low on
+  // the test set.
   const int64_t c2_at = last_step(dir / "c" / "metrics.jsonl");
   wait_for(
       {&a, &b, &c2, &d},
-      [&] { return last_step(dir / "c" / "metrics.jsonl") >= std::max<int64_t>(c2_at, 0) + 1000; },
-      "the restarted peer training on", 120);
+      [&] {
+        const Json t = last_train(dir / "d" / "metrics.jsonl");
+        return last_step(dir / "c" / "metrics.jsonl") >= std::max<int64_t>(c2_at, 0) + 1000 &&
+               !t.is_null() && t.value("exchanges_ok", 0) > 0;
+      },
+      "the restarted peer training on and the joiner's first sync", 120);
   for (Proc* p : {&d, &c2, &b, &a}) ::kill(p->pid, SIGTERM);
   for (Proc* p : {&d, &c2, &b, &a}) {
     REQUIRE(wait_exit(*p, 60) == 0);

@@ -47,8 +47,9 @@ fs::path outer_config(const fs::path& dir, const std::string& tag, int port) {
       {"gossip",
        {{"mode", "outer"}, {"outer", {{"steps", kOuterSteps}, {"lr", 0.7}, {"momentum", 0.9}}}}},
       {"checkpoint", {{"every_steps", 300}, {"keep", 2}}},
-      {"metrics", {{"every_steps", 100}}}}
-                          .dump(2);
+      {"metrics",
+       {{"every_steps",
+         100}}}}.dump(2);
   return p;
 }
 
@@ -96,10 +97,9 @@ int64_t last_step(const fs::path& metrics) {
 
 // gossip-ctl status --json of the peer at `address`; null when it did not answer.
 Json status_of(const fs::path& dir, const std::string& address) {
-  const auto r = run_program("peers/gossip-ctl",
-                             "status " + address + " --swarm-key " + (dir / "swarm.key").string() +
-                                 " --json",
-                             dir, "ctl");
+  const auto r = run_program(
+      "peers/gossip-ctl",
+      "status " + address + " --swarm-key " + (dir / "swarm.key").string() + " --json", dir, "ctl");
   return r.status == 0 ? Json::parse(r.out) : Json();
 }
 
@@ -128,8 +128,8 @@ TEST_CASE("outer mode: a killed peer resumes phi and v from its checkpoint, a jo
         const fs::path f = newest_checkpoint(dir / "c");
         if (f.empty()) return false;
         auto s = peer::read_checkpoint_file(f);
-        return s.is_ok() && std::any_of(s->outer.v.begin(), s->outer.v.end(),
-                                        [](float x) { return x != 0.0f; });
+        return s.is_ok() &&
+               std::any_of(s->outer.v.begin(), s->outer.v.end(), [](float x) { return x != 0.0f; });
       },
       "a checkpoint of the victim with outer momentum", 120, std::chrono::milliseconds(50));
   ::kill(c.pid, SIGKILL);

@@ -6,9 +6,9 @@
 // The hot loops (quantize, apply) run per block with the block's scales
 // hoisted, so each inner loop is int8 -> float converts, multiplies and adds
 // that GCC vectorises; like wire_format.cpp they are built for baseline
-// x86-64 and AVX2 (GOSSIP_VECTOR_CLONES), and -ffp-contract=off keeps both
-// clones bit-identical. Rounding noise comes from a counter-based hash of
-// (seed, element index): no RNG state, so it vectorises too.
+// x86-64 and AVX2 (GOSSIP_VECTOR_CLONES; the encode also for AVX-512), and
+// -ffp-contract=off keeps the clones bit-identical. Rounding noise comes from a counter-based hash
+// of (seed, element index): no RNG state, so it vectorises too.
 #include "gossip/averaging/codec.hpp"
 
 #include <algorithm>
@@ -77,10 +77,10 @@ inline uint32_t bits(float f) {
 // Quantizes `nblocks` blocks of x: block k covers x[b*block ...) with
 // b = idx ? idx[k] : k, the last one possibly short (count); its scale goes
 // to scales[k], its values to q + k*block (a short block's tail: zeros).
-GOSSIP_VECTOR_CLONES void quantize_blocks(const float* __restrict x, size_t count, size_t block,
-                                          const uint32_t* idx, size_t nblocks, uint32_t seed,
-                                          float* __restrict scales, int8_t* __restrict q,
-                                          float* __restrict dq) {
+GOSSIP_VECTOR_CLONES_V4 void quantize_blocks(const float* __restrict x, size_t count, size_t block,
+                                             const uint32_t* idx, size_t nblocks, uint32_t seed,
+                                             float* __restrict scales, int8_t* __restrict q,
+                                             float* __restrict dq) {
   for (size_t k = 0; k < nblocks; ++k) {
     const size_t b = idx != nullptr ? idx[k] : k;
     const size_t off = b * block;

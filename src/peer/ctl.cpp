@@ -55,6 +55,28 @@ std::string pad(std::string s, size_t width) {
   return s;
 }
 
+// "params every 10 steps", "outer H 400, lr 0.7, momentum 0.9, 12 syncs", or
+// "-" for a peer that does not say (an older version).
+std::string format_averaging(const nlohmann::json& s) {
+  const auto it = s.find("gossip");
+  if (it == s.end() || !it->is_object()) return "-";
+  const auto& g = *it;
+  const std::string mode = text_or(g, "mode");
+  if (mode == "outer" && g.contains("outer") && g["outer"].is_object()) {
+    const auto& o = g["outer"];
+    return "outer H " + text_or(o, "steps") + ", lr " + number_or(o, "lr", "%g") + ", momentum " +
+           number_or(o, "momentum", "%g") + ", " + text_or(o, "syncs") + " syncs";
+  }
+  if (mode == "params") {
+    const auto ms = g.find("interval_ms");
+    if (ms != g.end() && ms->is_number() && ms->get<double>() > 0) {
+      return "params every " + text_or(g, "interval_ms") + " ms";
+    }
+    return "params every " + text_or(g, "interval_steps") + " steps";
+  }
+  return mode;
+}
+
 }  // namespace
 
 std::optional<Failure> check_status(const std::string& body, nlohmann::json& out) {
@@ -168,6 +190,7 @@ std::string format_status(const nlohmann::json& s) {
   } else {
     line("exchanges", "-");
   }
+  line("averaging", format_averaging(s));
   if (s.contains("bytes") && s["bytes"].is_object()) {
     line("bytes", "in " + text_or(s["bytes"], "in") + "  out " + text_or(s["bytes"], "out"));
   } else {

@@ -7,7 +7,9 @@
 #include <asio/executor_work_guard.hpp>
 #include <asio/io_context.hpp>
 #include <asio/ip/address.hpp>
+#include <cmath>
 #include <condition_variable>
+#include <cstdio>
 #include <functional>
 #include <mutex>
 #include <nlohmann/json.hpp>
@@ -32,6 +34,19 @@
 
 namespace gossip::peer {
 namespace {
+
+// "||phi|| = A, ||v|| = B" (%.9g, float sums in double), the figures the outer
+// state's log lines give: tests compare them with a checkpoint's phi and v.
+std::string outer_norms(const averaging::OuterState& s) {
+  auto norm = [](const std::vector<float>& x) {
+    double sum = 0;
+    for (float f : x) sum += static_cast<double>(f) * f;
+    return std::sqrt(sum);
+  };
+  char buf[96];
+  std::snprintf(buf, sizeof buf, "||phi|| = %.9g, ||v|| = %.9g", norm(s.phi), norm(s.v));
+  return buf;
+}
 
 using std::chrono::milliseconds;
 
@@ -238,7 +253,11 @@ core::Result<std::unique_ptr<PeerNetwork>> PeerNetwork::start(const config::Conf
                   1,
                   "",
                   core::format_fingerprint(config.model.fingerprint()),
-                  averaging::wire_format_name(config.gossip.wire.format)};
+                  averaging::wire_format_name(config.gossip.wire.format),
+                  config.gossip.mode,
+                  config.gossip.interval_ms > 0 ? 0 : config.gossip.interval_steps,
+                  config.gossip.interval_ms,
+                  config.gossip.outer};
 
   asio::error_code ec;
   const auto address = asio::ip::make_address(pc.listen.host, ec);
@@ -372,7 +391,10 @@ core::Result<bool> PeerNetwork::fetch_swarm_state(Trainer& trainer) {
   GOSSIP_RETURN_IF_ERROR(trainer.adopt_step(fetched->step));
   parts_->gauges.set_step(fetched->step);
   core::log_info("peer", "downloaded the swarm's state (step " + std::to_string(fetched->step) +
-                             ") from " + core::short_peer_id(fetched->donor));
+                             ") from " + core::short_peer_id(fetched->donor) +
+                             (parts_->outer_mode ? ", with its outer state: " +
+                                                       outer_norms(parts_->engine->outer_state())
+                                                 : std::string()));
   return true;
 }
 
@@ -404,7 +426,11 @@ averaging::OuterState PeerNetwork::outer_state() const {
 core::Status PeerNetwork::resume_outer_state(averaging::OuterState state) {
   if (state.empty()) return core::Status::ok();
   if (parts_->outer_mode) {
-    return parts_->engine->set_outer_state(std::move(state)).with_context("checkpoint outer state");
+    GOSSIP_RETURN_IF_ERROR(
+        parts_->engine->set_outer_state(std::move(state)).with_context("checkpoint outer state"));
+    core::log_info("peer", "resumed the outer state from the checkpoint: " +
+                               outer_norms(parts_->engine->outer_state()));
+    return core::Status::ok();
   }
   core::log_info("peer",
                  "the checkpoint holds an outer-optimizer state, unused in gossip.mode params");

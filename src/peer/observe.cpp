@@ -105,6 +105,19 @@ nlohmann::json status_details(const PeerObservation& o, size_t max_view) {
       {"sessions", o.sessions},
       {"view", std::move(view)},
       {"view_total", o.view.size()}};
+  // Every applied exchange of an outer-mode peer is one outer step (sync point).
+  if (o.facts.mode == averaging::GossipMode::kOuter) {
+    details["gossip"] = {{"mode", averaging::gossip_mode_name(o.facts.mode)},
+                         {"outer",
+                          {{"steps", o.facts.outer.steps},
+                           {"lr", o.facts.outer.lr},
+                           {"momentum", o.facts.outer.momentum},
+                           {"syncs", o.exchanges_ok}}}};
+  } else {
+    details["gossip"] = {{"mode", averaging::gossip_mode_name(o.facts.mode)},
+                         {"interval_steps", o.facts.interval_steps},
+                         {"interval_ms", o.facts.interval_ms}};
+  }
   if (o.reach) {
     const auto& r = *o.reach;
     auto or_null = [](const std::string& s) { return s.empty() ? json(nullptr) : json(s); };

@@ -177,6 +177,7 @@ TEST_CASE("gossip-ctl reads two live peers: --json numbers and the tables' colum
   CHECK(s["listen"] == addr_a);
   CHECK(s["model"].get<std::string>().rfind("0x", 0) == 0);
   CHECK(s["wire_format"] == "fp32");
+  CHECK(s["gossip"] == Json{{"mode", "params"}, {"interval_steps", 10}, {"interval_ms", 0}});
   CHECK(s["step"].get<int64_t>() > 0);
   CHECK(s["loss"].is_number());
   CHECK(s["test_accuracy"].is_null());  // regression: no accuracy
@@ -234,11 +235,12 @@ TEST_CASE("gossip-ctl reads two live peers: --json numbers and the tables' colum
   CHECK(row.find(cells[2], row.find(cells[1]) + cells[1].size()) == header.find("STATE"));
   const Ctl status = run_ctl(dir, "status " + addr_a + key);
   REQUIRE(status.status == 0);
-  for (const char* label :
-       {"peer ", "version ", "step ", "loss ", "members ", "exchanges ", "bytes ", "ID "}) {
+  for (const char* label : {"peer ", "version ", "step ", "loss ", "members ", "exchanges ",
+                            "averaging ", "bytes ", "ID "}) {
     CHECK_MESSAGE(contains("\n" + status.out, std::string("\n") + label), label);
   }
   CHECK(contains(status.out, id_a));
+  CHECK(contains(status.out, "\naveraging     params every 10 steps\n"));
 
   ::kill(b.pid, SIGTERM);
   ::kill(a.pid, SIGTERM);
@@ -359,4 +361,12 @@ TEST_CASE("a STATUS without protocol v1's fields is another version; added field
   CHECK_FALSE(ctl::check_status(R"({"peer_id":"ab","step":3,"members":1,"model":"0x1"})", out));
   CHECK(contains(ctl::format_status(out), "exchanges     -"));
   CHECK(contains(ctl::format_members(out), "no member list"));
+  CHECK(contains(ctl::format_status(out), "averaging     -\n"));
+  // The averaging line of an outer-mode peer.
+  CHECK_FALSE(ctl::check_status(
+      R"({"peer_id":"ab","step":3,"members":1,"model":"0x1","gossip":{"mode":"outer",)"
+      R"("outer":{"steps":400,"lr":0.7,"momentum":0.9,"syncs":12}}})",
+      out));
+  CHECK(contains(ctl::format_status(out),
+                 "\naveraging     outer H 400, lr 0.7, momentum 0.9, 12 syncs\n"));
 }

@@ -52,7 +52,16 @@ TEST_CASE("numbers: integers exact, shortest round-trip otherwise, NaN and infin
 
 TEST_CASE("render_metrics: each family once, a sample per peer, cumulative buckets") {
   PeerObservation a;
-  a.facts = {"aa", "0.1.0", 1, "127.0.0.1:7400", "0x0000000000000001", "bf16"};
+  a.facts = {"aa",
+             "0.1.0",
+             1,
+             "127.0.0.1:7400",
+             "0x0000000000000001",
+             "bf16",
+             gossip::averaging::GossipMode::kParams,
+             10,
+             0,
+             {}};
   a.train = {120, 100, 0.5, std::nullopt, std::nullopt};
   a.exchanges_ok = 3;
   a.exchange_s.observe(0.004);  // first bucket
@@ -139,4 +148,24 @@ TEST_CASE("observe counts this peer alive and the others by state, and says how 
   const auto empty = observe({facts, {}, none, nobody, net, no_sessions, 0});
   CHECK_FALSE(empty.last_delta_norm.has_value());
   CHECK(gossip::peer::status_details(empty)["loss"].is_null());
+}
+
+TEST_CASE("STATUS says the averaging mode: the interval in params mode, H, lr, momentum, syncs") {
+  gossip::averaging::Counters c;
+  c.exchanges_ok = 3;
+  const std::vector<gossip::membership::Member> nobody;
+  const std::vector<std::string> no_sessions;
+  const gossip::net::CounterSnapshot net;
+  gossip::peer::PeerFacts facts;
+  facts.interval_steps = 20;
+  auto details = status_details(observe({facts, {}, c, nobody, net, no_sessions, 0}));
+  CHECK(details["gossip"] ==
+        nlohmann::json{{"mode", "params"}, {"interval_steps", 20}, {"interval_ms", 0}});
+  facts.mode = gossip::averaging::GossipMode::kOuter;
+  facts.outer = {400, 0.5, 0.8};
+  details = status_details(observe({facts, {}, c, nobody, net, no_sessions, 0}));
+  // Each applied exchange of an outer-mode peer is one outer step.
+  CHECK(details["gossip"] ==
+        nlohmann::json{{"mode", "outer"},
+                       {"outer", {{"steps", 400}, {"lr", 0.5}, {"momentum", 0.8}, {"syncs", 3}}}});
 }

@@ -23,6 +23,7 @@
 #include <vector>
 
 #include "gossip/averaging/engine.hpp"
+#include "gossip/averaging/outer.hpp"
 #include "gossip/core/histogram.hpp"
 #include "gossip/membership/member.hpp"
 #include "gossip/membership/reach.hpp"
@@ -39,7 +40,13 @@ struct PeerFacts {
   int protocol = 1;     // wire protocol (prologue "gossip-train/1")
   std::string listen;   // "host:port" bound
   std::string model;    // the model fingerprint ("0x" + 16 hex digits, as STATUS gives it)
-  std::string wire;     // gossip.wire: "fp32", "bf16", "fp16"
+  std::string wire;     // gossip.wire: "fp32", "bf16", "fp16", "int8", "randk"
+  // gossip.mode, and what it runs on: in params mode interval_steps or
+  // interval_ms (the other 0), in outer mode gossip.outer.
+  averaging::GossipMode mode = averaging::GossipMode::kParams;
+  int64_t interval_steps = 0;
+  int64_t interval_ms = 0;
+  averaging::OuterOptions outer;
 };
 
 // The project's version (meson's project version), as --version prints it.

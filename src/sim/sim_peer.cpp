@@ -2,6 +2,10 @@
 // the simulation can start, crash, stop and look at it.
 #include "sim_peer.hpp"
 
+#include <pthread.h>
+#include <sys/resource.h>
+#include <unistd.h>
+
 #include <cmath>
 #include <thread>
 
@@ -10,6 +14,20 @@
 #include "gossip/peer/trainer.hpp"
 
 namespace gossip::sim {
+
+namespace {
+
+// Every thread of a simulated peer (its trainer thread, and the io threads it
+// starts, which inherit it) runs at this nice value, below the simulator's
+// own threads (the clock and the look worker, at the process's). The peers'
+// weights relative to one another do not change; what changes is that
+// hundreds of runnable peer threads no longer starve a look (measured: 256
+// regression peers, a look's 0.3 s of CPU took 1.2-4 s of wall time) or the
+// clock. With autogroup scheduling it does not change the simulator's share
+// of the host against other processes.
+constexpr int kPeerNice = 10;
+
+}  // namespace
 
 const char* peer_state_name(PeerState state) {
   switch (state) {
@@ -42,7 +60,12 @@ SimPeer::~SimPeer() {
 
 void SimPeer::start(std::vector<core::Endpoint> bootstrap, bool hold) {
   hold_.store(hold);
-  thread_ = std::thread([this, b = std::move(bootstrap)]() mutable { run(std::move(b)); });
+  thread_ = std::thread([this, b = std::move(bootstrap)]() mutable {
+    pthread_setname_np(pthread_self(), "sim-peer");  // its io thread inherits the name
+    // Best effort: a failure leaves the thread at the process's priority.
+    (void)setpriority(PRIO_PROCESS, static_cast<id_t>(gettid()), kPeerNice);
+    run(std::move(b));
+  });
 }
 
 void SimPeer::run(std::vector<core::Endpoint> bootstrap) {

@@ -132,10 +132,15 @@ void SimPeer::on_ready(peer::Trainer& trainer) {
     ready_params_ = std::move(params);
     state_.store(PeerState::kRunning);
   }
+  // Held: serve partners and joiners, but start no exchange before t = 0,
+  // so that an averaging-only swarm starts from its peers' own states.
+  const bool held = hold_.load() && net_ != nullptr;
+  if (held) net_->set_initiating(false);
   while (hold_.load() && !kill_.load() && !stop_.load()) {
     net_->wait_for_work(std::chrono::milliseconds(20));
     net_->between_steps(trainer);
   }
+  if (held) net_->set_initiating(true);
   if (turns_ && !average_only_) take_turn(trainer);
 }
 

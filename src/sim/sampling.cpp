@@ -114,8 +114,9 @@ double Simulation::sample_period_s() const {
 
 // Completes a look (on the look worker, or at the end on the clock thread
 // once the worker has stopped): collects the answers against one deadline,
-// reads each alive peer's view, evaluates the replicas one at a time and
-// writes the record; completed_s is when it was done.
+// reads the view of each alive peer that did not answer (a replica carries
+// its own), evaluates the replicas one at a time and writes the record;
+// completed_s is when it was done.
 void Simulation::complete_look(LookJob& job) {
   std::vector<PeerLook> looks(job.peers.size());
   for (size_t i = 0; i < job.peers.size(); ++i) {
@@ -126,7 +127,12 @@ void Simulation::complete_look(LookJob& job) {
   const double cpu0 = thread_cpu_s();
   for (size_t i = 0; i < job.peers.size(); ++i) {
     if (!looks[i].alive) continue;
-    looks[i].view = job.peers[i]->view();
+    // A replica carries the view its peer read from its membership when it
+    // copied it; only a late peer's is read here. Reading every view from
+    // this thread took each peer's membership lock, and under a heavy load
+    // waiting for those locks' holders to be scheduled cost a 256-peer look
+    // 9 s (perf, sched_switch).
+    if (!looks[i].replica) looks[i].view = job.peers[i]->view();
     looks[i].step = looks[i].replica ? looks[i].replica->step : job.peers[i]->step();
   }
   json record = measure(looks, job.peers, job.gone, job.joiners, /*final_eval=*/false);
@@ -210,8 +216,8 @@ json Simulation::measure(std::vector<PeerLook>& looks, const std::vector<SimPeer
     steps_alive += look.step;
     step_max = std::max(step_max, look.step);
     step_min = step_min < 0 ? look.step : std::min(step_min, look.step);
-    // Views from the peer's membership (its replica's when there is no
-    // fresher read, at the end), whether or not it answered in time.
+    // Views from the peer's membership: the one its replica carries, else
+    // (late) read at the look, whether or not it answered in time.
     const auto* view = look.view ? &*look.view : look.replica ? &look.replica->members : nullptr;
     if (view) {
       const auto members = static_cast<int64_t>(view->size()) + 1;

@@ -161,6 +161,10 @@ void SimPeer::between_steps(peer::Trainer& trainer, float loss) {
     ++loss_steps_;
   }
   answer_look(trainer);
+  // Its budget spent, the peer leaves after this step: from now on it is on
+  // its way out of the others' views, so the simulation no longer counts it
+  // alive.
+  if (trainer.budget_spent()) done_.store(true);
   if (!has_turn_) return;
   if (kill_.load() || stop_.load() || trainer.budget_spent()) {
     // The loop ends after this step: its final exchange must not keep a
@@ -255,7 +259,7 @@ bool SimPeer::running() const {
 }
 
 bool SimPeer::alive() const {
-  if (!running() || kill_.load()) return false;
+  if (!running() || kill_.load() || done_.load()) return false;
   std::lock_guard lock(mu_);
   return !leaving_;
 }

@@ -5,8 +5,6 @@
 // failure: the simulation could not run, a peer failed, or no peer finished
 // (the summary's "error" says which). Once the run has begun, the summary
 // line is printed in every case.
-#include <malloc.h>
-
 #include <csignal>
 #include <cstdio>
 #include <cstdlib>
@@ -33,13 +31,6 @@ std::string default_out(const std::string& name) {
 
 int main(int argc, char** argv) {
   using namespace gossip;
-  // An arena per thread (glibc's default is 8 per core, shared by hundreds of
-  // peer threads here). Measured at 256 peers under a heavy host load (perf,
-  // the look worker's off-CPU time): a look waited 22 of its 36 s on arena
-  // locks held by peer threads that were waiting to be scheduled. With its own
-  // arena the look worker (and the clock) allocate without them; it costs
-  // about 0.6 MB per peer (795 -> 949 MB at 256 averaging-only peers).
-  mallopt(M_ARENA_MAX, 4096);
   cli::Program program(
       "gossip-sim", {"gossip-sim --config FILE [--peers N] [--seed S] [--out DIR]"},
       "Runs N real peers in one process: each trains its replica on its shard and\n"

@@ -168,14 +168,23 @@ core::Status Simulation::start_cohort() {
   auto first = start_peer({}, /*hold=*/true);
   if (!first) return first.status().with_context("peer 0");
   const auto seed_address = core::parse_endpoint((*first)->address());
+  const auto deadline = t0 + std::chrono::seconds(120);
   for (int i = 1; i < sim_.peers; ++i) {
     std::vector<core::Endpoint> bootstrap;
     if (seed_address) bootstrap.push_back(*seed_address);
-    if (auto p = start_peer(bootstrap, /*hold=*/true); !p) {
+    auto p = start_peer(bootstrap, /*hold=*/true);
+    if (!p) {
       core::log_error("sim", "peer " + std::to_string(i) + ": " + p.status().message());
+      continue;
+    }
+    // One joiner at a time: a peer still downloading its state cannot serve
+    // one (its trainer thread is busy), so two joiners that picked each other
+    // as donors each waited out the 30 s state timeout. Every member a joiner
+    // can pick is then held and serving.
+    while ((*p)->state() == PeerState::kStarting && Clock::now() < deadline) {
+      std::this_thread::sleep_for(milliseconds(1));
     }
   }
-  const auto deadline = t0 + std::chrono::seconds(120);
   for (auto& p : peers_) {
     while (p->state() == PeerState::kStarting && Clock::now() < deadline) {
       std::this_thread::sleep_for(milliseconds(10));

@@ -462,6 +462,10 @@ void PeerNetwork::wait_for_work(std::chrono::milliseconds max_wait) {
   parts_->engine->wait_for_work(max_wait);
 }
 
+void PeerNetwork::set_initiating(bool on) {
+  parts_->engine->set_initiating(on);
+}
+
 std::shared_ptr<net::LinkFilter> PeerNetwork::link_filter() const {
   return parts_->filter;
 }

@@ -2,9 +2,12 @@
 // replica (taken by each peer between two of its steps), the observer's
 // evaluation of each and of their mean, the consensus distance, the swarm's
 // counters and views; one "sample" record per look and a progress line.
+#include <pthread.h>
+
 #include <algorithm>
 #include <cmath>
 #include <cstdio>
+#include <ctime>
 #include <set>
 
 #include "gossip/averaging/codec.hpp"
@@ -23,6 +26,14 @@ constexpr int kTextSampleBytes = 300;
 
 json opt(const std::optional<double>& v) {
   return v ? json(*v) : json(nullptr);
+}
+
+// CPU time the calling thread has used, in seconds: set against a look's
+// wall time, it tells work from waiting for a core (or for a lock).
+double thread_cpu_s() {
+  timespec ts{};
+  clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
+  return static_cast<double>(ts.tv_sec) + 1e-9 * static_cast<double>(ts.tv_nsec);
 }
 
 }  // namespace
@@ -57,7 +68,10 @@ LookJob Simulation::ask_look(double due_s) {
 }
 
 void Simulation::start_look_worker() {
-  looker_ = std::thread([this] { look_worker(); });
+  looker_ = std::thread([this] {
+    pthread_setname_np(pthread_self(), "sim-look");  // told apart in perf and /proc
+    look_worker();
+  });
 }
 
 bool Simulation::post_look(LookJob job) {
@@ -100,8 +114,9 @@ double Simulation::sample_period_s() const {
 
 // Completes a look (on the look worker, or at the end on the clock thread
 // once the worker has stopped): collects the answers against one deadline,
-// reads each alive peer's view, evaluates the replicas one at a time and
-// writes the record; completed_s is when it was done.
+// reads the view of each alive peer that did not answer (a replica carries
+// its own), evaluates the replicas one at a time and writes the record;
+// completed_s is when it was done.
 void Simulation::complete_look(LookJob& job) {
   std::vector<PeerLook> looks(job.peers.size());
   for (size_t i = 0; i < job.peers.size(); ++i) {
@@ -109,18 +124,26 @@ void Simulation::complete_look(LookJob& job) {
     if (looks[i].alive) looks[i].replica = job.peers[i]->collect_sample(job.look, job.deadline);
   }
   const double answered_s = now_s();
+  const double cpu0 = thread_cpu_s();
   for (size_t i = 0; i < job.peers.size(); ++i) {
     if (!looks[i].alive) continue;
-    looks[i].view = job.peers[i]->view();
+    // A replica carries the view its peer read from its membership when it
+    // copied it; only a late peer's is read here. Reading every view from
+    // this thread took each peer's membership lock, and under a heavy load
+    // waiting for those locks' holders to be scheduled cost a 256-peer look
+    // 9 s (perf, sched_switch).
+    if (!looks[i].replica) looks[i].view = job.peers[i]->view();
     looks[i].step = looks[i].replica ? looks[i].replica->step : job.peers[i]->step();
   }
   json record = measure(looks, job.peers, job.gone, job.joiners, /*final_eval=*/false);
   const double completed_s = now_s();
+  const double look_cpu_s = thread_cpu_s() - cpu0;
   record["type"] = "sample";
   record["t_s"] = job.requested_s;
   record["due_s"] = job.due_s;
   record["answered_s"] = answered_s;
   record["completed_s"] = completed_s;
+  record["look_cpu_s"] = look_cpu_s;
   record["sample_every_s"] = sample_period_s();
   record["on_time"] = job.requested_s - job.due_s <= 0.25 * sample_period_s();
   write_record(record);
@@ -193,8 +216,8 @@ json Simulation::measure(std::vector<PeerLook>& looks, const std::vector<SimPeer
     steps_alive += look.step;
     step_max = std::max(step_max, look.step);
     step_min = step_min < 0 ? look.step : std::min(step_min, look.step);
-    // Views from the peer's membership (its replica's when there is no
-    // fresher read, at the end), whether or not it answered in time.
+    // Views from the peer's membership: the one its replica carries, else
+    // (late) read at the look, whether or not it answered in time.
     const auto* view = look.view ? &*look.view : look.replica ? &look.replica->members : nullptr;
     if (view) {
       const auto members = static_cast<int64_t>(view->size()) + 1;

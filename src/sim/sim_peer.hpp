@@ -75,8 +75,9 @@ class SimPeer : private peer::Host {
   int index() const { return index_; }
   PeerState state() const { return state_.load(); }
   bool running() const;  // started and its thread has not ended
-  // Running and not told to crash or leave: what the simulation counts as
-  // alive, whether or not the peer answers a look in time.
+  // Running, not told to crash or leave and not leaving with its budget
+  // spent: what the simulation counts as alive, whether or not the peer
+  // answers a look in time.
   bool alive() const;
   int64_t step() const { return step_.load(std::memory_order_relaxed); }
   // Valid once listening.
@@ -161,6 +162,7 @@ class SimPeer : private peer::Host {
   std::atomic<bool> kill_{false};
   std::atomic<PeerState> state_{PeerState::kStarting};
   std::atomic<bool> ended_{false};
+  std::atomic<bool> done_{false};  // its budget is spent: it is leaving
   std::atomic<int64_t> step_{0};
   std::atomic<uint64_t> want_look_{0};  // the look asked for; 0: none
   std::chrono::milliseconds answer_delay_{0};

@@ -168,14 +168,23 @@ core::Status Simulation::start_cohort() {
   auto first = start_peer({}, /*hold=*/true);
   if (!first) return first.status().with_context("peer 0");
   const auto seed_address = core::parse_endpoint((*first)->address());
+  const auto deadline = t0 + std::chrono::seconds(120);
   for (int i = 1; i < sim_.peers; ++i) {
     std::vector<core::Endpoint> bootstrap;
     if (seed_address) bootstrap.push_back(*seed_address);
-    if (auto p = start_peer(bootstrap, /*hold=*/true); !p) {
+    auto p = start_peer(bootstrap, /*hold=*/true);
+    if (!p) {
       core::log_error("sim", "peer " + std::to_string(i) + ": " + p.status().message());
+      continue;
+    }
+    // One joiner at a time: a peer still downloading its state cannot serve
+    // one (its trainer thread is busy), so two joiners that picked each other
+    // as donors each waited out the 30 s state timeout. Every member a joiner
+    // can pick is then held and serving.
+    while ((*p)->state() == PeerState::kStarting && Clock::now() < deadline) {
+      std::this_thread::sleep_for(milliseconds(1));
     }
   }
-  const auto deadline = t0 + std::chrono::seconds(120);
   for (auto& p : peers_) {
     while (p->state() == PeerState::kStarting && Clock::now() < deadline) {
       std::this_thread::sleep_for(milliseconds(10));
@@ -185,9 +194,41 @@ core::Status Simulation::start_cohort() {
                                  " was not ready after 120 s; the others start without it");
     }
   }
+  wait_for_views();
   for (auto& p : peers_) p->release();
   startup_s_ = std::chrono::duration<double>(Clock::now() - t0).count();
   return core::Status::ok();
+}
+
+// Held peers still run their membership: wait (at most kViewWait) until each
+// ready peer sees every other ready one, so that the swarm trains together
+// from t = 0 and the first look's views are the whole cohort, not the few
+// members a joiner had heard of when it got its state. Said once if not.
+void Simulation::wait_for_views() {
+  constexpr auto kViewWait = std::chrono::seconds(30);
+  const auto t0 = Clock::now();
+  size_t ready = 0, least = 0;
+  for (;;) {
+    ready = 0;
+    least = SIZE_MAX;
+    for (const auto& p : peers_) {
+      if (p->state() != PeerState::kRunning) continue;
+      ++ready;
+      const auto view = p->view();
+      least = std::min(least, view ? view->size() + 1 : 0);
+    }
+    if (ready == 0 || least >= ready || Clock::now() - t0 >= kViewWait) break;
+    std::this_thread::sleep_for(milliseconds(50));
+  }
+  if (ready > 0 && least < ready) {
+    core::log_warn(
+        "sim",
+        "released the cohort after waiting " +
+            std::to_string(
+                std::chrono::duration_cast<std::chrono::seconds>(Clock::now() - t0).count()) +
+            " s: the smallest view holds " + std::to_string(least) + " of its " +
+            std::to_string(ready) + " ready peers");
+  }
 }
 
 core::Result<nlohmann::json> Simulation::run(const std::atomic<bool>& stop) {

@@ -67,6 +67,7 @@ class Simulation {
   core::Status prepare();
   core::Result<SimPeer*> start_peer(std::vector<core::Endpoint> bootstrap, bool hold = false);
   core::Status start_cohort();
+  void wait_for_views();
   config::Config peer_config(int index) const;
   bool finished() const;
   double now_s() const;

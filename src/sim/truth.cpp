@@ -5,8 +5,7 @@
 
 namespace gossip::sim {
 
-Observer::Observer(std::unique_ptr<peer::Trainer> periodic, std::unique_ptr<peer::Trainer> full,
-                   bool classification)
+Observer::Observer(Evaluator periodic, Evaluator full, bool classification)
     : periodic_(std::move(periodic)), full_(std::move(full)), classification_(classification) {}
 
 Observer::~Observer() = default;
@@ -19,13 +18,17 @@ core::Result<std::unique_ptr<Observer>> Observer::create(const config::Config& c
         "the simulation evaluates every replica on a test set, and this dataset has none "
         "(data.dataset: give csv a test_csv or a test_fraction)");
   }
-  auto make = [&](int64_t rows) {
+  auto make = [&](int64_t rows) -> core::Result<Evaluator> {
     config::Config c = config;
     c.peer.network = false;
     c.training.eval.max_rows = rows;
     c.data.shard.num_shards = 1;
     c.data.shard.index = 0;
-    return peer::Trainer::create(c, datasets.train, datasets.test);
+    auto trainer = peer::Trainer::create(c, datasets.train, datasets.test);
+    if (!trainer) return trainer.status();
+    return Evaluator{std::move(*trainer),
+                     std::make_unique<data::EvalBatches>(*datasets.test, c.training.eval.batch,
+                                                         rows > 0 ? rows : -1)};
   };
   auto periodic = make(eval_rows);
   if (!periodic) return periodic.status().with_context("observer");
@@ -36,9 +39,13 @@ core::Result<std::unique_ptr<Observer>> Observer::create(const config::Config& c
 }
 
 Evaluation Observer::evaluate(std::span<const float> params, bool full) {
-  peer::Trainer& t = full ? *full_ : *periodic_;
-  t.backend().write_parameters(params);
-  const auto stats = t.evaluate();
+  Evaluator& ev = full ? full_ : periodic_;
+  train::Backend& backend = ev.trainer->backend();
+  backend.write_parameters(params);
+  // The same walk as Trainer::evaluate, on buffers kept from call to call.
+  train::EvalStats stats;
+  ev.batches->reset();
+  while (auto batch = ev.batches->next()) stats += backend.evaluate(*batch);
   Evaluation e;
   e.loss = stats.mean_loss();
   if (classification_) e.accuracy = stats.accuracy();

@@ -13,6 +13,7 @@
 
 #include "gossip/config/config.hpp"
 #include "gossip/core/status.hpp"
+#include "gossip/data/batcher.hpp"
 #include "gossip/data/factory.hpp"
 
 namespace gossip::peer {
@@ -37,15 +38,22 @@ class Observer {
   ~Observer();
 
   // Evaluates `params` (param_count floats) on the test set: the first
-  // eval_rows rows, or every row when `full`. Calling thread only.
+  // eval_rows rows, or every row when `full`. Allocates nothing: a look
+  // evaluates hundreds of replicas on a thread that shares malloc's arenas
+  // with every peer's threads. Calling thread only.
   Evaluation evaluate(std::span<const float> params, bool full);
   bool classification() const { return classification_; }
 
  private:
-  Observer(std::unique_ptr<peer::Trainer> periodic, std::unique_ptr<peer::Trainer> full,
-           bool classification);
-  std::unique_ptr<peer::Trainer> periodic_;
-  std::unique_ptr<peer::Trainer> full_;
+  // The backends a look writes replicas into, with their test-set walkers,
+  // built once and rewound before each evaluation.
+  struct Evaluator {
+    std::unique_ptr<peer::Trainer> trainer;
+    std::unique_ptr<data::EvalBatches> batches;
+  };
+  Observer(Evaluator periodic, Evaluator full, bool classification);
+  Evaluator periodic_;
+  Evaluator full_;
   bool classification_;
 };
 

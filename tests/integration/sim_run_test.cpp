@@ -257,12 +257,17 @@ TEST_CASE("faults: each event shows while it is active and only then; the swarm 
   CHECK(dropped_dropping > 0);
   CHECK(failed_dropping > 0);
   // An exchange is several one-way trips: over the slow link each takes
-  // more than its latency, and before it (loopback) well under.
+  // more than its latency (a lower bound a busy host cannot break), and the
+  // link is what slowed them: peer 0's typical exchange is slower with it
+  // than before it. How fast loopback is belongs in benchmarks, not here.
   REQUIRE(!slow_ms.empty());
   for (double ms : slow_ms) CHECK(ms > kLatencyMs);
   REQUIRE(!fast_ms.empty());
-  std::sort(fast_ms.begin(), fast_ms.end());
-  CHECK(fast_ms[fast_ms.size() / 2] < kLatencyMs);
+  auto median = [](std::vector<double> v) {
+    std::sort(v.begin(), v.end());
+    return v[v.size() / 2];
+  };
+  CHECK(median(slow_ms) > median(fast_ms));
 }
 
 TEST_CASE("averaging only: consensus decays at least as fast as random pairwise gossip") {

@@ -69,6 +69,10 @@ class PeerNetwork {
   // Averaging without training: waits up to `max_wait` for averaging work
   // that between_steps() would do.
   void wait_for_work(std::chrono::milliseconds max_wait);
+  // Starts/stops starting exchanges of this peer's own; offers and state
+  // requests are still answered (the simulator holds a cohort this way until
+  // it starts together). Any thread.
+  void set_initiating(bool on);
 
   // One last exchange (bounded wait; skipped with final_exchange false, for
   // parameters nobody should take: a diverged run, a model the swarm

@@ -42,7 +42,7 @@ std::string Simulation::describe(const SimEvent& e) const {
              std::to_string(peers_.size() + static_cast<size_t>(e.count) - 1) + ")";
     case SimEventKind::kPartition:
     case SimEventKind::kSlowLink: {
-      std::string s;
+      std::string s = e.all_links ? "every link" : "";
       for (const auto& g : e.groups) s += (s.empty() ? "[" : " | [") + join_indices(g) + "]";
       if (e.kind == SimEventKind::kSlowLink) {
         s += ", +" + std::to_string(e.latency_ms) + " ms";
@@ -104,6 +104,7 @@ core::Status Simulation::apply_event(size_t index, const SimEvent& event) {
       apply_partition(event);
       return core::Status::ok();
     case SimEventKind::kHeal:
+      all_links_shape_.reset();
       for (auto& p : peers_) {
         p->with_filter([](net::LinkFilter& f) {
           f.clear();
@@ -142,11 +143,17 @@ void Simulation::apply_partition(const SimEvent& event) {
   }
 }
 
-// Each side shapes what it sends to the other group.
+// Each side shapes what it sends to the other group; with "all", every peer
+// shapes what it sends to anyone, and peers started later do too.
 void Simulation::apply_slow_link(const SimEvent& event) {
   net::LinkShape shape;
   shape.latency = std::chrono::milliseconds(event.latency_ms);
   shape.bytes_per_s = event.bandwidth_mbit_s * 1e6 / 8.0;
+  if (event.all_links) {
+    all_links_shape_ = shape;
+    for (auto& p : peers_) shape_every_link_of(*p, shape);
+    return;
+  }
   for (size_t g = 0; g < 2; ++g) {
     std::unordered_set<std::string> far;
     for (int i : event.groups[1 - g]) far.insert(peers_.at(static_cast<size_t>(i))->id());
@@ -159,6 +166,12 @@ void Simulation::apply_slow_link(const SimEvent& event) {
       });
     }
   }
+}
+
+void Simulation::shape_every_link_of(SimPeer& peer, const net::LinkShape& shape) {
+  peer.with_filter([&](net::LinkFilter& f) {
+    f.shape([shape](std::string_view) -> std::optional<net::LinkShape> { return shape; });
+  });
 }
 
 // An exchange carries two blobs and each receiver cuts a blob with

@@ -15,6 +15,7 @@
 //                      {"at_s": 70, "heal": true},
 //                      {"at_s": 80, "slow_link": {"between": [[0, 1], [2, 3]],
 //                                                "latency_ms": 50, "bandwidth_mbit_s": 100}},
+//                      {"at_s": 85, "slow_link": {"all": true, "bandwidth_mbit_s": 20}},
 //                      {"at_s": 90, "drop": 0.2}]}
 // Each event object holds exactly one time key (at_s: seconds, at_step:
 // steps of the most advanced live peer) and exactly one event key. The
@@ -102,17 +103,24 @@ bool read_slow_link(const Json& v, const std::string& path, const Path& base_dir
                     SimEvent& out) {
   if (!v.is_object()) {
     errors.add(path,
-               "expected an object {\"between\": [[...], [...]], \"latency_ms\": ..., "
-               "\"bandwidth_mbit_s\": ...}, got " +
+               "expected an object {\"between\": [[...], [...]] or \"all\": true, "
+               "\"latency_ms\": ..., \"bandwidth_mbit_s\": ...}, got " +
                    show(v));
     return false;
   }
   const size_t before = errors.size();
   Section s(&v, path, base_dir, errors);
-  if (const Json* between = s.value("between")) {
+  // A mistyped "all" is its own error; "between" is then not asked for.
+  const bool all_unread = s.value("all") != nullptr && !s.boolean("all", out.all_links);
+  const Json* between = s.value("between");
+  if (between && out.all_links) {
+    s.error("between", "give either between (two groups) or \"all\": true (every link), not both");
+  } else if (between) {
     read_groups(*between, s.key_path("between"), out.groups, errors);
-  } else {
-    s.error("between", "required: the two groups of peers whose links are slowed");
+  } else if (!out.all_links && !all_unread) {
+    s.error("between",
+            "required: the two groups of peers whose links are slowed (or \"all\": true to slow "
+            "every link)");
   }
   s.non_negative("latency_ms", out.latency_ms);
   s.number("bandwidth_mbit_s", out.bandwidth_mbit_s, 0.0, false);
@@ -299,9 +307,12 @@ Json sim_event_json(const SimEvent& e) {
       j[name] = true;
       break;
     case SimEventKind::kSlowLink:
-      j[name] = {{"between", e.groups},
-                 {"latency_ms", e.latency_ms},
-                 {"bandwidth_mbit_s", e.bandwidth_mbit_s}};
+      j[name] = {{"latency_ms", e.latency_ms}, {"bandwidth_mbit_s", e.bandwidth_mbit_s}};
+      if (e.all_links) {
+        j[name]["all"] = true;
+      } else {
+        j[name]["between"] = e.groups;
+      }
       break;
     case SimEventKind::kDrop:
       j[name] = e.fraction;

@@ -207,10 +207,14 @@ class ScriptWalk {
   }
 
   void check_slow_link(const SimEvent& e) {
-    if (e.groups.size() != 2) {
-      add("between: expected exactly 2 groups of peers, got " + std::to_string(e.groups.size()));
+    if (e.all_links) {
+      if (!e.groups.empty()) add("between: not with \"all\": true (it slows every link)");
+    } else {
+      if (e.groups.size() != 2) {
+        add("between: expected exactly 2 groups of peers, got " + std::to_string(e.groups.size()));
+      }
+      check_groups(e.groups);
     }
-    check_groups(e.groups);
     if (e.latency_ms < 0) add("latency_ms: expected >= 0, got " + std::to_string(e.latency_ms));
     if (!(e.bandwidth_mbit_s >= 0) || std::isinf(e.bandwidth_mbit_s)) {
       add("bandwidth_mbit_s: expected a number >= 0, got " + num(e.bandwidth_mbit_s));

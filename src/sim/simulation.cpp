@@ -144,6 +144,7 @@ core::Result<SimPeer*> Simulation::start_peer(std::vector<core::Endpoint> bootst
   auto address = p->wait_listening(milliseconds(30000));
   if (!address) return address.status();
   apply_faults_to(*p);
+  if (all_links_shape_) shape_every_link_of(*p, *all_links_shape_);
   return p;
 }
 

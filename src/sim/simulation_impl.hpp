@@ -82,6 +82,7 @@ class Simulation {
   void apply_partition(const SimEvent& event);
   void apply_slow_link(const SimEvent& event);
   void apply_faults_to(SimPeer& peer);
+  void shape_every_link_of(SimPeer& peer, const net::LinkShape& shape);
   std::vector<core::Endpoint> random_live_address();
   std::string describe(const SimEvent& event) const;
 
@@ -129,6 +130,7 @@ class Simulation {
 
   // Faults in force, applied to peers started later too.
   double drop_fraction_ = 0.0;
+  std::optional<net::LinkShape> all_links_shape_;  // a slow_link "all" not healed since
 
   // Per peer (by index): the last counters seen, kept after it is gone so
   // swarm totals never go backwards; whether it was started by an event.

@@ -270,6 +270,47 @@ TEST_CASE("faults: each event shows while it is active and only then; the swarm 
   CHECK(median(slow_ms) > median(fast_ms));
 }
 
+TEST_CASE("slow_link all: every peer's links are slowed, also a peer started after the event") {
+  // An exchange is several one-way trips: with every link delayed each takes
+  // more than the latency, where loopback takes a few ms.
+  constexpr double kSlowMs = 80;
+  const Json events =
+      Json::array({{{"at_s", 1.0}, {"slow_link", {{"all", true}, {"latency_ms", kSlowMs}}}},
+                   {{"at_s", 2.0}, {"start", 1}}});
+  const Json s =
+      run(regression_config(3, 100000000, {{"events", events}, {"duration_s", 6}}), "all-slow");
+  CHECK(s["alive"] == 4);
+  double slowed_at = -1;
+  std::vector<Json> samples;
+  for (const auto& r : read_records(s["metrics"].get<std::string>())) {
+    if (r["type"] == "sample") samples.push_back(r);
+    if (r["type"] == "event" && r["event"] == "slow_link") slowed_at = r["t_s"].get<double>();
+  }
+  REQUIRE(slowed_at >= 1.0);
+  // Per peer: the exchange times of the samples wholly before and wholly after
+  // the cap (the joiner only exists after it).
+  std::map<int, std::vector<double>> slow_ms;
+  std::vector<double> fast_ms;
+  for (size_t k = 1; k < samples.size(); ++k) {
+    const double from = samples[k - 1]["t_s"].get<double>();
+    const double to = samples[k]["answered_s"].get<double>();
+    for (const auto& p : samples[k]["peers"]) {
+      if (!p["exchange_ms"].is_number()) continue;
+      const double ms = p["exchange_ms"].get<double>();
+      if (from >= slowed_at) slow_ms[p["index"].get<int>()].push_back(ms);
+      if (to <= slowed_at) fast_ms.push_back(ms);
+    }
+  }
+  for (int peer = 0; peer < 4; ++peer) {
+    CAPTURE(peer);
+    REQUIRE(!slow_ms[peer].empty());
+    for (double ms : slow_ms[peer]) CHECK(ms > kSlowMs);
+  }
+  REQUIRE(!fast_ms.empty());
+  std::sort(fast_ms.begin(), fast_ms.end());
+  CHECK(fast_ms[fast_ms.size() / 2] < kSlowMs);
+}
+
 TEST_CASE("averaging only: consensus decays at least as fast as random pairwise gossip") {
   auto c = regression_config(8, 0, {{"average_only", true}, {"duration_s", 6}});
   c.gossip.interval_steps = 0;

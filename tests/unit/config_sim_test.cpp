@@ -53,7 +53,8 @@ Json full_sim() {
       {"at_s": 70, "heal": true},
       {"at_s": 80, "slow_link": {"between": [[0, 4], [9, 10]], "latency_ms": 50,
                                   "bandwidth_mbit_s": 100}},
-      {"at_s": 90, "drop": 0.2}
+      {"at_s": 90, "drop": 0.2},
+      {"at_s": 100, "slow_link": {"all": true, "latency_ms": 0, "bandwidth_mbit_s": 20}}
     ],
     "metrics_http": ":9400"})");
 }
@@ -86,7 +87,7 @@ TEST_CASE("a full event script parses to the expected structs") {
   CHECK(s.sample_every_s == 2);
   CHECK(s.eval_rows == 2000);
   CHECK(s.step_slots == 3);
-  REQUIRE(s.events.size() == 7);
+  REQUIRE(s.events.size() == 8);
 
   const auto& kill = s.events[0];
   CHECK(kill.kind == SimEventKind::kKill);
@@ -115,9 +116,17 @@ TEST_CASE("a full event script parses to the expected structs") {
   CHECK(slow.groups == std::vector<std::vector<int>>{{0, 4}, {9, 10}});
   CHECK(slow.latency_ms == 50);
   CHECK(slow.bandwidth_mbit_s == 100);
+  CHECK_FALSE(slow.all_links);
 
   CHECK(s.events[6].kind == SimEventKind::kDrop);
   CHECK(s.events[6].fraction == doctest::Approx(0.2));
+
+  const auto& every = s.events[7];
+  CHECK(every.kind == SimEventKind::kSlowLink);
+  CHECK(every.all_links);
+  CHECK(every.groups.empty());
+  CHECK(every.latency_ms == 0);
+  CHECK(every.bandwidth_mbit_s == 20);
 
   CHECK(s.metrics_http.enabled());
   CHECK(s.metrics_http.endpoint == gossip::core::Endpoint{"127.0.0.1", 9400});
@@ -200,12 +209,12 @@ TEST_CASE("every shipped sim-*.json loads and passes the checks gossip-sim makes
     names.push_back(name);
   }
   std::sort(names.begin(), names.end());
-  CHECK(names == std::vector<std::string>{"sim-churn.json", "sim-consensus-256.json",
-                                          "sim-consensus.json", "sim-fashion-mnist.json",
-                                          "sim-gpt-noniid.json", "sim-gpt-outer.json",
-                                          "sim-gpt.json", "sim-mlp-64.json", "sim-noniid.json",
-                                          "sim-outer-fashion-mnist.json", "sim-outer-noniid.json",
-                                          "sim-regression-256.json", "sim-regression.json"});
+  CHECK(names == std::vector<std::string>{
+                     "sim-churn.json", "sim-consensus-256.json", "sim-consensus.json",
+                     "sim-fashion-mnist.json", "sim-gpt-noniid.json", "sim-gpt-outer.json", "sim-gpt.json",
+                     "sim-mlp-64.json", "sim-noniid.json", "sim-outer-fashion-mnist.json",
+                     "sim-outer-noniid.json", "sim-regression-256.json", "sim-regression.json",
+                     "sim-slow-baseline.json", "sim-slow-lowcomm.json"});
 }
 
 TEST_CASE("event objects: unknown keys, missing and doubled time or event keys") {
@@ -261,13 +270,25 @@ TEST_CASE("event values of the wrong type name the key path") {
         "sim.events[0].slow_link.latency_ms?)");
   CHECK(error_of_events(R"([{"at_s": 1, "slow_link": {"latency_ms": 5}}])") ==
         "sim.events[0].slow_link.between: required: the two groups of peers whose links are "
-        "slowed");
+        "slowed (or \"all\": true to slow every link)");
   CHECK(error_of_events(R"([{"at_s": 1, "slow_link": {"between": [[0], [1]],
                                                       "latency_ms": -5}}])") ==
         "sim.events[0].slow_link.latency_ms: expected a non-negative integer, got -5");
   CHECK(error_of_events(R"([{"at_s": 1, "slow_link": {"between": [[0], [1]],
                                                       "bandwidth_mbit_s": -1}}])") ==
         "sim.events[0].slow_link.bandwidth_mbit_s: expected a number >= 0, got -1");
+  CHECK(error_of_events(R"([{"at_s": 1, "slow_link": {"all": true, "between": [[0], [1]],
+                                                      "latency_ms": 5}}])") ==
+        "sim.events[0].slow_link.between: give either between (two groups) or \"all\": true "
+        "(every link), not both");
+  CHECK(error_of_events(R"([{"at_s": 1, "slow_link": {"all": false, "latency_ms": 5}}])") ==
+        "sim.events[0].slow_link.between: required: the two groups of peers whose links are "
+        "slowed (or \"all\": true to slow every link)");
+  CHECK(error_of_events(R"([{"at_s": 1, "slow_link": {"all": "yes", "latency_ms": 5}}])") ==
+        "sim.events[0].slow_link.all: expected true or false, got \"yes\"");
+  CHECK(error_of_events(R"([{"at_s": 1, "slow_link": {"all": true}}])") ==
+        "sim.events[0] (slow_link): needs latency_ms > 0 or bandwidth_mbit_s > 0 (otherwise "
+        "nothing is slowed)");
 }
 
 TEST_CASE("the section's own values are range-checked") {

@@ -38,7 +38,10 @@ struct SimEvent {
   int count = 0;                         // start: new peers, indices continue after the last
   std::vector<std::vector<int>> groups;  // partition: >= 2 disjoint groups (links between
                                          // different groups are cut; peers in no group keep
-                                         // every link); slow_link: exactly 2 groups
+                                         // every link); slow_link: exactly 2 groups,
+                                         // or none with all_links
+  bool all_links = false;                // slow_link: every link of every peer, also of
+                                         // peers started later ("all": true)
   int64_t latency_ms = 0;                // slow_link: added one-way latency
   double bandwidth_mbit_s = 0;           // slow_link: cap per direction, 0 = none
   double fraction = 0;                   // drop: fraction of exchanges that fail, in [0, 1]

@@ -189,8 +189,10 @@ asio::awaitable<core::Result<std::shared_ptr<Session>>> TraversalCore::reach(
       remember(peer_id, {PathKind::kDirect, "", "", {}});
       co_return r;
     }
-    // A wrong key or our own key will not change with another path.
-    if (r.status().code() == core::Code::kAuth) co_return r;
+    // A wrong key or our own key will not change with another path, and a
+    // link the LinkFilter cuts is cut whatever the path (a punch or a relay
+    // would be refused at the handshake anyway, after seconds of trying).
+    if (r.status().code() == core::Code::kAuth || node.link_blocked(peer_id)) co_return r;
     if (closed) co_return closed_error();
     why = "direct: " + r.status().message();
   } else {

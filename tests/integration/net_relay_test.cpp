@@ -13,6 +13,7 @@
 
 #include "../../src/net/socket_deadline.hpp"
 #include "gossip/crypto/keys.hpp"
+#include "gossip/net/link_filter.hpp"
 #include "gossip/net/relay.hpp"
 #include "gossip/net/router.hpp"
 #include "net_test_support.hpp"
@@ -162,6 +163,25 @@ TEST_CASE("reach: a punch coordinated by R connects A and B without the relay") 
   CHECK((*s)->is_initiator() == (a.node->peer_id() < b.node->peer_id()));
   CHECK(r.traversal->counters().circuits_opened == 0);
   CHECK(eventually([&] { return b.traversal->counters().punched_ok == 1; }));
+}
+
+TEST_CASE("reach: a link the LinkFilter cuts is not retried by a punch or a relay") {
+  // The simulator's partitions: a detour must not undo them.
+  IoThreads io;
+  const auto swarm = crypto::SwarmKey::generate();
+  Peer a(io, swarm), r(io, swarm), b(io, swarm);
+  auto filter = std::make_shared<LinkFilter>(a.router);
+  a.node->set_handler(filter);
+  a.node->set_link_filter(filter);
+  const std::string b_id = b.node->peer_id();
+  filter->block([b_id](std::string_view id) { return id == b_id; });
+  setup(io, a, r, b);
+  auto s = io.run(a.node->reach(b.endpoint(), b_id));
+  REQUIRE_FALSE(s.is_ok());
+  CHECK(s.status().message().find("blocked by the link filter") != std::string::npos);
+  const auto c = a.traversal->counters();
+  CHECK(c.punched_failed + c.punched_ok + c.relayed_failed + c.relayed_ok == 0);
+  CHECK(r.traversal->counters().circuits_opened == 0);
 }
 
 TEST_CASE("a peer torn down mid-punch: its reach ends as closed and never touches its Node") {

@@ -9,6 +9,8 @@ Topology (every name starts with the run's prefix, gtlab-<pid>-):
           forwarding on, nftables masquerade out of "wan", inbound dropped unless
           it belongs to a connection the LAN opened (or a UPnP mapping allows it)
     h<j><k>: private hosts, 10.<j>.0.(10+k), default route via their router
+    stun: (start_stun_server) Debian's stund on 203.0.113.3 and 203.0.113.4, the
+          two addresses a classic STUN server needs to answer "change IP" requests
 
 Only the documentation range 203.0.113.0/24 is public here; 10.x exists only
 inside the namespaces. Nothing is attached to the host's network namespace:
@@ -288,9 +290,21 @@ table inet nat {
             os.killpg(proc.pid, signal.SIGKILL)
             proc.wait(timeout=10)
 
-    def start_miniupnpd(self, j, natpmp=True):
-        """Runs Debian's miniupnpd on router j (UPnP-IGD on lan:5000, NAT-PMP on lan)."""
+    def start_miniupnpd(self, j, natpmp=True, stun=None):
+        """Runs Debian's miniupnpd on router j (UPnP-IGD on lan:5000, NAT-PMP on lan).
+
+        Without `stun`, miniupnpd 2.3.1 finds its WAN address in a reserved range
+        (203.0.113.0/24 is RFC 5737 documentation space) and refuses to forward
+        anything ("Port forwarding is impossible"). With stun="ip:port" (see
+        start_stun_server) it asks that STUN server instead: four binding
+        requests (plain, change port, change IP, both) all answered at its own
+        address and ports mean "public, unfiltered", and forwarding is enabled
+        ("Port forwarding is now enabled" in its log)."""
         conf = os.path.join(self.dir, "miniupnpd-r%d.conf" % j)
+        stun_lines = []
+        if stun:
+            host, port = stun.rsplit(":", 1)
+            stun_lines = ["ext_perform_stun=yes", "ext_stun_host=" + host, "ext_stun_port=" + port]
         with open(conf, "w") as f:
             f.write("\n".join([
                 "ext_ifname=wan", "listening_ip=lan", "port=5000",
@@ -298,7 +312,7 @@ table inet nat {
                 "secure_mode=yes", "system_uptime=no", "notify_interval=60",
                 "clean_ruleset_interval=600", "uuid=3f2f6c8e-0000-4000-8000-00000000000%d" % j,
                 "lease_file=%s" % os.path.join(self.dir, "upnp-leases-r%d" % j),
-                "upnp_table_name=filter", "upnp_nat_table_name=nat",
+                "upnp_table_name=filter", "upnp_nat_table_name=nat"] + stun_lines + [
                 "allow 1024-65535 10.%d.0.0/24 1024-65535" % j, "deny 0-65535 0.0.0.0/0 0-65535",
                 ""]))
         return self.spawn("r%d" % j, ["miniupnpd", "-d", "-f", conf, "-P",
@@ -307,6 +321,50 @@ table inet nat {
 
     def nft_ruleset(self, j):
         return self.exec("r%d" % j, ["nft", "list", "ruleset"]).stdout
+
+    STUN_IPS = ("%s.3" % PUBLIC_NET, "%s.4" % PUBLIC_NET)
+    STUN_PORT = 3478
+
+    def start_stun_server(self):
+        """Runs Debian's stund (package stun-server) in a namespace "stun" on the
+        public segment, with the two public addresses STUN_IPS (a classic RFC 3489
+        server answers "change IP" from the second). Returns "ip:port" once it
+        listens."""
+        if shutil.which("stund") is None:
+            raise LabError("'stund' is not installed (tools/bootstrap installs stun-server)")
+        ns = self._add_ns("stun")
+        pub = self.ns("pub")
+        run(["ip", "-n", pub, "link", "add", "name", "pstun", "type", "veth", "peer", "name",
+             "eth0", "netns", ns])
+        run(["ip", "-n", pub, "link", "set", "pstun", "master", "br0", "up"])
+        for ip in self.STUN_IPS:
+            # nodad: usable at once (duplicate address detection would hold it for a while)
+            run(["ip", "-n", ns, "addr", "add", ip + "/24", "dev", "eth0", "nodad"])
+        run(["ip", "-n", ns, "link", "set", "eth0", "up"])
+        self.spawn("stun", ["stund", "-v", "-h", self.STUN_IPS[0], "-a", self.STUN_IPS[1],
+                            "-p", str(self.STUN_PORT), "-o", str(self.STUN_PORT + 1)], "stund")
+        wait_until(lambda: ":%d " % self.STUN_PORT in
+                   self.exec("stun", ["ss", "-Hlun"], check=False).stdout,
+                   "stund to listen", 5)
+        return "%s:%d" % (self.STUN_IPS[0], self.STUN_PORT)
+
+    def count_inbound(self, j, sources):
+        """Counts, on router j, the new TCP connections each of `sources` (IPs)
+        opens through the router into its LAN: only a port mapping's DNAT lets one
+        through (an nft counter ahead of the forward chain's verdicts)."""
+        for ip in sources:
+            run(["ip", "netns", "exec", self.ns("r%d" % j), "nft", "insert", "rule", "inet",
+                 "filter", "forward", "iifname", "wan", "oifname", "lan", "ip", "saddr", ip,
+                 "meta", "l4proto", "tcp", "ct", "state", "new", "counter"])
+
+    def inbound_counts(self, j):
+        """{source IP: new connections forwarded into router j's LAN} (count_inbound)."""
+        counts = {}
+        for line in self.nft_ruleset(j).splitlines():
+            words = line.split()
+            if "saddr" in words and "counter" in words and "packets" in words:
+                counts[words[words.index("saddr") + 1]] = int(words[words.index("packets") + 1])
+        return counts
 
     def close(self):
         """Kills the lab's processes and deletes its namespaces. Signals wait

@@ -157,6 +157,7 @@ struct ReachCore final : net::SessionHandler, std::enable_shared_from_this<Reach
     const uint64_t nonce = rng() >> 11;  // < 2^53: exact in every JSON reader
     pending = Pending{nonce, helper->peer_id(), candidate, now + config.dialback_deadline};
     next_try = now + config.retry;
+    last_ask = now;
     core::log_info("reach", "asking " + core::short_peer_id(helper->peer_id()) +
                                 " to dial this peer back at " + candidate);
     send_json(*helper, kDialbackReqFrame, {{"addr", candidate}, {"nonce", nonce}});
@@ -338,6 +339,7 @@ struct ReachCore final : net::SessionHandler, std::enable_shared_from_this<Reach
   std::optional<asio::ip::address> observed_ip;
   std::optional<Pending> pending;
   Clock::time_point next_try{};
+  Clock::time_point last_ask{};          // when maybe_ask last sent a DIALBACK_REQ
   std::deque<Clock::time_point> recent;  // dial-backs served in the window
   std::map<std::string, Clock::time_point> last_request;
   std::mt19937_64 rng;
@@ -368,7 +370,16 @@ void Reach::set_listen(uint16_t port, std::string advertised) {
 void Reach::set_mapped_address(std::string address) {
   std::lock_guard l(core_->mu);
   core_->st.mapped = std::move(address);
-  core_->next_try = {};  // ask again now
+  // Ask again now, but not sooner after the last request than a helper
+  // serves one requester (requester_interval): a mapping that arrives just
+  // after a failed ask would otherwise be refused as rate limited, and the
+  // peer would stay private until the next retry (30 s). The margin covers
+  // the two requests' different delays on the way.
+  auto& c = *core_;
+  const auto margin = std::chrono::milliseconds(500);
+  c.next_try = c.last_ask == detail::Clock::time_point{}
+                   ? detail::Clock::time_point{}
+                   : c.last_ask + c.config.requester_interval + margin;
 }
 
 ReachStatus Reach::status() const {

@@ -325,6 +325,10 @@ asio::awaitable<core::Result<std::shared_ptr<Session>>> Node::respond_over(
   co_return std::shared_ptr<Session>(session);
 }
 
+bool Node::link_blocked(std::string_view peer_id) const {
+  return link_filter_ && link_filter_->is_blocked(peer_id);
+}
+
 CounterSnapshot Node::counters() const {
   return core_->counters.snapshot();
 }

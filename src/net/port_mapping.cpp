@@ -137,10 +137,15 @@ core::Result<PortMappingResult> PortMapping::try_upnp() {
   freeUPNPDevlist(devices);
   if (igd == 0) return core::unavailable("no Internet Gateway Device among the UPnP devices");
   std::unique_ptr<UPNPUrls, void (*)(UPNPUrls*)> guard(&urls, FreeUPNPUrls);
-  if (igd != 1) {
-    return core::unavailable(igd == 2 ? "the gateway says it is not connected"
-                                      : "the UPnP device found is not a gateway");
+  // 2 is also what libminiupnpc (since 2.2.0) answers for a connected gateway
+  // whose external address is private or reserved (a router behind another
+  // NAT, or one with a documentation address as in the NAT lab). Such a
+  // mapping may still be reachable, and nothing trusts it unconfirmed: it is
+  // only a dial-back candidate (membership::Reach), as a NAT-PMP answer is.
+  if (igd == 2 && !UPNPIGD_IsConnected(&urls, &data)) {
+    return core::unavailable("the gateway says it is not connected");
   }
+  if (igd != 1 && igd != 2) return core::unavailable("the UPnP device found is not a gateway");
   char ext[40] = {};
   if (int r = UPNP_GetExternalIPAddress(urls.controlURL, data.first.servicetype, ext); r != 0) {
     return core::unavailable(std::string("GetExternalIPAddress: ") + strupnperror(r));

@@ -16,6 +16,7 @@
 #include "gossip/core/log.hpp"
 #include "gossip/core/peer_id.hpp"
 #include "gossip/crypto/keys.hpp"
+#include "socket_deadline.hpp"
 #include "traversal_core.hpp"
 
 namespace gossip::net::detail {
@@ -38,46 +39,38 @@ asio::awaitable<core::Result<asio::ip::tcp::socket>> punch_once(Strand strand,
                                                                 std::string token_text,
                                                                 std::chrono::milliseconds step) {
   Token token = *parse_token(token_text);
-  asio::ip::tcp::socket socket(strand);
+  auto socket = std::make_shared<asio::ip::tcp::socket>(strand);
   asio::error_code ec;
-  socket.open(remote.protocol(), ec);
-  if (!ec) socket.set_option(asio::socket_base::reuse_address(true), ec);
+  socket->open(remote.protocol(), ec);
+  if (!ec) socket->set_option(asio::socket_base::reuse_address(true), ec);
   if (!ec) {
     using ReusePort = asio::detail::socket_option::boolean<SOL_SOCKET, SO_REUSEPORT>;
-    socket.set_option(ReusePort(true), ec);
+    socket->set_option(ReusePort(true), ec);
   }
-  if (!ec) socket.bind(local, ec);
+  if (!ec) socket->bind(local, ec);
   if (ec) co_return core::unavailable("bind " + text_of(local) + ": " + ec.message());
-  asio::steady_timer timer(strand, step);
-  timer.async_wait([&socket](const asio::error_code& e) {
-    if (e) return;
-    asio::error_code ignored;
-    socket.close(ignored);
-  });
-  auto [cec] = co_await socket.async_connect(remote, use_nothrow_t);
+  SocketDeadline deadline(strand, socket);
+  deadline.arm(step);
+  auto [cec] = co_await socket->async_connect(remote, use_nothrow_t);
+  deadline.disarm();
   if (cec) co_return core::unavailable("connect " + text_of(remote) + ": " + cec.message());
   const auto mine = encode_preamble(PreambleKind::kPunch, token);
-  auto [wec, wn] = co_await asio::async_write(socket, asio::buffer(mine), use_nothrow_t);
+  deadline.arm(step);
+  auto [wec, wn] = co_await asio::async_write(*socket, asio::buffer(mine), use_nothrow_t);
   std::array<uint8_t, kPreambleBytes> theirs{};
   asio::error_code rec = wec;
   if (!rec) {
-    timer.expires_after(step);
-    timer.async_wait([&socket](const asio::error_code& e) {
-      if (e) return;
-      asio::error_code ignored;
-      socket.close(ignored);
-    });
-    auto [e2, rn] = co_await asio::async_read(socket, asio::buffer(theirs), use_nothrow_t);
+    auto [e2, rn] = co_await asio::async_read(*socket, asio::buffer(theirs), use_nothrow_t);
     rec = e2;
   }
-  timer.cancel();
+  deadline.disarm();
   if (rec)
     co_return core::unavailable("punch preamble with " + text_of(remote) + ": " + rec.message());
   const auto p = decode_preamble(theirs);
   if (!p || p->kind != PreambleKind::kPunch || p->token != token) {
     co_return core::protocol_error(text_of(remote) + " answered without this punch's token");
   }
-  co_return std::move(socket);
+  co_return std::move(*socket);
 }
 
 }  // namespace
@@ -182,6 +175,7 @@ asio::awaitable<core::Result<std::shared_ptr<Session>>> TraversalCore::run_punch
     std::string peer, std::string address, std::string token_text,
     std::chrono::milliseconds delay) {
   auto self = shared_from_this();
+  if (closed) co_return closed_error();
   Token token = *parse_token(token_text);
   auto ep = core::parse_endpoint(address);
   if (!ep) co_return ep.status().with_context("punch address");
@@ -212,6 +206,7 @@ asio::awaitable<core::Result<std::shared_ptr<Session>>> TraversalCore::run_punch
     co_await wake.async_wait(use_nothrow_t);
   }
   punches.erase(token);
+  if (closed) co_return closed_error();
   if (attempt.accepted) got = std::move(attempt.accepted);
   if (!got) co_return core::unavailable("punch to " + address + ": " + why);
   core::Result<std::shared_ptr<Session>> r = core::internal_error("unset");
@@ -231,6 +226,7 @@ asio::awaitable<core::Result<std::shared_ptr<Session>>> TraversalCore::run_punch
 asio::awaitable<core::Result<std::shared_ptr<Session>>> TraversalCore::dial_punched(
     std::shared_ptr<Session> coordinator, std::string target, uint16_t target_port) {
   auto self = shared_from_this();
+  if (closed) co_return closed_error();
   const uint16_t port = node.local_endpoint().port();
   // (A braced list inside a co_await expression breaks GCC 12: name it.)
   nlohmann::json ask;
@@ -251,7 +247,7 @@ asio::awaitable<core::Result<std::shared_ptr<Session>>> TraversalCore::dial_punc
     co_return core::protocol_error("PUNCH_SYNC without a valid token or address");
   const auto delay = std::chrono::milliseconds(
       std::clamp<int64_t>(answer->second.value("delay_ms", int64_t{0}), 0, 10000));
-  co_return co_await run_punch(target, address, token, delay);
+  co_return co_await run_punch(target, address, token, delay);  // checks `closed` itself
 }
 
 }  // namespace gossip::net::detail

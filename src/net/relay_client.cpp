@@ -11,6 +11,7 @@
 
 #include "gossip/core/log.hpp"
 #include "gossip/core/peer_id.hpp"
+#include "socket_deadline.hpp"
 #include "traversal_core.hpp"
 
 namespace gossip::net::detail {
@@ -28,26 +29,20 @@ asio::awaitable<core::Result<asio::ip::tcp::socket>> open_half(Strand strand,
   // (Tokens travel into coroutines as hex: GCC 12 cannot copy a std::array
   // parameter into a coroutine frame.)
   Token token = *parse_token(token_text);
-  asio::ip::tcp::socket socket(strand);
-  asio::steady_timer timer(strand, deadline);
-  bool timed_out = false;
-  timer.async_wait([&](const asio::error_code& ec) {
-    if (ec) return;
-    timed_out = true;
-    asio::error_code e;
-    socket.close(e);
-  });
-  auto [ec] = co_await socket.async_connect(relay, use_nothrow_t);
+  auto socket = std::make_shared<asio::ip::tcp::socket>(strand);
+  SocketDeadline timer(strand, socket);
+  timer.arm(deadline);
+  auto [ec] = co_await socket->async_connect(relay, use_nothrow_t);
   if (!ec) {
     auto pre = encode_preamble(PreambleKind::kRelay, token);
-    auto [ec2, n] = co_await asio::async_write(socket, asio::buffer(pre), use_nothrow_t);
+    auto [ec2, n] = co_await asio::async_write(*socket, asio::buffer(pre), use_nothrow_t);
     ec = ec2;
   }
-  timer.cancel();
+  timer.disarm();
   const std::string where = relay.address().to_string() + ":" + std::to_string(relay.port());
-  if (timed_out) co_return core::timeout_error("connect to relay " + where + ": timed out");
+  if (timer.expired()) co_return core::timeout_error("connect to relay " + where + ": timed out");
   if (ec) co_return core::unavailable("connect to relay " + where + ": " + ec.message());
-  co_return std::move(socket);
+  co_return std::move(*socket);
 }
 
 }  // namespace
@@ -121,7 +116,9 @@ void TraversalCore::on_incoming(const std::shared_ptr<Session>& s, const nlohman
 asio::awaitable<void> TraversalCore::answer_incoming(asio::ip::tcp::endpoint relay,
                                                      std::string token, std::string from) {
   auto self = shared_from_this();
+  if (closed) co_return;
   auto half = co_await open_half(strand, relay, token, node.config().handshake_timeout);
+  if (closed) co_return;
   if (!half) {
     core::log_rate_limited(
         core::LogLevel::kWarn, "relay", "incoming-connect",
@@ -149,6 +146,7 @@ asio::awaitable<void> TraversalCore::answer_incoming(asio::ip::tcp::endpoint rel
 asio::awaitable<core::Result<std::shared_ptr<Session>>> TraversalCore::dial_relayed(
     std::shared_ptr<Session> relay, std::string target) {
   auto self = shared_from_this();
+  if (closed) co_return closed_error();
   const auto timeout = node.config().handshake_timeout;
   // (A braced list inside a co_await expression breaks GCC 12: name it.)
   nlohmann::json ask;
@@ -165,6 +163,7 @@ asio::awaitable<core::Result<std::shared_ptr<Session>>> TraversalCore::dial_rela
   auto where = relay->remote_endpoint();
   where.port(answer->second.value("port", where.port()));
   auto half = co_await open_half(strand, where, token, timeout);
+  if (closed) co_return closed_error();
   if (!half) co_return half.status();
   co_return co_await node.dial_over(std::move(*half), target);
 }

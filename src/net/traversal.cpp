@@ -173,6 +173,7 @@ void TraversalCore::remember(const std::string& peer, PathInfo info) {
 asio::awaitable<core::Result<std::shared_ptr<Session>>> TraversalCore::reach(
     core::Endpoint endpoint, std::string peer_id) {
   auto self = shared_from_this();
+  if (closed) co_return closed_error();
   std::optional<PathInfo> last;
   {
     std::lock_guard lock(mu);
@@ -188,8 +189,11 @@ asio::awaitable<core::Result<std::shared_ptr<Session>>> TraversalCore::reach(
       remember(peer_id, {PathKind::kDirect, "", "", {}});
       co_return r;
     }
-    // A wrong key or our own key will not change with another path.
-    if (r.status().code() == core::Code::kAuth) co_return r;
+    // A wrong key or our own key will not change with another path, and a
+    // link the LinkFilter cuts is cut whatever the path (a punch or a relay
+    // would be refused at the handshake anyway, after seconds of trying).
+    if (r.status().code() == core::Code::kAuth || node.link_blocked(peer_id)) co_return r;
+    if (closed) co_return closed_error();
     why = "direct: " + r.status().message();
   } else {
     why = "direct: skipped (not reachable within the last " +
@@ -208,6 +212,7 @@ asio::awaitable<core::Result<std::shared_ptr<Session>>> TraversalCore::reach(
   const bool relayed_before = last && last->kind == PathKind::kRelayed && skip_direct;
   if (punch_cfg.enabled && !relayed_before) {
     for (const std::string& h : helpers) {
+      if (closed) co_return closed_error();
       auto s = node.session_to(h);
       if (!s) continue;
       auto r = co_await dial_punched(s, peer_id, endpoint.port);
@@ -221,6 +226,7 @@ asio::awaitable<core::Result<std::shared_ptr<Session>>> TraversalCore::reach(
     }
   }
   for (const std::string& h : helpers) {
+    if (closed) co_return closed_error();
     auto s = node.session_to(h);
     if (!s) continue;
     auto r = co_await dial_relayed(s, peer_id);

@@ -40,12 +40,19 @@ struct TraversalCore final : SessionHandler, std::enable_shared_from_this<Traver
   TraversalCore(asio::io_context& io_, Node& node_);
 
   asio::io_context& io;
+  // Borrowed: the owner closes the Traversal before it destroys the Node,
+  // and a coroutine that resumes after close() (its Node may be gone by
+  // then, where the io_context outlives the peer) must not touch it: each
+  // checks `closed` after every suspension before using `node`.
   Node& node;
   const RelayConfig relay_cfg;
   const PunchConfig punch_cfg;
   Strand strand;
   std::atomic<bool> closed{false};
   AtomicTraversalCounters counters;
+  static core::Status closed_error() {
+    return core::Status(core::Code::kClosed, "traversal closed");
+  }
 
   // SessionHandler: frames 0x68-0x6f (decoded here, handled on the strand).
   void on_frame(Session& session, uint8_t type, std::span<const uint8_t> body) override;

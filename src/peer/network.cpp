@@ -200,9 +200,10 @@ core::Result<std::unique_ptr<PeerNetwork>> PeerNetwork::start(const config::Conf
     parts->node->set_handler(parts->router);
   }
 
-  // NAT traversal for real peers only: a host with a LinkFilter (the
-  // simulator) partitions and cuts links on purpose, which a detour through
-  // a relay or a punch would undo.
+  // NAT traversal for real peers only, for now: a host with a LinkFilter
+  // (the simulator) cuts links on purpose. Traversal's reach no longer
+  // detours around a cut link (Node::link_blocked), but the simulator has
+  // not been rerun with it on (docs/design.md "Peers behind NAT").
   if (!link_filter) {
     parts->traversal = std::make_unique<net::Traversal>(parts->io, *parts->node);
     parts->traversal->install(*parts->router);

@@ -78,6 +78,47 @@ TEST_CASE("a joiner is dialed back at the address a member sees, and confirmed p
   reach_b.stop();
 }
 
+TEST_CASE("a mapping granted just after a failed dial-back is confirmed without the retry") {
+  // b's first candidate (observed IP, a port nobody listens on) fails; the
+  // router's mapping (here: b's real address) arrives at once after. The
+  // helper serves one request per requester per 5 s, so asking again at
+  // once would be refused as rate limited and b would stay private for the
+  // 30 s retry; b must wait out the helper's interval and be confirmed then.
+  Cluster c(fast_options());
+  const int a = c.add(), b = c.add();
+  c.start(a);
+  c.start(b);
+  uint16_t closed_port = 0;
+  {
+    asio::ip::tcp::acceptor probe(c.io(), {asio::ip::make_address("127.0.0.1"), 0});
+    closed_port = probe.local_endpoint().port();
+  }
+  ReachConfig ra, rb;
+  ra.listen_port = c.peer(a).port;
+  rb.listen_port = closed_port;
+  Reach reach_a(c.io(), c.peer(a).node, *c.peer(a).swarm, ra, c.peer(a).address);
+  Reach reach_b(c.io(), c.peer(b).node, *c.peer(b).swarm, rb, c.peer(b).address);
+  reach_a.attach(*c.peer(a).router);
+  reach_b.attach(*c.peer(b).router);
+  REQUIRE(c.peer(b).swarm->join_wait({c.peer(a).address}, 5s).is_ok());
+  REQUIRE_MESSAGE(
+      Cluster::wait_until([&] { return reach_b.status().state == Reachability::kPrivate; }, 10s),
+      "state " << std::string(reachability_name(reach_b.status().state)));
+  CHECK(reach_b.status().last_failure.find(std::to_string(closed_port)) != std::string::npos);
+  reach_b.set_mapped_address(c.peer(b).address);
+  const auto took =
+      Cluster::wait_until([&] { return reach_b.status().state == Reachability::kPublic; }, 12s);
+  REQUIRE_MESSAGE(took, "state " << reachability_name(reach_b.status().state) << ", failure "
+                                 << reach_b.status().last_failure);
+  CHECK(reach_b.status().address == c.peer(b).address);
+  CHECK(reach_b.status().mapped == c.peer(b).address);
+  CHECK(Cluster::wait_until([&] { return c.peer(b).swarm->self().flags == kMemberMapped; }, 2s));
+  CHECK(reach_a.status().dialbacks_refused == 0);
+  MESSAGE("confirmed at the mapping " << *took << " s after it was granted");
+  reach_a.stop();
+  reach_b.stop();
+}
+
 TEST_CASE("dial-back requests: another IP is refused, repeats are rate-limited") {
   Cluster c(fast_options());
   const int v = c.add();

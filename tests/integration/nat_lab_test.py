@@ -6,8 +6,12 @@ nftables masquerade routers.
     nat_lab_test.py discovery   a private peer learns its NAT address (OBSERVED) and marks
                                 itself private (dial-back fails); a public joiner is
                                 confirmed public; the private peer exchanges with a member
-    nat_lab_test.py upnp        miniupnpd on the router: the peer asks for a mapping
-                                (NAT-PMP, then UPnP-IGD) and reports the router's answer
+    nat_lab_test.py upnp        miniupnpd on three routers (two find their public address
+                                with a STUN server in the lab): peers map with NAT-PMP and
+                                with UPnP-IGD, are confirmed public at the mapping, dialed
+                                there and exchange (STATUS "mapped"); the third router
+                                refuses and its peer stays private with both reasons; a
+                                clean shutdown deletes the mappings
     nat_lab_test.py keepalive   a router whose idle TCP mappings expire after 3 s: with
                                 net.keepalive_ms 1000 a private peer's session to a member
                                 holds 10 s; with 6000 it is lost (the check can fail)
@@ -18,6 +22,7 @@ Prints one "figure:" line per measured time.
 
 import json
 import os
+import signal
 import subprocess
 import sys
 import time
@@ -83,6 +88,17 @@ class Swarm:
         r = self.lab.exec(asker or role_ns(role),
                           [CTL, "status", self.addr[role], "--swarm-key", self.swarm_key,
                            "--json", "--timeout", "2000"], check=False, timeout=10)
+        if r.returncode != 0:
+            return None
+        try:
+            return json.loads(r.stdout)
+        except ValueError:
+            return None
+
+    def status_at(self, address, asker):
+        """STATUS of whoever answers at `address` ("ip:port"), asked from namespace `asker`."""
+        r = self.lab.exec(asker, [CTL, "status", address, "--swarm-key", self.swarm_key,
+                                  "--json", "--timeout", "2000"], check=False, timeout=10)
         if r.returncode != 0:
             return None
         try:
@@ -192,54 +208,165 @@ def scenario_discovery():
     print("discovery: ok")
 
 
+def wait_log(lab, name, text, what, timeout_s):
+    """Waits until `text` is in the lab log `name`; the failure shows that log."""
+    try:
+        netlab.wait_until(lambda: text in lab.log(name), what, timeout_s, poll_s=0.1)
+    except netlab.LabError as e:
+        fail("%s\n--- %s log (tail) ---\n%s" % (e, name, lab.log(name)[-3000:]))
+
+
+def mapping_line(lab, role):
+    for line in lab.log(role).splitlines():
+        if "port mapping:" in line:
+            return line
+    return None
+
+
 def scenario_upnp():
-    with netlab.Lab(members=1, lans=1, hosts=1) as lab:
-        upnpd = lab.start_miniupnpd(1)
-        netlab.wait_until(lambda: "Listening for NAT-PMP" in lab.log("miniupnpd-r1"),
-                          "miniupnpd to start", 10)
+    """Three LANs, each behind a router that runs Debian's miniupnpd:
+    r1 serves NAT-PMP and UPnP-IGD, r2 UPnP-IGD only, both find their public
+    address with a STUN server on the public segment; r3 has no STUN server and
+    so refuses to forward (its WAN address is in RFC 5737 space). h10 must map
+    with NAT-PMP, h20 with UPnP-IGD, and both become public at their mapping,
+    dialed there by members; h30 must say why it has no mapping and stay
+    private. A clean shutdown deletes both mappings from the routers."""
+    with netlab.Lab(members=2, lans=3, hosts=1) as lab:
+        stun = lab.start_stun_server()
+        daemons = {1: lab.start_miniupnpd(1, natpmp=True, stun=stun),
+                   2: lab.start_miniupnpd(2, natpmp=False, stun=stun),
+                   3: lab.start_miniupnpd(3, natpmp=True)}
+        for j in (1, 2):
+            wait_log(lab, "miniupnpd-r%d" % j, "Port forwarding is now enabled",
+                     "miniupnpd on r%d to enable forwarding after STUN" % j, 20)
+        wait_log(lab, "miniupnpd-r3", "Port forwarding is impossible",
+                 "miniupnpd on r3 (no STUN) to refuse forwarding", 10)
+        for j in (1, 2, 3):
+            wait_log(lab, "miniupnpd-r%d" % j, "HTTP listening on port 5000",
+                     "miniupnpd on r%d to listen" % j, 10)
+        m0, m1 = netlab.Lab.member_ip(0), netlab.Lab.member_ip(1)
+        wan = {j: netlab.Lab.router_wan_ip(j) for j in (1, 2, 3)}
+        for j in (1, 2, 3):
+            lab.count_inbound(j, [m0, m1] + [wan[k] for k in (1, 2, 3) if k != j])
+
         s = Swarm(lab)
-        m0 = netlab.Lab.member_ip(0)
         s.start("m0", m0)
         wait(s, ["m0"], lambda: s.status("m0"), "m0 to answer STATUS", 15)
         t0 = time.monotonic()
-        s.start("h10", netlab.Lab.host_ip(1, 0), bootstrap=["%s:%d" % (m0, PORT)])
+        seed = ["%s:%d" % (m0, PORT)]
+        for j in (1, 2, 3):
+            s.start("h%d0" % j, netlab.Lab.host_ip(j, 0), bootstrap=seed)
+        roles = ["m0", "h10", "h20", "h30"]
 
-        def mapping_line():
-            for line in lab.log("h10").splitlines():
-                if "port mapping:" in line:
-                    return line
-            return None
-        line = wait(s, ["m0", "h10"], mapping_line, "h10's port mapping outcome", 20)
-        print("figure: h10's port mapping outcome after %.2f s: %s"
-              % (time.monotonic() - t0, line.strip()))
-        ruleset = lab.nft_ruleset(1)
-        daemon = lab.log("miniupnpd-r1")
-        if "forwards" in line:
-            # The mapping exists on the router, and a public member dials through it.
-            if "dport %d" % PORT not in ruleset:
-                fail("h10 reports a mapping the router's ruleset lacks:\n" + ruleset)
-            st = wait(s, ["m0", "h10"], lambda: (lambda x: x if reach_of(x).get("state") ==
-                                                 "public" else None)(s.status("h10")),
-                      "h10 public through its mapping", 20)
-            print("figure: h10 confirmed public through the mapping %s %.2f s after start"
-                  % (reach_of(st)["address"], time.monotonic() - t0))
-        else:
-            # Debian's miniupnpd 2.3.1 refuses to forward anything when its WAN
-            # address is in a reserved range, and the lab may only use the
-            # documentation ranges: the peer must say so and carry on, private.
-            if "Port forwarding is impossible" not in daemon:
-                fail("no mapping, yet miniupnpd did not refuse port forwarding:\n" + daemon +
-                     "\npeer: " + line)
-            if "NAT-PMP" not in line or "UPnP-IGD" not in line:
-                fail("the failure does not name both protocols: " + line)
-            if ("dport %d" % PORT) in ruleset:
-                fail("the router holds a mapping the peer does not know of:\n" + ruleset)
-            wait(s, ["m0", "h10"], lambda: reach_of(s.status("h10")).get("state") == "private",
-                 "h10 private after the refused mapping", 20)
-            print("note: miniupnpd refused: " + [x for x in daemon.splitlines()
-                                                  if "impossible" in x][0].strip())
-        if upnpd.poll() is not None:
-            fail("miniupnpd exited: " + daemon)
+        # The mappings: NAT-PMP on r1, UPnP-IGD on r2 (no NAT-PMP there), none on r3.
+        external = {}
+        for j, protocol in ((1, "nat-pmp"), (2, "upnp-igd")):
+            role = "h%d0" % j
+            line = wait(s, roles, lambda: mapping_line(lab, role), role + "'s port mapping", 20)
+            external[role] = "%s:%d" % (wan[j], PORT)
+            if "forwards %s " % external[role] not in line or "(%s," % protocol not in line:
+                fail("%s: expected a %s mapping of %s: %s" % (role, protocol, external[role],
+                                                              line))
+            if "dport %d" % PORT not in lab.nft_ruleset(j):
+                fail("%s reports a mapping r%d's ruleset lacks:\n%s" % (role, j,
+                                                                          lab.nft_ruleset(j)))
+            print("figure: %s mapped %s with %s %.2f s after start"
+                  % (role, external[role], protocol, time.monotonic() - t0))
+        line = wait(s, roles, lambda: mapping_line(lab, "h30"), "h30's port mapping outcome", 20)
+        if "NAT-PMP" not in line or "UPnP-IGD" not in line or "forwards" in line:
+            fail("h30's failure does not name both protocols: " + line)
+        if "dport %d" % PORT in lab.nft_ruleset(3):
+            fail("r3 holds a mapping the peer does not know of:\n" + lab.nft_ruleset(3))
+
+        # Confirmed by a dial-back through the mapping, advertised, flagged mapped.
+        ids = {}
+        for role in ("h10", "h20"):
+            st = wait(s, roles, lambda: (lambda x: x if reach_of(x).get("state") == "public"
+                                         else None)(s.status(role)),
+                      role + " public through its mapping", 25)
+            r = reach_of(st)
+            if r["address"] != external[role] or r["mapped"] != external[role]:
+                fail("%s does not advertise its mapping %s: %s" % (role, external[role], r))
+            ids[role] = st["peer_id"]
+            print("figure: %s confirmed public at its mapping %s %.2f s after start (dial-back "
+                  "by %s)" % (role, r["address"], time.monotonic() - t0, r["confirmed_by"][:8]))
+        st = wait(s, roles, lambda: (lambda x: x if reach_of(x).get("state") == "private"
+                                     else None)(s.status("h30")), "h30 private", 25)
+        ids["h30"] = st["peer_id"]
+        print("note: h30 (r3 refuses forwarding) stays private: " + line.strip())
+        # The dial-back that confirmed each came in through the router's mapping
+        # (from whichever member served it: m0 or another LAN's peer).
+        for j in (1, 2):
+            if sum(lab.inbound_counts(j).values()) == 0:
+                fail("h%d0 was confirmed public, yet r%d forwarded no connection into its LAN"
+                     % (j, j))
+        if sum(lab.inbound_counts(3).values()) != 0:
+            fail("r3 forwarded connections without a mapping: %s" % lab.inbound_counts(3))
+
+        # A member that joins later dials them at their mappings and exchanges with them.
+        s.start("m1", m1, bootstrap=seed)
+        roles.append("m1")
+
+        def m1_exchanged_through_mappings():
+            st = s.status("m1")
+            e = {role: view_entry(st, ids[role]) for role in ("h10", "h20")}
+            if not all(x and x["reached"] == "mapped" and x["exchanges"] > 0 and
+                       x["address"] == external[role] for role, x in e.items()):
+                return None
+            return e
+        wait(s, roles, m1_exchanged_through_mappings,
+             "m1 to see h10 and h20 at their mappings and exchange with them", 40)
+        print("figure: m1 (joined later) exchanged with h10 and h20 (STATUS: mapped) %.2f s "
+              "after start; connections m1 opened through r1, r2: %d, %d"
+              % (time.monotonic() - t0, lab.inbound_counts(1).get(m1, 0),
+                 lab.inbound_counts(2).get(m1, 0)))
+        # Whichever side opened those sessions, a public host dials the mapped
+        # address itself: gossip-ctl in m1's namespace gets h10's and h20's
+        # STATUS there, and the router counts the connection coming in.
+        for j, role in ((1, "h10"), (2, "h20")):
+            before = lab.inbound_counts(j).get(m1, 0)
+            st = s.status_at(external[role], "m1")
+            if not st or st.get("peer_id") != ids[role]:
+                fail("gossip-ctl in m1 got no STATUS from %s at %s: %s" % (role, external[role],
+                                                                          st))
+            if lab.inbound_counts(j).get(m1, 0) <= before:
+                fail("r%d counted no connection from m1 while it dialed %s" % (j, external[role]))
+
+        # Two peers behind two NATs reach each other through a mapping: dialed
+        # there ("mapped"), or, when one dialed the other at its LAN address
+        # before the mapping was confirmed, through a punch (which the mapping
+        # lets in as well); either way a connection crossed a router inward.
+        def pair_exchanged():
+            e = view_entry(s.status("h10"), ids["h20"])
+            crossed = (lab.inbound_counts(1).get(wan[2], 0) +
+                       lab.inbound_counts(2).get(wan[1], 0))
+            return e if (e and e["reached"] in ("mapped", "punched") and e["exchanges"] > 0 and
+                         crossed) else None
+        e = wait(s, roles, pair_exchanged, "h10 and h20 to exchange through their mappings", 40)
+        print("figure: h10 and h20 (two NATs) exchanged %d times through their mappings "
+              "(path: %s%s), %.2f s after start"
+              % (e["exchanges"], e["reached"],
+                 ", first tried: " + e["path_reason"] if e.get("path_reason") else "",
+                 time.monotonic() - t0))
+
+        # A clean shutdown (SIGTERM) deletes the mapping on the router.
+        for j, role in ((1, "h10"), (2, "h20")):
+            p = s.procs[role]
+            p.send_signal(signal.SIGTERM)
+            try:
+                p.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                fail("%s did not exit within 30 s of SIGTERM" % role)
+            if p.returncode != 0:
+                fail("%s exited %d after SIGTERM:\n%s" % (role, p.returncode,
+                                                          lab.log(role)[-2000:]))
+            if "dport %d" % PORT in lab.nft_ruleset(j):
+                fail("%s exited cleanly but r%d still forwards port %d:\n%s"
+                     % (role, j, PORT, lab.nft_ruleset(j)))
+        print("note: after SIGTERM h10 and h20 exited 0 and r1 and r2 hold no mapping")
+        for j, daemon in daemons.items():
+            if daemon.poll() is not None:
+                fail("miniupnpd on r%d exited:\n%s" % (j, lab.log("miniupnpd-r%d" % j)))
     print("upnp: ok")
 
 

@@ -11,7 +11,9 @@
 #include <cstring>
 #include <nlohmann/json.hpp>
 
+#include "../../src/net/socket_deadline.hpp"
 #include "gossip/crypto/keys.hpp"
+#include "gossip/net/link_filter.hpp"
 #include "gossip/net/relay.hpp"
 #include "gossip/net/router.hpp"
 #include "net_test_support.hpp"
@@ -161,6 +163,115 @@ TEST_CASE("reach: a punch coordinated by R connects A and B without the relay") 
   CHECK((*s)->is_initiator() == (a.node->peer_id() < b.node->peer_id()));
   CHECK(r.traversal->counters().circuits_opened == 0);
   CHECK(eventually([&] { return b.traversal->counters().punched_ok == 1; }));
+}
+
+TEST_CASE("reach: a link the LinkFilter cuts is not retried by a punch or a relay") {
+  // The simulator's partitions: a detour must not undo them.
+  IoThreads io;
+  const auto swarm = crypto::SwarmKey::generate();
+  Peer a(io, swarm), r(io, swarm), b(io, swarm);
+  auto filter = std::make_shared<LinkFilter>(a.router);
+  a.node->set_handler(filter);
+  a.node->set_link_filter(filter);
+  const std::string b_id = b.node->peer_id();
+  filter->block([b_id](std::string_view id) { return id == b_id; });
+  setup(io, a, r, b);
+  auto s = io.run(a.node->reach(b.endpoint(), b_id));
+  REQUIRE_FALSE(s.is_ok());
+  CHECK(s.status().message().find("blocked by the link filter") != std::string::npos);
+  const auto c = a.traversal->counters();
+  CHECK(c.punched_failed + c.punched_ok + c.relayed_failed + c.relayed_ok == 0);
+  CHECK(r.traversal->counters().circuits_opened == 0);
+}
+
+TEST_CASE("a peer torn down mid-punch: its reach ends as closed and never touches its Node") {
+  // The io_context outlives the peer here, as in any host that runs many
+  // peers on one pool: A's reach resumes after A's Node is gone. It must see
+  // that its Traversal closed; before, it went on to the next helper through
+  // the destroyed Node (use after free).
+  IoThreads io;
+  const auto swarm = crypto::SwarmKey::generate();
+  NetConfig slow = testing::test_config();
+  slow.punch.delay = 3000ms;  // R tells both ends to wait this long before dialing
+  auto a = std::make_unique<Peer>(io, swarm);
+  Peer r(io, swarm, slow), b(io, swarm);
+  setup(io, *a, r, b);
+  const core::Endpoint nowhere{"127.0.0.1", 1};
+  auto reached = io.spawn(a->node->reach(nowhere, b.node->peer_id()));
+  // Direct fails at once; the punch request and both PUNCH_SYNCs take a few
+  // ms on loopback: both ends then wait out the 3 s delay.
+  std::this_thread::sleep_for(800ms);
+  a.reset();  // closes A's Traversal and Node, then destroys them
+  REQUIRE(reached.wait_for(10s) == std::future_status::ready);
+  const auto r_a = reached.get();
+  REQUIRE(r_a.has_value());
+  CHECK_FALSE(r_a->is_ok());
+  CHECK_MESSAGE(r_a->status().message() == "traversal closed", r_a->status().to_string());
+  // B, still waiting to punch a peer that is gone, is torn down too (its
+  // Peer leaves scope with the punch pending), and R is unharmed.
+  CHECK(r.traversal->counters().circuits_active == 0);
+}
+
+TEST_CASE("a relayed peer torn down mid-blob: the circuit ends, the other side sees it closed") {
+  IoThreads io;
+  const auto swarm = crypto::SwarmKey::generate();
+  NetConfig no_punch = testing::test_config();
+  no_punch.punch.enabled = false;
+  Peer a(io, swarm, no_punch), r(io, swarm);
+  auto b = std::make_unique<Peer>(io, swarm);
+  setup(io, a, r, *b);
+  const core::Endpoint nowhere{"127.0.0.1", 1};
+  auto s = io.run(a.node->reach(nowhere, b->node->peer_id()));
+  REQUIRE_MESSAGE(s.is_ok(), s.status().to_string());
+  REQUIRE(r.traversal->counters().circuits_active == 1);
+  constexpr size_t kSize = 32u << 20;
+  b->recorder->expected_blob = kSize;
+  const auto data = make_pattern(kSize);
+  const uint8_t header[] = {0x10};
+  auto sending = io.spawn((*s)->send_blob(header, data));
+  REQUIRE(eventually([&] { return r.traversal->counters().relay_bytes > (1u << 20); }));
+  b.reset();  // mid-blob: B's Traversal, Node and sessions go away
+  REQUIRE(sending.wait_for(10s) == std::future_status::ready);
+  CHECK(eventually([&] { return !(*s)->is_open(); }));
+  CHECK(eventually([&] { return r.traversal->counters().circuits_active == 0; }));
+  CHECK(r.traversal->counters().relay_bytes < kSize);  // cut, not delivered
+}
+
+TEST_CASE("SocketDeadline: a deadline handler queued as the operation finished closes nothing") {
+  // The race the punch and relay-half dials had: the deadline passes while
+  // the strand is busy with the operation's own completion, so its handler
+  // is queued behind it and cancel() can no longer stop it. The old handler
+  // closed the socket it captured by reference, which by then was in use
+  // for the next step or gone with the coroutine's frame.
+  asio::io_context io;
+  auto guard = asio::make_work_guard(io);
+  auto strand = asio::make_strand(io);
+  auto socket = std::make_shared<asio::ip::tcp::socket>(strand, asio::ip::tcp::v4());
+  detail::SocketDeadline deadline(strand, socket);
+  std::promise<void> done;
+  asio::post(strand, [&] {
+    deadline.arm(1ms);
+    // The other thread takes the expiry meanwhile and queues the handler on
+    // the strand, behind this one.
+    std::this_thread::sleep_for(100ms);
+    deadline.disarm();                              // the awaited operation finished first
+    asio::post(strand, [&] { done.set_value(); });  // runs after the queued handler
+  });
+  std::thread t1([&] { io.run(); }), t2([&] { io.run(); });
+  done.get_future().wait();
+  CHECK(socket->is_open());
+  CHECK_FALSE(deadline.expired());
+  // And a deadline left armed does close the socket.
+  asio::post(strand, [&] { deadline.arm(1ms); });
+  std::this_thread::sleep_for(200ms);
+  std::promise<bool> open_after;
+  asio::post(strand, [&] { open_after.set_value(socket->is_open()); });
+  CHECK_FALSE(open_after.get_future().get());
+  CHECK(deadline.expired());
+  guard.reset();
+  io.stop();
+  t1.join();
+  t2.join();
 }
 
 TEST_CASE("the relay refuses a target that never reserved, and a token nobody asked for") {

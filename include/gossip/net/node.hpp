@@ -125,6 +125,11 @@ class Node {
   // null: protocols reuse it before dialing. Any thread.
   std::shared_ptr<Session> session_to(std::string_view peer_id) const;
 
+  // Whether the LinkFilter (if any) blocks the link to `peer_id`: a cut made
+  // on purpose (the simulator's partitions), which no detour may undo. Any
+  // thread.
+  bool link_blocked(std::string_view peer_id) const;
+
   // Refusal/traffic counters. Any thread.
   CounterSnapshot counters() const;
   // Sessions established and not yet closed.

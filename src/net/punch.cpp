@@ -46,6 +46,12 @@ asio::awaitable<core::Result<asio::ip::tcp::socket>> punch_once(Strand strand,
     using ReusePort = asio::detail::socket_option::boolean<SOL_SOCKET, SO_REUSEPORT>;
     socket.set_option(ReusePort(true), ec);
   }
+  // Every punch between two peers has the same 4-tuple (both listening
+  // ports): a closed punch connection left in TIME_WAIT would make the next
+  // punch fail ("Cannot assign requested address") for a minute. A close
+  // with a reset leaves none (bytes still unsent at close are dropped; the
+  // session is over by then).
+  if (!ec) socket.set_option(asio::socket_base::linger(true, 0), ec);
   if (!ec) socket.bind(local, ec);
   if (ec) co_return core::unavailable("bind " + text_of(local) + ": " + ec.message());
   asio::steady_timer timer(strand, step);
@@ -171,6 +177,7 @@ void TraversalCore::on_punch_half(asio::ip::tcp::socket socket, const Token& tok
     socket.close(ec);
     return;
   }
+  socket.set_option(asio::socket_base::linger(true, 0), ec);  // (see punch_once)
   const auto mine = encode_preamble(PreambleKind::kPunch, token);
   asio::write(socket, asio::buffer(mine), ec);  // 40 bytes into an empty send buffer
   if (ec) return;
@@ -214,6 +221,7 @@ asio::awaitable<core::Result<std::shared_ptr<Session>>> TraversalCore::run_punch
   punches.erase(token);
   if (attempt.accepted) got = std::move(attempt.accepted);
   if (!got) co_return core::unavailable("punch to " + address + ": " + why);
+  got->set_option(asio::socket_base::linger(true, 0), ec);  // (see punch_once)
   core::Result<std::shared_ptr<Session>> r = core::internal_error("unset");
   if (node.peer_id() < peer) {
     r = co_await node.dial_over(std::move(*got), peer);

@@ -450,6 +450,14 @@ def scenario_coordinator_killed():
         t_first, a, _ = first_pair_exchange(s, ids, t0, 35)
         if a["reached"] != "punched":
             fail("the pair did not punch (needed for this scenario): %s" % a)
+        # Once private, both reserve m0 as their relay on their own (nothing configured).
+        def reserved_with(role):
+            return ((s.status(role) or {}).get("relay") or {}).get("reserved_with")
+        for role in ("h10", "h20"):
+            wait(s, ["m0", "h10", "h20"], lambda: reserved_with(role) == [ids["m0"]],
+                 role + " to reserve m0 as its relay", 20)
+        a = wait(s, ["m0", "h10", "h20"], lambda: view_entry(s.status("h10"), ids["h20"]),
+                 "h10's entry for h20", 10)
         before = a["exchanges"]
         lab.kill(s.procs["m0"], signal.SIGKILL)
         t_kill = time.monotonic()
@@ -465,10 +473,14 @@ def scenario_coordinator_killed():
                     return None
                 if gone and gone["state"] == "alive":
                     return None
+                # The dead relay's reservation is dropped (no other public member to take it).
+                if ids["m0"] in ((st.get("relay") or {}).get("reserved_with") or []):
+                    return None
                 out[role] = mine
             return out
         views = wait(s, roles, consistent,
-                     "h10 and h20 to see each other alive and m0 gone", 30)
+                     "h10 and h20 to see each other alive, m0 gone and its reservation dropped",
+                     30)
         t_view = time.monotonic() - t_kill
         more = wait(s, roles, lambda: (lambda e: e if e and e["exchanges"] > before + 1 else
                                        None)(view_entry(s.status("h10"), ids["h20"])),
@@ -477,7 +489,8 @@ def scenario_coordinator_killed():
         if more["reached"] != "punched":
             fail("after m0's death h10 reaches h20 %s" % more["reached"])
         print("figure: coordinator_killed: first exchange %.2f s after start (punched); after "
-              "SIGKILL of m0 both see each other alive and m0 gone after %.2f s, exchanges "
+              "SIGKILL of m0 (their relay) both see each other alive, m0 gone and its "
+              "reservation dropped after %.2f s, exchanges "
               "%d -> %d (%.2f s after the kill), path %s/%s"
               % (t_first, t_view, before, more["exchanges"], t_more,
                  views["h10"]["reached"], views["h20"]["reached"]))

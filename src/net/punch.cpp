@@ -157,7 +157,7 @@ void TraversalCore::on_punch_sync(const std::shared_ptr<Session>& s, const nlohm
         if (r) {
           self->counters.punched_ok++;
           self->remember(peer, {PathKind::kPunched, coordinator, "", {}});
-        } else {
+        } else if (r.status().code() != core::Code::kClosed || !self->node.session_to(peer)) {
           self->counters.punched_failed++;
           core::log_rate_limited(
               core::LogLevel::kInfo, "relay", "punch-failed",
@@ -207,6 +207,14 @@ asio::awaitable<core::Result<std::shared_ptr<Session>>> TraversalCore::run_punch
   std::optional<asio::ip::tcp::socket> got;
   std::string why = "no connection within " + std::to_string(punch_cfg.attempt.count()) + " ms";
   while (!closed && !attempt.accepted && Clock::now() < deadline) {
+    // Both peers may punch (or relay) to each other at once (two tokens,
+    // one 4-tuple): once one session stands, this punch could only fail to
+    // bind. The caller finds that session (its kind stays as remembered).
+    if (auto open = node.session_to(peer); open && open->is_open()) {
+      punches.erase(token);
+      co_return Status(core::Code::kClosed,
+                       "a session with " + core::short_peer_id(peer) + " opened meanwhile");
+    }
     auto r = co_await punch_once(strand, {local.address(), local.port()}, remote, token_text,
                                  std::chrono::milliseconds(500));
     if (attempt.accepted) break;

@@ -214,6 +214,8 @@ asio::awaitable<core::Result<std::shared_ptr<Session>>> TraversalCore::reach(
     for (const std::string& h : helpers) {
       auto s = node.session_to(h);
       if (!s) continue;
+      // (A punch the other side started meanwhile may have opened one.)
+      if (auto open = node.session_to(peer_id); open && open->is_open()) co_return open;
       auto r = co_await dial_punched(s, peer_id, endpoint.port);
       if (r) {
         counters.punched_ok++;
@@ -230,6 +232,7 @@ asio::awaitable<core::Result<std::shared_ptr<Session>>> TraversalCore::reach(
   for (const std::string& h : helpers) {
     auto s = node.session_to(h);
     if (!s) continue;
+    if (auto open = node.session_to(peer_id); open && open->is_open()) co_return open;
     auto r = co_await dial_relayed(s, peer_id);
     if (r) {
       counters.relayed_ok++;
@@ -243,6 +246,9 @@ asio::awaitable<core::Result<std::shared_ptr<Session>>> TraversalCore::reach(
     why += "; relay via " + core::short_peer_id(h) + ": " + r.status().message();
   }
   if (helpers.empty()) why += "; no member to punch or relay through";
+  // A session opened meanwhile by the other side's punch or relay is the
+  // path, and its kind (remembered by whoever opened it) stays.
+  if (auto open = node.session_to(peer_id); open && open->is_open()) co_return open;
   remember(peer_id, {PathKind::kUnreachable, "", why, {}});
   core::log_rate_limited(core::LogLevel::kInfo, "relay", "unreachable-" + peer_id,
                          "no path to " + core::short_peer_id(peer_id) + ": " + why);

@@ -129,10 +129,25 @@ class Lab:
     """One lab: `members` public namespaces and `lans` NAT'd LANs of `hosts` hosts each.
 
     Router options: conntrack_tcp_established_s (seconds a NAT mapping of an
-    established TCP connection lives without traffic; None: the kernel's default).
+    established TCP connection lives without traffic; None: the kernel's default);
+    masquerade_ports (None: Linux's default, which keeps a connection's source
+    port when it is free, so TCP hole punching works; "fully-random": every
+    connection gets a random public port, like a symmetric NAT, so punching
+    to a listening port cannot work); wan_unsolicited (what a router does with a new
+    connection from the public side to itself: "reset", Linux's answer when nothing
+    listens, a TCP reset; "drop", the "stealth" firewall of many home routers).
     """
 
-    def __init__(self, members=1, lans=2, hosts=1, conntrack_tcp_established_s=None):
+    def __init__(self, members=1, lans=2, hosts=1, conntrack_tcp_established_s=None,
+                 masquerade_ports=None, wan_unsolicited="reset"):
+        if masquerade_ports not in (None, "random", "fully-random"):
+            raise LabError("masquerade_ports must be None, 'random' or 'fully-random', got %r"
+                           % (masquerade_ports,))
+        if wan_unsolicited not in ("reset", "drop"):
+            raise LabError("wan_unsolicited must be 'reset' or 'drop', got %r"
+                           % (wan_unsolicited,))
+        self.masquerade_ports = masquerade_ports
+        self.wan_unsolicited = wan_unsolicited
         clean_stale()
         self.prefix = "%s%d-" % (PREFIX, os.getpid())
         self.namespaces = []
@@ -227,6 +242,10 @@ table inet filter {
     iifname "lan" oifname "wan" accept
     jump miniupnpd
   }
+  chain input {
+    type filter hook input priority 0; policy accept;
+    %s
+  }
 }
 table inet nat {
   chain prerouting_miniupnpd { }
@@ -238,10 +257,11 @@ table inet nat {
   chain postrouting {
     type nat hook postrouting priority 100; policy accept;
     jump postrouting_miniupnpd
-    oifname "wan" masquerade
+    oifname "wan" masquerade%s
   }
 }
-"""
+""" % ('iifname "wan" ct state new drop' if self.wan_unsolicited == "drop" else "",
+       (" " + self.masquerade_ports) if self.masquerade_ports else "")
         run(["ip", "netns", "exec", router, "nft", "-f", "-"], input_text=rules)
 
     # --- processes ---

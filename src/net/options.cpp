@@ -42,6 +42,7 @@ void read_relay(options::Section& net, RelayConfig& out) {
   }
   read_ms(s, "idle_timeout_ms", out.idle_timeout);
   read_ms(s, "pair_timeout_ms", out.pair_timeout);
+  s.boolean("auto_reserve", out.auto_reserve);
   s.boolean("reserve", out.reserve);
   read_count(s, "reserve_count", out.reserve_count);
   read_ms(s, "direct_retry_ms", out.direct_retry);
@@ -113,6 +114,7 @@ nlohmann::json net_json(const NetConfig& n) {
             {"max_bytes_per_s", n.relay.max_bytes_per_s},
             {"idle_timeout_ms", n.relay.idle_timeout.count()},
             {"pair_timeout_ms", n.relay.pair_timeout.count()},
+            {"auto_reserve", n.relay.auto_reserve},
             {"reserve", n.relay.reserve},
             {"reserve_count", n.relay.reserve_count},
             {"direct_retry_ms", n.relay.direct_retry.count()}}},

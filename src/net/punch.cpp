@@ -47,6 +47,12 @@ asio::awaitable<core::Result<asio::ip::tcp::socket>> punch_once(Strand strand,
     using ReusePort = asio::detail::socket_option::boolean<SOL_SOCKET, SO_REUSEPORT>;
     socket->set_option(ReusePort(true), ec);
   }
+  // Every punch between two peers has the same 4-tuple (both listening
+  // ports): a closed punch connection left in TIME_WAIT would make the next
+  // punch fail ("Cannot assign requested address") for a minute. A close
+  // with a reset leaves none (bytes still unsent at close are dropped; the
+  // session is over by then).
+  if (!ec) socket->set_option(asio::socket_base::linger(true, 0), ec);
   if (!ec) socket->bind(local, ec);
   if (ec) co_return core::unavailable("bind " + text_of(local) + ": " + ec.message());
   SocketDeadline deadline(strand, socket);
@@ -144,7 +150,7 @@ void TraversalCore::on_punch_sync(const std::shared_ptr<Session>& s, const nlohm
         if (r) {
           self->counters.punched_ok++;
           self->remember(peer, {PathKind::kPunched, coordinator, "", {}});
-        } else {
+        } else if (r.status().code() != core::Code::kClosed || !self->node.session_to(peer)) {
           self->counters.punched_failed++;
           core::log_rate_limited(
               core::LogLevel::kInfo, "relay", "punch-failed",
@@ -164,6 +170,7 @@ void TraversalCore::on_punch_half(asio::ip::tcp::socket socket, const Token& tok
     socket.close(ec);
     return;
   }
+  socket.set_option(asio::socket_base::linger(true, 0), ec);  // (see punch_once)
   const auto mine = encode_preamble(PreambleKind::kPunch, token);
   asio::write(socket, asio::buffer(mine), ec);  // 40 bytes into an empty send buffer
   if (ec) return;
@@ -194,6 +201,14 @@ asio::awaitable<core::Result<std::shared_ptr<Session>>> TraversalCore::run_punch
   std::optional<asio::ip::tcp::socket> got;
   std::string why = "no connection within " + std::to_string(punch_cfg.attempt.count()) + " ms";
   while (!closed && !attempt.accepted && Clock::now() < deadline) {
+    // Both peers may punch (or relay) to each other at once (two tokens,
+    // one 4-tuple): once one session stands, this punch could only fail to
+    // bind. The caller finds that session (its kind stays as remembered).
+    if (auto open = node.session_to(peer); open && open->is_open()) {
+      punches.erase(token);
+      co_return Status(core::Code::kClosed,
+                       "a session with " + core::short_peer_id(peer) + " opened meanwhile");
+    }
     auto r = co_await punch_once(strand, {local.address(), local.port()}, remote, token_text,
                                  std::chrono::milliseconds(500));
     if (attempt.accepted) break;
@@ -209,6 +224,7 @@ asio::awaitable<core::Result<std::shared_ptr<Session>>> TraversalCore::run_punch
   if (closed) co_return closed_error();
   if (attempt.accepted) got = std::move(attempt.accepted);
   if (!got) co_return core::unavailable("punch to " + address + ": " + why);
+  got->set_option(asio::socket_base::linger(true, 0), ec);  // (see punch_once)
   core::Result<std::shared_ptr<Session>> r = core::internal_error("unset");
   if (node.peer_id() < peer) {
     r = co_await node.dial_over(std::move(*got), peer);

@@ -50,28 +50,46 @@ asio::awaitable<core::Result<asio::ip::tcp::socket>> open_half(Strand strand,
 asio::awaitable<void> TraversalCore::keep_reservation(core::Endpoint relay,
                                                       std::optional<std::string> id) {
   auto self = shared_from_this();
+  const std::string address = relay.to_string();
+  if (kept.count(address) != 0) co_return;  // already kept by another loop
+  const uint64_t generation = next_keep++;
+  kept[address] = generation;
   auto backoff = std::chrono::milliseconds(1000);
   const auto max_backoff = std::chrono::milliseconds(30000);
   asio::steady_timer timer(strand);
-  while (!closed) {
+  const auto wanted = [&] {
+    auto k = kept.find(address);
+    return !closed && k != kept.end() && k->second == generation;
+  };
+  while (wanted()) {
     auto r = co_await node.dial(relay, id);
+    if (r && !wanted()) {
+      (*r)->close(Status(core::Code::kClosed, "reservation released"));
+      break;
+    }
     std::string why;
     if (r) {
       auto s = *r;
       auto answer = co_await request(s, kRelayReserve, nlohmann::json::object(),
                                      std::chrono::milliseconds(5000));
       if (answer && answer->first == kRelayReserved && answer->second.value("ok", false)) {
-        held[s->peer_id()] = {s, true};
+        held[s->peer_id()] = {s, true, address};
         publish_reserved();
         core::log_info("relay", "reachable through relay " + core::short_peer_id(s->peer_id()) +
                                     " at " + relay.to_string());
         backoff = std::chrono::milliseconds(1000);
-        while (!closed && s->is_open()) {  // hold it until it closes
+        while (wanted() && s->is_open()) {  // hold it until it closes or is released
           timer.expires_after(std::chrono::milliseconds(500));
           co_await timer.async_wait(use_nothrow_t);
         }
-        held.erase(s->peer_id());
+        if (auto h = held.find(s->peer_id()); h != held.end() && h->second.session == s) {
+          held.erase(h);
+        }
         publish_reserved();
+        if (!wanted()) {
+          s->close(Status(core::Code::kClosed, "reservation released"));
+          break;
+        }
         why = "the relay's session closed";
       } else {
         why = answer ? answer->second.value("reason", std::string("refused"))
@@ -81,14 +99,33 @@ asio::awaitable<void> TraversalCore::keep_reservation(core::Endpoint relay,
     } else {
       why = r.status().message();
     }
-    if (closed) break;
+    if (!wanted()) break;
     core::log_rate_limited(core::LogLevel::kWarn, "relay", "reserve-" + relay.to_string(),
                            "reservation with relay " + relay.to_string() + ": " + why +
                                "; retrying in " + std::to_string(backoff.count()) + " ms");
-    timer.expires_after(backoff);
-    co_await timer.async_wait(use_nothrow_t);
+    // Waits in short steps, so that a release() ends the loop promptly.
+    for (auto waited = std::chrono::milliseconds(0); waited < backoff && wanted();
+         waited += std::chrono::milliseconds(250)) {
+      timer.expires_after(std::chrono::milliseconds(250));
+      co_await timer.async_wait(use_nothrow_t);
+    }
     backoff = std::min(backoff * 2, max_backoff);
   }
+  // Only this loop's own entry: a later reserve_with may have started
+  // another loop for the address while this one was winding down.
+  if (auto k = kept.find(address); k != kept.end() && k->second == generation) kept.erase(k);
+}
+
+void TraversalCore::release(const std::string& address) {
+  if (kept.erase(address) == 0) return;
+  for (auto it = held.begin(); it != held.end(); ++it) {
+    if (it->second.address != address) continue;
+    it->second.session->close(Status(core::Code::kClosed, "reservation released"));
+    held.erase(it);
+    break;
+  }
+  publish_reserved();
+  core::log_info("relay", "released the reservation with relay " + address);
 }
 
 void TraversalCore::on_incoming(const std::shared_ptr<Session>& s, const nlohmann::json& body) {

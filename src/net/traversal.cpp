@@ -174,6 +174,10 @@ asio::awaitable<core::Result<std::shared_ptr<Session>>> TraversalCore::reach(
     core::Endpoint endpoint, std::string peer_id) {
   auto self = shared_from_this();
   if (closed) co_return closed_error();
+  // A session already open with the member (dialed, accepted, punched or
+  // relayed) is the path: a second punch between the same listening ports
+  // could not even bind while it stands.
+  if (auto open = node.session_to(peer_id); open && open->is_open()) co_return open;
   std::optional<PathInfo> last;
   {
     std::lock_guard lock(mu);
@@ -215,10 +219,15 @@ asio::awaitable<core::Result<std::shared_ptr<Session>>> TraversalCore::reach(
       if (closed) co_return closed_error();
       auto s = node.session_to(h);
       if (!s) continue;
+      // (A punch the other side started meanwhile may have opened one.)
+      if (auto open = node.session_to(peer_id); open && open->is_open()) co_return open;
       auto r = co_await dial_punched(s, peer_id, endpoint.port);
       if (r) {
         counters.punched_ok++;
         remember(peer_id, {PathKind::kPunched, h, why, {}});
+        core::log_rate_limited(core::LogLevel::kInfo, "relay", "punched-" + peer_id,
+                               "reached " + core::short_peer_id(peer_id) +
+                                   " punched (coordinator " + core::short_peer_id(h) + ")");
         co_return r;
       }
       counters.punched_failed++;
@@ -229,16 +238,24 @@ asio::awaitable<core::Result<std::shared_ptr<Session>>> TraversalCore::reach(
     if (closed) co_return closed_error();
     auto s = node.session_to(h);
     if (!s) continue;
+    if (auto open = node.session_to(peer_id); open && open->is_open()) co_return open;
     auto r = co_await dial_relayed(s, peer_id);
     if (r) {
       counters.relayed_ok++;
       remember(peer_id, {PathKind::kRelayed, h, why, {}});
+      core::log_rate_limited(core::LogLevel::kInfo, "relay", "relayed-" + peer_id,
+                             "reached " + core::short_peer_id(peer_id) + " relayed through " +
+                                 core::short_peer_id(h) + " (" + why + ")");
       co_return r;
     }
     counters.relayed_failed++;
     why += "; relay via " + core::short_peer_id(h) + ": " + r.status().message();
   }
   if (helpers.empty()) why += "; no member to punch or relay through";
+  // A session opened meanwhile by the other side's punch or relay is the
+  // path, and its kind (remembered by whoever opened it) stays.
+  if (closed) co_return closed_error();
+  if (auto open = node.session_to(peer_id); open && open->is_open()) co_return open;
   remember(peer_id, {PathKind::kUnreachable, "", why, {}});
   core::log_rate_limited(core::LogLevel::kInfo, "relay", "unreachable-" + peer_id,
                          "no path to " + core::short_peer_id(peer_id) + ": " + why);
@@ -261,6 +278,7 @@ void TraversalCore::close() {
       if (h.session) h.session->close(Status(core::Code::kClosed, "traversal closed"));
     }
     self->held.clear();
+    self->kept.clear();
     self->publish_reserved();
     for (auto& [rid, w] : self->waiters) w->timer->cancel();
     for (auto& [t, p] : self->punches) {
@@ -324,6 +342,10 @@ void detail::TraversalCore::on_preamble(asio::ip::tcp::socket socket, PreambleKi
 void Traversal::reserve_with(core::Endpoint relay, std::optional<std::string> relay_id) {
   asio::co_spawn(core_->strand, core_->keep_reservation(std::move(relay), std::move(relay_id)),
                  asio::detached);
+}
+
+void Traversal::release(const core::Endpoint& relay) {
+  asio::post(core_->strand, [c = core_, address = relay.to_string()] { c->release(address); });
 }
 
 std::vector<std::string> Traversal::reserved_relays() const {

@@ -103,8 +103,14 @@ struct TraversalCore final : SessionHandler, std::enable_shared_from_this<Traver
   struct Held {
     std::shared_ptr<Session> session;  // the reservation's own session
     bool ok = false;
+    std::string address;  // the relay's address as reserve_with named it
   };
   std::map<std::string, Held> held;  // relay peer id -> reservation (strand)
+  // Relay addresses reserve_with keeps, each with the generation of the
+  // loop that keeps it (a release and a new reserve_with start another).
+  std::map<std::string, uint64_t> kept;
+  uint64_t next_keep = 1;
+  void release(const std::string& address);
   void publish_reserved();           // copies held's ids into `reserved` (strand)
   asio::awaitable<void> keep_reservation(core::Endpoint relay, std::optional<std::string> id);
   void on_incoming(const std::shared_ptr<Session>& s, const nlohmann::json& body);

@@ -7,12 +7,17 @@
 #include <asio/executor_work_guard.hpp>
 #include <asio/io_context.hpp>
 #include <asio/ip/address.hpp>
+#include <asio/post.hpp>
+#include <asio/steady_timer.hpp>
+#include <atomic>
 #include <cmath>
 #include <condition_variable>
 #include <cstdio>
 #include <functional>
+#include <map>
 #include <mutex>
 #include <nlohmann/json.hpp>
+#include <optional>
 #include <random>
 #include <thread>
 #include <vector>
@@ -29,6 +34,7 @@
 #include "gossip/net/link_filter.hpp"
 #include "gossip/net/node.hpp"
 #include "gossip/net/port_mapping.hpp"
+#include "gossip/net/relay.hpp"
 #include "gossip/net/router.hpp"
 #include "gossip/peer/observe.hpp"
 
@@ -51,11 +57,14 @@ std::string outer_norms(const averaging::OuterState& s) {
 using std::chrono::milliseconds;
 
 // The membership view as the averaging engine's directory of partners.
-// A private member (it says nobody can dial it) is a partner only while a
-// session it opened is there: nobody waits on a dial that cannot succeed.
+// A private member (it says nobody can dial it) is a partner while a session
+// with it is open; without one, only where a Traversal can punch or relay to
+// it, and not while its last attempt found no path (for
+// net.relay.direct_retry_ms): nobody waits on a dial that cannot succeed.
 class SwarmDirectory final : public averaging::PeerDirectory {
  public:
-  SwarmDirectory(membership::Swarm& swarm, net::Node& node) : swarm_(swarm), node_(node) {}
+  SwarmDirectory(membership::Swarm& swarm, net::Node& node, const net::Traversal* traversal)
+      : swarm_(swarm), node_(node), traversal_(traversal) {}
 
   std::optional<averaging::Member> random_live_peer() override {
     auto peers = live_peers();
@@ -65,8 +74,18 @@ class SwarmDirectory final : public averaging::PeerDirectory {
   }
   std::vector<averaging::Member> live_peers() override {
     std::vector<averaging::Member> out;
+    std::map<std::string, net::PathInfo> paths;
+    if (traversal_) paths = traversal_->paths();
+    const auto now = std::chrono::steady_clock::now();
     for (const auto& m : swarm_.live_members()) {
-      if (m.is_private() && !node_.session_to(m.id)) continue;
+      if (m.is_private() && !node_.session_to(m.id)) {
+        if (!traversal_) continue;
+        auto p = paths.find(m.id);
+        if (p != paths.end() && p->second.kind == net::PathKind::kUnreachable &&
+            now - p->second.when < node_.config().relay.direct_retry) {
+          continue;
+        }
+      }
       if (auto p = to_partner(m)) out.push_back(*p);
     }
     return out;
@@ -80,6 +99,7 @@ class SwarmDirectory final : public averaging::PeerDirectory {
   }
   membership::Swarm& swarm_;
   net::Node& node_;
+  const net::Traversal* traversal_;  // null in the simulator
   std::mutex mu_;
   std::mt19937_64 rng_{std::random_device{}()};
 };
@@ -124,6 +144,7 @@ struct PeerNetwork::Parts {
   std::mutex mapping_mu;
   std::condition_variable mapping_cv;
   bool mapping_stop = false;
+  std::mt19937_64 rng{std::random_device{}()};
 
   PeerObservation observe() const {
     const auto members = swarm->members();
@@ -142,11 +163,27 @@ struct PeerNetwork::Parts {
   }
   core::Status serve_metrics(const core::ServiceAddress& where);
   void start_port_mapping(uint16_t port);
-  // net.relay.reserve: holds reservations with up to reserve_count live
-  // members (the relay then lets others reach this private peer).
-  void reserve_relays();
+  // Relay reservations (docs/design.md "Peers behind NAT"): held while this
+  // peer is private (net.relay.auto_reserve) or always (net.relay.reserve),
+  // with up to reserve_count public live members; one whose relay left the
+  // view, or that was not granted within kReserveGrace, is replaced. Tended
+  // every second by relay_timer's chain, from join() until destruction.
+  struct Reservation {
+    core::Endpoint endpoint;
+    std::optional<std::string> id;  // unknown for a seed address
+    std::chrono::steady_clock::time_point since;
+  };
+  std::map<std::string, Reservation> reservations;  // by address (timer chain only)
+  std::map<std::string, std::chrono::steady_clock::time_point> relay_shunned;  // id -> until
+  bool reserving = false;                                                      // timer chain only
+  std::unique_ptr<asio::steady_timer> relay_timer;
+  std::atomic<bool> relay_stop{false};
+  void start_relay_tending();
+  void relay_tick();
+  void tend_relays();
 
   ~Parts() {
+    relay_stop = true;  // the tending chain ends at its next tick
     if (mapping_thread.joinable()) {
       {
         std::lock_guard l(mapping_mu);
@@ -231,7 +268,8 @@ core::Result<std::unique_ptr<PeerNetwork>> PeerNetwork::start(const config::Conf
       std::make_unique<membership::Reach>(parts->io, parts->node, *parts->swarm, rc, sc.advertise);
   parts->reach->attach(*parts->router);
 
-  parts->directory = std::make_shared<SwarmDirectory>(*parts->swarm, *parts->node);
+  parts->directory =
+      std::make_shared<SwarmDirectory>(*parts->swarm, *parts->node, parts->traversal.get());
   auto options = averaging::options_from(config.gossip, trainer.shard_size());
   options.weight = weight;
   parts->outer_mode = options.mode == averaging::GossipMode::kOuter;
@@ -345,24 +383,118 @@ core::Status PeerNetwork::Parts::serve_metrics(const core::ServiceAddress& where
   return core::Status::ok();
 }
 
-void PeerNetwork::Parts::reserve_relays() {
+void PeerNetwork::Parts::start_relay_tending() {
+  if (!traversal) return;
+  relay_timer = std::make_unique<asio::steady_timer>(io);
+  asio::post(io, [this] { relay_tick(); });
+}
+
+void PeerNetwork::Parts::relay_tick() {
+  // One chain of callbacks: the reservation bookkeeping needs no lock.
+  if (relay_stop) return;
+  tend_relays();
+  relay_timer->expires_after(std::chrono::seconds(1));
+  relay_timer->async_wait([this](const asio::error_code& ec) {
+    if (!ec && !relay_stop) relay_tick();
+  });
+}
+
+void PeerNetwork::Parts::tend_relays() {
+  using Clock = std::chrono::steady_clock;
+  // A reservation not granted within this long (the relay refuses, or its
+  // address does not answer) gives way to another member for a minute.
+  constexpr auto kReserveGrace = std::chrono::seconds(15);
+  constexpr auto kShun = std::chrono::seconds(60);
   const net::RelayConfig& rc = node->config().relay;
-  if (!rc.reserve || !traversal) return;
-  // The bootstrap members first (the public members a person named), then
-  // live members at random.
-  std::vector<std::pair<core::Endpoint, std::optional<std::string>>> relays;
-  for (const std::string& seed : seeds) {
-    if (auto ep = core::parse_endpoint(seed); ep) relays.emplace_back(std::move(*ep), std::nullopt);
+  const auto now = Clock::now();
+  const auto reach_state = reach->status().state;
+  const bool forced = rc.reserve;
+  const bool want =
+      forced || (rc.auto_reserve && reach_state == membership::Reachability::kPrivate);
+  if (want != reserving) {
+    if (want) {
+      core::log_info("relay", forced ? "net.relay.reserve: reserving relays"
+                                     : "this peer is private: reserving relays with public "
+                                       "members so that other private peers reach it");
+    } else {
+      core::log_info("relay", "this peer is " +
+                                  std::string(membership::reachability_name(reach_state)) +
+                                  ": releasing its relay reservations");
+    }
+    reserving = want;
   }
-  auto members = swarm->live_members();
-  std::shuffle(members.begin(), members.end(), std::mt19937_64(std::random_device{}()));
+  const auto members = swarm->live_members();
+  std::map<std::string, const membership::Member*> live;  // public live members by id
   for (const auto& m : members) {
-    if (std::find(seeds.begin(), seeds.end(), m.address) != seeds.end()) continue;
-    if (auto ep = core::parse_endpoint(m.address); ep) relays.emplace_back(std::move(*ep), m.id);
+    if (!m.is_private()) live[m.id] = &m;
   }
-  if (relays.size() > rc.reserve_count) relays.resize(rc.reserve_count);
-  for (auto& [ep, id] : relays) traversal->reserve_with(std::move(ep), std::move(id));
-  if (relays.empty()) core::log_warn("relay", "net.relay.reserve: no member to reserve with");
+  const auto granted = traversal->reserved_relays();
+  auto is_granted = [&](const Reservation& r) {
+    return r.id && std::find(granted.begin(), granted.end(), *r.id) != granted.end();
+  };
+  for (auto it = reservations.begin(); it != reservations.end();) {
+    Reservation& r = it->second;
+    std::string why;
+    if (!want) {
+      why = "not needed";
+    } else if (r.id && live.count(*r.id) == 0) {
+      why = "the relay left the view or is no longer public";
+    } else if (r.id && !is_granted(r) && now - r.since > kReserveGrace) {
+      // (A bootstrap address named by net.relay.reserve is kept regardless.)
+      why = "not granted within " + std::to_string(kReserveGrace.count()) + " s";
+      relay_shunned[*r.id] = now + kShun;
+    }
+    if (why.empty()) {
+      ++it;
+      continue;
+    }
+    core::log_info("relay", "dropping the reservation with " + it->first + ": " + why);
+    traversal->release(r.endpoint);
+    it = reservations.erase(it);
+  }
+  if (!want || reservations.size() >= rc.reserve_count) return;
+  // Candidates: with net.relay.reserve the bootstrap addresses first (the
+  // public members a person named), then public live members at random.
+  std::vector<Reservation> candidates;
+  if (forced) {
+    for (const std::string& seed : seeds) {
+      if (auto ep = core::parse_endpoint(seed); ep) candidates.push_back({*ep, std::nullopt, now});
+    }
+  }
+  std::vector<const membership::Member*> shuffled;
+  for (const auto& [id, m] : live) {
+    auto shun = relay_shunned.find(id);
+    if (shun != relay_shunned.end() && shun->second > now) continue;
+    shuffled.push_back(m);
+  }
+  std::shuffle(shuffled.begin(), shuffled.end(), rng);
+  // Members this peer holds a session with that no detour opened first: a
+  // member not (yet) known to be private may be one; such a one is not.
+  const auto paths = traversal->paths();
+  std::stable_partition(shuffled.begin(), shuffled.end(), [&](const membership::Member* m) {
+    auto p = paths.find(m->id);
+    const bool detour = p != paths.end() && p->second.kind != net::PathKind::kDirect;
+    return node->session_to(m->id) && !detour;
+  });
+  for (const auto* m : shuffled) {
+    if (auto ep = core::parse_endpoint(m->address); ep) candidates.push_back({*ep, m->id, now});
+  }
+  for (auto& c : candidates) {
+    if (reservations.size() >= rc.reserve_count) break;
+    const std::string address = c.endpoint.to_string();
+    if (reservations.count(address) != 0) continue;
+    bool same_relay = false;
+    for (const auto& [a, r] : reservations) same_relay |= c.id && r.id == c.id;
+    if (same_relay) continue;
+    core::log_info("relay", "reserving with relay " + address +
+                                (c.id ? " (" + core::short_peer_id(*c.id) + ")" : ""));
+    traversal->reserve_with(c.endpoint, c.id);
+    reservations.emplace(address, std::move(c));
+  }
+  if (reservations.empty()) {
+    core::log_rate_limited(core::LogLevel::kWarn, "relay", "no-relay",
+                           "no public member to reserve a relay with yet");
+  }
 }
 
 core::Status PeerNetwork::join(const std::atomic<bool>* stop) {
@@ -375,7 +507,7 @@ core::Status PeerNetwork::join(const std::atomic<bool>* stop) {
                                              std::move(cancelled));
   if (st) {
     parts_->joined = true;
-    parts_->reserve_relays();
+    parts_->start_relay_tending();
   } else if (stop && stop->load(std::memory_order_relaxed)) {
     return core::Status(core::Code::kClosed, "stopped before joining the swarm");
   }

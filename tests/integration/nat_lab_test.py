@@ -15,6 +15,14 @@ nftables masquerade routers.
     nat_lab_test.py keepalive   a router whose idle TCP mappings expire after 3 s: with
                                 net.keepalive_ms 1000 a private peer's session to a member
                                 holds 10 s; with 6000 it is lost (the check can fail)
+    nat_lab_test.py pair_punched        m0 public, h10 and h20 behind two NATs, bootstrap m0
+                                only: the private pair exchanges, punched (coordinated by m0)
+    nat_lab_test.py pair_relayed        the same behind NATs that randomize every source port
+                                (punching cannot work): m0's relay carries the exchanges,
+                                within its caps (bytes counted in m0's STATUS)
+    nat_lab_test.py coordinator_killed  pair_punched, then m0 is SIGKILLed: the pair keeps
+                                exchanging over its punched session, and both see each
+                                other alive and m0 gone
 
 Exit 77 (skip) with a reason only where network namespaces cannot be made.
 Prints one "figure:" line per measured time.
@@ -137,7 +145,9 @@ def wait(swarm, roles, predicate, what, timeout_s):
         return netlab.wait_until(check, what, timeout_s, poll_s=0.2)
     except netlab.LabError as e:
         for r in roles:
-            print("--- %s log (tail) ---\n%s" % (r, swarm.lab.log(r)[-2500:]))
+            # (Without the per-epoch progress lines, which would hide the rest.)
+            lines = [x for x in swarm.lab.log(r).splitlines() if " peer: epoch " not in x]
+            print("--- %s log (tail) ---\n%s" % (r, "\n".join(lines)[-4000:]))
         fail(str(e))
 
 
@@ -433,6 +443,186 @@ def scenario_keepalive():
     print("keepalive: ok")
 
 
+# Per-test knobs of the pair scenarios: a member found unreachable is tried
+# again after 5 s (not 60), so a pair that met before either had reserved a
+# relay does not wait a minute; no router port mapping (the lab's routers run
+# no miniupnpd here).
+PAIR_NET = {"port_mapping": False, "relay": {"direct_retry_ms": 5000}}
+
+
+def pair_entry(swarm, role, other_id):
+    """`role`'s view entry of the other private peer, once exchanges with it were counted."""
+    e = view_entry(swarm.status(role), other_id)
+    return e if e and e["exchanges"] > 0 and e["reached"] in ("punched", "relayed") else None
+
+
+def start_pair(lab, relay_net=None):
+    """m0 public (relay caps from relay_net), h10 and h20 behind their NATs, bootstrap m0 only.
+
+    Returns (swarm, ids, t0) with t0 the start of the private peers."""
+    s = Swarm(lab)
+    m0 = netlab.Lab.member_ip(0)
+    m0_net = dict(PAIR_NET)
+    if relay_net:
+        m0_net["relay"] = dict(PAIR_NET["relay"], **relay_net)
+    s.start("m0", m0, net=m0_net, gossip_every=10)
+    ids = {"m0": wait(s, ["m0"], lambda: s.status("m0"), "m0 to answer STATUS", 15)["peer_id"]}
+    t0 = time.monotonic()
+    seed = ["%s:%d" % (m0, PORT)]
+    s.start("h10", netlab.Lab.host_ip(1, 0), bootstrap=seed, net=PAIR_NET, gossip_every=10)
+    s.start("h20", netlab.Lab.host_ip(2, 0), bootstrap=seed, net=PAIR_NET, gossip_every=10)
+    for role in ("h10", "h20"):
+        ids[role] = wait(s, ["m0", "h10", "h20"], lambda: s.status(role), role + "'s STATUS",
+                         15)["peer_id"]
+    return s, ids, t0
+
+
+def first_pair_exchange(s, ids, t0, timeout_s):
+    """Waits until both private peers count exchanges with each other; returns
+    (seconds since t0, h10's entry for h20, h20's entry for h10)."""
+    roles = ["m0", "h10", "h20"]
+    a = wait(s, roles, lambda: pair_entry(s, "h10", ids["h20"]),
+             "h10 to count an exchange with h20 over a punched or relayed path", timeout_s)
+    t_first = time.monotonic() - t0
+    b = wait(s, roles, lambda: pair_entry(s, "h20", ids["h10"]),
+             "h20 to count an exchange with h10", 15)
+    return t_first, a, b
+
+
+def relay_figures(st):
+    r = (st or {}).get("relay") or {}
+    return r.get("bytes", 0), r.get("circuits_opened", 0), r.get("reservations", 0)
+
+
+def scenario_pair_punched():
+    # Routers that drop unsolicited connections from outside (the "stealth"
+    # firewall of many home routers); a router that answers them with a reset
+    # defeats the punch in this lab (docs/design.md "Punch"), and the relay
+    # carries the pair then.
+    with netlab.Lab(members=1, lans=2, hosts=1, wan_unsolicited="drop") as lab:
+        s, ids, t0 = start_pair(lab)
+        t_first, a, b = first_pair_exchange(s, ids, t0, 35)
+        if a["reached"] != b["reached"] and "relayed" not in (a["reached"], b["reached"]):
+            fail("h10 and h20 disagree on their path: %s / %s" % (a, b))
+        st = s.status("m0")
+        relay_bytes, circuits, reservations = relay_figures(st)
+        # Behind port-preserving NATs the punch is expected to work; a relay is
+        # the fallback, and then the relay must have carried the bytes.
+        if a["reached"] == "relayed" and relay_bytes == 0:
+            fail("h10 reaches h20 relayed, yet the relay counted no byte: %s" % st.get("relay"))
+        if a["reached"] == "punched" and circuits != 0:
+            fail("punched, yet the relay opened circuits: %s" % st.get("relay"))
+        print("figure: pair_punched: first exchange between the private peers %.2f s after "
+              "their start, path h10->h20 %s, h20->h10 %s, exchanges %d/%d, relay bytes %d "
+              "(circuits %d, reservations %d)"
+              % (t_first, a["reached"], b["reached"], a["exchanges"], b["exchanges"],
+                 relay_bytes, circuits, reservations))
+        if a["reached"] != "punched":
+            fail("the punch failed behind port-preserving NATs: %s" % a.get("path_reason"))
+    print("pair_punched: ok")
+
+
+def scenario_pair_relayed():
+    cap = 65536  # net.relay.max_bytes_per_s, per circuit and direction (the smallest allowed)
+    with netlab.Lab(members=1, lans=2, hosts=1, masquerade_ports="fully-random") as lab:
+        s, ids, t0 = start_pair(lab, relay_net={"max_bytes_per_s": cap, "max_circuits": 4})
+        roles = ["m0", "h10", "h20"]
+        t_first, a, b = first_pair_exchange(s, ids, t0, 35)
+        if a["reached"] != "relayed" or b["reached"] != "relayed":
+            fail("hole punching is impossible here, yet the path is %s / %s"
+                 % (a["reached"], b["reached"]))
+        for role in ("h10", "h20"):
+            st = s.status(role)
+            if not st["relay"]["reserved_with"] or st["relay"]["reserved_with"][0] != ids["m0"]:
+                fail("%s (private) holds no reservation with m0: %s" % (role, st["relay"]))
+            if st["paths"]["punched_failed"] == 0:
+                fail("%s never tried to punch: %s" % (role, st["paths"]))
+        t_relay = time.monotonic()
+        st0 = wait(s, roles, lambda: s.status("m0"), "m0's STATUS", 10)
+        bytes0 = relay_figures(st0)[0]
+        # A few more exchanges, then the relay's counts: within its caps.
+        time.sleep(3)
+        st = wait(s, roles, lambda: s.status("m0"), "m0's STATUS", 10)
+        elapsed = time.monotonic() - t_relay
+        relay = st["relay"]
+        relay_bytes, circuits, reservations = relay_figures(st)
+        if relay_bytes <= bytes0 or relay_bytes == 0:
+            fail("the relay carried nothing more in %.1f s: %s" % (elapsed, relay))
+        if relay["circuits_active"] > 4 or relay["refused"]["cap"] != 0:
+            fail("the relay went over or hit its caps: %s" % relay)
+        # Every open circuit copies at most `cap` bytes/s each way.
+        rate = (relay_bytes - bytes0) / elapsed
+        if rate > 2 * cap * max(1, relay["circuits_active"]) * 1.1:
+            fail("the relay copied %.0f B/s, over its cap" % rate)
+        if reservations != 2:
+            fail("m0 should hold the reservations of both private peers: %s" % relay)
+        e = [view_entry(st, ids[r]) for r in ("h10", "h20")]
+        print("figure: pair_relayed: first exchange between the private peers %.2f s after "
+              "their start, path relayed, exchanges %d/%d, relay bytes %d (%d circuits, "
+              "%.0f B/s over the last %.1f s, cap %d B/s per direction), m0's own exchanges "
+              "with them %d/%d"
+              % (t_first, a["exchanges"], b["exchanges"], relay_bytes, circuits, rate, elapsed,
+                 cap, e[0]["exchanges"] if e[0] else -1, e[1]["exchanges"] if e[1] else -1))
+    print("pair_relayed: ok")
+
+
+def scenario_coordinator_killed():
+    # Routers that drop unsolicited connections from outside (the "stealth"
+    # firewall of many home routers); a router that answers them with a reset
+    # defeats the punch in this lab (docs/design.md "Punch"), and the relay
+    # carries the pair then.
+    with netlab.Lab(members=1, lans=2, hosts=1, wan_unsolicited="drop") as lab:
+        s, ids, t0 = start_pair(lab)
+        t_first, a, _ = first_pair_exchange(s, ids, t0, 35)
+        if a["reached"] != "punched":
+            fail("the pair did not punch (needed for this scenario): %s" % a)
+        # Once private, both reserve m0 as their relay on their own (nothing configured).
+        def reserved_with(role):
+            return ((s.status(role) or {}).get("relay") or {}).get("reserved_with")
+        for role in ("h10", "h20"):
+            wait(s, ["m0", "h10", "h20"], lambda: reserved_with(role) == [ids["m0"]],
+                 role + " to reserve m0 as its relay", 20)
+        a = wait(s, ["m0", "h10", "h20"], lambda: view_entry(s.status("h10"), ids["h20"]),
+                 "h10's entry for h20", 10)
+        before = a["exchanges"]
+        lab.kill(s.procs["m0"], signal.SIGKILL)
+        t_kill = time.monotonic()
+        roles = ["h10", "h20"]
+
+        def consistent():
+            out = {}
+            for role, other in (("h10", "h20"), ("h20", "h10")):
+                st = s.status(role)
+                mine = view_entry(st, ids[other])
+                gone = view_entry(st, ids["m0"])
+                if not mine or mine["state"] != "alive":
+                    return None
+                if gone and gone["state"] == "alive":
+                    return None
+                # The dead relay's reservation is dropped (no other public member to take it).
+                if ids["m0"] in ((st.get("relay") or {}).get("reserved_with") or []):
+                    return None
+                out[role] = mine
+            return out
+        views = wait(s, roles, consistent,
+                     "h10 and h20 to see each other alive, m0 gone and its reservation dropped",
+                     30)
+        t_view = time.monotonic() - t_kill
+        more = wait(s, roles, lambda: (lambda e: e if e and e["exchanges"] > before + 1 else
+                                       None)(view_entry(s.status("h10"), ids["h20"])),
+                    "h10 and h20 to exchange again after m0's death", 20)
+        t_more = time.monotonic() - t_kill
+        if more["reached"] != "punched":
+            fail("after m0's death h10 reaches h20 %s" % more["reached"])
+        print("figure: coordinator_killed: first exchange %.2f s after start (punched); after "
+              "SIGKILL of m0 (their relay) both see each other alive, m0 gone and its "
+              "reservation dropped after %.2f s, exchanges "
+              "%d -> %d (%.2f s after the kill), path %s/%s"
+              % (t_first, t_view, before, more["exchanges"], t_more,
+                 views["h10"]["reached"], views["h20"]["reached"]))
+    print("coordinator_killed: ok")
+
+
 def main(argv):
     why = netlab.unavailable_reason()
     if why:
@@ -443,7 +633,9 @@ def main(argv):
             fail("%s is not built" % tool)
     which = argv[1] if len(argv) > 1 else "discovery"
     {"discovery": scenario_discovery, "upnp": scenario_upnp,
-     "keepalive": scenario_keepalive}[which]()
+     "keepalive": scenario_keepalive, "pair_punched": scenario_pair_punched,
+     "pair_relayed": scenario_pair_relayed,
+     "coordinator_killed": scenario_coordinator_killed}[which]()
     return 0
 
 

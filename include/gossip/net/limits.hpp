@@ -24,7 +24,10 @@ struct RelayConfig {
   uint64_t max_bytes_per_s = uint64_t{8} << 20;
   std::chrono::milliseconds idle_timeout{60000};  // a circuit with no byte either way
   std::chrono::milliseconds pair_timeout{10000};  // the second half must connect by then
-  bool reserve = false;      // ask members to relay to this peer (a private peer)
+  // Ask public members to relay to this peer whenever its reachability
+  // check finds it private (and drop them once it is public again).
+  bool auto_reserve = true;
+  bool reserve = false;      // ask members to relay to this peer always (an override)
   size_t reserve_count = 1;  // relays to hold a reservation with
   // A member reached only by punching or a relay is dialed directly again
   // after this long.

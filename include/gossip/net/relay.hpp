@@ -135,8 +135,13 @@ class Traversal {
   void install(Router& router);
 
   // Keeps a reservation with the relay at `relay` (peer id when known): a
-  // session of its own, re-established after it closes. Any thread.
+  // session of its own, re-established after it closes, until release().
+  // A second call for the same address while it is kept does nothing. Any
+  // thread.
   void reserve_with(core::Endpoint relay, std::optional<std::string> relay_id);
+  // Stops keeping the reservation at `relay` and closes its session (the
+  // relay then forgets it). Any thread; nothing when none is kept.
+  void release(const core::Endpoint& relay);
   // Relays that accepted a reservation from this peer now.
   std::vector<std::string> reserved_relays() const;
 

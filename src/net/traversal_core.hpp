@@ -111,7 +111,7 @@ struct TraversalCore final : SessionHandler, std::enable_shared_from_this<Traver
   std::map<std::string, uint64_t> kept;
   uint64_t next_keep = 1;
   void release(const std::string& address);
-  void publish_reserved();           // copies held's ids into `reserved` (strand)
+  void publish_reserved();  // copies held's ids into `reserved` (strand)
   asio::awaitable<void> keep_reservation(core::Endpoint relay, std::optional<std::string> id);
   void on_incoming(const std::shared_ptr<Session>& s, const nlohmann::json& body);
   // (Tokens enter coroutines as hex: GCC 12 cannot copy a std::array

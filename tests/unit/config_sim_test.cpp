@@ -209,12 +209,13 @@ TEST_CASE("every shipped sim-*.json loads and passes the checks gossip-sim makes
     names.push_back(name);
   }
   std::sort(names.begin(), names.end());
-  CHECK(names == std::vector<std::string>{
-                     "sim-churn.json", "sim-consensus-256.json", "sim-consensus.json",
-                     "sim-fashion-mnist.json", "sim-gpt-noniid.json", "sim-gpt-outer.json", "sim-gpt.json",
-                     "sim-mlp-64.json", "sim-noniid.json", "sim-outer-fashion-mnist.json",
-                     "sim-outer-noniid.json", "sim-regression-256.json", "sim-regression.json",
-                     "sim-slow-baseline.json", "sim-slow-lowcomm.json"});
+  CHECK(names == std::vector<std::string>{"sim-churn.json", "sim-consensus-256.json",
+                                          "sim-consensus.json", "sim-fashion-mnist.json",
+                                          "sim-gpt-noniid.json", "sim-gpt-outer.json",
+                                          "sim-gpt.json", "sim-mlp-64.json", "sim-noniid.json",
+                                          "sim-outer-fashion-mnist.json", "sim-outer-noniid.json",
+                                          "sim-regression-256.json", "sim-regression.json",
+                                          "sim-slow-baseline.json", "sim-slow-lowcomm.json"});
 }
 
 TEST_CASE("event objects: unknown keys, missing and doubled time or event keys") {

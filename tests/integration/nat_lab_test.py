@@ -314,6 +314,15 @@ def scenario_upnp():
             fail("r3 forwarded connections without a mapping: %s" % lab.inbound_counts(3))
 
         # A member that joins later dials them at their mappings and exchanges with them.
+        # It joins through m0 once m0's view holds their public incarnations: a view
+        # from before would list them private, and m1 would punch to them instead.
+        def m0_knows_mappings():
+            st = s.status("m0")
+            e = [view_entry(st, ids[role]) for role in ("h10", "h20")]
+            return st if all(x and not x.get("private") and
+                             x["address"] == external[role]
+                             for role, x in zip(("h10", "h20"), e)) else None
+        wait(s, roles, m0_knows_mappings, "m0 to see h10 and h20 public at their mappings", 25)
         s.start("m1", m1, bootstrap=seed)
         roles.append("m1")
 

@@ -7,8 +7,6 @@
 #include <asio/executor_work_guard.hpp>
 #include <asio/io_context.hpp>
 #include <asio/ip/address.hpp>
-#include <asio/post.hpp>
-#include <asio/steady_timer.hpp>
 #include <atomic>
 #include <cmath>
 #include <condition_variable>
@@ -37,6 +35,7 @@
 #include "gossip/net/relay.hpp"
 #include "gossip/net/router.hpp"
 #include "gossip/peer/observe.hpp"
+#include "relay_keeper.hpp"
 
 namespace gossip::peer {
 namespace {
@@ -144,7 +143,6 @@ struct PeerNetwork::Parts {
   std::mutex mapping_mu;
   std::condition_variable mapping_cv;
   bool mapping_stop = false;
-  std::mt19937_64 rng{std::random_device{}()};
 
   PeerObservation observe() const {
     const auto members = swarm->members();
@@ -163,27 +161,10 @@ struct PeerNetwork::Parts {
   }
   core::Status serve_metrics(const core::ServiceAddress& where);
   void start_port_mapping(uint16_t port);
-  // Relay reservations (docs/design.md "Peers behind NAT"): held while this
-  // peer is private (net.relay.auto_reserve) or always (net.relay.reserve),
-  // with up to reserve_count public live members; one whose relay left the
-  // view, or that was not granted within kReserveGrace, is replaced. Tended
-  // every second by relay_timer's chain, from join() until destruction.
-  struct Reservation {
-    core::Endpoint endpoint;
-    std::optional<std::string> id;  // unknown for a seed address
-    std::chrono::steady_clock::time_point since;
-  };
-  std::map<std::string, Reservation> reservations;  // by address (timer chain only)
-  std::map<std::string, std::chrono::steady_clock::time_point> relay_shunned;  // id -> until
-  bool reserving = false;                                                      // timer chain only
-  std::unique_ptr<asio::steady_timer> relay_timer;
-  std::atomic<bool> relay_stop{false};
-  void start_relay_tending();
-  void relay_tick();
-  void tend_relays();
+  std::unique_ptr<RelayKeeper> relay_keeper;  // from join(), with traversal only
 
   ~Parts() {
-    relay_stop = true;  // the tending chain ends at its next tick
+    if (relay_keeper) relay_keeper->stop();  // its chain ends at its next tick
     if (mapping_thread.joinable()) {
       {
         std::lock_guard l(mapping_mu);
@@ -383,120 +364,6 @@ core::Status PeerNetwork::Parts::serve_metrics(const core::ServiceAddress& where
   return core::Status::ok();
 }
 
-void PeerNetwork::Parts::start_relay_tending() {
-  if (!traversal) return;
-  relay_timer = std::make_unique<asio::steady_timer>(io);
-  asio::post(io, [this] { relay_tick(); });
-}
-
-void PeerNetwork::Parts::relay_tick() {
-  // One chain of callbacks: the reservation bookkeeping needs no lock.
-  if (relay_stop) return;
-  tend_relays();
-  relay_timer->expires_after(std::chrono::seconds(1));
-  relay_timer->async_wait([this](const asio::error_code& ec) {
-    if (!ec && !relay_stop) relay_tick();
-  });
-}
-
-void PeerNetwork::Parts::tend_relays() {
-  using Clock = std::chrono::steady_clock;
-  // A reservation not granted within this long (the relay refuses, or its
-  // address does not answer) gives way to another member for a minute.
-  constexpr auto kReserveGrace = std::chrono::seconds(15);
-  constexpr auto kShun = std::chrono::seconds(60);
-  const net::RelayConfig& rc = node->config().relay;
-  const auto now = Clock::now();
-  const auto reach_state = reach->status().state;
-  const bool forced = rc.reserve;
-  const bool want =
-      forced || (rc.auto_reserve && reach_state == membership::Reachability::kPrivate);
-  if (want != reserving) {
-    if (want) {
-      core::log_info("relay", forced ? "net.relay.reserve: reserving relays"
-                                     : "this peer is private: reserving relays with public "
-                                       "members so that other private peers reach it");
-    } else {
-      core::log_info("relay", "this peer is " +
-                                  std::string(membership::reachability_name(reach_state)) +
-                                  ": releasing its relay reservations");
-    }
-    reserving = want;
-  }
-  const auto members = swarm->live_members();
-  std::map<std::string, const membership::Member*> live;  // public live members by id
-  for (const auto& m : members) {
-    if (!m.is_private()) live[m.id] = &m;
-  }
-  const auto granted = traversal->reserved_relays();
-  auto is_granted = [&](const Reservation& r) {
-    return r.id && std::find(granted.begin(), granted.end(), *r.id) != granted.end();
-  };
-  for (auto it = reservations.begin(); it != reservations.end();) {
-    Reservation& r = it->second;
-    std::string why;
-    if (!want) {
-      why = "not needed";
-    } else if (r.id && live.count(*r.id) == 0) {
-      why = "the relay left the view or is no longer public";
-    } else if (r.id && !is_granted(r) && now - r.since > kReserveGrace) {
-      // (A bootstrap address named by net.relay.reserve is kept regardless.)
-      why = "not granted within " + std::to_string(kReserveGrace.count()) + " s";
-      relay_shunned[*r.id] = now + kShun;
-    }
-    if (why.empty()) {
-      ++it;
-      continue;
-    }
-    core::log_info("relay", "dropping the reservation with " + it->first + ": " + why);
-    traversal->release(r.endpoint);
-    it = reservations.erase(it);
-  }
-  if (!want || reservations.size() >= rc.reserve_count) return;
-  // Candidates: with net.relay.reserve the bootstrap addresses first (the
-  // public members a person named), then public live members at random.
-  std::vector<Reservation> candidates;
-  if (forced) {
-    for (const std::string& seed : seeds) {
-      if (auto ep = core::parse_endpoint(seed); ep) candidates.push_back({*ep, std::nullopt, now});
-    }
-  }
-  std::vector<const membership::Member*> shuffled;
-  for (const auto& [id, m] : live) {
-    auto shun = relay_shunned.find(id);
-    if (shun != relay_shunned.end() && shun->second > now) continue;
-    shuffled.push_back(m);
-  }
-  std::shuffle(shuffled.begin(), shuffled.end(), rng);
-  // Members this peer holds a session with that no detour opened first: a
-  // member not (yet) known to be private may be one; such a one is not.
-  const auto paths = traversal->paths();
-  std::stable_partition(shuffled.begin(), shuffled.end(), [&](const membership::Member* m) {
-    auto p = paths.find(m->id);
-    const bool detour = p != paths.end() && p->second.kind != net::PathKind::kDirect;
-    return node->session_to(m->id) && !detour;
-  });
-  for (const auto* m : shuffled) {
-    if (auto ep = core::parse_endpoint(m->address); ep) candidates.push_back({*ep, m->id, now});
-  }
-  for (auto& c : candidates) {
-    if (reservations.size() >= rc.reserve_count) break;
-    const std::string address = c.endpoint.to_string();
-    if (reservations.count(address) != 0) continue;
-    bool same_relay = false;
-    for (const auto& [a, r] : reservations) same_relay |= c.id && r.id == c.id;
-    if (same_relay) continue;
-    core::log_info("relay", "reserving with relay " + address +
-                                (c.id ? " (" + core::short_peer_id(*c.id) + ")" : ""));
-    traversal->reserve_with(c.endpoint, c.id);
-    reservations.emplace(address, std::move(c));
-  }
-  if (reservations.empty()) {
-    core::log_rate_limited(core::LogLevel::kWarn, "relay", "no-relay",
-                           "no public member to reserve a relay with yet");
-  }
-}
-
 core::Status PeerNetwork::join(const std::atomic<bool>* stop) {
   if (parts_->seeds.empty()) {
     core::log_info("swarm", "no bootstrap addresses: founding a new swarm");
@@ -507,7 +374,12 @@ core::Status PeerNetwork::join(const std::atomic<bool>* stop) {
                                              std::move(cancelled));
   if (st) {
     parts_->joined = true;
-    parts_->start_relay_tending();
+    if (parts_->traversal) {
+      parts_->relay_keeper =
+          std::make_unique<RelayKeeper>(parts_->io, *parts_->node, *parts_->swarm, *parts_->reach,
+                                        *parts_->traversal, parts_->seeds);
+      parts_->relay_keeper->start();
+    }
   } else if (stop && stop->load(std::memory_order_relaxed)) {
     return core::Status(core::Code::kClosed, "stopped before joining the swarm");
   }

@@ -17,6 +17,7 @@
 #include <vector>
 
 #include "blas_setup.hpp"
+#include "denormals.hpp"
 #include "gossip/train/cpu_ops.hpp"
 #include "gossip/train/host_optimizer.hpp"
 #include "host_state.hpp"
@@ -44,6 +45,7 @@ class CpuBackend final : public HostState {
   }
 
   float train_step(const data::Batch& batch, float lr) override {
+    const FlushDenormals no_denormals;
     check_batch(batch, "train_step");
     if (batch.rows > max_batch_) {
       throw std::invalid_argument("train_step: batch of " + std::to_string(batch.rows) +

@@ -1,6 +1,9 @@
 // The outer step of gossip.mode "outer" (outer.hpp) and the mode's names.
 #include "gossip/averaging/outer.hpp"
 
+#include <cmath>
+#include <cstdio>
+
 #include "gossip/core/finite.hpp"
 
 namespace gossip::averaging {
@@ -46,6 +49,17 @@ core::Status check_outer_state(const OuterState& s, size_t param_count) {
                          std::to_string(bad));
   }
   return core::Status::ok();
+}
+
+std::string outer_norms_text(const OuterState& s) {
+  auto norm = [](const std::vector<float>& x) {
+    double sum = 0;
+    for (float f : x) sum += static_cast<double>(f) * f;
+    return std::sqrt(sum);
+  };
+  char buf[96];
+  std::snprintf(buf, sizeof buf, "||phi|| = %.9g, ||v|| = %.9g", norm(s.phi), norm(s.v));
+  return buf;
 }
 
 }  // namespace gossip::averaging

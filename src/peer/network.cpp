@@ -8,9 +8,7 @@
 #include <asio/io_context.hpp>
 #include <asio/ip/address.hpp>
 #include <atomic>
-#include <cmath>
 #include <condition_variable>
-#include <cstdio>
 #include <functional>
 #include <map>
 #include <mutex>
@@ -39,19 +37,6 @@
 
 namespace gossip::peer {
 namespace {
-
-// "||phi|| = A, ||v|| = B" (%.9g, float sums in double), the figures the outer
-// state's log lines give: tests compare them with a checkpoint's phi and v.
-std::string outer_norms(const averaging::OuterState& s) {
-  auto norm = [](const std::vector<float>& x) {
-    double sum = 0;
-    for (float f : x) sum += static_cast<double>(f) * f;
-    return std::sqrt(sum);
-  };
-  char buf[96];
-  std::snprintf(buf, sizeof buf, "||phi|| = %.9g, ||v|| = %.9g", norm(s.phi), norm(s.v));
-  return buf;
-}
 
 using std::chrono::milliseconds;
 
@@ -397,9 +382,10 @@ core::Result<bool> PeerNetwork::fetch_swarm_state(Trainer& trainer) {
   parts_->gauges.set_step(fetched->step);
   core::log_info("peer", "downloaded the swarm's state (step " + std::to_string(fetched->step) +
                              ") from " + core::short_peer_id(fetched->donor) +
-                             (parts_->outer_mode ? ", with its outer state: " +
-                                                       outer_norms(parts_->engine->outer_state())
-                                                 : std::string()));
+                             (parts_->outer_mode
+                                  ? ", with its outer state: " +
+                                        averaging::outer_norms_text(parts_->engine->outer_state())
+                                  : std::string()));
   return true;
 }
 
@@ -434,7 +420,7 @@ core::Status PeerNetwork::resume_outer_state(averaging::OuterState state) {
     GOSSIP_RETURN_IF_ERROR(
         parts_->engine->set_outer_state(std::move(state)).with_context("checkpoint outer state"));
     core::log_info("peer", "resumed the outer state from the checkpoint: " +
-                               outer_norms(parts_->engine->outer_state()));
+                               averaging::outer_norms_text(parts_->engine->outer_state()));
     return core::Status::ok();
   }
   core::log_info("peer",

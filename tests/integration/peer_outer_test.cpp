@@ -14,8 +14,6 @@
 
 #include <algorithm>
 #include <chrono>
-#include <cmath>
-#include <cstdio>
 #include <fstream>
 #include <nlohmann/json.hpp>
 #include <string>
@@ -66,18 +64,6 @@ fs::path newest_checkpoint(const fs::path& dir) {
     }
   }
   return newest;
-}
-
-// What the peer logs about an outer state: "||phi|| = A, ||v|| = B".
-std::string norms_text(const gossip::averaging::OuterState& s) {
-  auto norm = [](const std::vector<float>& x) {
-    double sum = 0;
-    for (float f : x) sum += static_cast<double>(f) * f;
-    return std::sqrt(sum);
-  };
-  char buf[96];
-  std::snprintf(buf, sizeof buf, "||phi|| = %.9g, ||v|| = %.9g", norm(s.phi), norm(s.v));
-  return buf;
 }
 
 // The last train record of the latest run in a metrics file (null: none yet).
@@ -141,7 +127,7 @@ TEST_CASE("outer mode: a killed peer resumes phi and v from its checkpoint, a jo
   REQUIRE(saved.is_ok());
   REQUIRE(saved->outer.phi.size() == saved->params.size());
   REQUIRE(saved->outer.v.size() == saved->params.size());
-  const std::string saved_norms = norms_text(saved->outer);
+  const std::string saved_norms = gossip::averaging::outer_norms_text(saved->outer);
   INFO("checkpoint " << resume_file << ": " << saved_norms);
 
   // The others keep training while the victim is dead.

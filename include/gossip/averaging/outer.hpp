@@ -60,4 +60,9 @@ double outer_step(const OuterOptions& o, std::span<float> phi, std::span<float> 
 // values. kCorrupt naming what is wrong otherwise.
 core::Status check_outer_state(const OuterState& s, size_t param_count);
 
+// "||phi|| = A, ||v|| = B" (%.9g, float squares summed in double): what a peer
+// logs about an outer state it restored or downloaded, and what tests compare
+// with a checkpoint file's phi and v.
+std::string outer_norms_text(const OuterState& s);
+
 }  // namespace gossip::averaging

@@ -38,23 +38,7 @@ namespace ctl = gossip::peer::ctl;
 namespace {
 
 fs::path peer_config(const fs::path& dir, const std::string& tag, int port) {
-  const fs::path p = dir / (tag + ".json");
-  std::ofstream(p) << Json{
-      {"peer",
-       {{"listen", "127.0.0.1:" + std::to_string(port)},
-        {"identity_key", (dir / (tag + ".key")).string()},
-        {"swarm_key", (dir / "swarm.key").string()},
-        {"data_dir", (dir / tag).string()}}},
-      {"model", {{"layers", {10, 16, 1}}, {"loss", "mse"}, {"activation", "tanh"}}},
-      {"optimizer", {{"type", "adam"}, {"lr", 0.005}}},
-      {"data", {{"dataset", {{"type", "synthetic_regression"}}}, {"batch", 32}}},
-      {"training", {{"device", "cpu"}, {"eval", {{"every_epochs", 0}, {"every_steps", 200}}}}},
-      {"gossip", {{"interval_steps", 10}}},
-      {"checkpoint", {{"every_steps", 0}}},
-      {"metrics",
-       {{"every_steps",
-         100}}}}.dump(2);
-  return p;
+  return small_peer_config(dir, tag, port, {{"training", {{"eval", {{"every_steps", 200}}}}}});
 }
 
 struct Ctl {

@@ -31,24 +31,13 @@ namespace {
 constexpr int64_t kOuterSteps = 50;
 
 fs::path outer_config(const fs::path& dir, const std::string& tag, int port) {
-  const fs::path p = dir / (tag + ".json");
-  std::ofstream(p) << Json{
-      {"peer",
-       {{"listen", "127.0.0.1:" + std::to_string(port)},
-        {"identity_key", (dir / (tag + ".key")).string()},
-        {"swarm_key", (dir / "swarm.key").string()},
-        {"data_dir", (dir / tag).string()}}},
-      {"model", {{"layers", {10, 32, 1}}, {"loss", "mse"}, {"activation", "tanh"}, {"seed", 1}}},
-      {"optimizer", {{"type", "adam"}, {"lr", 0.005}}},
-      {"data", {{"dataset", {{"type", "synthetic_regression"}}}, {"batch", 32}}},
-      {"training", {{"device", "cpu"}, {"eval", {{"every_epochs", 0}}}}},
-      {"gossip",
-       {{"mode", "outer"}, {"outer", {{"steps", kOuterSteps}, {"lr", 0.7}, {"momentum", 0.9}}}}},
-      {"checkpoint", {{"every_steps", 300}, {"keep", 2}}},
-      {"metrics",
-       {{"every_steps",
-         100}}}}.dump(2);
-  return p;
+  return small_peer_config(dir, tag, port,
+                           {{"model", {{"layers", {10, 32, 1}}, {"seed", 1}}},
+                            {"gossip",
+                             {{"interval_steps", nullptr},
+                              {"mode", "outer"},
+                              {"outer", {{"steps", kOuterSteps}, {"lr", 0.7}, {"momentum", 0.9}}}}},
+                            {"checkpoint", {{"every_steps", 300}, {"keep", 2}}}});
 }
 
 // The newest checkpoint in `dir`, or an empty path.

@@ -193,6 +193,32 @@ inline std::vector<Json> metrics_of(const fs::path& file, bool complete_only = f
   return lines;
 }
 
+// Writes `dir`/`tag`.json for the small peer the process tests run: a
+// 10-16-1 tanh regression on synthetic data with Adam, an exchange every 10
+// steps, no evaluation by epoch, no checkpoints, metrics every 100 steps,
+// listening on 127.0.0.1:`port`, with its key, data folder and the swarm key
+// in `dir`. `changes` is a JSON merge patch (RFC 7396) over that: objects
+// merge, arrays and values replace, null removes a key.
+inline fs::path small_peer_config(const fs::path& dir, const std::string& tag, int port,
+                                  const Json& changes = Json::object()) {
+  Json config = {{"peer",
+                  {{"listen", "127.0.0.1:" + std::to_string(port)},
+                   {"identity_key", (dir / (tag + ".key")).string()},
+                   {"swarm_key", (dir / "swarm.key").string()},
+                   {"data_dir", (dir / tag).string()}}},
+                 {"model", {{"layers", {10, 16, 1}}, {"loss", "mse"}, {"activation", "tanh"}}},
+                 {"optimizer", {{"type", "adam"}, {"lr", 0.005}}},
+                 {"data", {{"dataset", {{"type", "synthetic_regression"}}}, {"batch", 32}}},
+                 {"training", {{"device", "cpu"}, {"eval", {{"every_epochs", 0}}}}},
+                 {"gossip", {{"interval_steps", 10}}},
+                 {"checkpoint", {{"every_steps", 0}}},
+                 {"metrics", {{"every_steps", 100}}}};
+  config.merge_patch(changes);
+  const fs::path p = dir / (tag + ".json");
+  std::ofstream(p) << config.dump(2);
+  return p;
+}
+
 inline bool has_checkpoint(const fs::path& dir) {
   std::error_code ec;
   for (const auto& e : fs::directory_iterator(dir, ec)) {

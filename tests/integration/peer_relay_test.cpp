@@ -13,29 +13,12 @@ using namespace gossip::test;
 namespace {
 
 fs::path relay_config(const fs::path& dir, const std::string& tag, int port, bool private_peer) {
-  const fs::path p = dir / (tag + ".json");
-  Json peer = {{"listen", "127.0.0.1:" + std::to_string(port)},
-               {"identity_key", (dir / (tag + ".key")).string()},
-               {"swarm_key", (dir / "swarm.key").string()},
-               {"data_dir", (dir / tag).string()}};
-  Json net = {{"punch", {{"enabled", false}}}};
+  Json changes = {{"net", {{"punch", {{"enabled", false}}}}}};
   if (private_peer) {
-    peer["advertise"] = "127.0.0.1:1";  // truly undialable
-    net["relay"] = {{"reserve", true}};
+    changes["peer"]["advertise"] = "127.0.0.1:1";  // truly undialable
+    changes["net"]["relay"] = {{"reserve", true}};
   }
-  std::ofstream(p) << Json{
-      {"peer", peer},
-      {"net", net},
-      {"model", {{"layers", {10, 16, 1}}, {"loss", "mse"}, {"activation", "tanh"}}},
-      {"optimizer", {{"type", "adam"}, {"lr", 0.005}}},
-      {"data", {{"dataset", {{"type", "synthetic_regression"}}}, {"batch", 32}}},
-      {"training", {{"device", "cpu"}, {"eval", {{"every_epochs", 0}}}}},
-      {"gossip", {{"interval_steps", 10}}},
-      {"checkpoint", {{"every_steps", 0}}},
-      {"metrics",
-       {{"every_steps",
-         100}}}}.dump(2);
-  return p;
+  return small_peer_config(dir, tag, port, changes);
 }
 
 Json status(const fs::path& dir, const std::string& addr) {

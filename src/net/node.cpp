@@ -150,6 +150,21 @@ asio::awaitable<void> accept_loop(std::shared_ptr<NodeCore> core) {
   }
 }
 
+// A session over a TCP connection a relay or a punch already made (no
+// dial): admitted against the outbound cap and tracked, or the reason not.
+core::Result<std::shared_ptr<SecureSession>> session_over(const std::shared_ptr<NodeCore>& core,
+                                                          asio::ip::tcp::socket socket,
+                                                          crypto::Role role) {
+  if (!core->admit_outbound()) return core::resource_limit("session cap reached or node closed");
+  auto session = std::make_shared<SecureSession>(core, std::move(socket),
+                                                 asio::make_strand(core->io), role, std::string());
+  if (!core->sessions.track(session)) {
+    session->close(Status(core::Code::kClosed, "node shutting down"));
+    return Status(core::Code::kClosed, "node shutting down");
+  }
+  return session;
+}
+
 }  // namespace
 }  // namespace detail
 
@@ -294,35 +309,22 @@ asio::awaitable<core::Result<std::shared_ptr<Session>>> Node::dial_over(
     asio::ip::tcp::socket socket, std::optional<std::string> expected_peer_id) {
   auto expected = check_dial(expected_peer_id);
   if (!expected) co_return expected.status();
-  auto core = core_;
-  if (!core->admit_outbound()) co_return core::resource_limit("session cap reached or node closed");
-  auto strand = asio::make_strand(core->io);
-  auto session = std::make_shared<detail::SecureSession>(core, std::move(socket), strand,
-                                                         crypto::Role::kInitiator, std::string());
-  if (!core->sessions.track(session)) {
-    session->close(Status(core::Code::kClosed, "node shutting down"));
-    co_return Status(core::Code::kClosed, "node shutting down");
-  }
-  Status s = co_await asio::co_spawn(strand, session->run_initiator_connected(*expected),
-                                     asio::use_awaitable);
+  auto session = detail::session_over(core_, std::move(socket), crypto::Role::kInitiator);
+  if (!session) co_return session.status();
+  Status s = co_await asio::co_spawn(
+      (*session)->strand(), (*session)->run_initiator_connected(*expected), asio::use_awaitable);
   if (!s) co_return s;
-  co_return std::shared_ptr<Session>(session);
+  co_return std::shared_ptr<Session>(*session);
 }
 
 asio::awaitable<core::Result<std::shared_ptr<Session>>> Node::respond_over(
     asio::ip::tcp::socket socket) {
-  auto core = core_;
-  if (!core->admit_outbound()) co_return core::resource_limit("session cap reached or node closed");
-  auto strand = asio::make_strand(core->io);
-  auto session = std::make_shared<detail::SecureSession>(core, std::move(socket), strand,
-                                                         crypto::Role::kResponder, std::string());
-  if (!core->sessions.track(session)) {
-    session->close(Status(core::Code::kClosed, "node shutting down"));
-    co_return Status(core::Code::kClosed, "node shutting down");
-  }
-  Status s = co_await asio::co_spawn(strand, session->run_responder(), asio::use_awaitable);
+  auto session = detail::session_over(core_, std::move(socket), crypto::Role::kResponder);
+  if (!session) co_return session.status();
+  Status s = co_await asio::co_spawn((*session)->strand(), (*session)->run_responder(),
+                                     asio::use_awaitable);
   if (!s) co_return s;
-  co_return std::shared_ptr<Session>(session);
+  co_return std::shared_ptr<Session>(*session);
 }
 
 bool Node::link_blocked(std::string_view peer_id) const {

@@ -93,15 +93,7 @@ class Swarm:
 
     def status(self, role, asker=None):
         """STATUS of `role`, asked from namespace `asker` (default: the peer's own)."""
-        r = self.lab.exec(asker or role_ns(role),
-                          [CTL, "status", self.addr[role], "--swarm-key", self.swarm_key,
-                           "--json", "--timeout", "2000"], check=False, timeout=10)
-        if r.returncode != 0:
-            return None
-        try:
-            return json.loads(r.stdout)
-        except ValueError:
-            return None
+        return self.status_at(self.addr[role], asker or role_ns(role))
 
     def status_at(self, address, asker):
         """STATUS of whoever answers at `address` ("ip:port"), asked from namespace `asker`."""

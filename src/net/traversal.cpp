@@ -387,36 +387,6 @@ TraversalCounters Traversal::counters() const {
           g(a.punched_ok),   g(a.punched_failed),   g(a.punch_refused_rate)};
 }
 
-nlohmann::json Traversal::status_json() const {
-  const TraversalCounters c = counters();
-  nlohmann::json paths = nlohmann::json::object();
-  for (const auto& [id, p] : this->paths()) {
-    nlohmann::json e = {{"path", path_kind_name(p.kind)}};
-    if (!p.via.empty()) e["via"] = p.via;
-    if (!p.reason.empty()) e["reason"] = p.reason;
-    paths[id] = std::move(e);
-  }
-  return {{"relay",
-           {{"enabled", core_->relay_cfg.enabled},
-            {"reservations", c.reservations},
-            {"circuits_active", c.circuits_active},
-            {"circuits_opened", c.circuits_opened},
-            {"bytes", c.relay_bytes},
-            {"refused",
-             {{"disabled", c.refused_disabled},
-              {"not_reserved", c.refused_not_reserved},
-              {"cap", c.refused_cap},
-              {"token", c.refused_token},
-              {"pair_timeout", c.pair_timeouts},
-              {"idle", c.idle_closed}}}}},
-          {"relayed", {{"ok", c.relayed_ok}, {"failed", c.relayed_failed}}},
-          {"punched",
-           {{"ok", c.punched_ok},
-            {"failed", c.punched_failed},
-            {"rate_refused", c.punch_refused_rate}}},
-          {"paths", std::move(paths)}};
-}
-
 void Traversal::close() {
   core_->close();
 }

@@ -162,8 +162,6 @@ class Traversal {
   // The path last found to each member.
   std::map<std::string, PathInfo> paths() const;
   TraversalCounters counters() const;
-  // STATUS's "traversal" object: counters, reservations, paths.
-  nlohmann::json status_json() const;
 
   // Closes circuits and pending halves, forgets reservations. Idempotent.
   void close();
